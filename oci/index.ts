@@ -1,0 +1,5 @@
+/** The OCI types at the bottom of Ferry: digests, references, manifests, a verifying stream. */
+export * from './digest.js';
+export * from './manifest.js';
+export * from './reference.js';
+export * from './verify.js';
