@@ -1,0 +1,268 @@
+/** Reads, validates and resolves a configuration file, with errors that name file, line, column and key. */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import type * as z from 'zod';
+import { FerryError } from '../errors/index.js';
+import { parseReference, type Reference } from '../oci/reference.js';
+import { ConfigSchema, type ExportConfig, type GoModulesConfig, type RawConfig, type RegistryConfig, type TagFilterConfig } from './schema.js';
+
+/** An image source after resolution: parsed reference and defaults filled in. */
+export interface ImageConfig {
+  /** Unique name (`--only NAME`); defaults to the source as written. */
+  readonly name: string;
+  readonly source: string;
+  readonly ref: Reference;
+  readonly tags: TagFilterConfig;
+  /** Platforms to keep from an index, or undefined for all. */
+  readonly platforms: readonly string[] | undefined;
+  /** Repository path inside the intranet. */
+  readonly target: string;
+  readonly schedule: string | undefined;
+}
+
+/** A Go module root after resolution. */
+export type GoModuleRoot =
+  | { readonly kind: 'path'; readonly name: string; readonly path: string; readonly versions: 'latest' | string | readonly string[]; readonly deps: boolean; readonly schedule: string | undefined }
+  | { readonly kind: 'gomod'; readonly name: string; readonly gomod: string; readonly schedule: string | undefined };
+
+/** The resolved configuration Ferry runs on. */
+export interface Config {
+  /** Absolute path of the file read, or `<inline>`. */
+  readonly file: string;
+  readonly version: 1;
+  /** Absolute store directory. */
+  readonly store: string;
+  readonly concurrency: number;
+  readonly schedule: string | undefined;
+  readonly logLevel: string;
+  readonly registries: readonly RegistryConfig[];
+  readonly images: readonly ImageConfig[];
+  readonly goModules: (Omit<GoModulesConfig, 'modules'> & { readonly roots: readonly GoModuleRoot[] }) | undefined;
+  readonly export: ExportConfig | undefined;
+}
+
+/** Loads and validates a configuration file. Throws CONFIG_NOT_FOUND or CONFIG_INVALID. */
+export function loadConfig(file: string): Config {
+  const abs = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new FerryError('CONFIG_NOT_FOUND', `${abs}: cannot read configuration${code === 'ENOENT' ? ' (no such file; pass -c FILE)' : `: ${(err as Error).message}`}`, {
+      file: abs,
+      cause: err,
+    });
+  }
+  return parseConfig(text, abs);
+}
+
+/** Parses configuration text; `file` names it in errors and anchors relative paths. */
+export function parseConfig(text: string, file: string): Config {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const pos = lineCounter.linePos(e.pos[0]);
+    const where = `${file}:${pos.line}:${pos.col}`;
+    throw new FerryError('CONFIG_INVALID', `${where}: YAML syntax error: ${e.message.split('\n')[0]}`, { file });
+  }
+  const data: unknown = doc.toJS();
+  if (data === null || data === undefined) {
+    throw new FerryError('CONFIG_INVALID', `${file}: the configuration is empty (expected at least "version: 1")`, { file });
+  }
+  const result = ConfigSchema.safeParse(data);
+  if (!result.success) {
+    const lines = result.error.issues.slice(0, 10).map((issue) => describeIssue(issue, doc, lineCounter, file));
+    const more = result.error.issues.length > 10 ? `\n(and ${result.error.issues.length - 10} more)` : '';
+    throw new FerryError('CONFIG_INVALID', `${lines.join('\n')}${more}`, { file });
+  }
+  return resolveConfig(result.data, file, doc, lineCounter);
+}
+
+function keyPath(path: readonly PropertyKey[]): string {
+  let s = '';
+  for (const p of path) {
+    if (typeof p === 'number') s += `[${p}]`;
+    else s += s === '' ? String(p) : `.${String(p)}`;
+  }
+  return s || '(top level)';
+}
+
+function position(doc: Document, lc: LineCounter, path: readonly PropertyKey[], keyOnly?: string): string {
+  // Walk as deep as the document goes; report the deepest node found.
+  let node: unknown = doc.contents;
+  let found: YamlNode | undefined = doc.contents ?? undefined;
+  for (const p of path) {
+    if (!node || typeof node !== 'object' || !('get' in node)) break;
+    const child = (node as { get(k: unknown, keep: true): unknown }).get(p, true);
+    if (child === undefined) break;
+    node = child;
+    found = child as YamlNode;
+  }
+  if (keyOnly !== undefined && isMap(node)) {
+    const pair = node.items.find((it) => isScalar(it.key) && it.key.value === keyOnly);
+    if (pair && isScalar(pair.key)) found = pair.key;
+  }
+  const offset = found?.range?.[0];
+  if (offset === undefined) return '';
+  const { line, col } = lc.linePos(offset);
+  return `:${line}:${col}`;
+}
+
+const KNOWN_KEYS: readonly string[] = [
+  'version', 'store', 'concurrency', 'schedule', 'log', 'level', 'registries', 'host', 'tls', 'caFile', 'username', 'password',
+  'images', 'name', 'source', 'tags', 'include', 'exclude', 'semver', 'latest', 'platforms', 'target', 'goModules', 'proxy',
+  'sumdb', 'noSumCheck', 'modules', 'path', 'versions', 'deps', 'gomod', 'export', 'signingKey', 'signingKeyPassphrase', 'out',
+  'splitSize', 'keep', 'confirmations', 'mirrorOf',
+];
+
+function suggest(key: string): string {
+  let best: string | undefined;
+  let bestScore = Infinity;
+  for (const k of KNOWN_KEYS) {
+    const d = editDistance(key.toLowerCase(), k.toLowerCase());
+    if (d < bestScore) {
+      bestScore = d;
+      best = k;
+    }
+  }
+  return best !== undefined && bestScore <= 2 ? ` (did you mean "${best}"?)` : '';
+}
+
+function editDistance(a: string, b: string): number {
+  const dp: number[] = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = dp[0]!;
+    dp[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = dp[j]!;
+      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return dp[b.length]!;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, doc: Document, lc: LineCounter, file: string): string {
+  const path = issue.path;
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys
+      .map((k) => `${file}${position(doc, lc, path, k)}: ${keyPath([...path, k])}: unknown key "${k}"${suggest(k)}`)
+      .join('\n');
+  }
+  let what = issue.message;
+  if (issue.code === 'invalid_type') {
+    const got = valueAt(doc, path);
+    what = got === undefined ? `required key missing: expected ${issue.expected}` : `expected ${issue.expected}, got ${describeValue(got)}`;
+  } else if (issue.code === 'invalid_union') {
+    what = `does not match any accepted form: ${issue.errors.map((errs) => errs.map((e) => e.message).join('; ')).join(' | ')}`;
+  }
+  return `${file}${position(doc, lc, path)}: ${keyPath(path)}: ${what}`;
+}
+
+function valueAt(doc: Document, path: readonly PropertyKey[]): unknown {
+  return doc.getIn(path as unknown[], false);
+}
+
+function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+function resolveConfig(raw: RawConfig, file: string, doc: Document, lc: LineCounter): Config {
+  const base = dirname(file);
+  const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p));
+  const fail = (path: PropertyKey[], msg: string): FerryError =>
+    new FerryError('CONFIG_INVALID', `${file}${position(doc, lc, path)}: ${keyPath(path)}: ${msg}`, { file });
+
+  const registries = raw.registries.map((r) => ({ ...r, ...(r.caFile ? { caFile: abs(r.caFile) } : {}) }));
+  const seenHosts = new Set<string>();
+  registries.forEach((r, i) => {
+    if (seenHosts.has(r.host)) throw fail(['registries', i, 'host'], `registry "${r.host}" is listed twice`);
+    seenHosts.add(r.host);
+  });
+
+  const names = new Set<string>();
+  const images = raw.images.map((img, i): ImageConfig => {
+    let ref: Reference;
+    try {
+      ref = parseReference(img.source);
+    } catch (err) {
+      throw fail(['images', i, 'source'], (err as Error).message);
+    }
+    if (ref.tag !== undefined || ref.digest !== undefined) {
+      throw fail(['images', i, 'source'], `expected registry/repository without a tag or digest (use tags.include to choose tags), got "${img.source}"`);
+    }
+    const name = img.name ?? img.source;
+    if (names.has(name)) throw fail(['images', i, img.name ? 'name' : 'source'], `image name "${name}" is used twice; names must be unique`);
+    names.add(name);
+    return {
+      name,
+      source: img.source,
+      ref,
+      tags: img.tags ?? {},
+      platforms: img.platforms,
+      target: img.target ?? ref.repository,
+      schedule: img.schedule,
+    };
+  });
+
+  let goModules: Config['goModules'];
+  if (raw.goModules) {
+    const { modules, ...rest } = raw.goModules;
+    const roots = modules.map((m, i): GoModuleRoot => {
+      if ('gomod' in m) {
+        const p = abs(m.gomod);
+        const name = `gomod:${m.gomod}`;
+        if (names.has(name)) throw fail(['goModules', 'modules', i, 'gomod'], `"${m.gomod}" is listed twice`);
+        names.add(name);
+        return { kind: 'gomod', name, gomod: p, schedule: m.schedule };
+      }
+      if (names.has(m.path)) throw fail(['goModules', 'modules', i, 'path'], `module "${m.path}" is listed twice`);
+      names.add(m.path);
+      return { kind: 'path', name: m.path, path: m.path, versions: m.versions, deps: m.deps, schedule: m.schedule };
+    });
+    const proxy = rest.proxy.startsWith('file://') ? rest.proxy : rest.proxy.replace(/\/+$/, '');
+    goModules = { ...rest, proxy, ...(rest.caFile ? { caFile: abs(rest.caFile) } : {}), roots };
+  }
+
+  const exp = raw.export
+    ? {
+        ...raw.export,
+        ...(raw.export.signingKey ? { signingKey: abs(raw.export.signingKey) } : {}),
+        ...(raw.export.out ? { out: abs(raw.export.out) } : {}),
+        ...(raw.export.confirmations ? { confirmations: abs(raw.export.confirmations) } : {}),
+      }
+    : undefined;
+
+  return {
+    file,
+    version: 1,
+    store: abs(raw.store),
+    concurrency: raw.concurrency,
+    schedule: raw.schedule,
+    logLevel: raw.log?.level ?? 'info',
+    registries,
+    images,
+    goModules,
+    export: exp,
+  };
+}
+
+/** Parses a byte size such as `4GiB`, `700MB`, `1024` into bytes. */
+export function parseByteSize(v: string | number): number {
+  if (typeof v === 'number') return v;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(i?)[bB]?\s*$/.exec(v);
+  if (!m) throw new FerryError('USAGE', `"${v}" is not a size (examples: 700MB, 4GiB, 1048576)`);
+  const n = Number(m[1]);
+  const unit = (m[2] ?? '').toLowerCase();
+  const base = m[3] === 'i' ? 1024 : 1000;
+  const exp = unit === '' ? 0 : 'kmgt'.indexOf(unit) + 1;
+  const bytes = Math.floor(n * base ** exp);
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new FerryError('USAGE', `"${v}" is not a positive size`);
+  return bytes;
+}

@@ -1,0 +1,145 @@
+/** Ferry's versioned configuration schema (zod 4). Key names here are a public contract. */
+import { validRange } from 'semver';
+import * as z from 'zod';
+import { isValidRepository } from '../oci/reference.js';
+
+/** A secret reference: `env:NAME` or `file:PATH`. Plain-text secrets are refused. */
+export const SecretRef = z
+  .string()
+  .regex(/^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$/, 'expected a secret reference "env:NAME" or "file:PATH" (plain-text secrets are not accepted)');
+
+/** A string that may be a secret reference or plain text (usernames). */
+const MaybeSecret = z.string().min(1);
+
+/** A tag or version pattern: a glob (`v*`, `1.2?`) or a `/regular expression/`. */
+const Pattern = z.string().min(1).superRefine((s, ctx) => {
+  if (s.length > 1 && s.startsWith('/') && s.endsWith('/')) {
+    try {
+      new RegExp(s.slice(1, -1));
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `invalid regular expression ${s}: ${(err as Error).message}` });
+    }
+  }
+});
+
+/** Byte sizes like `4GiB`, `700MB`, `1048576`. */
+export const ByteSize = z.union([
+  z.number().int().positive(),
+  z.string().regex(/^\s*\d+(\.\d+)?\s*([kKmMgGtT]i?[bB]?|[bB])?\s*$/, 'expected a size such as 700MB, 4GiB or a number of bytes'),
+]);
+
+const Cron = z.string().min(1).superRefine((s, ctx) => {
+  const fields = s.trim().split(/\s+/);
+  if (fields.length < 5 || fields.length > 6) {
+    ctx.addIssue({ code: 'custom', message: `expected a cron expression with 5 or 6 fields (seconds optional), got "${s}"` });
+  }
+});
+
+const TlsMode = z.enum(['verify', 'insecure', 'plain-http']);
+
+/** An upstream registry's connection settings. */
+export const RegistrySchema = z.strictObject({
+  host: z.string().min(1).regex(/^[A-Za-z0-9.-]+(:\d+)?$/, 'expected host[:port] without a scheme'),
+  tls: TlsMode.default('verify'),
+  caFile: z.string().min(1).optional(),
+  username: MaybeSecret.optional(),
+  password: SecretRef.optional(),
+  /** Extra registry names that resolve to the same host (rarely needed). */
+  mirrorOf: z.string().optional(),
+});
+
+const TagFilter = z.strictObject({
+  include: z.array(Pattern).optional(),
+  exclude: z.array(Pattern).optional(),
+  semver: z
+    .string()
+    .refine((r) => validRange(r, { loose: true }) !== null, 'expected a semver range such as ">=1.22 <1.24"')
+    .optional(),
+  latest: z.number().int().positive().optional(),
+});
+
+const Platform = z.string().regex(/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/, 'expected os/arch[/variant], e.g. linux/amd64');
+
+/** One mirrored image source. */
+export const ImageSchema = z.strictObject({
+  name: z.string().min(1).optional(),
+  source: z.string().min(1),
+  tags: TagFilter.optional(),
+  platforms: z.array(Platform).min(1).optional(),
+  target: z
+    .string()
+    .refine((t) => isValidRepository(t), 'expected a repository path (lowercase letters, digits, . _ - separated by /)')
+    .optional(),
+  schedule: Cron.optional(),
+});
+
+const GoVersions = z.union([
+  z.literal('latest'),
+  z.array(z.string().regex(/^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+incompatible)?$/, 'expected a Go module version such as v1.2.3')).min(1),
+  z.string().min(1),
+]);
+
+const GoModuleByPath = z.strictObject({
+  path: z.string().min(1),
+  versions: GoVersions.default('latest'),
+  deps: z.boolean().default(true),
+  schedule: Cron.optional(),
+});
+const GoModuleByGomod = z.strictObject({
+  gomod: z.string().min(1),
+  schedule: Cron.optional(),
+});
+
+/** Go module mirroring. */
+export const GoModulesSchema = z.strictObject({
+  proxy: z.string().regex(/^(https?|file):\/\//, 'expected an http://, https:// or file:// GOPROXY base URL').default('https://proxy.golang.org'),
+  /** `off`, or a key string `name+hash+key` with an optional URL, as GOSUMDB takes it. */
+  sumdb: z.string().min(1).default('sum.golang.org'),
+  /** Module path patterns not checked against the checksum database (like GONOSUMDB). */
+  noSumCheck: z.array(z.string().min(1)).default([]),
+  username: MaybeSecret.optional(),
+  password: SecretRef.optional(),
+  tls: TlsMode.default('verify'),
+  caFile: z.string().min(1).optional(),
+  schedule: Cron.optional(),
+  modules: z.array(z.union([GoModuleByPath, GoModuleByGomod])).default([]),
+});
+
+/** Bundle export settings. */
+export const ExportSchema = z.strictObject({
+  signingKey: z.string().min(1).optional(),
+  /** Passphrase of an encrypted signing key. */
+  signingKeyPassphrase: SecretRef.optional(),
+  out: z.string().min(1).optional(),
+  splitSize: ByteSize.optional(),
+  schedule: Cron.optional(),
+  keep: z.number().int().positive().optional(),
+  /** A file listing bundle ids confirmed as imported (e.g. `ferry ledger --export`); confirmed bundles may be pruned. */
+  confirmations: z.string().min(1).optional(),
+});
+
+/** The whole configuration file, version 1. */
+export const ConfigSchema = z.strictObject({
+  version: z.literal(1, { error: 'expected version: 1 (the only configuration format this Ferry reads)' }),
+  store: z.string().min(1).default('./ferry-store'),
+  concurrency: z.number().int().min(1).max(256).default(8),
+  schedule: Cron.optional(),
+  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).optional(),
+  registries: z.array(RegistrySchema).default([]),
+  images: z.array(ImageSchema).default([]),
+  goModules: GoModulesSchema.optional(),
+  export: ExportSchema.optional(),
+});
+
+/** The configuration as written, after defaults. */
+export type RawConfig = z.infer<typeof ConfigSchema>;
+/** One registry entry. */
+export type RegistryConfig = z.infer<typeof RegistrySchema>;
+/** One image entry as written. */
+export type ImageConfigRaw = z.infer<typeof ImageSchema>;
+/** Tag filters of an image. */
+export type TagFilterConfig = z.infer<typeof TagFilter>;
+/** Go module settings. */
+export type GoModulesConfig = z.infer<typeof GoModulesSchema>;
+/** Export settings. */
+export type ExportConfig = z.infer<typeof ExportSchema>;

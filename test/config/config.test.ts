@@ -1,0 +1,132 @@
+import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { dockerCredentials, loadConfig, parseByteSize, parseConfig, resolveSecret, selectTags } from '../../config/index.js';
+import { FerryError } from '../../errors/index.js';
+
+function errorOf(fn: () => unknown): FerryError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof FerryError) return err;
+    throw err;
+  }
+  throw new Error('expected an error');
+}
+
+const good = `version: 1
+store: ./ferry-store
+concurrency: 4
+registries:
+  - host: 127.0.0.1:5001
+    tls: plain-http
+    username: env:UPSTREAM_USER
+    password: env:UPSTREAM_PASS
+images:
+  - name: app
+    source: 127.0.0.1:5001/lab/app
+    tags:
+      include: ["v*", "/^1\\\\.2[0-3]\\\\./"]
+      exclude: ["*-rc*"]
+      semver: ">=1.22 <1.24"
+      latest: 3
+    platforms: [linux/amd64, linux/arm64]
+    target: mirror/app
+  - source: golang
+`;
+
+describe('config', () => {
+  it('loads a valid file and resolves paths and defaults', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-cfg-'));
+    writeFileSync(join(dir, 'ferry.yaml'), good);
+    const c = loadConfig(join(dir, 'ferry.yaml'));
+    expect(c.store).toBe(join(dir, 'ferry-store'));
+    expect(c.concurrency).toBe(4);
+    expect(c.images).toHaveLength(2);
+    expect(c.images[0]).toMatchObject({ name: 'app', target: 'mirror/app', ref: { registry: '127.0.0.1:5001', repository: 'lab/app' } });
+    expect(c.images[1]).toMatchObject({ name: 'golang', target: 'library/golang', ref: { registry: 'docker.io', repository: 'library/golang' } });
+    expect(c.registries[0]?.tls).toBe('plain-http');
+  });
+
+  it('names file, line, column and key for a typo', () => {
+    const text = good.replace('    source: 127.0.0.1:5001/lab/app', '    sorce: 127.0.0.1:5001/lab/app');
+    const err = errorOf(() => parseConfig(text, '/etc/ferry.yaml'));
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.message).toContain('/etc/ferry.yaml:11:5');
+    expect(err.message).toContain('images[0].sorce');
+    expect(err.message).toContain('did you mean "source"');
+  });
+
+  it('names the key and the expected type for a wrong type', () => {
+    const err = errorOf(() => parseConfig(good.replace('concurrency: 4', 'concurrency: lots'), 'f.yaml'));
+    expect(err.message).toMatch(/f\.yaml:3:14: concurrency: expected number, got string "lots"/);
+  });
+
+  it('refuses plain-text passwords and a wrong version', () => {
+    expect(errorOf(() => parseConfig(good.replace('env:UPSTREAM_PASS', 'hunter2'), 'f.yaml')).message).toMatch(
+      /f\.yaml:8:\d+: registries\[0\]\.password: expected a secret reference/,
+    );
+    expect(errorOf(() => parseConfig(good.replace('version: 1', 'version: 2'), 'f.yaml')).message).toContain('version: 1');
+  });
+
+  it('reports YAML syntax errors with a position', () => {
+    const err = errorOf(() => parseConfig('version: 1\nimages: [\n', 'bad.yaml'));
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.message).toMatch(/^bad\.yaml:\d+:\d+: YAML syntax error/);
+  });
+
+  it('refuses a source with a tag and duplicate names', () => {
+    expect(errorOf(() => parseConfig('version: 1\nimages:\n  - source: alpine:3.20\n', 'f.yaml')).message).toMatch(/f\.yaml:3:\d+: images\[0\]\.source/);
+    expect(errorOf(() => parseConfig('version: 1\nimages:\n  - source: alpine\n  - source: alpine\n', 'f.yaml')).message).toContain('used twice');
+  });
+
+  it('a missing file is CONFIG_NOT_FOUND', () => {
+    expect(errorOf(() => loadConfig('/nonexistent/ferry.yaml')).code).toBe('CONFIG_NOT_FOUND');
+  });
+
+  it('resolves secrets from env and files without printing them', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-sec-'));
+    writeFileSync(join(dir, 'pw'), 's3cret\n');
+    process.env['FERRY_TEST_SECRET'] = 'xyz';
+    expect(resolveSecret('env:FERRY_TEST_SECRET', 'password')).toBe('xyz');
+    expect(resolveSecret('file:pw', 'password', dir)).toBe('s3cret');
+    const err = errorOf(() => resolveSecret('env:FERRY_NOT_SET_ANYWHERE', 'registries[0].password'));
+    expect(err.code).toBe('SECRET_UNRESOLVED');
+    expect(err.message).toContain('FERRY_NOT_SET_ANYWHERE');
+  });
+
+  it('reads Docker config.json auths', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-docker-'));
+    mkdirSync(join(dir, 'd'));
+    writeFileSync(
+      join(dir, 'd', 'config.json'),
+      JSON.stringify({
+        auths: {
+          '127.0.0.1:5001': { auth: Buffer.from('alice:pw:with:colons').toString('base64') },
+          'https://index.docker.io/v1/': { auth: Buffer.from('bob:hub').toString('base64') },
+        },
+      }),
+    );
+    const env = { DOCKER_CONFIG: join(dir, 'd') };
+    expect(dockerCredentials('127.0.0.1:5001', env)).toEqual({ username: 'alice', password: 'pw:with:colons' });
+    expect(dockerCredentials('registry-1.docker.io', env)).toEqual({ username: 'bob', password: 'hub' });
+    expect(dockerCredentials('ghcr.io', env)).toBeUndefined();
+  });
+
+  it('selects tags with globs, regexes, semver and latest', () => {
+    const tags = ['1.21.0', '1.22.0', '1.22.5-alpine', '1.23.1', '1.23.2-rc1', '1.24.0', 'latest', 'v1.0', 'v2.0'];
+    expect(selectTags(tags, {})).toEqual([...tags].sort());
+    expect(selectTags(tags, { include: ['/^1\\.2[23]\\./'], exclude: ['*-rc*'] })).toEqual(['1.22.0', '1.22.5-alpine', '1.23.1']);
+    expect(selectTags(tags, { semver: '>=1.22 <1.24' })).toEqual(['1.22.0', '1.22.5-alpine', '1.23.1', '1.23.2-rc1']);
+    expect(selectTags(tags, { include: ['1.*'], latest: 2 })).toEqual(['1.23.2-rc1', '1.24.0']);
+    expect(selectTags(tags, { include: ['v*'] })).toEqual(['v1.0', 'v2.0']);
+  });
+
+  it('parses byte sizes', () => {
+    expect(parseByteSize('4GiB')).toBe(4 * 1024 ** 3);
+    expect(parseByteSize('700MB')).toBe(700_000_000);
+    expect(parseByteSize(1024)).toBe(1024);
+    expect(() => parseByteSize('lots')).toThrow(/not a size/);
+  });
+});
