@@ -1,0 +1,317 @@
+/**
+ * Blob files: `blobs/sha256/<2 hex>/<64 hex>`, written through `tmp/` and renamed into place
+ * only after the bytes were hashed, checked and fsynced, so a final path never holds a
+ * partial or wrong file. Knows nothing of the index.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassThrough, Readable, Writable, type Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { FerryError, isFerryError } from '../errors/index.js';
+import { VerifyingStream, digestHex, isDigest, type Digest } from '../oci/index.js';
+import { pidAlive } from './pid.js';
+
+/** A blob body: a Node stream or any async iterable of bytes. */
+export type BlobSource = Readable | AsyncIterable<Uint8Array>;
+
+/** Temp files older than this are removed at open even if their pid looks alive (pids get reused). */
+const STALE_TMP_MS = 24 * 60 * 60 * 1000;
+
+function ioError(err: unknown, op: string, file: string, digest?: Digest): FerryError {
+  if (isFerryError(err)) return err;
+  const msg = err instanceof Error ? err.message : String(err);
+  return new FerryError('STORE_IO', `store ${op} failed for ${file}: ${msg}`, { op, file, digest, cause: err });
+}
+
+function abortError(err: unknown, op: string, digest: Digest): FerryError {
+  return new FerryError('ABORTED', `${op} of ${digest} aborted`, { op, digest, cause: err });
+}
+
+function isAbort(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'AbortError' || (err as NodeJS.ErrnoException).code === 'ABORT_ERR');
+}
+
+/** Destroys a source we will not read, so its network connection is released. */
+export function discardSource(source: BlobSource): void {
+  if (source instanceof Readable) {
+    source.destroy();
+    return;
+  }
+  const s = source as { destroy?: () => void };
+  if (typeof s.destroy === 'function') {
+    s.destroy();
+    return;
+  }
+  // A generator that never started just completes; others get the chance to clean up.
+  void Promise.resolve(source[Symbol.asyncIterator]().return?.()).catch(() => undefined);
+}
+
+/** Writes every byte of `buf` at the file's current position. */
+async function writeAll(fh: FileHandle, buf: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off);
+    off += bytesWritten;
+  }
+}
+
+/** A Writable onto an open file that fsyncs before it finishes. */
+class SyncedFileSink extends Writable {
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly file: string,
+  ) {
+    super({ highWaterMark: 1 << 20 });
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    writeAll(this.fh, chunk).then(
+      () => cb(),
+      (err: unknown) => cb(ioError(err, 'write', this.file)),
+    );
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.fh.sync().then(
+      () => cb(),
+      (err: unknown) => cb(ioError(err, 'fsync', this.file)),
+    );
+  }
+}
+
+/** A blob file found on disk by `walk`. */
+export interface BlobFile {
+  readonly path: string;
+  /** The digest its path names, or undefined when the path is not a well-formed blob path. */
+  readonly digest?: Digest;
+}
+
+/** The blob files under one store directory. */
+export class BlobFiles {
+  readonly root: string;
+  readonly tmpDir: string;
+  private readonly shardsMade = new Set<string>();
+
+  constructor(dir: string) {
+    this.root = join(dir, 'blobs', 'sha256');
+    this.tmpDir = join(dir, 'tmp');
+  }
+
+  /** Creates the blob and tmp directories. */
+  init(): void {
+    mkdirSync(this.root, { recursive: true });
+    mkdirSync(this.tmpDir, { recursive: true });
+  }
+
+  /** The final path of a blob. */
+  path(d: Digest): string {
+    const hex = digestHex(d);
+    return join(this.root, hex.slice(0, 2), hex);
+  }
+
+  /** The size of a blob's file, or undefined when it is absent. */
+  async fileSize(d: Digest): Promise<number | undefined> {
+    try {
+      return (await stat(this.path(d))).size;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw ioError(err, 'stat', this.path(d), d);
+    }
+  }
+
+  /**
+   * Removes temp files left by processes that ended mid-write. Files of live processes
+   * (a daemon syncing while the CLI exports) are kept unless they are a day old.
+   */
+  cleanTmp(now: Date): string[] {
+    const removed: string[] = [];
+    let names: string[];
+    try {
+      names = readdirSync(this.tmpDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return removed;
+      throw ioError(err, 'list', this.tmpDir);
+    }
+    for (const name of names) {
+      const file = join(this.tmpDir, name);
+      const pid = Number(/^(\d+)\./.exec(name)?.[1] ?? NaN);
+      let stale = true;
+      if (Number.isSafeInteger(pid) && pid > 0 && pidAlive(pid)) {
+        try {
+          stale = now.getTime() - statSync(file).mtimeMs > STALE_TMP_MS;
+        } catch {
+          continue;
+        }
+      }
+      if (!stale) continue;
+      rmSync(file, { force: true, recursive: true });
+      removed.push(name);
+    }
+    return removed;
+  }
+
+  /**
+   * Streams `source` into the blob file for `d`: tmp file → hash → verify digest and size →
+   * fsync → rename → fsync the directory. Returns the size. On any failure nothing is left
+   * at the final path and the temp file is removed.
+   */
+  async write(d: Digest, source: BlobSource, opts: { size?: number; signal?: AbortSignal }): Promise<number> {
+    const tmp = join(this.tmpDir, `${process.pid}.${randomBytes(8).toString('hex')}`);
+    const final = this.path(d);
+    let fh: FileHandle | undefined;
+    let renamed = false;
+    try {
+      try {
+        fh = await open(tmp, 'wx');
+      } catch (err) {
+        throw ioError(err, 'create temp file', tmp, d);
+      }
+      const verifier = new VerifyingStream({ digest: d, size: opts.size, details: { op: 'writeBlob' } });
+      try {
+        await pipeline(source, verifier, new SyncedFileSink(fh, tmp), opts.signal ? { signal: opts.signal } : {});
+      } catch (err) {
+        if (isAbort(err) || opts.signal?.aborted) throw abortError(err, 'writeBlob', d);
+        throw err;
+      }
+      const size = verifier.bytes;
+      await fh.close().catch((err: unknown) => {
+        throw ioError(err, 'close', tmp, d);
+      });
+      fh = undefined;
+      const shard = join(this.root, digestHex(d).slice(0, 2));
+      if (!this.shardsMade.has(shard)) {
+        await mkdir(shard, { recursive: true }).catch((err: unknown) => {
+          throw ioError(err, 'mkdir', shard, d);
+        });
+        this.shardsMade.add(shard);
+      }
+      await rename(tmp, final).catch((err: unknown) => {
+        throw ioError(err, 'rename', final, d);
+      });
+      renamed = true;
+      await syncDir(shard);
+      return size;
+    } finally {
+      if (fh) await fh.close().catch(() => undefined);
+      if (!renamed) await rm(tmp, { force: true }).catch(() => undefined);
+    }
+  }
+
+  /** A stream of the blob's bytes, hashed as they pass when `verify` (fails at the end on damage). */
+  read(d: Digest, size: number, opts: { verify: boolean; signal?: AbortSignal }): Readable {
+    const file = this.path(d);
+    const src = createReadStream(file, { highWaterMark: 1 << 20 });
+    // Errors of the file stream reach the reader with a code: a missing file is STORE_CORRUPT.
+    const out: Transform = opts.verify ? new VerifyingStream({ digest: d, size, details: { op: 'readBlob', file } }) : new PassThrough();
+    src.on('error', (err) => out.destroy(readError(err, d, file)));
+    out.on('close', () => src.destroy());
+    src.pipe(out);
+    const signal = opts.signal;
+    if (signal) {
+      const onAbort = (): void => void out.destroy(abortError(signal.reason, 'readBlob', d));
+      if (signal.aborted) onAbort();
+      else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        out.once('close', () => signal.removeEventListener('abort', onAbort));
+      }
+    }
+    return out;
+  }
+
+  /** The whole blob, verified against digest and size. */
+  async readBytes(d: Digest, size: number, signal?: AbortSignal): Promise<Buffer> {
+    const file = this.path(d);
+    const chunks: Buffer[] = [];
+    const v = new VerifyingStream({ digest: d, size, details: { op: 'readBlobBytes', file } });
+    try {
+      await pipeline(
+        createReadStream(file),
+        v,
+        new Writable({
+          write(c: Buffer, _e, cb) {
+            chunks.push(c);
+            cb();
+          },
+        }),
+        signal ? { signal } : {},
+      );
+    } catch (err) {
+      if (isAbort(err) || signal?.aborted) throw abortError(err, 'readBlobBytes', d);
+      throw readError(err, d, file);
+    }
+    return Buffer.concat(chunks);
+  }
+
+  /** Re-hashes a blob file: its digest and size, or undefined when the file is absent. */
+  async hashFile(d: Digest, signal?: AbortSignal): Promise<{ digest: Digest; size: number } | undefined> {
+    const file = this.path(d);
+    const h = createHash('sha256');
+    let size = 0;
+    try {
+      await pipeline(
+        createReadStream(file, { highWaterMark: 1 << 20 }),
+        new Writable({
+          write(c: Buffer, _e, cb) {
+            h.update(c);
+            size += c.length;
+            cb();
+          },
+        }),
+        signal ? { signal } : {},
+      );
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (isAbort(err) || signal?.aborted) throw abortError(err, 'fsck', d);
+      throw ioError(err, 'read', file, d);
+    }
+    return { digest: `sha256:${h.digest('hex')}`, size };
+  }
+
+  /** Every file under blobs/sha256, with the digest its path names when well-formed. */
+  async *walk(): AsyncGenerator<BlobFile> {
+    let shards: string[];
+    try {
+      shards = (await readdir(this.root)).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw ioError(err, 'list', this.root);
+    }
+    for (const shard of shards) {
+      const dir = join(this.root, shard);
+      const st = await stat(dir).catch(() => undefined);
+      if (!st) continue;
+      if (!st.isDirectory()) {
+        yield { path: dir };
+        continue;
+      }
+      for (const name of (await readdir(dir)).sort()) {
+        const d = `sha256:${name}`;
+        const ok = isDigest(d) && name.startsWith(shard) && shard.length === 2;
+        yield ok ? { path: join(dir, name), digest: d } : { path: join(dir, name) };
+      }
+    }
+  }
+}
+
+function readError(err: unknown, d: Digest, file: string): FerryError {
+  if (isFerryError(err)) return err;
+  if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+    return new FerryError('STORE_CORRUPT', `blob ${d} is indexed but its file ${file} is missing`, { op: 'readBlob', digest: d, file, cause: err });
+  }
+  return ioError(err, 'read', file, d);
+}
+
+/** fsyncs a directory so a rename into it survives a power cut; skipped where unsupported. */
+async function syncDir(dir: string): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(dir, 'r');
+    await fh.sync();
+  } catch {
+    // Some platforms (Windows, some network filesystems) refuse to fsync a directory.
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,5 @@
+/** The content-addressed store: blob files plus the SQLite index (the only SQL in Ferry). */
+export { Store, STORE_FORMAT, STORE_MARKER, STORE_DB } from './store.js';
+export { SCHEMA_VERSION } from './db.js';
+export type { BlobSource } from './blobs.js';
+export type * from './types.js';

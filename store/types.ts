@@ -1,0 +1,302 @@
+/** The row and option types of the store: what callers read and write, free of SQL. */
+import type { Descriptor, Digest } from '../oci/index.js';
+
+/** The minimal logger the store writes to; a pino logger fits. */
+export interface StoreLogger {
+  debug?(obj: object, msg?: string): void;
+  info?(obj: object, msg?: string): void;
+  warn?(obj: object, msg?: string): void;
+}
+
+/** Options for `Store.open`. */
+export interface StoreOpenOptions {
+  /**
+   * Open without writing anything: no directories created, no migrations, no tmp cleanup.
+   * @default false
+   */
+  readonly readonly?: boolean;
+  /** Where the store reports cleanups and repairs. */
+  readonly logger?: StoreLogger;
+  /**
+   * The clock for every recorded time; tests pass their own.
+   * @default () => new Date()
+   */
+  readonly now?: () => Date;
+  /**
+   * How long SQLite waits for another process's write lock before STORE_LOCKED.
+   * @default 5000
+   */
+  readonly busyTimeoutMs?: number;
+}
+
+/** A blob's index row. */
+export interface BlobRow {
+  readonly digest: Digest;
+  readonly size: number;
+  readonly mediaType: string | null;
+  readonly createdAt: string;
+}
+
+/** Options for `writeBlob`. */
+export interface WriteBlobOptions {
+  /** The exact size the content must have; more bytes fail at once. */
+  readonly size?: number;
+  /** Recorded on the blob row (kept from the first writer that knew it). */
+  readonly mediaType?: string;
+  readonly signal?: AbortSignal;
+}
+
+/** The outcome of a blob write. */
+export interface WriteBlobResult {
+  readonly digest: Digest;
+  readonly size: number;
+  /** False when the blob was already stored (the source was destroyed unread). */
+  readonly written: boolean;
+}
+
+/** Options for `readBlob`. */
+export interface ReadBlobOptions {
+  /**
+   * Hash the bytes as they stream and fail at the end on damage.
+   * @default true
+   */
+  readonly verify?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/** What a manifest references, as recorded (children of an index, or config + layers). */
+export interface ManifestReference {
+  readonly digest: Digest;
+  readonly mediaType: string;
+  readonly size: number;
+  /** `os/arch[/variant]` when the descriptor carried a platform. */
+  readonly platform?: string;
+}
+
+/** A manifest to record: its exact bytes and its references. */
+export interface PutManifestInput {
+  readonly digest: Digest;
+  readonly mediaType: string;
+  readonly bytes: Buffer;
+  /** Children of an index, or config + layers of an image manifest, in order. */
+  readonly references: readonly Descriptor[];
+  /** `os/arch[/variant]` of this manifest when it is a child of an index. */
+  readonly platform?: string;
+  readonly signal?: AbortSignal;
+}
+
+/** A recorded manifest. */
+export interface ManifestRow {
+  readonly digest: Digest;
+  readonly mediaType: string;
+  readonly size: number;
+  readonly platform?: string;
+  readonly references: ManifestReference[];
+}
+
+/** Identifies one upstream tag. */
+export interface TagKey {
+  readonly registry: string;
+  readonly repository: string;
+  readonly tag: string;
+}
+
+/** The state of one mirrored tag. */
+export interface TagRow extends TagKey {
+  /** The config's image entry name this tag came from. */
+  readonly source: string;
+  /** The intranet path the tag is carried to. */
+  readonly target: string;
+  readonly digest: Digest;
+  readonly mediaType: string;
+  /** Platforms kept from an index; null keeps all. */
+  readonly platforms: string[] | null;
+  /** The index children kept (sorted, unique); empty for a single-image manifest. */
+  readonly keptDigests: Digest[];
+  /** When the tag was last seen upstream. */
+  readonly checkedAt: string;
+  /** When its digest, kept set or target last changed. */
+  readonly changedAt: string;
+}
+
+/** What `setTag` records: a tag row without its times. */
+export type SetTagInput = Omit<TagRow, 'checkedAt' | 'changedAt'>;
+
+/** The outcome of `setTag` / `putModuleVersion`. */
+export interface ChangeResult {
+  readonly changed: boolean;
+  /** The journal entry written, when something changed. */
+  readonly seq?: number;
+}
+
+/** Filter for `listTags`. */
+export interface TagFilter {
+  readonly source?: string;
+  readonly registry?: string;
+  readonly repository?: string;
+}
+
+/** One journal entry: a tag moved or a module version appeared or changed. */
+export interface JournalEntry {
+  readonly seq: number;
+  readonly at: string;
+  readonly kind: 'tag' | 'module';
+  readonly registry?: string;
+  readonly repository?: string;
+  readonly tag?: string;
+  readonly digest?: Digest;
+  readonly previousDigest?: Digest;
+  readonly source?: string;
+  readonly target?: string;
+  readonly module?: string;
+  readonly version?: string;
+}
+
+/** A Go module version whose files are stored as blobs. */
+export interface ModuleVersionInput {
+  readonly module: string;
+  readonly version: string;
+  /** The `.info` Time. */
+  readonly time: string;
+  readonly infoDigest: Digest;
+  readonly modDigest: Digest;
+  /** Null when only the .mod is carried (a version MVS visits but nothing builds). */
+  readonly zipDigest: Digest | null;
+  readonly h1Zip: string | null;
+  readonly h1Mod: string;
+  /** The configured root module this version was fetched for. */
+  readonly root: string;
+  /** The retraction rationale, when the version is retracted. */
+  readonly retracted?: string | null;
+}
+
+/** A stored Go module version. */
+export interface ModuleVersionRow extends Required<ModuleVersionInput> {
+  readonly retracted: string | null;
+  readonly updatedAt: string;
+}
+
+/** Filter for `listModuleVersions`. */
+export interface ModuleVersionFilter {
+  readonly module?: string;
+  /** True: only versions with a zip; false: only versions without. */
+  readonly withZip?: boolean;
+}
+
+/** The last `@v/list` seen for a module. */
+export interface ModuleListRow {
+  readonly listDigest: string;
+  readonly checkedAt: string;
+}
+
+/** The kind of a recorded run. */
+export type RunKind = 'sync' | 'export' | 'import';
+/** How a run ended ('running' while it has not). */
+export type RunStatus = 'running' | 'ok' | 'failed' | 'partial' | 'aborted';
+
+/** One sync, export or import run. */
+export interface RunRow {
+  readonly id: number;
+  readonly kind: RunKind;
+  readonly status: RunStatus;
+  readonly startedAt: string;
+  readonly finishedAt: string | null;
+  readonly meta: unknown;
+  readonly summary: unknown;
+  readonly error: string | null;
+}
+
+/** How a run ended, for `finishRun`. */
+export interface FinishRunInput {
+  readonly status: Exclude<RunStatus, 'running'>;
+  readonly summary?: object;
+  readonly error?: string;
+}
+
+/** The last result of one configured source. */
+export interface SourceState {
+  readonly source: string;
+  readonly lastRun: string;
+  /** True when the last run of this source succeeded. */
+  readonly ok: boolean;
+  readonly lastOk?: string;
+  readonly lastError?: string;
+  readonly lastErrorAt?: string;
+}
+
+/** A bundle to record. */
+export interface AddBundleInput {
+  readonly id: string;
+  readonly sequence: number;
+  readonly parentId: string | null;
+  readonly createdAt: string;
+  readonly seqFrom: number;
+  readonly seqTo: number;
+  /** The bundle's file list, as the bundle format defines it (stored as JSON). */
+  readonly files: unknown;
+  /** The blobs this bundle carried. */
+  readonly blobs: readonly Digest[];
+  /** The Go module files (relative paths) this bundle carried. */
+  readonly moduleFiles?: readonly string[];
+}
+
+/** A recorded bundle. */
+export interface BundleRow {
+  readonly id: string;
+  readonly sequence: number;
+  readonly parentId: string | null;
+  readonly createdAt: string;
+  readonly seqFrom: number;
+  readonly seqTo: number;
+  readonly files: unknown;
+  readonly moduleFiles: string[];
+  readonly blobCount: number;
+}
+
+/** Counts for status pages. */
+export interface StoreStats {
+  readonly blobs: number;
+  readonly bytes: number;
+  readonly manifests: number;
+  readonly tags: number;
+  readonly sources: number;
+  readonly moduleVersions: number;
+  readonly journalSeq: number;
+}
+
+/** The kinds of problem fsck reports. */
+export type FsckProblemKind =
+  | 'missing'
+  | 'corrupt'
+  | 'size'
+  | 'dangling-ref'
+  | 'orphan-file'
+  | 'tag-missing-manifest'
+  | 'module-missing-blob';
+
+/** One problem fsck found. */
+export interface FsckProblem {
+  readonly kind: FsckProblemKind;
+  readonly digest?: string;
+  readonly detail: string;
+}
+
+/** Progress of an fsck, reported after each blob. */
+export interface FsckProgress {
+  readonly checked: number;
+  readonly total: number;
+  readonly bytes: number;
+}
+
+/** Options for `fsck`. */
+export interface FsckOptions {
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (p: FsckProgress) => void;
+}
+
+/** What fsck found. */
+export interface FsckResult {
+  /** Blob files re-hashed. */
+  readonly checked: number;
+  readonly problems: FsckProblem[];
+}
