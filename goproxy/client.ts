@@ -1,0 +1,308 @@
+/**
+ * A GOPROXY protocol client (go.dev/ref/mod#goproxy-protocol; cmd/go/internal/modfetch/proxy.go)
+ * over http(s):// and file:// bases. 404 and 410 mean "not here"; anything else that is not
+ * 200 is an error. Bodies are returned as received: .mod and .zip bytes are never rewritten.
+ */
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import type { Dispatcher } from 'undici';
+import { FerryError, type ErrorDetails } from '../errors/index.js';
+import { discardBody, header, readBody, redactUrl, request, statusError, ERROR_BODY_LIMIT, type RetryOptions } from '../net/index.js';
+import { escapePath, escapeVersion } from './escape.js';
+import { canonicalModuleVersion, isPseudoVersion, isValid, sortVersions } from './semver.js';
+import { MAX_GO_MOD, MAX_ZIP_FILE } from './zipcheck.js';
+
+/** Largest @v/list, .info or @latest body accepted. */
+export const MAX_METADATA_BYTES = 4 * 1024 * 1024;
+
+/** Which proxy file: the version list, a version's .info/.mod/.zip, or @latest. */
+export type ProxyFileKind = 'list' | 'info' | 'mod' | 'zip' | 'latest';
+
+/**
+ * The case-encoded path of a proxy file relative to the proxy root, e.g.
+ * `github.com/!azure/azure-sdk/@v/v1.0.0.zip` or `example.com/m/@latest`.
+ */
+export function proxyPath(module: string, kind: ProxyFileKind, version?: string): string {
+  const base = escapePath(module);
+  switch (kind) {
+    case 'list':
+      return `${base}/@v/list`;
+    case 'latest':
+      return `${base}/@latest`;
+    default:
+      if (version === undefined) throw new FerryError('VERSION_INVALID', `${module}: a version is needed for .${kind}`, { module });
+      return `${base}/@v/${escapeVersion(version)}.${kind}`;
+  }
+}
+
+/** Basic-auth credentials for a private proxy. */
+export interface ProxyCredentials {
+  readonly username: string;
+  readonly password: string;
+}
+
+/** Options for GoProxyClient. */
+export interface GoProxyClientOptions {
+  /** Proxy root: http(s)://host/path or file:///dir. */
+  readonly baseUrl: string;
+  /** undici dispatcher (proxy, CA, TLS). @default net's process-wide dispatcher */
+  readonly dispatcher?: Dispatcher;
+  readonly retry?: RetryOptions;
+  /** Sent as HTTP Basic auth; userinfo in baseUrl is used the same way. */
+  readonly credentials?: ProxyCredentials;
+  /** Aborts every call made by this client. */
+  readonly signal?: AbortSignal;
+  /** Largest .mod accepted. @default MAX_GO_MOD (16 MiB) */
+  readonly maxModBytes?: number;
+  /** Largest .zip accepted. @default MAX_ZIP_FILE (500 MiB) */
+  readonly maxZipBytes?: number;
+}
+
+/** Per-call options. */
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+}
+
+/** A version list as served, and the release/pre-release versions in it, sorted. */
+export interface VersionList {
+  readonly versions: string[];
+  readonly raw: Buffer;
+}
+
+/** A .info or @latest document, plus its exact bytes. */
+export interface ProxyInfo {
+  readonly Version: string;
+  readonly Time?: string;
+  readonly raw: Buffer;
+}
+
+/** Counts bytes through and fails once more than `max` pass. */
+class LimitStream extends Transform {
+  private seen = 0;
+
+  constructor(private readonly max: number, private readonly details: ErrorDetails) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.max) {
+      cb(new FerryError('BODY_TOO_LARGE', `${describe(this.details)}: module zip exceeds ${this.max} bytes`, this.details));
+      return;
+    }
+    cb(null, chunk);
+  }
+}
+
+function describe(d: ErrorDetails): string {
+  return d.version !== undefined ? `${d.module}@${d.version}` : String(d.module);
+}
+
+function isNotExist(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/** A client for one GOPROXY base URL. */
+export class GoProxyClient {
+  private readonly base: URL;
+  private readonly fileRoot: string | undefined;
+  private readonly authHeader: string | undefined;
+  private readonly opts: GoProxyClientOptions;
+  /** The base URL with credentials removed, for messages. */
+  readonly safeBaseUrl: string;
+
+  constructor(opts: GoProxyClientOptions) {
+    let base: URL;
+    try {
+      base = new URL(opts.baseUrl);
+    } catch {
+      throw new FerryError('CONFIG_INVALID', `goproxy baseUrl ${JSON.stringify(redactUrl(opts.baseUrl))} is not a URL`);
+    }
+    if (!['http:', 'https:', 'file:'].includes(base.protocol)) {
+      throw new FerryError('CONFIG_INVALID', `goproxy baseUrl must be http://, https:// or file://, got ${JSON.stringify(base.protocol)}`);
+    }
+    let creds = opts.credentials;
+    if (base.username !== '' && creds === undefined) {
+      creds = { username: decodeURIComponent(base.username), password: decodeURIComponent(base.password) };
+    }
+    base.username = '';
+    base.password = '';
+    if (!base.pathname.endsWith('/')) base.pathname += '/';
+    this.base = base;
+    this.opts = opts;
+    this.safeBaseUrl = redactUrl(base);
+    this.fileRoot = base.protocol === 'file:' ? fileURLToPath(base) : undefined;
+    this.authHeader = creds ? `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` : undefined;
+  }
+
+  private signalFor(call?: CallOptions): AbortSignal | undefined {
+    const signals = [this.opts.signal, call?.signal].filter((s): s is AbortSignal => s !== undefined);
+    if (signals.length <= 1) return signals[0];
+    return AbortSignal.any(signals);
+  }
+
+  private checkAborted(signal: AbortSignal | undefined, details: ErrorDetails): void {
+    if (signal?.aborted) throw new FerryError('ABORTED', `${describe(details)}: aborted`, { ...details, cause: signal.reason });
+  }
+
+  /**
+   * GETs one proxy file. Returns undefined for 404/410 (or a missing file), else the body
+   * stream, whose consumption is the caller's job.
+   */
+  private async open(rel: string, op: string, details: ErrorDetails, signal: AbortSignal | undefined, maxBytes: number): Promise<Readable | undefined> {
+    this.checkAborted(signal, details);
+    if (this.fileRoot !== undefined) {
+      const file = join(this.fileRoot, ...rel.split('/'));
+      let size: number;
+      try {
+        const st = await stat(file);
+        if (!st.isFile()) return undefined;
+        size = st.size;
+      } catch (err) {
+        if (isNotExist(err)) return undefined;
+        throw new FerryError('STORE_IO', `${op} ${describe(details)}: ${(err as Error).message}`, { ...details, op, file, cause: err });
+      }
+      if (size > maxBytes) {
+        throw new FerryError('BODY_TOO_LARGE', `${op} ${describe(details)}: ${file} is ${size} bytes, more than ${maxBytes}`, { ...details, op, file });
+      }
+      return createReadStream(file, signal ? { signal } : {});
+    }
+    const url = new URL(rel, this.base);
+    const headers: Record<string, string> = {};
+    if (this.authHeader) headers['authorization'] = this.authHeader;
+    const res = await request({
+      url,
+      headers,
+      ...(signal ? { signal } : {}),
+      ...(this.opts.dispatcher ? { dispatcher: this.opts.dispatcher } : {}),
+      ...(this.opts.retry ? { retry: this.opts.retry } : {}),
+      op,
+      details,
+    });
+    if (res.statusCode === 404 || res.statusCode === 410) {
+      await discardBody(res.body);
+      return undefined;
+    }
+    const reqDetails: ErrorDetails = { ...details, url: redactUrl(url), method: 'GET' };
+    if (res.statusCode !== 200) {
+      let body: Buffer | undefined;
+      try {
+        body = await readBody(res.body, ERROR_BODY_LIMIT, reqDetails);
+      } catch {
+        body = undefined;
+      }
+      throw statusError(op, res.statusCode, reqDetails, body);
+    }
+    const length = Number(header(res.headers, 'content-length'));
+    if (Number.isFinite(length) && length > maxBytes) {
+      // undici reports the destroy as an 'error' on the body; nobody else is listening.
+      res.body.on('error', () => undefined);
+      res.body.destroy();
+      throw new FerryError('BODY_TOO_LARGE', `${op} ${describe(details)}: Content-Length ${length} exceeds ${maxBytes} bytes`, { ...reqDetails, op });
+    }
+    return res.body;
+  }
+
+  private async getBytes(rel: string, op: string, details: ErrorDetails, signal: AbortSignal | undefined, maxBytes: number): Promise<Buffer | undefined> {
+    if (this.fileRoot !== undefined) {
+      this.checkAborted(signal, details);
+      const file = join(this.fileRoot, ...rel.split('/'));
+      try {
+        const st = await stat(file);
+        if (!st.isFile()) return undefined;
+        if (st.size > maxBytes) {
+          throw new FerryError('BODY_TOO_LARGE', `${op} ${describe(details)}: ${file} is ${st.size} bytes, more than ${maxBytes}`, { ...details, op, file });
+        }
+        return await readFile(file, signal ? { signal } : {});
+      } catch (err) {
+        if (err instanceof FerryError) throw err;
+        if (isNotExist(err)) return undefined;
+        if (signal?.aborted) this.checkAborted(signal, details);
+        throw new FerryError('STORE_IO', `${op} ${describe(details)}: ${(err as Error).message}`, { ...details, op, file, cause: err });
+      }
+    }
+    const body = await this.open(rel, op, details, signal, maxBytes);
+    if (body === undefined) return undefined;
+    return readBody(body, maxBytes, { ...details, op });
+  }
+
+  private parseInfo(raw: Buffer, op: string, details: ErrorDetails): ProxyInfo {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(raw.toString('utf8'));
+    } catch (err) {
+      throw new FerryError('MODULE_INVALID', `${op} ${describe(details)}: invalid JSON: ${(err as Error).message}`, { ...details, op, cause: err });
+    }
+    const d = doc as { Version?: unknown; Time?: unknown } | null;
+    if (typeof d !== 'object' || d === null || typeof d.Version !== 'string' || !isValid(d.Version)) {
+      throw new FerryError('MODULE_INVALID', `${op} ${describe(details)}: response has no valid "Version"`, { ...details, op });
+    }
+    if (d.Time !== undefined && typeof d.Time !== 'string') {
+      throw new FerryError('MODULE_INVALID', `${op} ${describe(details)}: "Time" is not a string`, { ...details, op });
+    }
+    return { Version: d.Version, ...(typeof d.Time === 'string' ? { Time: d.Time } : {}), raw };
+  }
+
+  /**
+   * GET $module/@v/list: the tagged versions (valid semver, pseudo-versions dropped, sorted),
+   * and the exact bytes. Undefined when the proxy has no such module.
+   */
+  async list(module: string, opts: CallOptions = {}): Promise<VersionList | undefined> {
+    const details: ErrorDetails = { module };
+    const raw = await this.getBytes(proxyPath(module, 'list'), 'goproxyList', details, this.signalFor(opts), MAX_METADATA_BYTES);
+    if (raw === undefined) return undefined;
+    const versions = new Set<string>();
+    for (const line of raw.toString('utf8').split('\n')) {
+      const f = line.trim().split(/\s+/)[0];
+      if (f !== undefined && f !== '' && isValid(f) && !isPseudoVersion(f)) versions.add(f);
+    }
+    return { versions: sortVersions([...versions]), raw };
+  }
+
+  /** GET $module/@v/$version.info. Undefined when not there; refuses info for another canonical version. */
+  async info(module: string, version: string, opts: CallOptions = {}): Promise<ProxyInfo | undefined> {
+    const details: ErrorDetails = { module, version };
+    const raw = await this.getBytes(proxyPath(module, 'info', version), 'goproxyInfo', details, this.signalFor(opts), MAX_METADATA_BYTES);
+    if (raw === undefined) return undefined;
+    const info = this.parseInfo(raw, 'goproxyInfo', details);
+    // proxy.go: a proxy answering for a different version than a canonical one asked for is an
+    // error; a query such as "v1.2" may legitimately resolve to "v1.2.0".
+    if (info.Version !== version && version === canonicalModuleVersion(version)) {
+      throw new FerryError('VERSION_INVALID', `goproxyInfo ${module}@${version}: proxy returned info for version ${info.Version} instead of requested version`, { ...details, op: 'goproxyInfo' });
+    }
+    return info;
+  }
+
+  /** GET $module/@v/$version.mod: the exact bytes (capped at maxModBytes), or undefined. */
+  async mod(module: string, version: string, opts: CallOptions = {}): Promise<Buffer | undefined> {
+    return this.getBytes(proxyPath(module, 'mod', version), 'goproxyMod', { module, version }, this.signalFor(opts), this.opts.maxModBytes ?? MAX_GO_MOD);
+  }
+
+  /**
+   * GET $module/@v/$version.zip as a stream of the exact bytes, or undefined when not there.
+   * The stream fails with BODY_TOO_LARGE past maxZipBytes; the caller must consume or destroy it.
+   */
+  async zip(module: string, version: string, opts: CallOptions = {}): Promise<Readable | undefined> {
+    const details: ErrorDetails = { module, version };
+    const max = this.opts.maxZipBytes ?? MAX_ZIP_FILE;
+    const body = await this.open(proxyPath(module, 'zip', version), 'goproxyZip', details, this.signalFor(opts), max);
+    if (body === undefined) return undefined;
+    const limiter = new LimitStream(max, { ...details, op: 'goproxyZip' });
+    pipeline(body, limiter, () => {
+      // Errors reach the consumer through `limiter`, which pipeline destroys with them.
+    });
+    return limiter;
+  }
+
+  /** GET $module/@latest (optional in the protocol): the proxy's idea of latest, or undefined. */
+  async latest(module: string, opts: CallOptions = {}): Promise<ProxyInfo | undefined> {
+    const details: ErrorDetails = { module };
+    const raw = await this.getBytes(proxyPath(module, 'latest'), 'goproxyLatest', details, this.signalFor(opts), MAX_METADATA_BYTES);
+    if (raw === undefined) return undefined;
+    return this.parseInfo(raw, 'goproxyLatest', details);
+  }
+}

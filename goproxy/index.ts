@@ -1,0 +1,7 @@
+/** Go modules: path escaping, Go semver, go.mod parsing, h1 hashes, zip checks, a GOPROXY client. */
+export * from './client.js';
+export * from './escape.js';
+export * from './gomod.js';
+export * from './h1.js';
+export * from './semver.js';
+export * from './zipcheck.js';

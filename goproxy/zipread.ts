@@ -1,0 +1,100 @@
+/**
+ * Minimal streaming access to a zip file on disk through yauzl, with raw (undecoded) entry
+ * names: Go's archive/zip treats names as bytes, and h1 hashes and module zip rules are
+ * defined over those bytes.
+ */
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import yauzl from 'yauzl';
+import { FerryError } from '../errors/index.js';
+
+/** One central-directory entry with its raw name bytes. */
+export interface RawZipEntry {
+  readonly name: Buffer;
+  readonly uncompressedSize: number;
+  readonly compressedSize: number;
+  readonly entry: yauzl.Entry;
+}
+
+/** An open zip file and its entries in central-directory order. */
+export interface OpenZip {
+  readonly zip: yauzl.ZipFile;
+  readonly entries: RawZipEntry[];
+  close(): void;
+}
+
+function abortError(signal: AbortSignal, details: { file?: string }): FerryError {
+  return new FerryError('ABORTED', 'operation aborted', { ...details, cause: signal.reason });
+}
+
+/** Opens `file` and reads its whole central directory (metadata only, no file data). */
+export async function openZip(file: string, signal?: AbortSignal): Promise<OpenZip> {
+  if (signal?.aborted) throw abortError(signal, { file });
+  const zip = await new Promise<yauzl.ZipFile>((resolve, reject) => {
+    yauzl.open(file, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true }, (err, zf) => {
+      if (err || !zf) reject(new FerryError('ZIP_INVALID', `${file}: not a readable zip: ${err?.message ?? 'unknown error'}`, { file, cause: err }));
+      else resolve(zf);
+    });
+  });
+  const entries: RawZipEntry[] = [];
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => reject(abortError(signal!, { file }));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      zip.on('entry', (entry: yauzl.Entry) => {
+        // decodeStrings: false makes fileName the raw bytes.
+        const name = entry.fileName as unknown as Buffer;
+        entries.push({ name: Buffer.from(name), uncompressedSize: entry.uncompressedSize, compressedSize: entry.compressedSize, entry });
+        zip.readEntry();
+      });
+      zip.once('end', () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      });
+      zip.once('error', (err: Error) => {
+        signal?.removeEventListener('abort', onAbort);
+        reject(new FerryError('ZIP_INVALID', `${file}: ${err.message}`, { file, cause: err }));
+      });
+      zip.readEntry();
+    });
+  } catch (err) {
+    zip.close();
+    throw err;
+  }
+  return { zip, entries, close: () => zip.close() };
+}
+
+/**
+ * sha256 of one entry's uncompressed content, streamed. yauzl fails the stream when the data
+ * is longer or shorter than the declared size, which is what stops zip bombs here.
+ */
+export async function hashEntry(z: OpenZip, e: RawZipEntry, file: string, signal?: AbortSignal): Promise<Buffer> {
+  if (signal?.aborted) throw abortError(signal, { file });
+  const h = createHash('sha256');
+  if (e.name.length > 0 && e.name[e.name.length - 1] === 0x2f) {
+    // archive/zip opens a directory entry as empty, and refuses one that declares data.
+    if (e.uncompressedSize !== 0) {
+      throw new FerryError('ZIP_INVALID', `${file}: directory entry ${JSON.stringify(e.name.toString('utf8'))} has data`, { file });
+    }
+    return h.digest();
+  }
+  const stream = await new Promise<Readable>((resolve, reject) => {
+    z.zip.openReadStream(e.entry, (err, s) => {
+      if (err || !s) reject(new FerryError('ZIP_INVALID', `${file}: entry ${JSON.stringify(e.name.toString('utf8'))}: ${err?.message ?? 'cannot open'}`, { file, cause: err }));
+      else resolve(s);
+    });
+  });
+  const onAbort = (): void => {
+    stream.destroy(abortError(signal!, { file }));
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    for await (const chunk of stream) h.update(chunk as Buffer);
+  } catch (err) {
+    if (err instanceof FerryError) throw err;
+    throw new FerryError('ZIP_INVALID', `${file}: entry ${JSON.stringify(e.name.toString('utf8'))}: ${(err as Error).message}`, { file, cause: err });
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+  return h.digest();
+}
