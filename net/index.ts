@@ -1,0 +1,6 @@
+/** Ferry's network layer: dispatchers, retries, bounded reads, redaction, status errors. */
+export * from './dispatcher.js';
+export * from './errors.js';
+export * from './redact.js';
+export * from './request.js';
+export * from './retry.js';

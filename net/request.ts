@@ -1,0 +1,224 @@
+/** One HTTP exchange with retries, redirects and bounded body reads, on undici. */
+import type { Readable } from 'node:stream';
+import { request as undiciRequest, type Dispatcher } from 'undici';
+import { FerryError, type ErrorDetails } from '../errors/index.js';
+import { defaultDispatcher } from './dispatcher.js';
+import { describeTarget, statusError } from './errors.js';
+import { redactUrl } from './redact.js';
+import {
+  abortError,
+  backoffDelay,
+  classifyNetworkError,
+  isRetryableStatus,
+  parseRetryAfter,
+  resolveRetry,
+  type RetryOptions,
+} from './retry.js';
+
+/** HTTP methods Ferry sends. */
+export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+
+/** A request for `request()`. */
+export interface HttpRequest {
+  readonly url: string | URL;
+  /** @default 'GET' */
+  readonly method?: HttpMethod;
+  readonly headers?: Record<string, string>;
+  /** A factory for streamed bodies, so that a retry can reopen it. */
+  readonly body?: Buffer | string | (() => Readable);
+  readonly signal?: AbortSignal;
+  /** @default the process-wide defaultDispatcher() */
+  readonly dispatcher?: Dispatcher;
+  readonly retry?: RetryOptions;
+  /** The operation name errors carry, e.g. 'manifestGet'. @default the method */
+  readonly op?: string;
+  /** Identifiers errors carry (registry, repository, digest...). */
+  readonly details?: ErrorDetails;
+  /** Follow 301/302/303/307/308. @default true for GET and HEAD, false otherwise */
+  readonly followRedirects?: boolean;
+  /** Called for every response received, including redirects and responses that are retried (metrics, rate limits). */
+  readonly onResponse?: (info: ResponseObservation) => void;
+}
+
+/** What onResponse sees of each response. */
+export interface ResponseObservation {
+  readonly method: HttpMethod;
+  /** The URL this response answered (not redacted). */
+  readonly url: string;
+  readonly statusCode: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+}
+
+/** A response whose body the caller must consume or destroy. */
+export interface HttpResponse {
+  readonly statusCode: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: Readable;
+  /** The final URL after redirects (not redacted). */
+  readonly url: string;
+}
+
+const MAX_REDIRECTS = 10;
+/** How much of an error body is read to find the registry's error codes. */
+export const ERROR_BODY_LIMIT = 64 * 1024;
+/** How much of an unwanted body is drained (to keep the connection) before it is destroyed instead. */
+const DISCARD_LIMIT = 1024 * 1024;
+
+/** A header's value, case-insensitively; repeated headers are joined with ", " as HTTP allows. */
+export function header(h: HttpResponse['headers'], name: string): string | undefined {
+  const v = h[name.toLowerCase()] ?? h[name];
+  if (v === undefined) return undefined;
+  return Array.isArray(v) ? v.join(', ') : v;
+}
+
+/** Reads a body up to maxBytes, else throws BODY_TOO_LARGE (and destroys the body). */
+export async function readBody(body: Readable, maxBytes: number, details: ErrorDetails = {}): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of body) {
+      const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
+      total += b.length;
+      if (total > maxBytes) {
+        body.destroy();
+        const target = describeTarget(details);
+        throw new FerryError('BODY_TOO_LARGE', `${details.op ?? 'read'}${target ? ` ${target}` : ''}: response body exceeds ${maxBytes} bytes`, {
+          ...details,
+        });
+      }
+      chunks.push(b);
+    }
+  } catch (err) {
+    if (err instanceof FerryError) throw err;
+    const { code, temporary } = classifyNetworkError(err);
+    throw new FerryError(code, `${details.op ?? 'read'}: reading the response body failed: ${(err as Error).message}`, {
+      ...details,
+      temporary,
+      cause: err,
+    });
+  }
+  return Buffer.concat(chunks, total);
+}
+
+/** Consumes and discards a body (small ones are drained so the connection can be reused). */
+export async function discardBody(body: Readable): Promise<void> {
+  let total = 0;
+  try {
+    for await (const chunk of body) {
+      total += (chunk as Buffer).length;
+      if (total > DISCARD_LIMIT) break;
+    }
+  } catch {
+    // The body is unwanted; a failure reading it changes nothing.
+  } finally {
+    if (!body.destroyed) body.destroy();
+  }
+}
+
+function methodOf(req: HttpRequest): HttpMethod {
+  return req.method ?? 'GET';
+}
+
+function isRedirect(status: number): boolean {
+  return status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
+}
+
+function withoutAuthorization(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() !== 'authorization') out[k] = v;
+  return out;
+}
+
+/** One attempt: sends the request and follows redirects, dropping Authorization once the host changes. */
+async function sendOnce(req: HttpRequest, dispatcher: Dispatcher): Promise<HttpResponse> {
+  let method: HttpMethod = methodOf(req);
+  let url = new URL(String(req.url));
+  const origin = url.origin;
+  let headers: Record<string, string> = { ...(req.headers ?? {}) };
+  let body = req.body;
+  const follow = req.followRedirects ?? (method === 'GET' || method === 'HEAD');
+  for (let hop = 0; ; hop++) {
+    const res = await undiciRequest(url, {
+      method,
+      headers,
+      body: typeof body === 'function' ? body() : body,
+      signal: req.signal,
+      dispatcher,
+    });
+    req.onResponse?.({ method, url: url.href, statusCode: res.statusCode, headers: res.headers });
+    const location = header(res.headers, 'location');
+    if (!follow || !isRedirect(res.statusCode) || location === undefined) {
+      return { statusCode: res.statusCode, headers: res.headers, body: res.body, url: url.href };
+    }
+    await discardBody(res.body);
+    if (hop >= MAX_REDIRECTS) {
+      throw new FerryError('NETWORK', `${req.op ?? method}: more than ${MAX_REDIRECTS} redirects from ${redactUrl(req.url)}`, {
+        ...req.details,
+        op: req.op ?? method,
+        url: redactUrl(req.url),
+        method,
+        temporary: false,
+      });
+    }
+    url = new URL(location, url);
+    // A storage backend (S3, GCS, a CDN) must never see the registry's credentials.
+    if (url.origin !== origin) headers = withoutAuthorization(headers);
+    if (res.statusCode === 303 && method !== 'HEAD') {
+      method = 'GET';
+      body = undefined;
+    }
+  }
+}
+
+/**
+ * Sends a request. Retries (backoff with jitter) connection resets/refusals/timeouts, 408,
+ * 429 (honouring Retry-After seconds or HTTP date) and 500-599; nothing else. Other statuses
+ * are returned (not thrown). When retries are exhausted on a retryable status, throws
+ * RATE_LIMITED (429) or HTTP_STATUS with temporary:true; network failures throw
+ * NETWORK/TIMEOUT/TLS with the temporary flag. Bodies of retried responses are discarded.
+ * A Retry-After longer than maxDelayMs is not waited for: RATE_LIMITED carries it instead.
+ */
+export async function request(req: HttpRequest): Promise<HttpResponse> {
+  const retry = resolveRetry(req.retry);
+  const dispatcher = req.dispatcher ?? defaultDispatcher();
+  const method = methodOf(req);
+  const op = req.op ?? method;
+  const safeUrl = redactUrl(req.url);
+  const details: ErrorDetails = { ...req.details, op, method, url: safeUrl };
+  for (let attempt = 0; ; attempt++) {
+    if (req.signal?.aborted) throw abortError(req.signal, details);
+    let res: HttpResponse;
+    try {
+      res = await sendOnce(req, dispatcher);
+    } catch (err) {
+      if (req.signal?.aborted) throw abortError(req.signal, details);
+      if (err instanceof FerryError) throw err;
+      const { code, temporary } = classifyNetworkError(err);
+      if (temporary && attempt < retry.retries) {
+        await retry.sleep(backoffDelay(attempt, retry), req.signal);
+        continue;
+      }
+      const target = describeTarget(details);
+      throw new FerryError(code, `${op}${target ? ` ${target}` : ''}: ${(err as Error).message}`, {
+        ...details,
+        temporary,
+        cause: err,
+      });
+    }
+    if (!isRetryableStatus(res.statusCode)) return res;
+    const retryAfter = parseRetryAfter(header(res.headers, 'retry-after'));
+    const waitMs = retryAfter !== undefined ? retryAfter * 1000 : backoffDelay(attempt, retry);
+    if (attempt < retry.retries && waitMs <= retry.maxDelayMs) {
+      await discardBody(res.body);
+      await retry.sleep(waitMs, req.signal);
+      continue;
+    }
+    let errBody: Buffer | undefined;
+    try {
+      errBody = await readBody(res.body, ERROR_BODY_LIMIT, details);
+    } catch {
+      errBody = undefined;
+    }
+    throw statusError(op, res.statusCode, { ...details, temporary: true, ...(retryAfter !== undefined ? { retryAfter } : {}) }, errBody);
+  }
+}

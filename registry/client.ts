@@ -1,0 +1,743 @@
+/** RegistryClient: the OCI distribution API over undici, with auth, retries and verification. */
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
+import { FerryError, isFerryError, type ErrorDetails } from '../errors/index.js';
+import {
+  ERROR_BODY_LIMIT,
+  TLS_MODES,
+  backoffDelay,
+  createDispatcher,
+  discardBody,
+  header,
+  readBody,
+  redactSecrets,
+  redactUrl,
+  request,
+  resolveRetry,
+  statusError,
+  type HttpMethod,
+  type HttpResponse,
+  type ResolvedRetry,
+  type RetryOptions,
+  type TlsMode,
+} from '../net/index.js';
+import {
+  MANIFEST_MEDIA_TYPES,
+  MAX_MANIFEST_BYTES,
+  VerifyingStream,
+  isDigest,
+  isManifestMediaType,
+  isValidRepository,
+  isValidTag,
+  sha256Digest,
+  type Digest,
+} from '../oci/index.js';
+import { Authenticator, repositoryScope, type CredentialsSource } from './auth.js';
+import { resumableBlobStream } from './blob-reader.js';
+import { parseWwwAuthenticate } from './challenge.js';
+
+/** What the onResponse hook sees of every registry response (for metrics and rate limits). */
+export interface ResponseInfo {
+  readonly method: string;
+  /** Redacted. */
+  readonly url: string;
+  readonly status: number;
+  readonly headers: HttpResponse['headers'];
+}
+
+/** Options for a RegistryClient. */
+export interface RegistryClientOptions {
+  /** API host[:port], e.g. registry-1.docker.io or 127.0.0.1:5001. */
+  readonly host: string;
+  /** 'plain-http' speaks http://, everything else https://. @default 'verify' */
+  readonly tls?: TlsMode;
+  /** The only CA(s) to trust for this registry (ignored when `dispatcher` is given). */
+  readonly caFile?: string;
+  /** A dispatcher to share; otherwise the client creates (and closes) its own. */
+  readonly dispatcher?: Dispatcher;
+  /** Static credentials or a resolver called when first needed. */
+  readonly credentials?: CredentialsSource;
+  readonly retry?: RetryOptions;
+  /** @default 'ferry' */
+  readonly userAgent?: string;
+  readonly logger?: Logger;
+  /** Called for every registry response, including retried ones and redirects (not token-server responses). */
+  readonly onResponse?: (info: ResponseInfo) => void;
+  /** Clock for token expiry; tests pass their own. @default Date.now */
+  readonly now?: () => number;
+}
+
+/** Options every call takes. */
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+}
+
+/** What a manifest HEAD tells. */
+export interface ManifestDescriptor {
+  readonly digest: Digest;
+  readonly mediaType: string;
+  readonly size: number;
+}
+
+/** A fetched manifest: exact bytes and their digest. */
+export interface ManifestResult extends ManifestDescriptor {
+  readonly bytes: Buffer;
+}
+
+/** How blobPut got the blob there. */
+export type BlobPutResult = 'exists' | 'mounted' | 'uploaded';
+
+/** Options for blobPut. */
+export interface BlobPutOptions extends CallOptions {
+  /** A repository on the same registry to mount the blob from (cross-repository mount). */
+  readonly mountFrom?: string;
+  /** Upload in PATCH chunks of this many bytes instead of one PUT. */
+  readonly chunkSize?: number;
+}
+
+/** Largest tag list page Ferry reads. */
+const MAX_TAGS_BODY = 16 * 1024 * 1024;
+/** Most tag pages followed (a loop guard). */
+const MAX_TAG_PAGES = 100_000;
+
+interface SendSpec {
+  readonly op: string;
+  readonly method: HttpMethod;
+  readonly url: string | URL;
+  readonly headers?: Record<string, string>;
+  readonly body?: Buffer | string | (() => Readable);
+  readonly scopes: readonly string[];
+  readonly signal?: AbortSignal;
+  readonly details: ErrorDetails;
+  readonly retry?: RetryOptions;
+  readonly followRedirects?: boolean;
+}
+
+function configError(msg: string): FerryError {
+  return new FerryError('CONFIG_INVALID', `RegistryClient: ${msg}`);
+}
+
+/** The media type part of a Content-Type (no parameters). */
+function mediaTypeOf(contentType: string | undefined): string | undefined {
+  const mt = contentType?.split(';')[0]?.trim();
+  return mt ? mt : undefined;
+}
+
+/** The `rel="next"` target of a Link header, if any. */
+export function parseLinkNext(link: string | undefined): string | undefined {
+  if (!link) return undefined;
+  const re = /<([^>]*)>((?:\s*;\s*[^;,]+)*)/g;
+  for (const m of link.matchAll(re)) {
+    const params = m[2] ?? '';
+    if (/;\s*rel\s*=\s*"?([^";]*\s)?next(\s[^";]*)?"?/i.test(params)) return m[1];
+  }
+  return undefined;
+}
+
+/**
+ * A client for one registry host speaking the OCI distribution API. Methods group by
+ * resource (ping, tagList, manifestHead/Get/Put, blobHead/Get/Put). It never touches disk;
+ * blob bodies are verified streams.
+ */
+export class RegistryClient {
+  /** The API host[:port]. */
+  readonly host: string;
+  /** `http(s)://host`. */
+  readonly baseUrl: string;
+  private readonly dispatcher: Dispatcher;
+  private readonly ownsDispatcher: boolean;
+  private readonly retry: ResolvedRetry;
+  private readonly retryOpts: RetryOptions;
+  private readonly userAgent: string;
+  private readonly logger: Logger | undefined;
+  private readonly onResponse: ((info: ResponseInfo) => void) | undefined;
+  private readonly auth: Authenticator;
+  private closed = false;
+
+  constructor(opts: RegistryClientOptions) {
+    if (typeof opts !== 'object' || opts === null) throw configError('options must be an object');
+    if (typeof opts.host !== 'string' || opts.host === '') throw configError('host must be a non-empty string');
+    if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(opts.host)) {
+      throw configError(`host must be host[:port] without a scheme or path, got "${opts.host}"`);
+    }
+    if (opts.tls !== undefined && !TLS_MODES.includes(opts.tls)) {
+      throw configError(`tls must be one of ${TLS_MODES.join(', ')}, got "${String(opts.tls)}"`);
+    }
+    if (opts.caFile !== undefined && typeof opts.caFile !== 'string') throw configError('caFile must be a string');
+    const c = opts.credentials;
+    if (c !== undefined && typeof c !== 'function') {
+      if (typeof c !== 'object' || c === null || typeof c.username !== 'string' || typeof c.password !== 'string') {
+        throw configError('credentials must be { username: string; password: string } or a function');
+      }
+    }
+    if (opts.userAgent !== undefined && (typeof opts.userAgent !== 'string' || opts.userAgent === '')) {
+      throw configError('userAgent must be a non-empty string');
+    }
+    if (opts.onResponse !== undefined && typeof opts.onResponse !== 'function') throw configError('onResponse must be a function');
+    this.host = opts.host;
+    this.baseUrl = `${opts.tls === 'plain-http' ? 'http' : 'https'}://${opts.host}`;
+    this.retryOpts = opts.retry ?? {};
+    this.retry = resolveRetry(opts.retry);
+    this.userAgent = opts.userAgent ?? 'ferry';
+    this.logger = opts.logger;
+    this.onResponse = opts.onResponse;
+    if (opts.dispatcher) {
+      this.dispatcher = opts.dispatcher;
+      this.ownsDispatcher = false;
+    } else {
+      this.dispatcher = createDispatcher({
+        ...(opts.tls !== undefined ? { tls: opts.tls } : {}),
+        ...(opts.caFile !== undefined ? { caFile: opts.caFile } : {}),
+      });
+      this.ownsDispatcher = true;
+    }
+    this.auth = new Authenticator({
+      ...(opts.credentials !== undefined ? { credentials: opts.credentials } : {}),
+      dispatcher: this.dispatcher,
+      retry: this.retryOpts,
+      userAgent: this.userAgent,
+      registry: this.host,
+      now: opts.now ?? Date.now,
+    });
+  }
+
+  /** Closes the dispatcher when this client created it. */
+  async close(): Promise<void> {
+    if (!this.ownsDispatcher || this.closed) return;
+    this.closed = true;
+    await this.dispatcher.close();
+  }
+
+  /** Checks that the host speaks the distribution API and that the credentials (if any) are accepted. */
+  async ping(opts: CallOptions = {}): Promise<void> {
+    const details = this.details({});
+    const res = await this.send({ op: 'ping', method: 'GET', url: `${this.baseUrl}/v2/`, scopes: [], details, ...sig(opts) });
+    if (res.statusCode === 200) {
+      await discardBody(res.body);
+      return;
+    }
+    throw await this.errorFrom('ping', res, details);
+  }
+
+  /** Every tag of a repository, following `Link: <…>; rel="next"` pages. */
+  async tagList(repo: string, opts: CallOptions & { readonly pageSize?: number } = {}): Promise<string[]> {
+    this.checkRepo(repo);
+    if (opts.pageSize !== undefined && (!Number.isSafeInteger(opts.pageSize) || opts.pageSize <= 0)) {
+      throw configError(`tagList: pageSize must be a positive integer, got ${String(opts.pageSize)}`);
+    }
+    const details = this.details({ repository: repo });
+    let url: URL | undefined = new URL(`${this.baseUrl}/v2/${repo}/tags/list`);
+    if (opts.pageSize !== undefined) url.searchParams.set('n', String(opts.pageSize));
+    const tags: string[] = [];
+    const seen = new Set<string>();
+    while (url) {
+      if (seen.has(url.href) || seen.size >= MAX_TAG_PAGES) {
+        throw new FerryError('HTTP_STATUS', `tagList ${this.host}/${repo}: the registry's Link pages loop at ${redactUrl(url)}`, {
+          ...details,
+          op: 'tagList',
+          url: redactUrl(url),
+        });
+      }
+      seen.add(url.href);
+      const res = await this.send({ op: 'tagList', method: 'GET', url, scopes: [repositoryScope(repo, ['pull'])], details, ...sig(opts) });
+      if (res.statusCode !== 200) throw await this.errorFrom('tagList', res, details);
+      const body = await readBody(res.body, MAX_TAGS_BODY, { ...details, op: 'tagList' });
+      let json: unknown;
+      try {
+        json = JSON.parse(body.toString('utf8'));
+      } catch {
+        throw new FerryError('HTTP_STATUS', `tagList ${this.host}/${repo}: tag list is not JSON`, { ...details, op: 'tagList' });
+      }
+      const page = (json as { tags?: unknown } | null)?.tags;
+      // A repository without tags may answer `"tags": null`.
+      if (Array.isArray(page)) for (const t of page) if (typeof t === 'string') tags.push(t);
+      const next = parseLinkNext(header(res.headers, 'link'));
+      url = next === undefined ? undefined : new URL(next, res.url);
+    }
+    return tags;
+  }
+
+  /** Digest, media type and size of a manifest without its body; undefined when it does not exist. */
+  async manifestHead(repo: string, ref: string, opts: CallOptions = {}): Promise<ManifestDescriptor | undefined> {
+    this.checkRepo(repo);
+    this.checkRef(ref);
+    const details = this.details(refDetails(repo, ref));
+    const res = await this.send({
+      op: 'manifestHead',
+      method: 'HEAD',
+      url: this.manifestUrl(repo, ref),
+      headers: { accept: MANIFEST_MEDIA_TYPES.join(', ') },
+      scopes: [repositoryScope(repo, ['pull'])],
+      details,
+      ...sig(opts),
+    });
+    await discardBody(res.body);
+    if (res.statusCode === 404) return undefined;
+    if (res.statusCode !== 200) throw statusError('manifestHead', res.statusCode, { ...details, url: redactUrl(res.url), method: 'HEAD' });
+    const digest = header(res.headers, 'docker-content-digest');
+    const mediaType = mediaTypeOf(header(res.headers, 'content-type'));
+    const length = Number(header(res.headers, 'content-length'));
+    if (!isDigest(digest) || mediaType === undefined || !isManifestMediaType(mediaType) || !Number.isSafeInteger(length)) {
+      // Some registries omit Docker-Content-Digest on HEAD: the body is the only truth then.
+      const m = await this.manifestGet(repo, ref, opts);
+      return { digest: m.digest, mediaType: m.mediaType, size: m.size };
+    }
+    if (isDigest(ref) && digest !== ref) {
+      throw new FerryError('DIGEST_MISMATCH', `manifestHead ${this.host}/${repo}@${ref}: registry reports digest ${digest}`, {
+        ...details,
+        op: 'manifestHead',
+      });
+    }
+    return { digest, mediaType, size: length };
+  }
+
+  /** A manifest's exact bytes, verified against the digest reference and Docker-Content-Digest. */
+  async manifestGet(repo: string, ref: string, opts: CallOptions = {}): Promise<ManifestResult> {
+    this.checkRepo(repo);
+    this.checkRef(ref);
+    const details = this.details(refDetails(repo, ref));
+    const res = await this.send({
+      op: 'manifestGet',
+      method: 'GET',
+      url: this.manifestUrl(repo, ref),
+      headers: { accept: MANIFEST_MEDIA_TYPES.join(', ') },
+      scopes: [repositoryScope(repo, ['pull'])],
+      details,
+      ...sig(opts),
+    });
+    if (res.statusCode === 404) throw await this.errorFrom('manifestGet', res, details, 'MANIFEST_UNKNOWN');
+    if (res.statusCode !== 200) throw await this.errorFrom('manifestGet', res, details);
+    const readDetails = { ...details, op: 'manifestGet', url: redactUrl(res.url) };
+    const declared = Number(header(res.headers, 'content-length'));
+    if (Number.isSafeInteger(declared) && declared > MAX_MANIFEST_BYTES) {
+      res.body.destroy();
+      throw new FerryError('BODY_TOO_LARGE', `manifestGet ${this.host}/${repo}: manifest of ${declared} bytes exceeds ${MAX_MANIFEST_BYTES}`, readDetails);
+    }
+    const bytes = await readBody(res.body, MAX_MANIFEST_BYTES, readDetails);
+    const digest = sha256Digest(bytes);
+    if (isDigest(ref) && digest !== ref) {
+      throw new FerryError('DIGEST_MISMATCH', `manifestGet ${this.host}/${repo}@${ref}: received bytes have digest ${digest}`, readDetails);
+    }
+    const sent = header(res.headers, 'docker-content-digest');
+    // Only sha256 can be compared; a registry reporting another algorithm is checked by the ref alone.
+    if (sent !== undefined && sent.startsWith('sha256:') && sent !== digest) {
+      throw new FerryError('DIGEST_MISMATCH', `manifestGet ${this.host}/${repo}:${ref}: Docker-Content-Digest ${sent} but received bytes have digest ${digest}`, readDetails);
+    }
+    let mediaType = mediaTypeOf(header(res.headers, 'content-type'));
+    if (mediaType === undefined || !isManifestMediaType(mediaType)) {
+      const fromBody = bodyMediaType(bytes);
+      if (fromBody !== undefined) mediaType = fromBody;
+    }
+    return { bytes, digest, mediaType: mediaType ?? 'application/octet-stream', size: bytes.length };
+  }
+
+  /** Uploads a manifest under a tag or digest; returns its digest. Push children before their index. */
+  async manifestPut(repo: string, ref: string, bytes: Buffer, mediaType: string, opts: CallOptions = {}): Promise<Digest> {
+    this.checkRepo(repo);
+    this.checkRef(ref);
+    if (!Buffer.isBuffer(bytes)) throw configError('manifestPut: bytes must be a Buffer');
+    if (typeof mediaType !== 'string' || mediaType === '') throw configError('manifestPut: mediaType must be a non-empty string');
+    const digest = sha256Digest(bytes);
+    const details = this.details({ ...refDetails(repo, ref), digest });
+    if (isDigest(ref) && ref !== digest) {
+      throw new FerryError('DIGEST_MISMATCH', `manifestPut ${this.host}/${repo}@${ref}: bytes have digest ${digest}`, { ...details, op: 'manifestPut' });
+    }
+    const res = await this.send({
+      op: 'manifestPut',
+      method: 'PUT',
+      url: this.manifestUrl(repo, ref),
+      headers: { 'content-type': mediaType },
+      body: bytes,
+      scopes: [repositoryScope(repo, ['pull', 'push'])],
+      details,
+      ...sig(opts),
+    });
+    if (res.statusCode < 200 || res.statusCode > 299) throw await this.errorFrom('manifestPut', res, details);
+    await discardBody(res.body);
+    const sent = header(res.headers, 'docker-content-digest');
+    if (sent !== undefined && sent.startsWith('sha256:') && sent !== digest) {
+      throw new FerryError('DIGEST_MISMATCH', `manifestPut ${this.host}/${repo}:${ref}: registry stored digest ${sent}, expected ${digest}`, {
+        ...details,
+        op: 'manifestPut',
+      });
+    }
+    return digest;
+  }
+
+  /** The size of a blob, or undefined when the repository does not have it. */
+  async blobHead(repo: string, digest: Digest, opts: CallOptions = {}): Promise<{ size: number } | undefined> {
+    this.checkRepo(repo);
+    this.checkDigest(digest);
+    return this.headBlob(repo, digest, [repositoryScope(repo, ['pull'])], opts.signal);
+  }
+
+  /**
+   * A stream of the blob that errors with DIGEST_MISMATCH/SIZE_MISMATCH at the end instead of
+   * ending cleanly. Follows redirects to storage (without Authorization across hosts) and
+   * resumes with `Range` after a reset, up to the retry count. 404 → BLOB_UNKNOWN.
+   */
+  async blobGet(repo: string, digest: Digest, opts: CallOptions & { readonly size?: number } = {}): Promise<Readable> {
+    this.checkRepo(repo);
+    this.checkDigest(digest);
+    if (opts.size !== undefined && (!Number.isSafeInteger(opts.size) || opts.size < 0)) {
+      throw configError(`blobGet: size must be a non-negative integer, got ${String(opts.size)}`);
+    }
+    const details = this.details({ repository: repo, digest });
+    const open = async (offset: number): Promise<HttpResponse> => {
+      const res = await this.send({
+        op: 'blobGet',
+        method: 'GET',
+        url: this.blobUrl(repo, digest),
+        headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
+        scopes: [repositoryScope(repo, ['pull'])],
+        details,
+        ...sig(opts),
+      });
+      if (res.statusCode === 200 || (offset > 0 && res.statusCode === 206)) return res;
+      throw await this.errorFrom('blobGet', res, details, res.statusCode === 404 ? 'BLOB_UNKNOWN' : undefined);
+    };
+    const first = await open(0);
+    return resumableBlobStream({
+      digest,
+      ...(opts.size !== undefined ? { size: opts.size } : {}),
+      first,
+      reopen: open,
+      retry: this.retry,
+      ...sig(opts),
+      details: { ...details, op: 'blobGet' },
+    });
+  }
+
+  /**
+   * Makes sure the repository has the blob: HEAD first, then a cross-repository mount when
+   * `mountFrom` is given, else a monolithic PUT (or PATCH chunks then PUT with `chunkSize`).
+   * `body` is called for each upload attempt; its bytes are verified while they are sent.
+   */
+  async blobPut(repo: string, digest: Digest, size: number, body: () => Readable, opts: BlobPutOptions = {}): Promise<BlobPutResult> {
+    this.checkRepo(repo);
+    this.checkDigest(digest);
+    if (!Number.isSafeInteger(size) || size < 0) throw configError(`blobPut: size must be a non-negative integer, got ${String(size)}`);
+    if (typeof body !== 'function') throw configError('blobPut: body must be a function returning a Readable');
+    if (opts.mountFrom !== undefined) this.checkRepo(opts.mountFrom);
+    if (opts.chunkSize !== undefined && (!Number.isSafeInteger(opts.chunkSize) || opts.chunkSize <= 0)) {
+      throw configError(`blobPut: chunkSize must be a positive integer, got ${String(opts.chunkSize)}`);
+    }
+    const scopes = [repositoryScope(repo, ['pull', 'push'])];
+    if (opts.mountFrom !== undefined && opts.mountFrom !== repo) scopes.push(repositoryScope(opts.mountFrom, ['pull']));
+    if (await this.headBlob(repo, digest, scopes, opts.signal)) return 'exists';
+    const details = this.details({ repository: repo, digest });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.uploadOnce(repo, digest, size, body, scopes, details, opts);
+      } catch (err) {
+        // An upload session cannot be trusted after a failure: start a new one from the POST.
+        if (!isFerryError(err) || !err.temporary || attempt >= this.retry.retries || opts.signal?.aborted) throw err;
+        const wait = err.details.retryAfter !== undefined ? err.details.retryAfter * 1000 : backoffDelay(attempt, this.retry);
+        if (wait > this.retry.maxDelayMs) throw err;
+        await this.retry.sleep(wait, opts.signal);
+      }
+    }
+  }
+
+  private async uploadOnce(
+    repo: string,
+    digest: Digest,
+    size: number,
+    body: () => Readable,
+    scopes: readonly string[],
+    details: ErrorDetails,
+    opts: BlobPutOptions,
+  ): Promise<BlobPutResult> {
+    const once: RetryOptions = { ...this.retryOpts, retries: 0 };
+    const post = new URL(`${this.baseUrl}/v2/${repo}/blobs/uploads/`);
+    if (opts.mountFrom !== undefined && opts.mountFrom !== repo) {
+      post.searchParams.set('mount', digest);
+      post.searchParams.set('from', opts.mountFrom);
+    }
+    const started = await this.send({
+      op: 'blobPut',
+      method: 'POST',
+      url: post,
+      headers: { 'content-length': '0' },
+      body: '',
+      scopes,
+      details,
+      retry: once,
+      ...sig(opts),
+    });
+    if (started.statusCode === 201) {
+      await discardBody(started.body);
+      return 'mounted';
+    }
+    if (started.statusCode !== 202) throw await this.errorFrom('blobPut', started, details);
+    await discardBody(started.body);
+    let location = this.uploadLocation(started, details);
+    if (opts.chunkSize === undefined) {
+      const res = await this.send({
+        op: 'blobPut',
+        method: 'PUT',
+        url: withDigest(location, digest),
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+        body: () => verified(body(), digest, size, details),
+        scopes,
+        details,
+        retry: once,
+        ...sig(opts),
+      });
+      return this.finishUpload(res, digest, details);
+    }
+    const src = verified(body(), digest, size, details);
+    let offset = 0;
+    try {
+      for await (const piece of fixedChunks(src, opts.chunkSize)) {
+        const res = await this.send({
+          op: 'blobPut',
+          method: 'PATCH',
+          url: location,
+          headers: {
+            'content-type': 'application/octet-stream',
+            'content-length': String(piece.length),
+            // distribution-spec: Content-Range is `<start>-<end>` (inclusive), without a unit.
+            'content-range': `${offset}-${offset + piece.length - 1}`,
+          },
+          body: piece,
+          scopes,
+          details,
+          retry: once,
+          ...sig(opts),
+        });
+        if (res.statusCode !== 202) throw await this.errorFrom('blobPut', res, details);
+        await discardBody(res.body);
+        location = this.uploadLocation(res, details);
+        offset += piece.length;
+      }
+    } finally {
+      src.destroy();
+    }
+    const res = await this.send({
+      op: 'blobPut',
+      method: 'PUT',
+      url: withDigest(location, digest),
+      headers: { 'content-length': '0' },
+      body: '',
+      scopes,
+      details,
+      retry: once,
+      ...sig(opts),
+    });
+    return this.finishUpload(res, digest, details);
+  }
+
+  private async finishUpload(res: HttpResponse, digest: Digest, details: ErrorDetails): Promise<BlobPutResult> {
+    if (res.statusCode !== 201 && res.statusCode !== 204 && res.statusCode !== 200) throw await this.errorFrom('blobPut', res, details);
+    await discardBody(res.body);
+    const sent = header(res.headers, 'docker-content-digest');
+    if (sent !== undefined && sent.startsWith('sha256:') && sent !== digest) {
+      throw new FerryError('DIGEST_MISMATCH', `blobPut ${this.host}/${details.repository ?? ''}: registry stored ${sent}, expected ${digest}`, {
+        ...details,
+        op: 'blobPut',
+      });
+    }
+    return 'uploaded';
+  }
+
+  private uploadLocation(res: HttpResponse, details: ErrorDetails): string {
+    const loc = header(res.headers, 'location');
+    if (!loc) {
+      throw new FerryError('HTTP_STATUS', `blobPut ${this.host}/${details.repository ?? ''}: upload response ${res.statusCode} has no Location`, {
+        ...details,
+        op: 'blobPut',
+        status: res.statusCode,
+        url: redactUrl(res.url),
+      });
+    }
+    // Location may be relative to the request, and may carry its own query (distribution's _state).
+    return new URL(loc, res.url).href;
+  }
+
+  private async headBlob(repo: string, digest: Digest, scopes: readonly string[], signal: AbortSignal | undefined): Promise<{ size: number } | undefined> {
+    const details = this.details({ repository: repo, digest });
+    const res = await this.send({
+      op: 'blobHead',
+      method: 'HEAD',
+      url: this.blobUrl(repo, digest),
+      scopes,
+      details,
+      ...(signal ? { signal } : {}),
+    });
+    await discardBody(res.body);
+    if (res.statusCode === 404) return undefined;
+    if (res.statusCode !== 200) throw statusError('blobHead', res.statusCode, { ...details, url: redactUrl(res.url), method: 'HEAD' });
+    const size = Number(header(res.headers, 'content-length'));
+    if (!Number.isSafeInteger(size) || size < 0) {
+      throw new FerryError('HTTP_STATUS', `blobHead ${this.host}/${repo}@${digest}: no valid Content-Length`, { ...details, op: 'blobHead', status: 200 });
+    }
+    return { size };
+  }
+
+  /** Sends one request with authorization, answering 401 challenges (and refreshing a token once). */
+  private async send(spec: SendSpec): Promise<HttpResponse> {
+    const scopes = [...spec.scopes];
+    let refreshed = false;
+    for (let round = 0; ; round++) {
+      let res: HttpResponse;
+      let authz: string | undefined;
+      try {
+        authz = await this.auth.authorization(scopes, spec.signal, { ...spec.details, op: spec.op });
+        const headers: Record<string, string> = { 'user-agent': this.userAgent, ...(spec.headers ?? {}) };
+        if (authz !== undefined) headers['authorization'] = authz;
+        res = await request({
+          url: spec.url,
+          method: spec.method,
+          headers,
+          dispatcher: this.dispatcher,
+          retry: spec.retry ?? this.retryOpts,
+          op: spec.op,
+          details: spec.details,
+          ...(spec.body !== undefined ? { body: spec.body } : {}),
+          ...(spec.signal ? { signal: spec.signal } : {}),
+          ...(spec.followRedirects !== undefined ? { followRedirects: spec.followRedirects } : {}),
+          onResponse: (o) => this.observe(spec.op, o.method, o.url, o.statusCode, o.headers),
+        });
+      } catch (err) {
+        throw await this.scrub(err);
+      }
+      const safeUrl = redactUrl(res.url);
+      if (res.statusCode !== 401) return res;
+      let body: Buffer | undefined;
+      try {
+        body = await readBody(res.body, ERROR_BODY_LIMIT, spec.details);
+      } catch {
+        body = undefined;
+      }
+      const challenges = parseWwwAuthenticate(header(res.headers, 'www-authenticate'));
+      const retry = round < 3 && (await this.auth.onChallenge(challenges, authz, scopes, refreshed));
+      if (retry) {
+        if (authz?.startsWith('Bearer ')) refreshed = true;
+        continue;
+      }
+      const err = statusError(spec.op, 401, { ...spec.details, url: safeUrl, method: spec.method, temporary: false }, body);
+      throw await this.scrub(
+        new FerryError('UNAUTHORIZED', `${err.message}${authz === undefined ? ' (no credentials were sent)' : ' (credentials were rejected)'}`, err.details),
+      );
+    }
+  }
+
+  /** Logs a response and hands it to the onResponse hook (a throwing hook must not break the request). */
+  private observe(op: string, method: string, url: string, status: number, headers: HttpResponse['headers']): void {
+    const safeUrl = redactUrl(url);
+    this.logger?.debug({ op, method, url: safeUrl, status }, 'registry response');
+    if (!this.onResponse) return;
+    try {
+      this.onResponse({ method, url: safeUrl, status, headers });
+    } catch (err) {
+      this.logger?.warn({ op, err: (err as Error).message }, 'onResponse hook failed');
+    }
+  }
+
+  /** The error for an unexpected response (reads a bounded part of its body for registry codes). */
+  private async errorFrom(op: string, res: HttpResponse, details: ErrorDetails, force?: 'MANIFEST_UNKNOWN' | 'BLOB_UNKNOWN'): Promise<FerryError> {
+    let body: Buffer | undefined;
+    try {
+      body = await readBody(res.body, ERROR_BODY_LIMIT, details);
+    } catch {
+      body = undefined;
+    }
+    const err = statusError(op, res.statusCode, { ...details, url: redactUrl(res.url) }, body);
+    const out = force !== undefined && err.code !== force ? new FerryError(force, err.message, err.details) : err;
+    return (await this.scrub(out)) as FerryError;
+  }
+
+  /** Makes sure no password or token survives in an error message. */
+  private async scrub(err: unknown): Promise<unknown> {
+    if (err instanceof FerryError && err.code === 'ABORTED') return err;
+    const secrets = await this.auth.secrets();
+    if (!(err instanceof Error)) return err;
+    const clean = redactSecrets(err.message, secrets);
+    if (clean === err.message) return err;
+    if (err instanceof FerryError) return new FerryError(err.code, clean, { ...err.details, cause: undefined });
+    return new Error(clean);
+  }
+
+  private details(d: ErrorDetails): ErrorDetails {
+    return { registry: this.host, ...d };
+  }
+
+  private manifestUrl(repo: string, ref: string): string {
+    return `${this.baseUrl}/v2/${repo}/manifests/${ref}`;
+  }
+
+  private blobUrl(repo: string, digest: Digest): string {
+    return `${this.baseUrl}/v2/${repo}/blobs/${digest}`;
+  }
+
+  private checkRepo(repo: string): void {
+    if (typeof repo !== 'string' || !isValidRepository(repo)) {
+      throw new FerryError('REFERENCE_INVALID', `"${String(repo)}" is not a valid repository name`, { registry: this.host, repository: String(repo) });
+    }
+  }
+
+  private checkRef(ref: string): void {
+    if (typeof ref !== 'string' || !(isDigest(ref) || isValidTag(ref))) {
+      throw new FerryError('REFERENCE_INVALID', `"${String(ref)}" is neither a tag nor a sha256 digest`, { registry: this.host, reference: String(ref) });
+    }
+  }
+
+  private checkDigest(d: string): void {
+    if (!isDigest(d)) throw new FerryError('DIGEST_INVALID', `"${String(d)}" is not a sha256 digest`, { registry: this.host, digest: String(d) });
+  }
+}
+
+function sig(opts: CallOptions): { signal?: AbortSignal } {
+  return opts.signal ? { signal: opts.signal } : {};
+}
+
+function refDetails(repo: string, ref: string): ErrorDetails {
+  return isDigest(ref) ? { repository: repo, digest: ref, reference: ref } : { repository: repo, reference: ref };
+}
+
+function bodyMediaType(bytes: Buffer): string | undefined {
+  try {
+    const mt = (JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown }).mediaType;
+    return typeof mt === 'string' ? mt : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Adds `digest=` to an upload URL that may already carry a query; the rest is left byte for byte. */
+function withDigest(location: string, digest: Digest): string {
+  const hash = location.indexOf('#');
+  const base = hash >= 0 ? location.slice(0, hash) : location;
+  return `${base}${base.includes('?') ? '&' : '?'}digest=${encodeURIComponent(digest)}`;
+}
+
+/** The upload body, hashed as it is sent so a wrong local file fails before the registry decides. */
+function verified(src: Readable, digest: Digest, size: number, details: ErrorDetails): Readable {
+  const v = new VerifyingStream({ digest, size, details: { ...details, op: 'blobPut' } });
+  src.on('error', (err) => v.destroy(err));
+  return src.pipe(v);
+}
+
+/** Re-slices a stream into pieces of exactly `size` bytes (the last may be shorter); holds one piece at most. */
+async function* fixedChunks(src: Readable, size: number): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let have = 0;
+  for await (const chunk of src) {
+    let b = chunk as Buffer;
+    while (b.length > 0) {
+      const take = Math.min(size - have, b.length);
+      parts.push(b.subarray(0, take));
+      have += take;
+      b = b.subarray(take);
+      if (have === size) {
+        yield Buffer.concat(parts, have);
+        parts = [];
+        have = 0;
+      }
+    }
+  }
+  if (have > 0) yield Buffer.concat(parts, have);
+}
+
