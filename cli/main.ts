@@ -1,11 +1,25 @@
 #!/usr/bin/env node
-/** Ferry's command line: parses arguments and maps outcomes to exit codes. */
-import { Command } from 'commander';
+/** Ferry's command line: parses arguments, runs a command, maps outcomes to exit codes (0 ok, 1 failed, 2 usage/config). */
+import { Command, CommanderError } from 'commander';
+import { registerCommands } from './commands.js';
+import { EXIT_USAGE, reportError } from './common.js';
 
 const program = new Command();
 program
   .name('ferry')
   .description('Carry container images and Go modules across an air gap.')
-  .version('0.1.0');
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
 
-await program.parseAsync(process.argv);
+registerCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? 0 : EXIT_USAGE;
+  } else {
+    process.exitCode = reportError(err);
+  }
+}

@@ -1,0 +1,120 @@
+/** `ferry sync`, `ferry status`, `ferry fsck`, `ferry config check`. */
+import type { Command } from 'commander';
+import { loadConfig } from '../config/index.js';
+import { runSync } from '../daemon/index.js';
+import { Store } from '../store/index.js';
+import { abortOnSignals, collect, EXIT_FAILED, EXIT_OK, loadConfigOption, printJson } from './common.js';
+import { createLogger } from './logger.js';
+import { formatBytes, Progress } from './progress.js';
+
+/** Registers the sync-side commands. */
+export function registerSyncCommands(program: Command): void {
+  program
+    .command('sync')
+    .description('copy what changed upstream (images and Go modules) into the store')
+    .option('-c, --config <file>', 'configuration file', undefined)
+    .option('--only <name>', 'sync only this source (repeatable)', collect, [])
+    .option('--json', 'print one JSON summary on stdout')
+    .action(async (o: { config?: string; only: string[]; json?: boolean }) => {
+      const config = loadConfigOption(o.config);
+      const tty = process.stderr.isTTY === true && !o.json;
+      const logger = createLogger(tty ? 'warn' : config.logLevel);
+      const ac = abortOnSignals((sig) => logger.warn({ signal: sig }, 'stopping: finishing in-flight work'));
+      const store = Store.open(config.store, { logger });
+      const progress = new Progress(tty);
+      try {
+        const s = await runSync({ config, store, logger, only: o.only, signal: ac.signal, onEvent: progress.onEvent });
+        progress.stop();
+        if (o.json) {
+          printJson({ ...s, results: undefined, moduleResults: undefined });
+        } else {
+          const line =
+            `images: ${s.images.checked} checked, ${s.images.changed} changed, ${s.images.unchanged} unchanged, ${s.images.failed} failed; ` +
+            `tags: ${s.tags.changed} changed of ${s.tags.checked}; modules: ${s.modules.versionsNew} new of ${s.modules.versionsChecked} versions, ${s.modules.failed} roots failed; ` +
+            `blobs: ${s.blobs.fetched} fetched (${formatBytes(s.blobs.bytes)}) in ${(s.durationMs / 1000).toFixed(1)}s`;
+          if (tty) process.stderr.write(`${line}\n`);
+          else logger.info({ summary: { ...s, results: undefined, moduleResults: undefined } }, line);
+          for (const f of s.failures) process.stderr.write(`ferry: ${f.source}${f.tag ? `:${f.tag}` : ''}: ${f.message}\n`);
+        }
+        process.exitCode = s.ok ? EXIT_OK : EXIT_FAILED;
+      } finally {
+        progress.stop();
+        store.close();
+      }
+    });
+
+  program
+    .command('status')
+    .description('show what the store holds and how the last runs went')
+    .option('-c, --config <file>', 'configuration file')
+    .option('--json', 'print JSON on stdout')
+    .action((o: { config?: string; json?: boolean }) => {
+      const config = loadConfigOption(o.config);
+      const store = Store.open(config.store);
+      try {
+        const stats = store.stats();
+        const tags = store.listTags();
+        const runs = store.lastRuns(5);
+        const sources = store.sourceStates();
+        const modules = store.listModuleVersions();
+        if (o.json) {
+          printJson({ store: config.store, stats, sources, runs, tags, modules: modules.map((m) => ({ module: m.module, version: m.version })) });
+          return;
+        }
+        const out: string[] = [];
+        out.push(`store ${config.store}`);
+        out.push(
+          `  ${stats.tags} tags, ${stats.manifests} manifests, ${stats.blobs} blobs (${formatBytes(stats.bytes)}), ${stats.moduleVersions} module versions, journal at ${stats.journalSeq}`,
+        );
+        out.push('sources:');
+        for (const img of config.images) {
+          const st = sources.find((s) => s.source === img.name);
+          const n = tags.filter((t) => t.source === img.name).length;
+          out.push(`  ${img.name}  ${n} tags  last ok ${st?.lastOk ?? 'never'}${st?.lastError ? `  last error: ${st.lastError}` : ''}`);
+        }
+        for (const root of config.goModules?.roots ?? []) {
+          const st = sources.find((s) => s.source === root.name);
+          out.push(`  ${root.name}  last ok ${st?.lastOk ?? 'never'}${st?.lastError ? `  last error: ${st.lastError}` : ''}`);
+        }
+        out.push('last runs:');
+        for (const r of runs) out.push(`  #${r.id} ${r.kind} ${r.status} started ${r.startedAt}${r.error ? `  ${r.error}` : ''}`);
+        process.stdout.write(`${out.join('\n')}\n`);
+      } finally {
+        store.close();
+      }
+    });
+
+  program
+    .command('fsck')
+    .description('re-hash every blob and check every reference; exit 1 on damage')
+    .option('-c, --config <file>', 'configuration file')
+    .option('--store <dir>', 'store directory (instead of the configuration)')
+    .option('--json', 'print JSON on stdout')
+    .action(async (o: { config?: string; store?: string; json?: boolean }) => {
+      const dir = o.store ?? loadConfigOption(o.config).store;
+      const store = Store.open(dir);
+      try {
+        const r = await store.fsck();
+        if (o.json) printJson({ store: dir, ...r, ok: r.problems.length === 0 });
+        else {
+          for (const p of r.problems) process.stdout.write(`${p.kind}: ${p.digest ? `${p.digest}: ` : ''}${p.detail}\n`);
+          process.stdout.write(`${r.checked} blobs checked, ${r.problems.length} problem(s)\n`);
+        }
+        process.exitCode = r.problems.length === 0 ? EXIT_OK : EXIT_FAILED;
+      } finally {
+        store.close();
+      }
+    });
+
+  const cfg = program.command('config').description('configuration tools');
+  cfg
+    .command('check')
+    .argument('[file]', 'configuration file', 'ferry.yaml')
+    .description('validate a configuration file without network access')
+    .action((file: string) => {
+      const c = loadConfig(file);
+      process.stdout.write(
+        `${c.file}: ok (${c.images.length} images, ${c.goModules?.roots.length ?? 0} Go module roots, store ${c.store})\n`,
+      );
+    });
+}

@@ -1,0 +1,8 @@
+/** Registers every command on the program. */
+import type { Command } from 'commander';
+import { registerSyncCommands } from './cmd-sync.js';
+
+/** Adds Ferry's commands to `program`. */
+export function registerCommands(program: Command): void {
+  registerSyncCommands(program);
+}

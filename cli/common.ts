@@ -1,0 +1,57 @@
+/** Shared pieces of the CLI: exit codes, error reporting, config loading, signal handling. */
+import { existsSync } from 'node:fs';
+import { loadConfig, type Config } from '../config/index.js';
+import { FerryError, isFerryError } from '../errors/index.js';
+
+/** Exit code for success. */
+export const EXIT_OK = 0;
+/** Exit code when the work failed (some source, a check, a verification). */
+export const EXIT_FAILED = 1;
+/** Exit code for bad usage or configuration. */
+export const EXIT_USAGE = 2;
+
+const USAGE_CODES = new Set(['USAGE', 'CONFIG_INVALID', 'CONFIG_NOT_FOUND', 'SECRET_UNRESOLVED', 'REFERENCE_INVALID', 'KEY_INVALID']);
+
+/** Prints an error to stderr and returns the exit code it deserves. */
+export function reportError(err: unknown): number {
+  if (isFerryError(err)) {
+    process.stderr.write(`ferry: ${err.message}\n`);
+    return USAGE_CODES.has(err.code) ? EXIT_USAGE : EXIT_FAILED;
+  }
+  process.stderr.write(`ferry: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return EXIT_FAILED;
+}
+
+/** Loads `-c FILE`, defaulting to ./ferry.yaml. */
+export function loadConfigOption(file: string | undefined): Config {
+  const path = file ?? 'ferry.yaml';
+  if (file === undefined && !existsSync(path)) {
+    throw new FerryError('CONFIG_NOT_FOUND', 'no ./ferry.yaml here; pass -c FILE');
+  }
+  return loadConfig(path);
+}
+
+/** Collects a repeatable option into an array (commander helper). */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** An AbortController aborted by the first SIGINT/SIGTERM; a second signal exits at once. */
+export function abortOnSignals(onFirst?: (sig: string) => void): AbortController {
+  const ac = new AbortController();
+  let seen = false;
+  const handler = (sig: NodeJS.Signals): void => {
+    if (seen) process.exit(130);
+    seen = true;
+    onFirst?.(sig);
+    ac.abort(new FerryError('ABORTED', `interrupted by ${sig}`));
+  };
+  process.once('SIGINT', handler);
+  process.once('SIGTERM', handler);
+  return ac;
+}
+
+/** Writes one JSON document to stdout. */
+export function printJson(v: unknown): void {
+  process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
+}

@@ -1,0 +1,65 @@
+/** Builds one registry client per upstream host from the configuration, with its TLS and credentials. */
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import { dockerCredentials, resolveSecret, type Config, type Credentials, type RegistryConfig } from '../config/index.js';
+import type { RetryOptions } from '../net/index.js';
+import { registryApiHost } from '../oci/reference.js';
+import { RegistryClient } from '../registry/index.js';
+
+/** Hook for every registry response (metrics, rate-limit tracking, request counting). */
+export type ResponseHook = (info: { method: string; url: string; status: number; headers: Record<string, string | string[] | undefined> }) => void;
+
+/** Options for a RegistryClients factory. */
+export interface RegistryClientsOptions {
+  readonly config: Config;
+  readonly logger?: Logger;
+  readonly retry?: RetryOptions;
+  readonly onResponse?: ResponseHook;
+}
+
+/** Caches a RegistryClient per registry name. */
+export class RegistryClients {
+  private readonly clients = new Map<string, RegistryClient>();
+
+  constructor(private readonly opts: RegistryClientsOptions) {}
+
+  /** The configured entry for a registry name (docker.io matches registry-1.docker.io too). */
+  settings(registry: string): RegistryConfig | undefined {
+    const api = registryApiHost(registry);
+    return this.opts.config.registries.find((r) => r.host === registry || r.host === api || registryApiHost(r.host) === api);
+  }
+
+  /** The client for a registry name such as docker.io or 127.0.0.1:5001. */
+  get(registry: string): RegistryClient {
+    let c = this.clients.get(registry);
+    if (c) return c;
+    const s = this.settings(registry);
+    const api = registryApiHost(registry);
+    const baseDir = dirname(this.opts.config.file);
+    let cached: Credentials | undefined | null = null;
+    const credentials = async (): Promise<Credentials | undefined> => {
+      if (cached !== null) return cached;
+      if (s?.username !== undefined && s.password !== undefined) {
+        cached = {
+          username: resolveSecret(s.username, `registries[${s.host}].username`, baseDir),
+          password: resolveSecret(s.password, `registries[${s.host}].password`, baseDir),
+        };
+      } else {
+        cached = dockerCredentials(registry) ?? (api !== registry ? dockerCredentials(api) : undefined);
+      }
+      return cached;
+    };
+    c = new RegistryClient({
+      host: api,
+      tls: s?.tls ?? 'verify',
+      ...(s?.caFile ? { caFile: s.caFile } : {}),
+      credentials,
+      ...(this.opts.retry ? { retry: this.opts.retry } : {}),
+      ...(this.opts.logger ? { logger: this.opts.logger } : {}),
+      ...(this.opts.onResponse ? { onResponse: this.opts.onResponse } : {}),
+      userAgent: 'ferry/0.1',
+    });
+    this.clients.set(registry, c);
+    return c;
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * Image sync: list tags, filter, HEAD each selected tag and compare with the store; for a
+ * changed tag fetch the manifest (and kept children of an index), fetch only blobs the store
+ * lacks, and move the tag pointer only after all its content is stored.
+ */
+import { Transform } from 'node:stream';
+import type { Logger } from 'pino';
+import type PQueue from 'p-queue';
+import { selectTags, type ImageConfig } from '../config/index.js';
+import { FerryError, toFerryError } from '../errors/index.js';
+import {
+  formatReference,
+  parseManifest,
+  platformMatches,
+  platformString,
+  referencedDescriptors,
+  type Descriptor,
+  type Digest,
+  type ParsedManifest,
+} from '../oci/index.js';
+import type { RegistryClient } from '../registry/index.js';
+import type { Store } from '../store/index.js';
+
+/** Progress and accounting events the engine emits. */
+export type SyncEvent =
+  | { type: 'image-start'; image: string }
+  | { type: 'image-done'; image: string; ok: boolean; changed: number; unchanged: number; failed: number }
+  | { type: 'tag-changed'; image: string; tag: string; digest: Digest; previous?: string | undefined }
+  | { type: 'blob-start'; digest: Digest; size: number }
+  | { type: 'blob-progress'; bytes: number }
+  | { type: 'blob-done'; digest: Digest; size: number }
+  | { type: 'module-start'; module: string }
+  | { type: 'module-done'; module: string; version: string; isNew: boolean };
+
+/** Per-image outcome. */
+export interface ImageResult {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly tagsSelected: number;
+  readonly changed: number;
+  readonly unchanged: number;
+  readonly failed: number;
+  readonly errors: ReadonlyArray<{ tag?: string; code: string; message: string }>;
+}
+
+/** Shared state of one sync pass (deduplicates blob fetches across tags and images). */
+export interface SyncContext {
+  readonly store: Store;
+  readonly queue: PQueue;
+  readonly logger: Logger;
+  readonly signal?: AbortSignal | undefined;
+  readonly emit: (e: SyncEvent) => void;
+  /** In-flight blob fetches by digest, so each blob is fetched once per pass. */
+  readonly inflight: Map<string, Promise<void>>;
+  readonly counters: { blobsFetched: number; bytesFetched: number; manifestsFetched: number };
+}
+
+function repoKey(img: ImageConfig, tag: string): { registry: string; repository: string; tag: string } {
+  return { registry: img.ref.registry, repository: img.ref.repository, tag };
+}
+
+/** Syncs one configured image source. Never throws for a tag-level failure; returns the result. */
+export async function syncImage(ctx: SyncContext, img: ImageConfig, client: RegistryClient): Promise<ImageResult> {
+  const log = ctx.logger.child({ image: img.name });
+  ctx.emit({ type: 'image-start', image: img.name });
+  const errors: Array<{ tag?: string; code: string; message: string }> = [];
+  let changed = 0;
+  let unchanged = 0;
+  let failed = 0;
+  let selected: string[] = [];
+  try {
+    const tags = await ctx.queue.add(() => client.tagList(img.ref.repository, { signal: ctx.signal }));
+    selected = selectTags(tags, img.tags);
+    if (selected.length === 0) log.warn({ available: tags.length }, 'no tag matches the filters');
+    await Promise.all(
+      selected.map(async (tag) => {
+        try {
+          const moved = await syncTag(ctx, img, client, tag);
+          if (moved) changed++;
+          else unchanged++;
+        } catch (err) {
+          failed++;
+          const fe = toFerryError(err, 'INTERNAL', { reference: `${img.source}:${tag}` });
+          errors.push({ tag, code: fe.code, message: fe.message });
+          log.error({ tag, code: fe.code, err: fe.message }, 'tag failed');
+        }
+      }),
+    );
+  } catch (err) {
+    const fe = toFerryError(err, 'INTERNAL', { reference: img.source });
+    errors.push({ code: fe.code, message: fe.message });
+    failed++;
+    log.error({ code: fe.code, err: fe.message }, 'image failed');
+  }
+  const ok = errors.length === 0;
+  ctx.store.recordSourceResult(img.name, ok ? { ok } : { ok, error: errors[0]?.message ?? 'failed' });
+  ctx.emit({ type: 'image-done', image: img.name, ok, changed, unchanged, failed });
+  return { name: img.name, ok, tagsSelected: selected.length, changed, unchanged, failed, errors };
+}
+
+/** Syncs one tag; returns true when the stored tag pointer moved. */
+async function syncTag(ctx: SyncContext, img: ImageConfig, client: RegistryClient, tag: string): Promise<boolean> {
+  const repo = img.ref.repository;
+  const key = repoKey(img, tag);
+  const head = await ctx.queue.add(() => client.manifestHead(repo, tag, { signal: ctx.signal }));
+  if (!head) {
+    throw new FerryError('MANIFEST_UNKNOWN', `${formatReference({ ...img.ref, tag })}: tag listed but its manifest is not found`, {
+      registry: img.ref.registry,
+      repository: repo,
+      reference: tag,
+    });
+  }
+  const stored = ctx.store.getTag(key);
+  const platforms = img.platforms ? [...img.platforms].sort() : null;
+  const samePlatforms = JSON.stringify(stored?.platforms ?? null) === JSON.stringify(platforms);
+  if (stored && stored.digest === head.digest && samePlatforms && stored.target === img.target) {
+    ctx.store.touchTag(key);
+    return false;
+  }
+  // Changed (or first seen): fetch by digest so what we store is exactly what HEAD announced.
+  const top = await fetchManifest(ctx, client, repo, head.digest);
+  let kept: Digest[] = [];
+  if (top.parsed.kind === 'index') {
+    const children = top.parsed.index.manifests.filter((d) => !platforms || platforms.some((p) => platformMatches(d.platform, p)));
+    if (children.length === 0) {
+      const have = top.parsed.index.manifests.map((d) => platformString(d.platform)).join(', ');
+      throw new FerryError('NOT_FOUND', `${formatReference({ ...img.ref, tag })}: no platform matches ${platforms?.join(', ')} (index has ${have})`, {
+        registry: img.ref.registry,
+        repository: repo,
+        reference: tag,
+      });
+    }
+    await Promise.all(children.map((c) => syncImageManifest(ctx, client, repo, c)));
+    kept = children.map((c) => c.digest);
+    await ctx.store.putManifest({ digest: head.digest, mediaType: top.mediaType, bytes: top.bytes, references: children });
+  } else {
+    await storeImageContent(ctx, client, repo, head.digest, top);
+  }
+  const r = ctx.store.setTag({
+    ...key,
+    source: img.name,
+    target: img.target,
+    digest: head.digest,
+    mediaType: top.mediaType,
+    platforms,
+    keptDigests: kept,
+  });
+  if (r.changed) ctx.emit({ type: 'tag-changed', image: img.name, tag, digest: head.digest, previous: stored?.digest });
+  return r.changed || !stored;
+}
+
+interface FetchedManifest {
+  readonly bytes: Buffer;
+  readonly mediaType: string;
+  readonly parsed: ParsedManifest;
+}
+
+async function fetchManifest(ctx: SyncContext, client: RegistryClient, repo: string, digest: Digest): Promise<FetchedManifest> {
+  const m = await ctx.queue.add(() => client.manifestGet(repo, digest, { signal: ctx.signal }));
+  ctx.counters.manifestsFetched++;
+  const parsed = parseManifest(m.bytes, m.mediaType);
+  return { bytes: m.bytes, mediaType: parsed.mediaType, parsed };
+}
+
+/** Ensures a child manifest of an index and its blobs are stored (skipped when already complete). */
+async function syncImageManifest(ctx: SyncContext, client: RegistryClient, repo: string, d: Descriptor): Promise<void> {
+  // A manifest row exists only after all its blobs were stored, so its presence means complete.
+  if (ctx.store.hasManifest(d.digest)) return;
+  const m = await fetchManifest(ctx, client, repo, d.digest);
+  if (m.parsed.kind === 'index') {
+    // Nested indexes are rare but legal: keep all their children.
+    await Promise.all(m.parsed.index.manifests.map((c) => syncImageManifest(ctx, client, repo, c)));
+    await ctx.store.putManifest({ digest: d.digest, mediaType: m.mediaType, bytes: m.bytes, references: m.parsed.index.manifests });
+    return;
+  }
+  await storeImageContent(ctx, client, repo, d.digest, m, d.platform ? platformString(d.platform) : undefined);
+}
+
+async function storeImageContent(
+  ctx: SyncContext,
+  client: RegistryClient,
+  repo: string,
+  digest: Digest,
+  m: FetchedManifest,
+  platform?: string,
+): Promise<void> {
+  const refs = referencedDescriptors(m.parsed);
+  await ensureBlobs(ctx, client, repo, refs);
+  await ctx.store.putManifest({ digest, mediaType: m.mediaType, bytes: m.bytes, references: refs, ...(platform ? { platform } : {}) });
+}
+
+/** Fetches the blobs the store lacks, once each per pass, through the shared queue. */
+export async function ensureBlobs(ctx: SyncContext, client: RegistryClient, repo: string, descs: readonly Descriptor[]): Promise<void> {
+  await Promise.all(
+    descs.map((d) => {
+      if (ctx.store.hasBlob(d.digest)) return Promise.resolve();
+      let p = ctx.inflight.get(d.digest);
+      if (!p) {
+        p = ctx.queue
+          .add(
+            async () => {
+              if (ctx.store.hasBlob(d.digest)) return;
+              ctx.emit({ type: 'blob-start', digest: d.digest, size: d.size });
+              const body = await client.blobGet(repo, d.digest, { size: d.size, signal: ctx.signal });
+              const counted = body.pipe(
+                new Transform({
+                  transform(chunk: Buffer, _enc, cb) {
+                    ctx.emit({ type: 'blob-progress', bytes: chunk.length });
+                    cb(null, chunk);
+                  },
+                }),
+              );
+              body.on('error', (err) => counted.destroy(err));
+              const r = await ctx.store.writeBlob(d.digest, counted, { size: d.size, mediaType: d.mediaType, signal: ctx.signal });
+              if (r.written) {
+                ctx.counters.blobsFetched++;
+                ctx.counters.bytesFetched += r.size;
+              }
+              ctx.emit({ type: 'blob-done', digest: d.digest, size: d.size });
+            },
+          )
+          .finally(() => ctx.inflight.delete(d.digest));
+        ctx.inflight.set(d.digest, p);
+      }
+      return p;
+    }),
+  );
+}

@@ -1,0 +1,157 @@
+/** One sync pass over the configured sources, sharing one concurrency-limited queue. */
+import { dirname } from 'node:path';
+import PQueue from 'p-queue';
+import type { Logger } from 'pino';
+import type { Config } from '../config/index.js';
+import { FerryError } from '../errors/index.js';
+import type { Store } from '../store/index.js';
+import { RegistryClients, type ResponseHook } from './clients.js';
+import { syncImage, type ImageResult, type SyncContext, type SyncEvent } from './images.js';
+import { closeModuleContext, createModuleContext, syncModuleRoot, type ModuleRootResult, type SumCheck } from './modules.js';
+import { createDispatcher, type RetryOptions } from '../net/index.js';
+import { GoProxyClient } from '../goproxy/index.js';
+import { resolveSecret } from '../config/index.js';
+
+/** Options for runSync. */
+export interface RunSyncOptions {
+  readonly config: Config;
+  readonly store: Store;
+  readonly logger: Logger;
+  /** Only these source names (image names or module roots); all when empty. */
+  readonly only?: readonly string[];
+  readonly signal?: AbortSignal;
+  /** A shared queue (the daemon passes its own); a new one with `config.concurrency` otherwise. */
+  readonly queue?: PQueue;
+  readonly onEvent?: (e: SyncEvent) => void;
+  readonly onResponse?: ResponseHook;
+  readonly retry?: RetryOptions;
+  /** Registry clients to reuse across passes (the daemon keeps one). */
+  readonly clients?: RegistryClients;
+  /** Checksum-database verification for new module versions. */
+  readonly sumCheck?: SumCheck;
+}
+
+/** What one sync pass did. */
+export interface SyncSummary {
+  readonly ok: boolean;
+  readonly images: { checked: number; changed: number; unchanged: number; failed: number };
+  readonly tags: { checked: number; changed: number; unchanged: number; failed: number };
+  readonly blobs: { fetched: number; bytes: number };
+  readonly manifestsFetched: number;
+  readonly durationMs: number;
+  readonly modules: { roots: number; unchanged: number; versionsChecked: number; versionsNew: number; failed: number };
+  readonly failures: ReadonlyArray<{ source: string; tag?: string; module?: string; version?: string; code: string; message: string }>;
+  readonly results: readonly ImageResult[];
+  readonly moduleResults: readonly ModuleRootResult[];
+}
+
+/** Builds the GOPROXY client for the configured proxy (TLS, CA and credentials as for registries). */
+export function createProxyClient(config: Config, retry?: RetryOptions): GoProxyClient | undefined {
+  const gm = config.goModules;
+  if (!gm) return undefined;
+  const baseDir = dirname(config.file);
+  const credentials =
+    gm.username !== undefined && gm.password !== undefined
+      ? { username: resolveSecret(gm.username, 'goModules.username', baseDir), password: resolveSecret(gm.password, 'goModules.password', baseDir) }
+      : undefined;
+  return new GoProxyClient({
+    baseUrl: gm.proxy,
+    ...(gm.proxy.startsWith('file:') ? {} : { dispatcher: createDispatcher({ tls: gm.tls, ...(gm.caFile ? { caFile: gm.caFile } : {}) }) }),
+    ...(retry ? { retry } : {}),
+    ...(credentials ? { credentials } : {}),
+  });
+}
+
+/** Checks that every `--only` name exists in the configuration. */
+export function checkOnly(config: Config, only: readonly string[] | undefined): void {
+  if (!only || only.length === 0) return;
+  const names = new Set([...config.images.map((i) => i.name), ...(config.goModules?.roots.map((r) => r.name) ?? [])]);
+  const unknown = only.filter((n) => !names.has(n));
+  if (unknown.length > 0) {
+    throw new FerryError('USAGE', `--only ${unknown.join(', ')}: no such source in ${config.file} (sources: ${[...names].join(', ') || 'none'})`);
+  }
+}
+
+/** Runs one sync pass. Never throws for a source failure: see `ok` and `failures`. */
+export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
+  const { config, store, logger } = opts;
+  checkOnly(config, opts.only);
+  const started = Date.now();
+  const queue = opts.queue ?? new PQueue({ concurrency: config.concurrency });
+  const clients =
+    opts.clients ??
+    new RegistryClients({ config, logger, ...(opts.retry ? { retry: opts.retry } : {}), ...(opts.onResponse ? { onResponse: opts.onResponse } : {}) });
+  const ctx: SyncContext = {
+    store,
+    queue,
+    logger,
+    signal: opts.signal,
+    emit: opts.onEvent ?? (() => {}),
+    inflight: new Map(),
+    counters: { blobsFetched: 0, bytesFetched: 0, manifestsFetched: 0 },
+  };
+  const wanted = (name: string): boolean => !opts.only || opts.only.length === 0 || opts.only.includes(name);
+  const images = config.images.filter((i) => wanted(i.name));
+  const roots = (config.goModules?.roots ?? []).filter((r) => wanted(r.name));
+  const runId = store.startRun('sync', { sources: [...images.map((i) => i.name), ...roots.map((r) => r.name)] });
+  const imageWork = Promise.all(images.map((img) => syncImage(ctx, img, clients.get(img.ref.registry))));
+  const moduleWork = (async (): Promise<ModuleRootResult[]> => {
+    if (roots.length === 0) return [];
+    const proxy = createProxyClient(config, opts.retry);
+    if (!proxy) return [];
+    const mctx = await createModuleContext(ctx, proxy, opts.sumCheck);
+    try {
+      return await Promise.all(roots.map((r) => syncModuleRoot(mctx, r)));
+    } finally {
+      await closeModuleContext(mctx);
+    }
+  })();
+  const [results, moduleResults] = await Promise.all([imageWork, moduleWork]);
+  const failures = [
+    ...results.flatMap((r) =>
+      r.errors.map((e) => ({ source: r.name, ...(e.tag !== undefined ? { tag: e.tag } : {}), code: e.code, message: e.message })),
+    ),
+    ...moduleResults.flatMap((r) =>
+      r.errors.map((e) => ({
+        source: r.name,
+        ...(e.module !== undefined ? { module: e.module } : {}),
+        ...(e.version !== undefined ? { version: e.version } : {}),
+        code: e.code,
+        message: e.message,
+      })),
+    ),
+  ];
+  const sum = (f: (r: ImageResult) => number): number => results.reduce((a, r) => a + f(r), 0);
+  const summary: SyncSummary = {
+    ok: failures.length === 0,
+    images: {
+      checked: results.length,
+      changed: results.filter((r) => r.changed > 0).length,
+      unchanged: results.filter((r) => r.ok && r.changed === 0).length,
+      failed: results.filter((r) => !r.ok).length,
+    },
+    tags: { checked: sum((r) => r.tagsSelected), changed: sum((r) => r.changed), unchanged: sum((r) => r.unchanged), failed: sum((r) => r.failed) },
+    blobs: { fetched: ctx.counters.blobsFetched, bytes: ctx.counters.bytesFetched },
+    manifestsFetched: ctx.counters.manifestsFetched,
+    durationMs: Date.now() - started,
+    modules: {
+      roots: moduleResults.length,
+      unchanged: moduleResults.filter((r) => r.unchanged).length,
+      versionsChecked: moduleResults.reduce((a, r) => a + r.versionsChecked, 0),
+      versionsNew: moduleResults.reduce((a, r) => a + r.versionsNew, 0),
+      failed: moduleResults.filter((r) => !r.ok).length,
+    },
+    failures,
+    results,
+    moduleResults,
+  };
+  const aborted = opts.signal?.aborted === true;
+  const sources = results.length + moduleResults.length;
+  const failedSources = summary.images.failed + summary.modules.failed;
+  store.finishRun(runId, {
+    status: aborted ? 'aborted' : summary.ok ? 'ok' : failedSources === sources ? 'failed' : 'partial',
+    summary: { ...summary, results: undefined, moduleResults: undefined },
+    ...(failures[0] ? { error: `${failures[0].source}: ${failures[0].message}` } : {}),
+  });
+  return summary;
+}
