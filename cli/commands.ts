@@ -1,8 +1,10 @@
 /** Registers every command on the program. */
 import type { Command } from 'commander';
+import { registerBundleCommands } from './cmd-bundle.js';
 import { registerSyncCommands } from './cmd-sync.js';
 
 /** Adds Ferry's commands to `program`. */
 export function registerCommands(program: Command): void {
   registerSyncCommands(program);
+  registerBundleCommands(program);
 }

@@ -1,0 +1,254 @@
+/**
+ * Export: chooses what a bundle carries from the store's journal and bundle history, then
+ * streams it into the bundle writer. Incremental by default: every tag and module version
+ * that changed since the parent, and only blobs no bundle of the parent's chain carried.
+ */
+import { mkdir } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { FerryError } from '../errors/index.js';
+import { proxyPath } from '../goproxy/client.js';
+import { compare as compareVersions, isPseudoVersion } from '../goproxy/semver.js';
+import { digestHex, formatReference, type Digest } from '../oci/index.js';
+import type { BundleRow, ModuleVersionRow, Store, TagRow } from '../store/index.js';
+import { bundleFileName, GOMOD_DIR, newBundleId, type BundleFile, type BundleImage, type BundleModule } from './format.js';
+import { IMPORT_SCRIPT } from './import-script.js';
+import { loadPrivateKey } from './keys.js';
+import { buildIndexJson, ociLayoutFile, type LayoutImage } from './layout.js';
+import { bufferEntry, writeBundle, type BundleEntry, type WriteProgress } from './writer.js';
+
+/** Options for exportBundle. */
+export interface ExportOptions {
+  readonly store: Store;
+  readonly outDir: string;
+  /** Path of the PKCS#8 PEM signing key. */
+  readonly signingKey: string;
+  readonly passphrase?: string;
+  /** Carry everything, with no parent. */
+  readonly full?: boolean;
+  /** Parent bundle (id or sequence) instead of the last one exported. */
+  readonly since?: string | number;
+  readonly splitSize?: number;
+  /** Only these sources (image names or module roots). */
+  readonly only?: readonly string[];
+  readonly logger?: Logger;
+  readonly signal?: AbortSignal;
+  readonly now?: () => Date;
+  readonly onProgress?: (p: WriteProgress) => void;
+}
+
+/** What exportBundle wrote. */
+export interface ExportResult {
+  readonly id: string;
+  readonly sequence: number;
+  readonly parent: string | null;
+  readonly name: string;
+  /** Absolute paths written. */
+  readonly files: readonly string[];
+  readonly bytes: number;
+  readonly images: number;
+  readonly modules: number;
+  readonly blobs: number;
+  readonly requires: number;
+  /** True when nothing changed since the parent (the bundle carries no image and no module). */
+  readonly empty: boolean;
+}
+
+interface NeededBlob {
+  readonly digest: Digest;
+  readonly size: number;
+  readonly mediaType?: string;
+}
+
+/** Resolves the parent bundle for an export: none for full, `since`, or the last exported. */
+export function chooseParent(store: Store, opts: { full?: boolean; since?: string | number }): BundleRow | undefined {
+  if (opts.full) return undefined;
+  if (opts.since !== undefined) {
+    const key = typeof opts.since === 'string' && /^\d+$/.test(opts.since) ? Number(opts.since) : opts.since;
+    const b = store.getBundle(key);
+    if (!b) {
+      const known = store.listBundles().map((x) => `${x.sequence} (${x.id})`);
+      throw new FerryError('USAGE', `--since ${opts.since}: no such bundle exported from this store (known: ${known.join(', ') || 'none'})`);
+    }
+    return b;
+  }
+  return store.lastBundle();
+}
+
+/** Ids of a bundle's ancestors and itself, oldest first. */
+export function chainIds(store: Store, b: BundleRow): string[] {
+  const ids: string[] = [];
+  let cur: BundleRow | undefined = b;
+  while (cur) {
+    ids.unshift(cur.id);
+    cur = cur.parentId ? store.getBundle(cur.parentId) : undefined;
+  }
+  return ids;
+}
+
+/** Every blob a tag's content needs: the top manifest, kept children, their configs and layers. */
+export function tagClosure(store: Store, tag: TagRow): NeededBlob[] {
+  const out = new Map<string, NeededBlob>();
+  const visit = (digest: Digest, onlyChildren?: ReadonlySet<string>): void => {
+    if (out.has(digest)) return;
+    const m = store.getManifest(digest);
+    if (!m) {
+      const size = store.blobSize(digest);
+      if (size === undefined) {
+        throw new FerryError('BLOB_UNKNOWN', `${tag.registry}/${tag.repository}:${tag.tag}: ${digest} is not in the store (run ferry fsck)`, { digest });
+      }
+      out.set(digest, { digest, size });
+      return;
+    }
+    out.set(digest, { digest, size: m.size, mediaType: m.mediaType });
+    for (const r of m.references) {
+      if (onlyChildren && !onlyChildren.has(r.digest)) continue;
+      visit(r.digest);
+    }
+  };
+  const kept = tag.keptDigests.length > 0 ? new Set<string>(tag.keptDigests) : undefined;
+  visit(tag.digest, kept);
+  return [...out.values()];
+}
+
+function moduleFiles(m: ModuleVersionRow): Array<{ path: string; digest: Digest }> {
+  const files = [
+    { path: `${GOMOD_DIR}/${proxyPath(m.module, 'info', m.version)}`, digest: m.infoDigest as Digest },
+    { path: `${GOMOD_DIR}/${proxyPath(m.module, 'mod', m.version)}`, digest: m.modDigest as Digest },
+  ];
+  if (m.zipDigest) files.push({ path: `${GOMOD_DIR}/${proxyPath(m.module, 'zip', m.version)}`, digest: m.zipDigest as Digest });
+  return files;
+}
+
+/** Writes one signed bundle from the store and records it. */
+export async function exportBundle(opts: ExportOptions): Promise<ExportResult> {
+  const { store } = opts;
+  const now = (opts.now ?? (() => new Date()))();
+  const privateKey = await loadPrivateKey(opts.signingKey, opts.passphrase);
+  const parent = chooseParent(store, opts);
+  const seqFrom = parent ? parent.seqTo : 0;
+  const seqTo = store.currentSeq();
+  const only = opts.only && opts.only.length > 0 ? new Set(opts.only) : undefined;
+
+  // Tags and module versions that changed in (seqFrom, seqTo].
+  const journal = store.journalSince(seqFrom, { until: seqTo });
+  const changedTags = new Set(journal.filter((e) => e.kind === 'tag').map((e) => `${e.registry}\0${e.repository}\0${e.tag}`));
+  const changedModules = new Set(journal.filter((e) => e.kind === 'module').map((e) => `${e.module}@${e.version}`));
+  const tags = store
+    .listTags()
+    .filter((t) => changedTags.has(`${t.registry}\0${t.repository}\0${t.tag}`) && (!only || only.has(t.source)));
+  const modules = store
+    .listModuleVersions()
+    .filter((m) => changedModules.has(`${m.module}@${m.version}`) && (!only || only.has(m.root)));
+
+  const carriedBefore = parent ? store.blobsCarriedByChain(parent.id) : new Set<Digest>();
+  const needed = new Map<string, NeededBlob>();
+  for (const t of tags) for (const b of tagClosure(store, t)) if (!needed.has(b.digest)) needed.set(b.digest, b);
+  const carry = [...needed.values()].filter((b) => !carriedBefore.has(b.digest));
+  const requires = [...needed.values()].filter((b) => carriedBefore.has(b.digest)).map((b) => b.digest).sort();
+
+  const entries: BundleEntry[] = [];
+  entries.push(bufferEntry('oci-layout', ociLayoutFile()));
+  const layoutImages: LayoutImage[] = tags.map((t) => ({
+    reference: formatReference({ registry: t.registry, repository: t.repository, tag: t.tag }),
+    target: t.target,
+    digest: t.digest,
+    mediaType: t.mediaType,
+    size: store.getManifest(t.digest)?.size ?? store.blobSize(t.digest) ?? 0,
+    platforms: t.platforms,
+  }));
+  entries.push(bufferEntry('index.json', buildIndexJson(layoutImages)));
+  for (const b of carry) {
+    entries.push({
+      path: `blobs/sha256/${digestHex(b.digest)}`,
+      size: b.size,
+      sha256: digestHex(b.digest),
+      ...(b.mediaType ? { mediaType: b.mediaType } : {}),
+      // The writer hashes while streaming, so the store need not hash the same bytes again.
+      open: ({ signal }) => store.readBlob(b.digest, { verify: false, ...(signal ? { signal } : {}) }),
+    });
+  }
+  const moduleFilePaths: string[] = [];
+  const byModule = new Map<string, ModuleVersionRow[]>();
+  for (const m of modules) {
+    for (const f of moduleFiles(m)) {
+      moduleFilePaths.push(f.path);
+      const size = store.blobSize(f.digest);
+      if (size === undefined) throw new FerryError('BLOB_UNKNOWN', `${m.module}@${m.version}: ${f.path} is not in the store (run ferry fsck)`, { module: m.module, version: m.version });
+      entries.push({ path: f.path, size, sha256: digestHex(f.digest), open: ({ signal }) => store.readBlob(f.digest, { verify: false, ...(signal ? { signal } : {}) }) });
+    }
+    const list = byModule.get(m.module) ?? [];
+    list.push(m);
+    byModule.set(m.module, list);
+  }
+  // @v/list names the versions this bundle carries a zip for (pseudo-versions are never listed).
+  for (const [module, versions] of byModule) {
+    const listed = versions.filter((v) => v.zipDigest && !isPseudoVersion(v.version)).map((v) => v.version).sort(compareVersions);
+    entries.push(bufferEntry(`${GOMOD_DIR}/${proxyPath(module, 'list')}`, Buffer.from(listed.map((v) => `${v}\n`).join(''), 'utf8')));
+  }
+
+  const sequence = store.nextBundleSequence();
+  const id = newBundleId(now, sequence);
+  const name = bundleFileName(now, sequence);
+  const images: BundleImage[] = tags.map((t) => ({
+    reference: formatReference({ registry: t.registry, repository: t.repository, tag: t.tag }),
+    target: t.target,
+    tag: t.tag,
+    digest: t.digest,
+    mediaType: t.mediaType,
+    platforms: t.platforms,
+  }));
+  const bundleModules: BundleModule[] = modules.map((m) => ({
+    path: m.module,
+    version: m.version,
+    h1: m.h1Zip,
+    goModH1: m.h1Mod,
+    time: m.time,
+  }));
+  await mkdir(opts.outDir, { recursive: true });
+  const result = await writeBundle({
+    outDir: opts.outDir,
+    name,
+    manifest: {
+      id,
+      sequence,
+      parent: parent?.id ?? null,
+      chain: parent ? chainIds(store, parent) : [],
+      created: now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      store: { id: store.id },
+      images,
+      modules: bundleModules,
+      requires,
+    },
+    entries,
+    privateKey,
+    ...(opts.splitSize !== undefined ? { splitSize: opts.splitSize } : {}),
+    importScript: IMPORT_SCRIPT,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+  });
+  store.addBundle({
+    id,
+    sequence,
+    parentId: parent?.id ?? null,
+    createdAt: now.toISOString(),
+    seqFrom,
+    seqTo,
+    files: result.manifest.files satisfies readonly BundleFile[],
+    blobs: carry.map((b) => b.digest),
+    moduleFiles: moduleFilePaths,
+  });
+  opts.logger?.info({ id, sequence, parent: parent?.id ?? null, images: images.length, modules: modules.length, blobs: carry.length }, 'bundle exported');
+  return {
+    id,
+    sequence,
+    parent: parent?.id ?? null,
+    name,
+    files: result.files,
+    bytes: result.totalSize,
+    images: images.length,
+    modules: modules.length,
+    blobs: carry.length,
+    requires: requires.length,
+    empty: images.length === 0 && modules.length === 0,
+  };
+}

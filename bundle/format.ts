@@ -1,0 +1,400 @@
+/**
+ * The bundle's signed metadata files, `ferry-bundle.json` and `NAME.parts.json`: types, a strict
+ * parser with BUNDLE_INVALID errors that name the field, and a deterministic serialiser.
+ *
+ * Layout decision (public contract, read by import.sh line by line): the top-level object is
+ * written with 2-space indentation in a fixed key order; every array element sits on its own
+ * line as compact JSON with its keys in a fixed order; nested objects are compact; the file
+ * ends with one newline. Signatures are over these exact bytes, so nothing ever re-serialises
+ * a parsed file to check it: readers keep the bytes they read.
+ */
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { FerryError } from '../errors/index.js';
+import { isDigest, type Digest } from '../oci/index.js';
+
+/** The only bundle format version this code reads and writes. */
+export const FORMAT_VERSION = 1;
+/** Name of the signed bundle manifest inside the tar (first entry). */
+export const MANIFEST_FILE = 'ferry-bundle.json';
+/** Name of the manifest's signature inside the tar (second entry). */
+export const SIGNATURE_FILE = 'ferry-bundle.json.sig';
+/** Name of the import script inside the tar (third entry) and beside the bundle. */
+export const IMPORT_SCRIPT_FILE = 'import.sh';
+/** The OCI image layout marker file. */
+export const OCI_LAYOUT_FILE = 'oci-layout';
+/** The OCI image layout index. */
+export const INDEX_FILE = 'index.json';
+/** Folder of the Go module tree (a GOPROXY layout) inside the tar. */
+export const GOMOD_DIR = 'gomod';
+
+/** One image (one tag) a bundle carries. */
+export interface BundleImage {
+  /** Full upstream reference `registry/repo:tag`. */
+  readonly reference: string;
+  /** Intranet repository path the image is pushed to. */
+  readonly target: string;
+  readonly tag: string;
+  /** Digest of the top-level manifest or index. */
+  readonly digest: Digest;
+  readonly mediaType: string;
+  /** Platforms kept (`os/arch[/variant]`), or null when all platforms are carried. */
+  readonly platforms: readonly string[] | null;
+}
+
+/** One Go module version a bundle carries. */
+export interface BundleModule {
+  /** Module path, unescaped. */
+  readonly path: string;
+  /** Version, unescaped. */
+  readonly version: string;
+  /** h1 hash of the zip, or null when the bundle carries only .info and .mod for this version. */
+  readonly h1: string | null;
+  /** h1 hash of the .mod file. */
+  readonly goModH1: string;
+  /** Time from the .info file (RFC 3339). */
+  readonly time: string;
+}
+
+/** One file of the tar after the signature, with its exact size and content hash. */
+export interface BundleFile {
+  /** Path inside the tar. */
+  readonly path: string;
+  readonly size: number;
+  /** Lowercase hex sha256 of the content (no `sha256:` prefix, so it works with sha256sum). */
+  readonly sha256: string;
+  /**
+   * The manifest media type, present exactly for blobs that are manifests or indexes, so
+   * import.sh can push them with the right Content-Type without parsing JSON.
+   */
+  readonly mediaType?: string;
+}
+
+/** The content of `ferry-bundle.json`. */
+export interface BundleManifest {
+  readonly formatVersion: 1;
+  readonly id: string;
+  readonly sequence: number;
+  /** Id of the previous bundle of the same store, or null for the first. */
+  readonly parent: string | null;
+  /** Ids of all ancestors, nearest last (so the last equals `parent`). */
+  readonly chain: readonly string[];
+  /** Creation time, RFC 3339 UTC. */
+  readonly created: string;
+  readonly store: { readonly id: string };
+  readonly images: readonly BundleImage[];
+  readonly modules: readonly BundleModule[];
+  /** Every tar entry after the signature, in tar order. */
+  readonly files: readonly BundleFile[];
+  /** Blob digests that manifests reference but this bundle does not carry (an earlier bundle did). */
+  readonly requires: readonly Digest[];
+}
+
+/** One part file of a bundle tar. */
+export interface BundlePart {
+  /** File name (no directory), e.g. `ferry-20250101-0001.tar.002`. */
+  readonly file: string;
+  readonly size: number;
+  /** Lowercase hex sha256. */
+  readonly sha256: string;
+}
+
+/** The content of `NAME.parts.json`. */
+export interface PartsManifest {
+  readonly formatVersion: 1;
+  readonly bundleId: string;
+  /** The bundle name, `ferry-YYYYMMDD-NNNN`; part files are `NAME.tar` or `NAME.tar.001`... */
+  readonly name: string;
+  /** Size of the whole (reassembled) tar. */
+  readonly totalSize: number;
+  /** Lowercase hex sha256 of the whole tar. */
+  readonly sha256: string;
+  readonly parts: readonly BundlePart[];
+}
+
+const HEX64 = /^[a-f0-9]{64}$/;
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const H1_RE = /^h1:[A-Za-z0-9+/]{43}=$/;
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+// Tar paths are restricted to characters that need no JSON or shell escaping, so import.sh can
+// read them with sed: escaped Go module paths, semver versions, sumdb tiles and blob names fit.
+const PATH_SEGMENT = /^[A-Za-z0-9._~!+@=,-]+$/;
+
+/** Why `p` is not an acceptable tar path, or undefined when it is. */
+export function tarPathError(p: string): string | undefined {
+  if (p.length === 0 || p.length > 1024) return 'must be 1 to 1024 characters';
+  const segments = p.split('/');
+  for (const s of segments) {
+    if (s === '' || s === '.' || s === '..') return 'must be a clean relative path (no empty, "." or ".." elements)';
+    if (!PATH_SEGMENT.test(s)) return 'may contain only letters, digits and ._~!+@=,- between slashes';
+  }
+  if (p === MANIFEST_FILE || p === SIGNATURE_FILE) return 'is reserved for the signed manifest';
+  if (p === IMPORT_SCRIPT_FILE || p === OCI_LAYOUT_FILE || p === INDEX_FILE) return undefined;
+  if (segments[0] === 'blobs') {
+    if (segments.length !== 3 || segments[1] !== 'sha256' || !HEX64.test(segments[2] ?? '')) {
+      return 'blobs must be blobs/sha256/<64 lowercase hex>';
+    }
+    return undefined;
+  }
+  if (segments[0] === GOMOD_DIR && segments.length >= 2) return undefined;
+  return 'must be import.sh, oci-layout, index.json, blobs/sha256/<hex> or under gomod/';
+}
+
+/** The group a path sorts in: import.sh, oci-layout, index.json, blobs, then the Go module tree. */
+function pathRank(p: string): number {
+  if (p === IMPORT_SCRIPT_FILE) return 0;
+  if (p === OCI_LAYOUT_FILE) return 1;
+  if (p === INDEX_FILE) return 2;
+  if (p.startsWith('blobs/')) return 3;
+  return 4;
+}
+
+/**
+ * Canonical tar order after the signature: import.sh, oci-layout, index.json (so a streaming
+ * reader knows the layout before its blobs), blobs/ bytewise, then gomod/ bytewise.
+ */
+export function compareTarPaths(a: string, b: string): number {
+  const ra = pathRank(a);
+  const rb = pathRank(b);
+  if (ra !== rb) return ra - rb;
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+const digestSchema = z.string().refine((s) => isDigest(s), 'must be sha256:<64 lowercase hex>');
+const hexSchema = z.string().regex(HEX64, 'must be 64 lowercase hex characters');
+const sizeSchema = z.number().int('must be an integer').nonnegative('must not be negative').refine(Number.isSafeInteger, 'is too large');
+
+const imageSchema = z.strictObject({
+  reference: z.string().min(1).max(512),
+  target: z.string().min(1).max(255).regex(/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/, 'must be a repository path'),
+  tag: z.string().regex(/^[\w][\w.-]{0,127}$/, 'must be a valid tag'),
+  digest: digestSchema,
+  mediaType: z.string().min(1).max(255),
+  platforms: z.array(z.string().regex(/^[a-z0-9._-]+\/[a-z0-9._-]+(\/[a-z0-9._-]+)?$/, 'must be os/arch[/variant]')).nullable(),
+});
+
+const moduleSchema = z.strictObject({
+  path: z.string().min(1).max(512),
+  version: z.string().min(1).max(256),
+  h1: z.string().regex(H1_RE, 'must be h1:<base64 sha256>').nullable(),
+  goModH1: z.string().regex(H1_RE, 'must be h1:<base64 sha256>'),
+  time: z.string().regex(RFC3339, 'must be an RFC 3339 time'),
+});
+
+const fileSchema = z.strictObject({
+  path: z.string().superRefine((p, ctx) => {
+    const why = tarPathError(p);
+    if (why !== undefined) ctx.addIssue({ code: 'custom', message: why });
+  }),
+  size: sizeSchema,
+  sha256: hexSchema,
+  mediaType: z.string().min(1).max(255).optional(),
+});
+
+const manifestSchema = z.strictObject({
+  formatVersion: z.literal(FORMAT_VERSION, { error: `must be ${FORMAT_VERSION} (this Ferry reads format version ${FORMAT_VERSION} only)` }),
+  id: z.string().regex(ID_RE, 'must be 1-128 letters, digits, . _ -'),
+  sequence: z.number().int().positive(),
+  parent: z.string().regex(ID_RE, 'must be a bundle id').nullable(),
+  chain: z.array(z.string().regex(ID_RE, 'must be a bundle id')),
+  created: z.string().regex(RFC3339, 'must be an RFC 3339 time'),
+  store: z.strictObject({ id: z.string().min(1).max(128) }),
+  images: z.array(imageSchema),
+  modules: z.array(moduleSchema),
+  files: z.array(fileSchema),
+  requires: z.array(digestSchema),
+});
+
+const partSchema = z.strictObject({
+  file: z.string().regex(NAME_RE, 'must be a plain file name'),
+  size: sizeSchema,
+  sha256: hexSchema,
+});
+
+const partsSchema = z.strictObject({
+  formatVersion: z.literal(FORMAT_VERSION, { error: `must be ${FORMAT_VERSION}` }),
+  bundleId: z.string().regex(ID_RE, 'must be a bundle id'),
+  name: z.string().regex(NAME_RE, 'must be a plain bundle name'),
+  totalSize: sizeSchema,
+  sha256: hexSchema,
+  parts: z.array(partSchema).min(1, 'must list at least one part'),
+});
+
+function fieldPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out === '' ? String(p) : `.${String(p)}`;
+  }
+  return out === '' ? '(root)' : out;
+}
+
+function invalid(file: string, field: string, why: string): FerryError {
+  return new FerryError('BUNDLE_INVALID', `${file}: ${field} ${why}`, { file });
+}
+
+function parseJson(bytes: Uint8Array, file: string): unknown {
+  const text = Buffer.from(bytes).toString('utf8');
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new FerryError('BUNDLE_INVALID', `${file}: not valid JSON: ${(err as Error).message}`, { file, cause: err });
+  }
+}
+
+function validate<T>(schema: z.ZodType, json: unknown, file: string): T {
+  const res = schema.safeParse(json);
+  if (!res.success) {
+    const issue = res.error.issues[0];
+    if (!issue) throw invalid(file, '(root)', 'is invalid');
+    throw invalid(file, fieldPath(issue.path), issue.message);
+  }
+  return res.data as T;
+}
+
+/** Checks the rules that span fields: chain/parent agreement, file order, blob names, uniqueness. */
+function checkManifestRules(m: BundleManifest, file: string): void {
+  if (m.parent === null && m.chain.length > 0) throw invalid(file, 'chain', 'must be empty when parent is null');
+  if (m.parent !== null && m.chain[m.chain.length - 1] !== m.parent) {
+    throw invalid(file, 'chain', `must end with the parent "${m.parent}"`);
+  }
+  if (m.chain.includes(m.id)) throw invalid(file, 'chain', `must not contain the bundle's own id "${m.id}"`);
+  for (let i = 0; i < m.files.length; i++) {
+    const f = m.files[i]!;
+    if (f.path.startsWith('blobs/') && f.path !== `blobs/sha256/${f.sha256}`) {
+      throw invalid(file, `files[${i}].sha256`, `does not match the blob's name ${f.path}`);
+    }
+    if (f.mediaType !== undefined && !f.path.startsWith('blobs/')) {
+      throw invalid(file, `files[${i}].mediaType`, 'is allowed only on blobs (manifests)');
+    }
+    if (i > 0) {
+      const prev = m.files[i - 1]!.path;
+      const c = compareTarPaths(prev, f.path);
+      if (c === 0) throw invalid(file, `files[${i}].path`, `"${f.path}" is listed twice`);
+      if (c > 0) throw invalid(file, `files[${i}].path`, `"${f.path}" is out of order (must follow canonical tar order)`);
+    }
+  }
+  const req = new Set<string>();
+  m.requires.forEach((d, i) => {
+    if (req.has(d)) throw invalid(file, `requires[${i}]`, `"${d}" is listed twice`);
+    req.add(d);
+  });
+  const seen = new Set<string>();
+  m.images.forEach((im, i) => {
+    const key = `${im.target}:${im.tag}`;
+    if (seen.has(key)) throw invalid(file, `images[${i}]`, `target ${key} is listed twice`);
+    seen.add(key);
+  });
+}
+
+/** Parses and validates `ferry-bundle.json` bytes; throws BUNDLE_INVALID naming the field. */
+export function parseBundleManifest(bytes: Uint8Array): BundleManifest {
+  const m = validate<BundleManifest>(manifestSchema, parseJson(bytes, MANIFEST_FILE), MANIFEST_FILE);
+  checkManifestRules(m, MANIFEST_FILE);
+  return m;
+}
+
+/** Parses and validates `NAME.parts.json` bytes; throws BUNDLE_INVALID naming the field. */
+export function parsePartsManifest(bytes: Uint8Array, file = 'parts.json'): PartsManifest {
+  const p = validate<PartsManifest>(partsSchema, parseJson(bytes, file), file);
+  if (p.parts.length === 1) {
+    const only = p.parts[0]!;
+    if (only.file !== `${p.name}.tar` && only.file !== partFileName(p.name, 1)) {
+      throw invalid(file, 'parts[0].file', `must be ${p.name}.tar or ${partFileName(p.name, 1)}`);
+    }
+  } else {
+    p.parts.forEach((part, i) => {
+      if (part.file !== partFileName(p.name, i + 1)) throw invalid(file, `parts[${i}].file`, `must be ${partFileName(p.name, i + 1)}`);
+    });
+  }
+  const total = p.parts.reduce((n, part) => n + part.size, 0);
+  if (total !== p.totalSize) throw invalid(file, 'totalSize', `is ${p.totalSize} but the parts add up to ${total}`);
+  return p;
+}
+
+/** The file name of part `n` (1-based): `NAME.tar.001`. Three digits; writers refuse more than 999 parts. */
+export function partFileName(name: string, n: number): string {
+  return `${name}.tar.${String(n).padStart(3, '0')}`;
+}
+
+/** Maximum number of parts: three-digit suffixes keep `cat NAME.tar.*` in order. */
+export const MAX_PARTS = 999;
+
+function line(obj: unknown): string {
+  return JSON.stringify(obj);
+}
+
+function arrayBlock(items: readonly unknown[]): string {
+  if (items.length === 0) return '[]';
+  return `[\n${items.map((i) => `    ${line(i)}`).join(',\n')}\n  ]`;
+}
+
+function topLevel(fields: ReadonlyArray<readonly [string, string]>): Buffer {
+  const body = fields.map(([k, v]) => `  ${JSON.stringify(k)}: ${v}`).join(',\n');
+  return Buffer.from(`{\n${body}\n}\n`, 'utf8');
+}
+
+/** Serialises a bundle manifest in the canonical layout (see the file comment). */
+export function serializeBundleManifest(m: BundleManifest): Buffer {
+  const images = m.images.map((i) => ({
+    reference: i.reference,
+    target: i.target,
+    tag: i.tag,
+    digest: i.digest,
+    mediaType: i.mediaType,
+    platforms: i.platforms === null ? null : [...i.platforms],
+  }));
+  const modules = m.modules.map((x) => ({ path: x.path, version: x.version, h1: x.h1, goModH1: x.goModH1, time: x.time }));
+  const files = m.files.map((f) =>
+    f.mediaType === undefined
+      ? { path: f.path, size: f.size, sha256: f.sha256 }
+      : { path: f.path, size: f.size, sha256: f.sha256, mediaType: f.mediaType },
+  );
+  return topLevel([
+    ['formatVersion', line(m.formatVersion)],
+    ['id', line(m.id)],
+    ['sequence', line(m.sequence)],
+    ['parent', line(m.parent)],
+    ['chain', arrayBlock(m.chain)],
+    ['created', line(m.created)],
+    ['store', line({ id: m.store.id })],
+    ['images', arrayBlock(images)],
+    ['modules', arrayBlock(modules)],
+    ['files', arrayBlock(files)],
+    ['requires', arrayBlock(m.requires)],
+  ]);
+}
+
+/** Serialises a parts manifest in the canonical layout (one part object per line). */
+export function serializePartsManifest(p: PartsManifest): Buffer {
+  return topLevel([
+    ['formatVersion', line(p.formatVersion)],
+    ['bundleId', line(p.bundleId)],
+    ['name', line(p.name)],
+    ['totalSize', line(p.totalSize)],
+    ['sha256', line(p.sha256)],
+    ['parts', arrayBlock(p.parts.map((x) => ({ file: x.file, size: x.size, sha256: x.sha256 })))],
+  ]);
+}
+
+function yyyymmdd(date: Date): string {
+  const y = String(date.getUTCFullYear()).padStart(4, '0');
+  const m = String(date.getUTCMonth() + 1).padStart(2, '0');
+  const d = String(date.getUTCDate()).padStart(2, '0');
+  return `${y}${m}${d}`;
+}
+
+/**
+ * The bundle name `ferry-YYYYMMDD-NNNN` (UTC date; the sequence zero-padded to four digits,
+ * wider when it outgrows them, so names sort by sequence within a day).
+ */
+export function bundleFileName(date: Date, seq: number): string {
+  if (!Number.isSafeInteger(seq) || seq < 1) throw new FerryError('USAGE', `bundle sequence must be a positive integer, got ${seq}`);
+  return `ferry-${yyyymmdd(date)}-${String(seq).padStart(4, '0')}`;
+}
+
+/** A bundle id: the bundle name plus 8 random hex digits, unique even when two stores share a name. */
+export function newBundleId(date: Date, seq: number, random: Uint8Array = randomBytes(4)): string {
+  return `${bundleFileName(date, seq)}-${Buffer.from(random).subarray(0, 4).toString('hex')}`;
+}

@@ -1,0 +1,65 @@
+/**
+ * OCI image layout metadata for a bundle: the `oci-layout` marker and `index.json` with one
+ * descriptor per tag. index.json is written one descriptor per line with a fixed key order, so
+ * import.sh can read it with sed (the same contract as ferry-bundle.json).
+ */
+import { FerryError } from '../errors/index.js';
+import { isDigest, isManifestMediaType, MediaType, type Digest } from '../oci/index.js';
+
+/** Annotation holding the image's name in an OCI layout (skopeo's `oci:DIR:NAME`). */
+export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name';
+/** Annotation containerd's importer reads for the image name. */
+export const ANNOTATION_CONTAINERD_NAME = 'io.containerd.image.name';
+/** Ferry's annotation: the intranet repository the image is pushed to. */
+export const ANNOTATION_TARGET = 'io.ferry.target';
+/** Ferry's annotation: the platforms kept, comma-separated, when the image was filtered. */
+export const ANNOTATION_PLATFORMS = 'io.ferry.platforms';
+
+/** One tag to list in index.json. */
+export interface LayoutImage {
+  /** Full upstream reference `registry/repo:tag`; becomes the ref.name annotation. */
+  readonly reference: string;
+  /** Intranet repository path. */
+  readonly target: string;
+  readonly digest: Digest;
+  readonly mediaType: string;
+  readonly size: number;
+  /** Platforms kept, or null for all. */
+  readonly platforms: readonly string[] | null;
+}
+
+/** The bytes of the `oci-layout` file. */
+export function ociLayoutFile(): Buffer {
+  return Buffer.from('{"imageLayoutVersion":"1.0.0"}', 'utf8');
+}
+
+/**
+ * Builds index.json: one descriptor per image, sorted by reference then target so the bytes
+ * depend only on the set of images.
+ */
+export function buildIndexJson(images: readonly LayoutImage[]): Buffer {
+  const sorted = [...images].sort((a, b) => cmp(a.reference, b.reference) || cmp(a.target, b.target));
+  const lines = sorted.map((im, i) => {
+    if (!isDigest(im.digest)) throw new FerryError('DIGEST_INVALID', `index.json image ${i} (${im.reference}): bad digest "${String(im.digest)}"`);
+    if (!isManifestMediaType(im.mediaType)) {
+      throw new FerryError('UNSUPPORTED_MEDIA_TYPE', `index.json image ${im.reference}: "${im.mediaType}" is not a manifest media type`, { reference: im.reference });
+    }
+    if (!Number.isSafeInteger(im.size) || im.size < 0) throw new FerryError('USAGE', `index.json image ${im.reference}: bad size ${im.size}`);
+    // Keys in fixed (sorted) order: the bytes are signed and parsed by import.sh.
+    const annotations: Record<string, string> = { [ANNOTATION_CONTAINERD_NAME]: im.reference };
+    if (im.platforms !== null) annotations[ANNOTATION_PLATFORMS] = [...im.platforms].sort().join(',');
+    annotations[ANNOTATION_TARGET] = im.target;
+    annotations[ANNOTATION_REF_NAME] = im.reference;
+    for (const v of Object.values(annotations)) {
+      if (/["\\\s]/.test(v)) throw new FerryError('REFERENCE_INVALID', `index.json image ${im.reference}: "${v}" contains quotes, backslashes or spaces`);
+    }
+    return `    ${JSON.stringify({ mediaType: im.mediaType, digest: im.digest, size: im.size, annotations })}`;
+  });
+  const manifests = lines.length === 0 ? '[]' : `[\n${lines.join(',\n')}\n  ]`;
+  const text = `{\n  "schemaVersion": 2,\n  "mediaType": ${JSON.stringify(MediaType.OciIndex)},\n  "manifests": ${manifests}\n}\n`;
+  return Buffer.from(text, 'utf8');
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,316 @@
+/**
+ * Full verification of a bundle without importing it: parts, signatures, every file's size and
+ * sha256, the OCI layout's internal references, and the h1 hashes of the Go module files.
+ */
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { FerryError, errorMessage } from '../errors/index.js';
+import { unescapePath, unescapeVersion } from '../goproxy/escape.js';
+import {
+  digestHex,
+  isManifestMediaType,
+  MAX_MANIFEST_BYTES,
+  MediaType,
+  parseManifest,
+  platformMatches,
+  referencedDescriptors,
+  type Descriptor,
+} from '../oci/index.js';
+import { GOMOD_DIR, INDEX_FILE, OCI_LAYOUT_FILE, type BundleImage, type BundleManifest } from './format.js';
+import type { TrustedKey } from './keys.js';
+import { ANNOTATION_REF_NAME, ANNOTATION_TARGET } from './layout.js';
+import { openBundle, PART_SHA256_OP, type OpenedBundle } from './reader.js';
+
+/** Options for verifyBundle. */
+export interface VerifyBundleOptions {
+  /** Public keys trusted to sign bundles. */
+  readonly trust: readonly TrustedKey[];
+  /**
+   * Computes the h1 hash of a module zip (spooled to `zipPath`); without it zips are checked
+   * against their sha256 only.
+   */
+  readonly checkGoZip?: (zipPath: string, module: string, version: string) => Promise<string>;
+  /** Which bundle, when the path is a directory holding several. */
+  readonly name?: string;
+  readonly signal?: AbortSignal;
+  /** Called after each verified file. */
+  readonly onProgress?: (p: { readonly path: string; readonly files: number; readonly bytes: number }) => void;
+}
+
+/** A successful verification. */
+export interface VerifyBundleResult {
+  readonly ok: true;
+  readonly manifest: BundleManifest;
+  /** Name of the trusted key that signed the bundle. */
+  readonly signer: string;
+  /** Number of files checked (excluding ferry-bundle.json and its signature). */
+  readonly files: number;
+  /** Content bytes checked. */
+  readonly bytes: number;
+}
+
+function bad(file: string, why: string): FerryError {
+  return new FerryError('BUNDLE_INVALID', `${file}: ${why}`, { file });
+}
+
+async function drain(stream: Readable): Promise<void> {
+  await pipeline(stream, new Writable({ write: (_c, _e, cb) => cb() }));
+}
+
+async function readSmall(stream: Readable, cap: number, file: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of stream) {
+    n += (c as Buffer).length;
+    if (n > cap) throw bad(file, `is larger than ${cap} bytes`);
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** The h1 hash of a go.mod file: dirhash Hash1 over the single name "go.mod". */
+function goModH1(sha256Hex: string): string {
+  return `h1:${createHash('sha256').update(`${sha256Hex}  go.mod\n`).digest('base64')}`;
+}
+
+/** Splits `gomod/<escaped module>/@v/<escaped version>.<ext>` into module, version and extension. */
+function moduleFile(path: string): { module: string; version: string; ext: string } | undefined {
+  const m = /^gomod\/(.+)\/@v\/([^/]+)\.(info|mod|zip)$/.exec(path);
+  if (!m) return undefined;
+  try {
+    return { module: unescapePath(m[1]!), version: unescapeVersion(m[2]!), ext: m[3]! };
+  } catch (err) {
+    throw bad(path, `not a valid module file path: ${errorMessage(err)}`);
+  }
+}
+
+function moduleKey(module: string, version: string): string {
+  return `${module}@${version}`;
+}
+
+/**
+ * Verifies everything that can be checked without a registry. Resolves with a summary, or
+ * throws a FerryError naming the first file that failed and why.
+ */
+export async function verifyBundle(path: string, opts: VerifyBundleOptions): Promise<VerifyBundleResult> {
+  const { signal } = opts;
+  const base = { trust: opts.trust, ...(opts.name !== undefined ? { name: opts.name } : {}), ...(signal ? { signal } : {}) };
+  let bundle: OpenedBundle;
+  try {
+    bundle = await openBundle(path, base);
+  } catch (err) {
+    if (err instanceof FerryError && err.details.op === PART_SHA256_OP) throw await findCulprit(path, base, err);
+    throw err;
+  }
+  const m = bundle.manifest;
+  const filesByPath = new Map(m.files.map((f) => [f.path, f]));
+  const modules = new Map(m.modules.map((x) => [moduleKey(x.path, x.version), x]));
+  const requires = new Set<string>(m.requires);
+  const work = await mkdtemp(join(tmpdir(), 'ferry-verify-'));
+  const spooled = new Map<string, string>(); // manifest digest → temp file
+  let layoutSeen = false;
+  let indexBytes: Buffer | undefined;
+  let files = 0;
+  let bytes = 0;
+  try {
+    for await (const e of bundle.entries(signal ? { signal } : {})) {
+      if (e.path === OCI_LAYOUT_FILE) {
+        const buf = await readSmall(e.stream, 4096, e.path);
+        let version: unknown;
+        try {
+          version = (JSON.parse(buf.toString('utf8')) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
+        } catch {
+          throw bad(e.path, 'is not JSON');
+        }
+        if (version !== '1.0.0') throw bad(e.path, `imageLayoutVersion is ${JSON.stringify(version)}, expected "1.0.0"`);
+        layoutSeen = true;
+      } else if (e.path === INDEX_FILE) {
+        indexBytes = await readSmall(e.stream, MAX_MANIFEST_BYTES, e.path);
+      } else if (e.path.startsWith('blobs/') && e.mediaType !== undefined) {
+        if (e.size > MAX_MANIFEST_BYTES) throw bad(e.path, `is a manifest of ${e.size} bytes, more than ${MAX_MANIFEST_BYTES}`);
+        const tmp = join(work, e.sha256);
+        await pipeline(e.stream, createWriteStream(tmp));
+        spooled.set(`sha256:${e.sha256}`, tmp);
+      } else if (e.path.startsWith(`${GOMOD_DIR}/`) && !e.path.startsWith(`${GOMOD_DIR}/sumdb/`)) {
+        await checkModuleFile(e.path, e.sha256, e.stream, modules, work, opts);
+      } else {
+        await drain(e.stream);
+      }
+      files++;
+      bytes += e.size;
+      opts.onProgress?.({ path: e.path, files, bytes });
+    }
+
+    checkModuleEntries(m, filesByPath);
+    if (m.images.length > 0 || indexBytes !== undefined) {
+      if (!layoutSeen) throw bad(OCI_LAYOUT_FILE, 'is missing but the bundle carries images');
+      if (!indexBytes) throw bad(INDEX_FILE, 'is missing but the bundle carries images');
+      await checkLayout(m, indexBytes, spooled, filesByPath, requires);
+    }
+    return { ok: true, manifest: m, signer: bundle.signer ?? '', files, bytes };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A part's sha256 is wrong: read the entries without the part check to name the damaged file
+ * (a flipped byte), keeping the part error when the tar itself falls apart (reordered parts).
+ */
+async function findCulprit(path: string, base: Parameters<typeof openBundle>[1], partErr: FerryError): Promise<FerryError> {
+  try {
+    const b = await openBundle(path, { ...base, verifyParts: false });
+    for await (const e of b.entries()) await drain(e.stream);
+  } catch (err) {
+    if (err instanceof FerryError && (err.code === 'DIGEST_MISMATCH' || err.code === 'SIGNATURE_INVALID')) {
+      return new FerryError(err.code, `${err.message} (and ${partErr.message})`, { ...err.details, cause: partErr });
+    }
+  }
+  return partErr;
+}
+
+async function checkModuleFile(
+  path: string,
+  sha256: string,
+  stream: Readable,
+  modules: Map<string, BundleManifest['modules'][number]>,
+  work: string,
+  opts: VerifyBundleOptions,
+): Promise<void> {
+  const mf = moduleFile(path);
+  if (!mf) {
+    await drain(stream); // @v/list, @latest and other proxy files carry no hash of their own
+    return;
+  }
+  const entry = modules.get(moduleKey(mf.module, mf.version));
+  if (!entry) throw bad(path, `${mf.module}@${mf.version} is not listed in modules`);
+  if (mf.ext === 'mod') {
+    await drain(stream);
+    const h1 = goModH1(sha256);
+    if (h1 !== entry.goModH1) throw bad(path, `go.mod hash is ${h1}, modules says ${entry.goModH1}`);
+  } else if (mf.ext === 'zip') {
+    if (entry.h1 === null) throw bad(path, `zip is carried but modules gives ${mf.module}@${mf.version} no h1`);
+    if (!opts.checkGoZip) {
+      await drain(stream);
+      return;
+    }
+    const tmp = join(work, `${sha256}.zip`);
+    try {
+      await pipeline(stream, createWriteStream(tmp));
+      let h1: string;
+      try {
+        h1 = await opts.checkGoZip(tmp, mf.module, mf.version);
+      } catch (err) {
+        throw new FerryError('ZIP_INVALID', `${path}: ${errorMessage(err)}`, { file: path, module: mf.module, version: mf.version, cause: err });
+      }
+      if (h1 !== entry.h1) {
+        throw new FerryError('DIGEST_MISMATCH', `${path}: zip hash is ${h1}, modules says ${entry.h1}`, { file: path, module: mf.module, version: mf.version });
+      }
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  } else {
+    await drain(stream);
+  }
+}
+
+/** Each listed module has its .info and .mod, and its .zip exactly when it has an h1. */
+function checkModuleEntries(m: BundleManifest, files: Map<string, unknown>): void {
+  for (const x of m.modules) {
+    const base = `${GOMOD_DIR}/${escapeForPath(x.path)}/@v/${escapeForPath(x.version)}`;
+    for (const ext of ['info', 'mod']) {
+      if (!files.has(`${base}.${ext}`)) throw bad(`${base}.${ext}`, `is missing for ${x.path}@${x.version}`);
+    }
+    if (x.h1 !== null && !files.has(`${base}.zip`)) throw bad(`${base}.zip`, `is missing for ${x.path}@${x.version} (modules gives an h1)`);
+  }
+}
+
+// Case-encoding (`A` → `!a`) without validation; moduleFile() already validated the carried paths.
+function escapeForPath(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => `!${c.toLowerCase()}`);
+}
+
+function annotation(d: Descriptor, key: string): string | undefined {
+  return d.annotations?.[key];
+}
+
+/** Checks index.json against `images`, and that every reachable reference is carried or required. */
+async function checkLayout(
+  m: BundleManifest,
+  indexBytes: Buffer,
+  spooled: Map<string, string>,
+  files: Map<string, { mediaType?: string }>,
+  requires: Set<string>,
+): Promise<void> {
+  let idx;
+  try {
+    idx = parseManifest(indexBytes, MediaType.OciIndex);
+  } catch (err) {
+    throw bad(INDEX_FILE, errorMessage(err));
+  }
+  if (idx.kind !== 'index') throw bad(INDEX_FILE, 'is not an image index');
+  const byTarget = new Map<string, BundleImage>(m.images.map((im) => [`${im.target}:${im.tag}`, im]));
+  const listed = new Set<string>();
+  const visited = new Set<string>();
+
+  const walk = async (d: Descriptor, from: string, platforms: readonly string[] | null, optional: boolean): Promise<void> => {
+    if (visited.has(d.digest)) return;
+    const blobPath = `blobs/sha256/${digestHex(d.digest)}`;
+    const file = files.get(blobPath);
+    if (isManifestMediaType(d.mediaType)) {
+      const tmp = spooled.get(d.digest);
+      if (!tmp) {
+        if (file) throw bad(blobPath, `is the manifest ${d.digest} referenced by ${from} but has no mediaType in the file list`);
+        if (requires.has(d.digest) || optional) return;
+        throw bad(from, `references manifest ${d.digest}, which is neither carried nor listed in requires`);
+      }
+      visited.add(d.digest);
+      if (file?.mediaType !== d.mediaType) {
+        throw bad(blobPath, `file list says media type ${String(file?.mediaType)}, ${from} says ${d.mediaType}`);
+      }
+      let parsed;
+      try {
+        parsed = parseManifest(await readFile(tmp), d.mediaType);
+      } catch (err) {
+        throw bad(blobPath, errorMessage(err));
+      }
+      if (parsed.mediaType !== d.mediaType) throw bad(blobPath, `declares media type ${parsed.mediaType}, ${from} says ${d.mediaType}`);
+      for (const child of referencedDescriptors(parsed)) {
+        const filtered = parsed.kind === 'index' && platforms !== null && !platforms.some((p) => platformMatches(child.platform, p));
+        await walk(child, blobPath, platforms, filtered);
+      }
+      return;
+    }
+    visited.add(d.digest);
+    if (file) {
+      if (file.mediaType !== undefined) throw bad(blobPath, `is listed as manifest type ${file.mediaType}, but ${from} references it as ${d.mediaType}`);
+      return;
+    }
+    if (!requires.has(d.digest) && !optional) {
+      throw bad(from, `references blob ${d.digest} (${d.mediaType}), which is neither carried nor listed in requires`);
+    }
+  };
+
+  for (const [i, d] of idx.index.manifests.entries()) {
+    const where = `${INDEX_FILE} manifests[${i}]`;
+    const ref = annotation(d, ANNOTATION_REF_NAME);
+    const target = annotation(d, ANNOTATION_TARGET);
+    if (ref === undefined || target === undefined) throw bad(INDEX_FILE, `manifests[${i}] lacks the ${ANNOTATION_REF_NAME} or ${ANNOTATION_TARGET} annotation`);
+    const tag = ref.slice(ref.lastIndexOf(':') + 1);
+    const im = byTarget.get(`${target}:${tag}`);
+    if (!im) throw bad(INDEX_FILE, `manifests[${i}] (${ref} → ${target}) is not listed in images`);
+    if (im.reference !== ref || im.digest !== d.digest || im.mediaType !== d.mediaType) {
+      throw bad(INDEX_FILE, `manifests[${i}] (${ref}) does not match images: ${d.digest} ${d.mediaType} vs ${im.digest} ${im.mediaType}`);
+    }
+    listed.add(`${target}:${tag}`);
+    await walk(d, where, im.platforms, false);
+  }
+  for (const im of m.images) {
+    if (!listed.has(`${im.target}:${im.tag}`)) throw bad(INDEX_FILE, `has no entry for image ${im.reference} → ${im.target}:${im.tag}`);
+  }
+}

@@ -1,0 +1,365 @@
+/**
+ * Writes a bundle: a signed manifest, the import script, an OCI image layout and a Go module
+ * tree streamed into one tar, split into parts of at most `splitSize` bytes. Every entry's
+ * bytes are verified against the digest the manifest signs while they stream; everything is
+ * written under temporary names and renamed into place only when all of it is complete.
+ *
+ * Tar decisions (public contract): entries carry mtime 0 (1970-01-01T00:00:00Z), uid/gid 0,
+ * empty uname/gname, mode 0644 (0755 for import.sh), type "file"; there are no directory
+ * entries; names longer than ustar allows use a PAX header. Order: ferry-bundle.json,
+ * ferry-bundle.json.sig, then `files` in canonical order (see compareTarPaths).
+ */
+import { createHash, type Hash, type KeyObject } from 'node:crypto';
+import { constants } from 'node:fs';
+import { access, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { pack as tarPack, type Header, type Pack } from 'tar-stream';
+import { FerryError, isFerryError, toFerryError } from '../errors/index.js';
+import { VerifyingStream } from '../oci/index.js';
+import {
+  compareTarPaths,
+  FORMAT_VERSION,
+  IMPORT_SCRIPT_FILE,
+  MANIFEST_FILE,
+  MAX_PARTS,
+  parseBundleManifest,
+  partFileName,
+  serializeBundleManifest,
+  serializePartsManifest,
+  SIGNATURE_FILE,
+  tarPathError,
+  type BundleFile,
+  type BundleManifest,
+  type BundlePart,
+  type PartsManifest,
+} from './format.js';
+import { signBytes } from './sign.js';
+
+/** The fixed mtime of every tar entry: the Unix epoch, so equal inputs give equal bytes. */
+export const TAR_MTIME = new Date(0);
+/** Smallest split size accepted (one tar block). */
+export const MIN_SPLIT_SIZE = 512;
+
+/** One file to put in the bundle; its bytes are opened lazily and verified while streamed. */
+export interface BundleEntry {
+  /** Path inside the tar: oci-layout, index.json, blobs/sha256/<hex>, or gomod/... */
+  readonly path: string;
+  readonly size: number;
+  /** Lowercase hex sha256 of the content. */
+  readonly sha256: string;
+  /** Set for blobs that are manifests or indexes: their media type. */
+  readonly mediaType?: string;
+  /** Opens the content; called once, when the entry is written. */
+  open(opts: { readonly signal?: AbortSignal }): Readable | Promise<Readable>;
+}
+
+/** The manifest fields the caller decides; the writer adds `files` from the entries. */
+export type BundleManifestInput = Omit<BundleManifest, 'files' | 'formatVersion'>;
+
+/** Progress of a bundle write, reported after each entry. */
+export interface WriteProgress {
+  readonly path: string;
+  /** Content bytes of entries written so far. */
+  readonly done: number;
+  /** Content bytes of all entries. */
+  readonly total: number;
+}
+
+/** Options for writeBundle. */
+export interface WriteBundleOptions {
+  /** Directory the bundle files are written to; must exist. */
+  readonly outDir: string;
+  /** Bundle name (`ferry-YYYYMMDD-NNNN`); files are NAME.tar[.NNN], NAME.parts.json[.sig]. */
+  readonly name: string;
+  readonly manifest: BundleManifestInput;
+  /** Every file after import.sh; any order (the writer sorts them canonically). */
+  readonly entries: AsyncIterable<BundleEntry> | Iterable<BundleEntry>;
+  readonly privateKey: KeyObject;
+  /** Maximum bytes per part; without it the bundle is one NAME.tar. */
+  readonly splitSize?: number;
+  /** Text of import.sh: stored in the tar and written beside the bundle. */
+  readonly importScript: string;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (p: WriteProgress) => void;
+}
+
+/** What writeBundle produced. */
+export interface WriteBundleResult {
+  /** Final paths: the parts in order, NAME.parts.json, NAME.parts.json.sig, import.sh. */
+  readonly files: readonly string[];
+  /** Size of the whole tar. */
+  readonly totalSize: number;
+  /** Lowercase hex sha256 of the whole tar. */
+  readonly sha256: string;
+  readonly manifest: BundleManifest;
+  /** The exact signed bytes of ferry-bundle.json. */
+  readonly manifestBytes: Buffer;
+  readonly parts: PartsManifest;
+}
+
+/** An entry whose content is a buffer already in memory (index.json, list and info files). */
+export function bufferEntry(path: string, bytes: Uint8Array, mediaType?: string): BundleEntry {
+  const buf = Buffer.from(bytes);
+  return {
+    path,
+    size: buf.length,
+    sha256: createHash('sha256').update(buf).digest('hex'),
+    ...(mediaType !== undefined ? { mediaType } : {}),
+    open: () => Readable.from([buf]),
+  };
+}
+
+interface PartRecord {
+  readonly tmp: string;
+  readonly final: string;
+  readonly file: string;
+  size: number;
+  readonly hash: Hash;
+  sha256?: string;
+}
+
+/** A sink that writes the tar into part files, rolling over at `splitSize`, hashing each part and the whole. */
+class PartSink extends Writable {
+  readonly parts: PartRecord[] = [];
+  readonly whole = createHash('sha256');
+  total = 0;
+  private fh: FileHandle | undefined;
+  private current: PartRecord | undefined;
+
+  constructor(
+    private readonly outDir: string,
+    private readonly name: string,
+    private readonly splitSize: number | undefined,
+  ) {
+    super();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.writeChunk(chunk).then(() => cb(), cb);
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.closePart().then(() => cb(), cb);
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    const fh = this.fh;
+    this.fh = undefined;
+    if (fh) fh.close().then(() => cb(err), () => cb(err));
+    else cb(err);
+  }
+
+  private async openPart(): Promise<void> {
+    const n = this.parts.length + 1;
+    if (this.splitSize !== undefined && n > MAX_PARTS) {
+      throw new FerryError('USAGE', `bundle ${this.name} needs more than ${MAX_PARTS} parts; use a larger split size`);
+    }
+    const file = this.splitSize === undefined ? `${this.name}.tar` : partFileName(this.name, n);
+    const rec: PartRecord = { file, tmp: join(this.outDir, `.${file}.partial`), final: join(this.outDir, file), size: 0, hash: createHash('sha256') };
+    this.parts.push(rec);
+    this.fh = await open(rec.tmp, 'w', 0o644);
+    this.current = rec;
+  }
+
+  private async closePart(): Promise<void> {
+    const fh = this.fh;
+    const rec = this.current;
+    if (!fh || !rec) return;
+    this.fh = undefined;
+    this.current = undefined;
+    await fh.sync();
+    await fh.close();
+    rec.sha256 = rec.hash.digest('hex');
+  }
+
+  private async writeChunk(chunk: Buffer): Promise<void> {
+    let rest = chunk;
+    while (rest.length > 0) {
+      if (!this.fh) await this.openPart();
+      const rec = this.current!;
+      const room = this.splitSize === undefined ? rest.length : this.splitSize - rec.size;
+      const piece = rest.subarray(0, room);
+      rest = rest.subarray(piece.length);
+      let off = 0;
+      while (off < piece.length) {
+        const { bytesWritten } = await this.fh!.write(piece, off, piece.length - off);
+        off += bytesWritten;
+      }
+      rec.size += piece.length;
+      rec.hash.update(piece);
+      this.whole.update(piece);
+      this.total += piece.length;
+      // Close a full part at once, but open the next only when bytes arrive: no empty last part.
+      if (this.splitSize !== undefined && rec.size >= this.splitSize) await this.closePart();
+    }
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.F_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function writeFileSynced(path: string, bytes: Uint8Array | string, mode: number): Promise<void> {
+  const fh = await open(path, 'w', mode);
+  try {
+    await fh.writeFile(bytes);
+    await fh.chmod(mode);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function collectEntries(entries: AsyncIterable<BundleEntry> | Iterable<BundleEntry>): Promise<BundleEntry[]> {
+  const out: BundleEntry[] = [];
+  for await (const e of entries) out.push(e);
+  const seen = new Set<string>();
+  for (const e of out) {
+    const why = tarPathError(e.path);
+    if (why !== undefined) throw new FerryError('BUNDLE_INVALID', `bundle entry "${e.path}": path ${why}`, { file: e.path });
+    if (e.path === IMPORT_SCRIPT_FILE) throw new FerryError('BUNDLE_INVALID', 'import.sh is added by the writer from importScript; do not pass it as an entry', { file: e.path });
+    if (seen.has(e.path)) throw new FerryError('BUNDLE_INVALID', `bundle entry "${e.path}" is given twice`, { file: e.path });
+    seen.add(e.path);
+    if (!Number.isSafeInteger(e.size) || e.size < 0) throw new FerryError('BUNDLE_INVALID', `bundle entry "${e.path}": bad size ${e.size}`, { file: e.path });
+    if (!/^[a-f0-9]{64}$/.test(e.sha256)) throw new FerryError('BUNDLE_INVALID', `bundle entry "${e.path}": sha256 must be 64 lowercase hex`, { file: e.path });
+  }
+  return out.sort((a, b) => compareTarPaths(a.path, b.path));
+}
+
+function header(path: string, size: number, mode: number): Partial<Header> & Pick<Header, 'name'> {
+  return { name: path, size, mode, mtime: TAR_MTIME, uid: 0, gid: 0, uname: '', gname: '', type: 'file' };
+}
+
+async function writeEntry(pack: Pack, e: BundleEntry, mode: number, signal: AbortSignal | undefined): Promise<void> {
+  const src = await e.open(signal ? { signal } : {});
+  const verifier = new VerifyingStream({ digest: `sha256:${e.sha256}`, size: e.size, details: { file: e.path } });
+  const sink = pack.entry(header(e.path, e.size, mode));
+  try {
+    await pipeline(src, verifier, sink, signal ? { signal } : {});
+  } catch (err) {
+    if (isFerryError(err, 'DIGEST_MISMATCH') || isFerryError(err, 'SIZE_MISMATCH')) {
+      // Both mean the source does not hold what the manifest will sign: report them as one code.
+      throw new FerryError('DIGEST_MISMATCH', `bundle entry ${e.path}: ${err.message}`, { ...err.details, file: e.path, cause: err });
+    }
+    throw err;
+  }
+}
+
+/**
+ * Writes a complete bundle into `outDir`. On any failure (including a digest mismatch or an
+ * abort) every temporary file is removed and no final file is created.
+ */
+export async function writeBundle(opts: WriteBundleOptions): Promise<WriteBundleResult> {
+  const { outDir, name, signal } = opts;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name)) throw new FerryError('USAGE', `bad bundle name "${name}"`);
+  if (opts.splitSize !== undefined && (!Number.isSafeInteger(opts.splitSize) || opts.splitSize < MIN_SPLIT_SIZE)) {
+    throw new FerryError('USAGE', `split size must be an integer of at least ${MIN_SPLIT_SIZE} bytes, got ${opts.splitSize}`);
+  }
+  signal?.throwIfAborted();
+  const partsName = `${name}.parts.json`;
+  for (const f of [`${name}.tar`, partFileName(name, 1), partsName]) {
+    if (await exists(join(outDir, f))) throw new FerryError('USAGE', `${join(outDir, f)} already exists; refusing to overwrite a bundle`, { file: f });
+  }
+
+  const entries = await collectEntries(opts.entries);
+  const script = bufferEntry(IMPORT_SCRIPT_FILE, Buffer.from(opts.importScript, 'utf8'));
+  const all = [script, ...entries];
+  const files: BundleFile[] = all.map((e) =>
+    e.mediaType === undefined ? { path: e.path, size: e.size, sha256: e.sha256 } : { path: e.path, size: e.size, sha256: e.sha256, mediaType: e.mediaType },
+  );
+  const manifest: BundleManifest = { ...opts.manifest, formatVersion: FORMAT_VERSION, files };
+  const manifestBytes = serializeBundleManifest(manifest);
+  // Never sign what a reader would refuse: parse our own bytes with the reader's parser.
+  parseBundleManifest(manifestBytes);
+  const sigBytes = Buffer.from(`${signBytes(manifestBytes, opts.privateKey)}\n`, 'utf8');
+
+  const total = all.reduce((n, e) => n + e.size, 0);
+  if (opts.splitSize !== undefined && Math.ceil(total / opts.splitSize) > MAX_PARTS) {
+    throw new FerryError('USAGE', `bundle ${name} (${total} bytes) would need more than ${MAX_PARTS} parts of ${opts.splitSize} bytes`);
+  }
+
+  const sink = new PartSink(outDir, name, opts.splitSize);
+  const pack = tarPack();
+  const temps: string[] = [];
+  const extra = {
+    parts: join(outDir, `.${partsName}.partial`),
+    sig: join(outDir, `.${partsName}.sig.partial`),
+    script: join(outDir, `.${IMPORT_SCRIPT_FILE}.${name}.partial`),
+  };
+  try {
+    const drained = pipeline(pack, sink, signal ? { signal } : {});
+    drained.catch(() => undefined); // observed below; avoid an unhandled rejection while entries stream
+    try {
+      await writeEntry(pack, bufferEntry(MANIFEST_FILE, manifestBytes), 0o644, signal);
+      await writeEntry(pack, bufferEntry(SIGNATURE_FILE, sigBytes), 0o644, signal);
+      let done = 0;
+      for (const e of all) {
+        await writeEntry(pack, e, e === script ? 0o755 : 0o644, signal);
+        done += e.size;
+        opts.onProgress?.({ path: e.path, done, total });
+      }
+      pack.finalize();
+    } catch (err) {
+      pack.destroy(err as Error);
+      sink.destroy(err as Error);
+      await drained.catch(() => undefined);
+      throw err;
+    }
+    await drained;
+
+    const parts: BundlePart[] = sink.parts.map((p) => ({ file: p.file, size: p.size, sha256: p.sha256! }));
+    const partsManifest: PartsManifest = {
+      formatVersion: FORMAT_VERSION,
+      bundleId: manifest.id,
+      name,
+      totalSize: sink.total,
+      sha256: sink.whole.digest('hex'),
+      parts,
+    };
+    const partsBytes = serializePartsManifest(partsManifest);
+    temps.push(extra.parts, extra.sig, extra.script);
+    await writeFileSynced(extra.parts, partsBytes, 0o644);
+    await writeFileSynced(extra.sig, `${signBytes(partsBytes, opts.privateKey)}\n`, 0o644);
+    await writeFileSynced(extra.script, opts.importScript, 0o755);
+    signal?.throwIfAborted();
+
+    // Rename order: parts, import.sh, signature, and parts.json last — its presence marks a complete bundle.
+    const final: string[] = [];
+    for (const p of sink.parts) {
+      await rename(p.tmp, p.final);
+      final.push(p.final);
+    }
+    const scriptPath = join(outDir, IMPORT_SCRIPT_FILE);
+    await rename(extra.script, scriptPath);
+    await rename(extra.sig, join(outDir, `${partsName}.sig`));
+    await rename(extra.parts, join(outDir, partsName));
+    final.push(join(outDir, partsName), join(outDir, `${partsName}.sig`), scriptPath);
+    await syncDir(outDir);
+    return { files: final, totalSize: sink.total, sha256: partsManifest.sha256, manifest, manifestBytes, parts: partsManifest };
+  } catch (err) {
+    for (const p of sink.parts) await unlink(p.tmp).catch(() => undefined);
+    for (const t of temps) await unlink(t).catch(() => undefined);
+    if (signal?.aborted) throw new FerryError('ABORTED', `bundle ${name}: write aborted`, { cause: err });
+    throw toFerryError(err, 'INTERNAL', { op: 'writeBundle' });
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  try {
+    const fh = await open(dir, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    // Directory fsync is not supported everywhere; the files themselves are already synced.
+  }
+}

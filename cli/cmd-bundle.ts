@@ -1,0 +1,100 @@
+/** `ferry keygen`, `ferry export`, `ferry verify`. */
+import { dirname } from 'node:path';
+import type { Command } from 'commander';
+import { exportBundle, loadTrustedKey, verifyBundle, writeKeyPair } from '../bundle/index.js';
+import { parseByteSize, resolveSecret } from '../config/index.js';
+import { FerryError } from '../errors/index.js';
+import { hashZip } from '../goproxy/index.js';
+import { Store } from '../store/index.js';
+import { abortOnSignals, collect, EXIT_FAILED, loadConfigOption, printJson } from './common.js';
+import { createLogger } from './logger.js';
+import { formatBytes } from './progress.js';
+
+/** Registers keygen, export and verify. */
+export function registerBundleCommands(program: Command): void {
+  program
+    .command('keygen')
+    .description('create an ECDSA P-256 signing key pair: PREFIX.key (PKCS#8, mode 0600) and PREFIX.pub')
+    .requiredOption('--out <prefix>', 'path prefix of the key files')
+    .option('--passphrase <ref>', 'encrypt the private key with the passphrase from env:NAME or file:PATH')
+    .action(async (o: { out: string; passphrase?: string }) => {
+      const passphrase = o.passphrase !== undefined ? resolveSecret(o.passphrase, '--passphrase') : undefined;
+      if (o.passphrase !== undefined && !/^(env|file):/.test(o.passphrase)) {
+        throw new FerryError('USAGE', '--passphrase takes env:NAME or file:PATH, never the passphrase itself');
+      }
+      const r = await writeKeyPair(o.out, passphrase !== undefined ? { passphrase } : {});
+      process.stdout.write(`private key: ${r.privateKeyPath} (keep it on the DMZ host)\npublic key:  ${r.publicKeyPath} (carry it inside)\nfingerprint: ${r.fingerprint}\n`);
+    });
+
+  program
+    .command('export')
+    .description('write a signed bundle (incremental since the last one by default)')
+    .option('-c, --config <file>', 'configuration file')
+    .option('--out <dir>', 'output directory (default: export.out)')
+    .option('--full', 'carry everything, not only what changed since the last bundle')
+    .option('--since <bundle>', 'parent bundle, by id or sequence (to replace a lost disc)')
+    .option('--split-size <size>', 'split the tar into parts of at most this size (e.g. 4GiB, 700MB)')
+    .option('--key <file>', 'signing key (default: export.signingKey)')
+    .option('--only <name>', 'only this source (repeatable)', collect, [])
+    .option('--json', 'print one JSON summary on stdout')
+    .action(async (o: { config?: string; out?: string; full?: boolean; since?: string; splitSize?: string; key?: string; only: string[]; json?: boolean }) => {
+      if (o.full && o.since !== undefined) throw new FerryError('USAGE', '--full and --since exclude each other');
+      const config = loadConfigOption(o.config);
+      const out = o.out ?? config.export?.out;
+      if (!out) throw new FerryError('USAGE', 'no output directory: pass --out DIR or set export.out');
+      const key = o.key ?? config.export?.signingKey;
+      if (!key) throw new FerryError('USAGE', 'no signing key: pass --key FILE or set export.signingKey (create one with ferry keygen)');
+      const splitRaw = o.splitSize ?? config.export?.splitSize;
+      const splitSize = splitRaw !== undefined ? parseByteSize(splitRaw) : undefined;
+      const passRef = config.export?.signingKeyPassphrase;
+      const passphrase = passRef ? resolveSecret(passRef, 'export.signingKeyPassphrase', dirname(config.file)) : undefined;
+      const logger = createLogger(config.logLevel);
+      const ac = abortOnSignals();
+      const store = Store.open(config.store, { logger });
+      try {
+        const r = await exportBundle({
+          store,
+          outDir: out,
+          signingKey: key,
+          ...(passphrase !== undefined ? { passphrase } : {}),
+          ...(o.full ? { full: true } : {}),
+          ...(o.since !== undefined ? { since: o.since } : {}),
+          ...(splitSize !== undefined ? { splitSize } : {}),
+          only: o.only,
+          logger,
+          signal: ac.signal,
+        });
+        if (o.json) printJson(r);
+        else {
+          process.stdout.write(
+            `bundle ${r.name} (sequence ${r.sequence}, ${r.parent ? `since ${r.parent}` : 'full'}): ${r.images} images, ${r.modules} module versions, ${r.blobs} blobs, ${formatBytes(r.bytes)}${r.requires ? `; requires ${r.requires} blobs from earlier bundles` : ''}\n`,
+          );
+          for (const f of r.files) process.stdout.write(`  ${f}\n`);
+        }
+      } finally {
+        store.close();
+      }
+    });
+
+  program
+    .command('verify')
+    .description('check a bundle: signature, parts, every file, OCI references and Go zip hashes')
+    .argument('<bundle>', 'the .tar, its first part, or a directory')
+    .requiredOption('--trust <pub>', 'trusted public key (repeatable)', collect, [])
+    .option('--json', 'print JSON on stdout')
+    .action(async (bundle: string, o: { trust: string[]; json?: boolean }) => {
+      const trust = await Promise.all(o.trust.map((p) => loadTrustedKey(p)));
+      try {
+        const r = await verifyBundle(bundle, { trust, checkGoZip: (zip) => hashZip(zip) });
+        if (o.json) printJson({ ok: true, id: r.manifest.id, sequence: r.manifest.sequence, parent: r.manifest.parent, signer: r.signer, files: r.files, bytes: r.bytes });
+        else process.stdout.write(`${bundle}: ok — bundle ${r.manifest.id} (sequence ${r.manifest.sequence}), signed by ${r.signer}, ${r.files} files, ${formatBytes(r.bytes)} verified\n`);
+      } catch (err) {
+        if (o.json && err instanceof FerryError) {
+          printJson({ ok: false, code: err.code, message: err.message, file: err.details.file });
+          process.exitCode = EXIT_FAILED;
+          return;
+        }
+        throw err;
+      }
+    });
+}

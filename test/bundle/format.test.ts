@@ -1,0 +1,112 @@
+// ferry-bundle.json and parts.json: strict parsing with errors naming the field, and the
+// canonical one-object-per-line layout.
+import { describe, expect, it } from 'vitest';
+import {
+  bundleFileName,
+  newBundleId,
+  parseBundleManifest,
+  parsePartsManifest,
+  serializeBundleManifest,
+  serializePartsManifest,
+  type BundleManifest,
+} from '../../bundle/index.js';
+import { sha256Digest } from '../../oci/index.js';
+
+const hex = 'a'.repeat(64);
+const manifest: BundleManifest = {
+  formatVersion: 1,
+  id: 'ferry-20240102-0002-deadbeef',
+  sequence: 2,
+  parent: 'ferry-20240101-0001-01234567',
+  chain: ['ferry-20240101-0001-01234567'],
+  created: '2024-01-02T03:04:05Z',
+  store: { id: 's1' },
+  images: [{ reference: 'docker.io/library/golang:1.22', target: 'mirror/golang', tag: '1.22', digest: `sha256:${hex}`, mediaType: 'application/vnd.oci.image.index.v1+json', platforms: ['linux/amd64'] }],
+  modules: [{ path: 'example.com/m', version: 'v1.0.0', h1: `h1:${'A'.repeat(43)}=`, goModH1: `h1:${'B'.repeat(43)}=`, time: '2024-01-01T00:00:00Z' }],
+  files: [
+    { path: 'import.sh', size: 10, sha256: hex },
+    { path: 'oci-layout', size: 30, sha256: hex },
+    { path: 'index.json', size: 300, sha256: hex },
+    { path: `blobs/sha256/${hex}`, size: 5, sha256: hex, mediaType: 'application/vnd.oci.image.index.v1+json' },
+    { path: 'gomod/example.com/m/@v/list', size: 7, sha256: hex },
+  ],
+  requires: [sha256Digest('x')],
+};
+
+function withField(patch: Record<string, unknown>): Buffer {
+  return Buffer.from(JSON.stringify({ ...manifest, ...patch }));
+}
+
+describe('ferry-bundle.json', () => {
+  it('serialises in the canonical layout and parses back', () => {
+    const bytes = serializeBundleManifest(manifest);
+    const text = bytes.toString();
+    expect(text.startsWith('{\n  "formatVersion": 1,\n  "id": "ferry-20240102-0002-deadbeef",\n')).toBe(true);
+    expect(text.endsWith('\n}\n')).toBe(true);
+    expect(text).toContain(`\n    {"path":"import.sh","size":10,"sha256":"${hex}"},\n`);
+    expect(text).toContain(`"mediaType":"application/vnd.oci.image.index.v1+json"}`);
+    expect(parseBundleManifest(bytes)).toEqual(manifest);
+    expect(serializeBundleManifest(parseBundleManifest(bytes)).equals(bytes)).toBe(true);
+  });
+
+  it.each([
+    [{ formatVersion: 2 }, 'formatVersion'],
+    [{ id: 'has space' }, 'id'],
+    [{ sequence: 0 }, 'sequence'],
+    [{ chain: [] }, 'chain'],
+    [{ created: 'yesterday' }, 'created'],
+    [{ extra: 1 }, '(root)'],
+    [{ requires: ['sha256:abc'] }, 'requires[0]'],
+    [{ files: [{ path: '../x', size: 1, sha256: hex }] }, 'files[0].path'],
+    [{ files: [{ path: 'import.sh', size: -1, sha256: hex }] }, 'files[0].size'],
+    [{ files: [{ path: 'import.sh', size: 1, sha256: 'ABC' }] }, 'files[0].sha256'],
+    [{ files: [{ path: `blobs/sha256/${'b'.repeat(64)}`, size: 1, sha256: hex }] }, 'files[0].sha256'],
+    [{ files: [{ path: 'index.json', size: 1, sha256: hex }, { path: 'oci-layout', size: 1, sha256: hex }] }, 'files[1].path'],
+    [{ files: [{ path: 'gomod/a', size: 1, sha256: hex, mediaType: 'x' }] }, 'files[0].mediaType'],
+    [{ images: [{ ...manifest.images[0], digest: 'sha256:zz' }] }, 'images[0].digest'],
+    [{ modules: [{ ...manifest.modules[0], h1: 'md5:x' }] }, 'modules[0].h1'],
+  ])('rejects %j naming %s', (patch, field) => {
+    expect(() => parseBundleManifest(withField(patch))).toThrow(
+      expect.objectContaining({ code: 'BUNDLE_INVALID', message: expect.stringContaining(`ferry-bundle.json: ${field}`) }),
+    );
+  });
+
+  it('rejects non-JSON', () => {
+    expect(() => parseBundleManifest(Buffer.from('{'))).toThrow(expect.objectContaining({ code: 'BUNDLE_INVALID' }));
+  });
+});
+
+describe('parts.json', () => {
+  const parts = {
+    formatVersion: 1 as const,
+    bundleId: 'ferry-20240102-0002-deadbeef',
+    name: 'ferry-20240102-0002',
+    totalSize: 3,
+    sha256: hex,
+    parts: [
+      { file: 'ferry-20240102-0002.tar.001', size: 2, sha256: hex },
+      { file: 'ferry-20240102-0002.tar.002', size: 1, sha256: hex },
+    ],
+  };
+  it('round-trips with one part per line', () => {
+    const bytes = serializePartsManifest(parts);
+    expect(bytes.toString()).toContain(`\n    {"file":"ferry-20240102-0002.tar.002","size":1,"sha256":"${hex}"}\n  ]\n}\n`);
+    expect(parsePartsManifest(bytes)).toEqual(parts);
+  });
+  it('rejects misnamed parts and a wrong total', () => {
+    const swapped = { ...parts, parts: [parts.parts[1], parts.parts[0]] };
+    expect(() => parsePartsManifest(Buffer.from(JSON.stringify(swapped)))).toThrow(expect.objectContaining({ message: expect.stringContaining('parts[0].file') }));
+    expect(() => parsePartsManifest(Buffer.from(JSON.stringify({ ...parts, totalSize: 4 })))).toThrow(expect.objectContaining({ message: expect.stringContaining('totalSize') }));
+  });
+});
+
+describe('names', () => {
+  it('formats ferry-YYYYMMDD-NNNN in UTC and ids with a random suffix', () => {
+    const d = new Date('2024-03-09T23:30:00-05:00');
+    expect(bundleFileName(d, 7)).toBe('ferry-20240310-0007');
+    expect(bundleFileName(d, 12345)).toBe('ferry-20240310-12345');
+    expect(newBundleId(d, 7, Buffer.from([1, 2, 3, 4]))).toBe('ferry-20240310-0007-01020304');
+    expect(newBundleId(d, 7)).toMatch(/^ferry-20240310-0007-[0-9a-f]{8}$/);
+    expect(() => bundleFileName(d, 0)).toThrow();
+  });
+});
