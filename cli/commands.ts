@@ -1,10 +1,12 @@
 /** Registers every command on the program. */
 import type { Command } from 'commander';
 import { registerBundleCommands } from './cmd-bundle.js';
+import { registerServeCommand } from './cmd-serve.js';
 import { registerSyncCommands } from './cmd-sync.js';
 
 /** Adds Ferry's commands to `program`. */
 export function registerCommands(program: Command): void {
   registerSyncCommands(program);
   registerBundleCommands(program);
+  registerServeCommand(program);
 }
