@@ -1,7 +1,7 @@
 /** `ferry sync`, `ferry status`, `ferry fsck`, `ferry config check`. */
 import type { Command } from 'commander';
 import { loadConfig } from '../config/index.js';
-import { runSync } from '../daemon/index.js';
+import { checkOnly, runSync } from '../daemon/index.js';
 import { Store } from '../store/index.js';
 import { abortOnSignals, collect, EXIT_FAILED, EXIT_OK, loadConfigOption, printJson } from './common.js';
 import { createLogger } from './logger.js';
@@ -17,6 +17,7 @@ export function registerSyncCommands(program: Command): void {
     .option('--json', 'print one JSON summary on stdout')
     .action(async (o: { config?: string; only: string[]; json?: boolean }) => {
       const config = loadConfigOption(o.config);
+      checkOnly(config, o.only);
       const tty = process.stderr.isTTY === true && !o.json;
       const logger = createLogger(tty ? 'warn' : config.logLevel);
       const ac = abortOnSignals((sig) => logger.warn({ signal: sig }, 'stopping: finishing in-flight work'));

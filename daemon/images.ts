@@ -3,7 +3,7 @@
  * changed tag fetch the manifest (and kept children of an index), fetch only blobs the store
  * lacks, and move the tag pointer only after all its content is stored.
  */
-import { Transform } from 'node:stream';
+import { Transform, pipeline } from 'node:stream';
 import type { Logger } from 'pino';
 import type PQueue from 'p-queue';
 import { selectTags, type ImageConfig } from '../config/index.js';
@@ -20,6 +20,7 @@ import {
 } from '../oci/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import type { Store } from '../store/index.js';
+import { allSettledOrThrow } from './settle.js';
 
 /** Progress and accounting events the engine emits. */
 export type SyncEvent =
@@ -130,7 +131,7 @@ async function syncTag(ctx: SyncContext, img: ImageConfig, client: RegistryClien
         reference: tag,
       });
     }
-    await Promise.all(children.map((c) => syncImageManifest(ctx, client, repo, c)));
+    await allSettledOrThrow(children.map((c) => syncImageManifest(ctx, client, repo, c)));
     kept = children.map((c) => c.digest);
     await ctx.store.putManifest({ digest: head.digest, mediaType: top.mediaType, bytes: top.bytes, references: children });
   } else {
@@ -169,7 +170,7 @@ async function syncImageManifest(ctx: SyncContext, client: RegistryClient, repo:
   const m = await fetchManifest(ctx, client, repo, d.digest);
   if (m.parsed.kind === 'index') {
     // Nested indexes are rare but legal: keep all their children.
-    await Promise.all(m.parsed.index.manifests.map((c) => syncImageManifest(ctx, client, repo, c)));
+    await allSettledOrThrow(m.parsed.index.manifests.map((c) => syncImageManifest(ctx, client, repo, c)));
     await ctx.store.putManifest({ digest: d.digest, mediaType: m.mediaType, bytes: m.bytes, references: m.parsed.index.manifests });
     return;
   }
@@ -191,7 +192,7 @@ async function storeImageContent(
 
 /** Fetches the blobs the store lacks, once each per pass, through the shared queue. */
 export async function ensureBlobs(ctx: SyncContext, client: RegistryClient, repo: string, descs: readonly Descriptor[]): Promise<void> {
-  await Promise.all(
+  await allSettledOrThrow(
     descs.map((d) => {
       if (ctx.store.hasBlob(d.digest)) return Promise.resolve();
       let p = ctx.inflight.get(d.digest);
@@ -202,15 +203,15 @@ export async function ensureBlobs(ctx: SyncContext, client: RegistryClient, repo
               if (ctx.store.hasBlob(d.digest)) return;
               ctx.emit({ type: 'blob-start', digest: d.digest, size: d.size });
               const body = await client.blobGet(repo, d.digest, { size: d.size, signal: ctx.signal });
-              const counted = body.pipe(
-                new Transform({
-                  transform(chunk: Buffer, _enc, cb) {
-                    ctx.emit({ type: 'blob-progress', bytes: chunk.length });
-                    cb(null, chunk);
-                  },
-                }),
-              );
-              body.on('error', (err) => counted.destroy(err));
+              const counted = new Transform({
+                transform(chunk: Buffer, _enc, cb) {
+                  ctx.emit({ type: 'blob-progress', bytes: chunk.length });
+                  cb(null, chunk);
+                },
+              });
+              // pipeline keeps an error listener on both streams: a body that fails before the
+              // store has attached its own pipeline must not become an uncaught exception.
+              pipeline(body, counted, () => {});
               const r = await ctx.store.writeBlob(d.digest, counted, { size: d.size, mediaType: d.mediaType, signal: ctx.signal });
               if (r.written) {
                 ctx.counters.blobsFetched++;

@@ -25,6 +25,7 @@ import {
 } from '../goproxy/index.js';
 import { sha256Digest, type Digest } from '../oci/index.js';
 import type { SyncContext } from './images.js';
+import { allSettledOrThrow } from './settle.js';
 
 /** Outcome of one module root. */
 export interface ModuleRootResult {
@@ -84,7 +85,7 @@ export async function syncModuleRoot(mctx: ModuleSyncContext, root: GoModuleRoot
       selected = r.versions;
       unchanged = r.unchanged;
       if (!r.unchanged) {
-        await Promise.all(selected.map((v) => visit(mctx, root.path, v, rules)));
+        await allSettledOrThrow(selected.map((v) => visit(mctx, root.path, v, rules)));
         if (errors.length === 0 && r.listDigest !== undefined) mctx.store.setModuleList(root.path, r.listDigest);
       }
     } else {
@@ -97,7 +98,7 @@ export async function syncModuleRoot(mctx: ModuleSyncContext, root: GoModuleRoot
       const gm = parseGoMod(text, { file: root.gomod });
       const rules: RootRules = { root: root.name, deps: true, replace: gm.replace, exclude: gm.exclude, errors };
       selected = gm.require.map((r) => `${r.path}@${r.version}`);
-      await Promise.all(gm.require.map((r) => visit(mctx, r.path, r.version, rules)));
+      await allSettledOrThrow(gm.require.map((r) => visit(mctx, r.path, r.version, rules)));
     }
   } catch (err) {
     const fe = toFerryError(err, 'INTERNAL', { module: root.name });
@@ -214,7 +215,7 @@ async function visitOnce(mctx: ModuleSyncContext, path: string, version: string,
   }
   if (!rules.deps) return;
   const gm = parseGoMod(mod, { file: `${path}@${version}/go.mod`, lax: true });
-  await Promise.all(gm.require.map((r) => visit(mctx, r.path, r.version, rules)));
+  await allSettledOrThrow(gm.require.map((r) => visit(mctx, r.path, r.version, rules)));
 }
 
 /** Fetches, validates and stores one version; returns its .mod bytes. */

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
-import { FerryError } from '../errors/index.js';
+import { FerryError, toFerryError } from '../errors/index.js';
 import type { Store } from '../store/index.js';
 import { RegistryClients, type ResponseHook } from './clients.js';
 import { syncImage, type ImageResult, type SyncContext, type SyncEvent } from './images.js';
@@ -97,9 +97,17 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
   const imageWork = Promise.all(images.map((img) => syncImage(ctx, img, clients.get(img.ref.registry))));
   const moduleWork = (async (): Promise<ModuleRootResult[]> => {
     if (roots.length === 0) return [];
-    const proxy = createProxyClient(config, opts.retry);
-    if (!proxy) return [];
-    const mctx = await createModuleContext(ctx, proxy, opts.sumCheck);
+    let mctx;
+    try {
+      const proxy = createProxyClient(config, opts.retry);
+      if (!proxy) return [];
+      mctx = await createModuleContext(ctx, proxy, opts.sumCheck);
+    } catch (err) {
+      // A proxy that cannot even be set up (a missing secret, say) fails every module root.
+      const fe = toFerryError(err);
+      for (const r of roots) store.recordSourceResult(r.name, { ok: false, error: fe.message });
+      return roots.map((r) => ({ name: r.name, ok: false, unchanged: false, selected: [], versionsChecked: 0, versionsNew: 0, errors: [{ code: fe.code, message: fe.message }] }));
+    }
     try {
       return await Promise.all(roots.map((r) => syncModuleRoot(mctx, r)));
     } finally {
