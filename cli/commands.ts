@@ -1,6 +1,7 @@
 /** Registers every command on the program. */
 import type { Command } from 'commander';
 import { registerBundleCommands } from './cmd-bundle.js';
+import { registerDaemonCommand } from './cmd-daemon.js';
 import { registerServeCommand } from './cmd-serve.js';
 import { registerSyncCommands } from './cmd-sync.js';
 
@@ -8,5 +9,6 @@ import { registerSyncCommands } from './cmd-sync.js';
 export function registerCommands(program: Command): void {
   registerSyncCommands(program);
   registerBundleCommands(program);
+  registerDaemonCommand(program);
   registerServeCommand(program);
 }

@@ -2,3 +2,7 @@
 export * from './clients.js';
 export * from './images.js';
 export * from './sync.js';
+export * from './daemon.js';
+export * from './http.js';
+export * from './metrics.js';
+export * from './retention.js';
