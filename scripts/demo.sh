@@ -111,7 +111,7 @@ L=$DEMO/images/tools
 read -r d s < <(image "$L" amd64 "$base" "$tools")
 index_json "$L" "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"$d\",\"size\":$s,\"annotations\":{\"org.opencontainers.image.ref.name\":\"1.0\"}}"
 push "$L" 1.0 lab/tools
-push "$L" 1.0-rc1 lab/tools
+skopeo copy --all --quiet --src-tls-verify=false --dest-tls-verify=false "docker://127.0.0.1:$UP/lab/tools:1.0" "docker://127.0.0.1:$UP/lab/tools:1.0-rc1"
 
 cat >"$DEMO/ferry.yaml" <<EOF
 version: 1
