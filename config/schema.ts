@@ -1,4 +1,5 @@
 /** Ferry's versioned configuration schema (zod 4). Key names here are a public contract. */
+import { validateDetailed } from 'node-cron';
 import { validRange } from 'semver';
 import * as z from 'zod';
 import { isValidRepository } from '../oci/reference.js';
@@ -32,6 +33,12 @@ const Cron = z.string().min(1).superRefine((s, ctx) => {
   const fields = s.trim().split(/\s+/);
   if (fields.length < 5 || fields.length > 6) {
     ctx.addIssue({ code: 'custom', message: `expected a cron expression with 5 or 6 fields (seconds optional), got "${s}"` });
+    return;
+  }
+  // The daemon schedules with node-cron: accept exactly what it accepts.
+  const v = validateDetailed(s);
+  if (!v.valid) {
+    ctx.addIssue({ code: 'custom', message: `invalid cron expression "${s}": ${v.errors.map((e) => `${e.field}: ${e.message}`).join('; ')}` });
   }
 });
 

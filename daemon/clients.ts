@@ -62,4 +62,11 @@ export class RegistryClients {
     this.clients.set(registry, c);
     return c;
   }
+
+  /** Closes every client's connection pool (after a reload or at shutdown). */
+  async close(): Promise<void> {
+    const all = [...this.clients.values()];
+    this.clients.clear();
+    await Promise.allSettled(all.map((c) => c.close()));
+  }
 }

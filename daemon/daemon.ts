@@ -322,8 +322,11 @@ export class Daemon {
     const before = new Set([...this.jobs.keys()]);
     this.config = next;
     this.queue.concurrency = next.concurrency;
-    // Fresh clients pick up changed credentials and TLS settings; runs in flight keep theirs.
+    // Fresh clients pick up changed credentials and TLS settings; runs in flight keep theirs,
+    // and the old connection pools close once those runs are done.
+    const old = this.clients;
     this.clients = this.newClients(next);
+    void this.whenIdle().then(() => old.close());
     this.opts.onConfig?.(next);
     this.applyJobs(next);
     const added = [...this.jobs.keys()].filter((n) => !before.has(n));
@@ -364,6 +367,7 @@ export class Daemon {
     this.queue.start();
     await this.whenIdle();
     await this.http?.close();
+    await this.clients.close();
     this.store?.close();
     this.store = undefined;
     this.logger.info('daemon stopped');
