@@ -6,11 +6,10 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IMPORT_SCRIPT } from '../../bundle/index.js';
 import { flipByteInEntry, makeFixture, makeKeys, MODULE_PATH, MODULE_VERSION, tempDir, writeFixture, type Fixture } from './fixtures.js';
-import { startRegistry, type TestRegistry } from './registry.js';
+import { startRegistry, type RunningRegistry as TestRegistry } from '../helpers/registry-server.js';
 
 const run = promisify(execFile);
 const NAME = 'ferry-20240101-0001';
@@ -154,7 +153,7 @@ describe('import.sh', () => {
   });
 
   it('pushes with Basic auth read from a password file', async () => {
-    const authed = await startRegistry({ htpasswd: `alice:${bcrypt.hashSync('pa"ss word', 8)}\n` });
+    const authed = await startRegistry({ auth: 'htpasswd', users: { alice: 'pa"ss word' } });
     try {
       const fx = await makeFixture(dir, { targetPrefix: 'auth' });
       const out = await bundle(fx);
