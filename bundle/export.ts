@@ -13,6 +13,7 @@ import type { BundleRow, ModuleVersionRow, Store, TagRow } from '../store/index.
 import { bundleFileName, GOMOD_DIR, newBundleId, type BundleFile, type BundleImage, type BundleModule } from './format.js';
 import { IMPORT_SCRIPT } from './import-script.js';
 import { loadPrivateKey } from './keys.js';
+import { sumdbBundleEntries } from './sumdb.js';
 import { buildIndexJson, ociLayoutFile, type LayoutImage } from './layout.js';
 import { bufferEntry, writeBundle, type BundleEntry, type WriteProgress } from './writer.js';
 
@@ -184,6 +185,21 @@ export async function exportBundle(opts: ExportOptions): Promise<ExportResult> {
   for (const [module, versions] of byModule) {
     const listed = versions.filter((v) => v.zipDigest && !isPseudoVersion(v.version)).map((v) => v.version).sort(compareVersions);
     entries.push(bufferEntry(`${GOMOD_DIR}/${proxyPath(module, 'list')}`, Buffer.from(listed.map((v) => `${v}\n`).join(''), 'utf8')));
+  }
+
+  // The checksum database: lookups of the carried versions and the tiles proving them against
+  // one signed head, so clients inside keep verifying with GOSUMDB unchanged.
+  if (modules.length > 0) {
+    const chainFiles = parent ? store.moduleFilesCarriedByChain(parent.id) : undefined;
+    const sumEntries = await sumdbBundleEntries(
+      store,
+      modules.map((m) => ({ module: m.module, version: m.version })),
+      { ...(opts.signal ? { signal: opts.signal } : {}), ...(chainFiles ? { alreadyCarried: chainFiles } : {}) },
+    );
+    for (const e of sumEntries) {
+      entries.push(e);
+      moduleFilePaths.push(e.path);
+    }
   }
 
   const sequence = store.nextBundleSequence();

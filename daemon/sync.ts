@@ -8,6 +8,7 @@ import type { Store } from '../store/index.js';
 import { RegistryClients, type ResponseHook } from './clients.js';
 import { syncImage, type ImageResult, type SyncContext, type SyncEvent } from './images.js';
 import { closeModuleContext, createModuleContext, syncModuleRoot, type ModuleRootResult, type SumCheck } from './modules.js';
+import { createSumChecker, type SumChecker } from './sumdb.js';
 import { createDispatcher, type RetryOptions } from '../net/index.js';
 import { GoProxyClient } from '../goproxy/index.js';
 import { resolveSecret } from '../config/index.js';
@@ -27,8 +28,11 @@ export interface RunSyncOptions {
   readonly retry?: RetryOptions;
   /** Registry clients to reuse across passes (the daemon keeps one). */
   readonly clients?: RegistryClients;
-  /** Checksum-database verification for new module versions. */
-  readonly sumCheck?: SumCheck;
+  /**
+   * Checksum-database verification for new module versions; by default one is built from
+   * `goModules.sumdb` (none when it is `off`).
+   */
+  readonly sumCheck?: SumCheck | SumChecker;
 }
 
 /** What one sync pass did. */
@@ -98,10 +102,12 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
   const moduleWork = (async (): Promise<ModuleRootResult[]> => {
     if (roots.length === 0) return [];
     let mctx;
+    let checker: SumCheck | SumChecker | undefined;
     try {
       const proxy = createProxyClient(config, opts.retry);
       if (!proxy) return [];
-      mctx = await createModuleContext(ctx, proxy, opts.sumCheck);
+      checker = opts.sumCheck ?? createSumChecker({ store, config, logger, ...(opts.retry ? { retry: opts.retry } : {}) });
+      mctx = await createModuleContext(ctx, proxy, checker);
     } catch (err) {
       // A proxy that cannot even be set up (a missing secret, say) fails every module root.
       const fe = toFerryError(err);
@@ -109,7 +115,22 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
       return roots.map((r) => ({ name: r.name, ok: false, unchanged: false, selected: [], versionsChecked: 0, versionsNew: 0, errors: [{ code: fe.code, message: fe.message }] }));
     }
     try {
-      return await Promise.all(roots.map((r) => syncModuleRoot(mctx, r)));
+      const results = await Promise.all(roots.map((r) => syncModuleRoot(mctx, r)));
+      const full = checker && 'complete' in checker ? (checker as SumChecker) : undefined;
+      if (full && !opts.signal?.aborted) {
+        // Prove every record against the newest head now, so the next export has its tiles.
+        try {
+          await full.complete(opts.signal ? { signal: opts.signal } : {});
+        } catch (err) {
+          const fe = toFerryError(err);
+          logger.error({ code: fe.code, database: full.database }, `checksum database: ${fe.message}`);
+          return [
+            ...results,
+            { name: `sumdb:${full.database}`, ok: false, unchanged: false, selected: [], versionsChecked: 0, versionsNew: 0, errors: [{ code: fe.code, message: fe.message }] },
+          ];
+        }
+      }
+      return results;
     } finally {
       await closeModuleContext(mctx);
     }

@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { FerryError, type ErrorDetails } from '../errors/index.js';
 import type { Digest } from '../oci/index.js';
 import { pidAlive } from './pid.js';
+import { SUMDB_MIGRATION, SumdbIndex } from './sumdb.js';
 import type {
   AddBundleInput,
   BlobRow,
@@ -163,6 +164,8 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (bundle_id, path)
   ) WITHOUT ROWID;
   `,
+  // 2: checksum-database heads, files and records (store/sumdb.ts).
+  SUMDB_MIGRATION,
 ];
 
 /** The schema version this code writes. */
@@ -368,6 +371,14 @@ export class StoreIndex {
 
   private iso(): string {
     return this.now().toISOString();
+  }
+
+  private sumdbIndex: SumdbIndex | undefined;
+
+  /** The checksum-database tables (store/sumdb.ts). */
+  sumdb(): SumdbIndex {
+    this.sumdbIndex ??= new SumdbIndex(this.db, (op, fn) => this.run(op, fn), () => this.iso());
+    return this.sumdbIndex;
   }
 
   /** Closes the database. */

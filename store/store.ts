@@ -12,6 +12,7 @@ import { FerryError } from '../errors/index.js';
 import { INDEX_MEDIA_TYPES, parseDigest, platformString, sha256Digest, type Digest } from '../oci/index.js';
 import { BlobFiles, discardSource, type BlobSource } from './blobs.js';
 import { StoreIndex } from './db.js';
+import type { SumdbFileRow, SumdbHeadRow, SumdbRecordRow } from './sumdb.js';
 import type {
   AddBundleInput,
   BlobRow,
@@ -439,6 +440,79 @@ export class Store {
   setModuleList(module: string, listDigest: string): void {
     this.assertWritable('setModuleList');
     this.index.setModuleList(module, listDigest);
+  }
+
+  // ---- checksum database ----
+
+  /** The newest verified tree head of a checksum database. */
+  sumdbHead(name: string): SumdbHeadRow | undefined {
+    return this.index.sumdb().latestHead(name);
+  }
+
+  /** Every verified tree head of a checksum database, oldest first. */
+  sumdbHeads(name: string): SumdbHeadRow[] {
+    return this.index.sumdb().heads(name);
+  }
+
+  /**
+   * Records a tree head the caller has proved consistent with the newest one (CheckTree);
+   * a smaller head or a same-size head with another hash is SUMDB_INCONSISTENT. True when new.
+   */
+  putSumdbHead(name: string, head: { size: number; hash: string; note: string }): boolean {
+    this.assertWritable('putSumdbHead');
+    return this.index.sumdb().putHead(name, head.size, head.hash, head.note);
+  }
+
+  /** Marks a head as handed out in a bundle (its consistency tiles are carried from then on). */
+  markSumdbHeadExported(name: string, size: number): void {
+    this.assertWritable('markSumdbHeadExported');
+    this.index.sumdb().markExported(name, size);
+  }
+
+  /** Stores a checksum-database file (a verified tile or lookup body) as a blob and indexes it by path. */
+  async putSumdbFile(name: string, path: string, bytes: Buffer, opts: { signal?: AbortSignal } = {}): Promise<SumdbFileRow> {
+    this.assertWritable('putSumdbFile');
+    const r = await this.writeBlobBytes(undefined, bytes, { mediaType: 'application/octet-stream', ...(opts.signal ? { signal: opts.signal } : {}) });
+    this.index.sumdb().putFile(name, path, r.digest, r.size);
+    return { name, path, digest: r.digest, size: r.size };
+  }
+
+  /** The index row of a checksum-database file. */
+  getSumdbFile(name: string, path: string): SumdbFileRow | undefined {
+    return this.index.sumdb().getFile(name, path);
+  }
+
+  /** A checksum-database file's bytes (verified against its digest), or undefined when not kept. */
+  async readSumdbFile(name: string, path: string, opts: { signal?: AbortSignal } = {}): Promise<Buffer | undefined> {
+    const row = this.index.sumdb().getFile(name, path);
+    if (!row) return undefined;
+    return this.readBlobBytes(row.digest, row.size, opts);
+  }
+
+  /** The checksum-database files whose path starts with `prefix`. */
+  listSumdbFiles(name: string, prefix = ''): SumdbFileRow[] {
+    return this.index.sumdb().listFiles(name, prefix);
+  }
+
+  /** Records the checksum-database record vouching for a module version. */
+  putSumdbRecord(row: Omit<SumdbRecordRow, 'checkedAt'>): void {
+    this.assertWritable('putSumdbRecord');
+    this.index.sumdb().putRecord(row);
+  }
+
+  /** The record vouching for a module version in a checksum database. */
+  getSumdbRecord(name: string, module: string, version: string): SumdbRecordRow | undefined {
+    return this.index.sumdb().getRecord(name, module, version);
+  }
+
+  /** The records of one checksum database (or all). */
+  listSumdbRecords(name?: string): SumdbRecordRow[] {
+    return this.index.sumdb().listRecords(name);
+  }
+
+  /** The checksum databases this store has heads or records for. */
+  sumdbNames(): string[] {
+    return this.index.sumdb().names();
   }
 
   // ---- runs and sources ----
