@@ -123,8 +123,9 @@ interface PartRecord {
 /** A sink that writes the tar into part files, rolling over at `splitSize`, hashing each part and the whole. */
 class PartSink extends Writable {
   readonly parts: PartRecord[] = [];
-  readonly whole = createHash('sha256');
   total = 0;
+  private readonly whole = createHash('sha256');
+  private wholeHex: string | undefined;
   private fh: FileHandle | undefined;
   private current: PartRecord | undefined;
 
@@ -138,6 +139,24 @@ class PartSink extends Writable {
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.writeChunk(chunk).then(() => cb(), cb);
+  }
+
+  // Chunks that queued while the previous write was in flight go to disk in one writev:
+  // tar-stream emits many small pieces (headers, padding) between the blob chunks.
+  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    const bufs = chunks.map((c) => c.chunk);
+    this.writeChunk(bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs)).then(() => cb(), cb);
+  }
+
+  /** Lowercase hex sha256 of everything written (call once all bytes are in). */
+  wholeSha256(): string {
+    this.wholeHex ??= this.whole.digest('hex');
+    return this.wholeHex;
+  }
+
+  /** Without splitting the only part is the whole tar: hash it once, not twice. */
+  private get single(): boolean {
+    return this.splitSize === undefined;
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -171,7 +190,7 @@ class PartSink extends Writable {
     this.current = undefined;
     await fh.sync();
     await fh.close();
-    rec.sha256 = rec.hash.digest('hex');
+    rec.sha256 = this.single ? this.wholeSha256() : rec.hash.digest('hex');
   }
 
   private async writeChunk(chunk: Buffer): Promise<void> {
@@ -188,7 +207,7 @@ class PartSink extends Writable {
         off += bytesWritten;
       }
       rec.size += piece.length;
-      rec.hash.update(piece);
+      if (!this.single) rec.hash.update(piece);
       this.whole.update(piece);
       this.total += piece.length;
       // Close a full part at once, but open the next only when bytes arrive: no empty last part.
@@ -320,7 +339,7 @@ export async function writeBundle(opts: WriteBundleOptions): Promise<WriteBundle
       bundleId: manifest.id,
       name,
       totalSize: sink.total,
-      sha256: sink.whole.digest('hex'),
+      sha256: sink.wholeSha256(),
       parts,
     };
     const partsBytes = serializePartsManifest(partsManifest);

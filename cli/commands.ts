@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { registerBundleCommands } from './cmd-bundle.js';
 import { registerDaemonCommand } from './cmd-daemon.js';
+import { registerImportCommands } from './cmd-import.js';
 import { registerServeCommand } from './cmd-serve.js';
 import { registerSyncCommands } from './cmd-sync.js';
 
@@ -11,4 +12,5 @@ export function registerCommands(program: Command): void {
   registerBundleCommands(program);
   registerDaemonCommand(program);
   registerServeCommand(program);
+  registerImportCommands(program);
 }

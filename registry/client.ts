@@ -376,8 +376,9 @@ export class RegistryClient {
    * A stream of the blob that errors with DIGEST_MISMATCH/SIZE_MISMATCH at the end instead of
    * ending cleanly. Follows redirects to storage (without Authorization across hosts) and
    * resumes with `Range` after a reset, up to the retry count. 404 → BLOB_UNKNOWN.
+   * `verify: false` skips the hashing for a consumer that verifies digest and size itself.
    */
-  async blobGet(repo: string, digest: Digest, opts: CallOptions & { readonly size?: number } = {}): Promise<Readable> {
+  async blobGet(repo: string, digest: Digest, opts: CallOptions & { readonly size?: number; readonly verify?: boolean } = {}): Promise<Readable> {
     this.checkRepo(repo);
     this.checkDigest(digest);
     if (opts.size !== undefined && (!Number.isSafeInteger(opts.size) || opts.size < 0)) {
@@ -405,6 +406,7 @@ export class RegistryClient {
       reopen: open,
       retry: this.retry,
       ...sig(opts),
+      ...(opts.verify === false ? { verify: false } : {}),
       details: { ...details, op: 'blobGet' },
     });
   }

@@ -521,6 +521,15 @@ export class StoreIndex {
     });
   }
 
+  /** Marks many tags as checked in one transaction (one commit for a whole unchanged image). */
+  touchTags(keys: readonly TagKey[], checkedAt: string | undefined): number {
+    return this.run('touchTags', () => {
+      const at = checkedAt ?? this.iso();
+      const stmt = this.db.prepare('UPDATE tags SET checked_at = ? WHERE registry = ? AND repository = ? AND tag = ?');
+      return this.db.transaction(() => keys.reduce((n, k) => n + stmt.run(at, k.registry, k.repository, k.tag).changes, 0))();
+    });
+  }
+
   /**
    * Upserts a tag and, in the same transaction, journals it when it is new or its digest,
    * kept set or target changed. `keptDigests` must arrive sorted and unique.

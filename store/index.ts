@@ -3,3 +3,4 @@ export { Store, STORE_FORMAT, STORE_MARKER, STORE_DB } from './store.js';
 export { SCHEMA_VERSION } from './db.js';
 export type { BlobSource } from './blobs.js';
 export type * from './types.js';
+export * from './ledger.js';

@@ -351,6 +351,12 @@ export class Store {
     return this.index.touchTag(key, checkedAt);
   }
 
+  /** Marks many unchanged tags as checked in one commit; returns how many were known. */
+  touchTags(keys: readonly TagKey[], checkedAt?: string): number {
+    this.assertWritable('touchTags');
+    return keys.length === 0 ? 0 : this.index.touchTags(keys, checkedAt);
+  }
+
   /**
    * Moves a tag. Call it only after the manifest and the kept children are stored
    * (MANIFEST_UNKNOWN otherwise). Journals the change when the digest, kept set or target changed.

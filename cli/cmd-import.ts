@@ -1,0 +1,236 @@
+/** `ferry import` (and `--status`) and its alias `ferry ledger`: loading bundles inside the air gap. */
+import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
+import { loadTrustedKey } from '../bundle/index.js';
+import { resolveSecret } from '../config/index.js';
+import { FerryError } from '../errors/index.js';
+import { defaultLedgerPath, importBundles, SKIP_SIGNATURE_WARNING, type ImportResult } from '../importer/index.js';
+import { RegistryClient } from '../registry/index.js';
+import { Ledger, Store, type LedgerChainStatus } from '../store/index.js';
+import { abortOnSignals, collect, EXIT_FAILED, EXIT_OK, printJson } from './common.js';
+import { createLogger } from './logger.js';
+import { formatBytes } from './progress.js';
+
+interface ImportCliOptions {
+  trust: string[];
+  registry?: string;
+  plainHttp?: boolean;
+  insecure?: boolean;
+  caFile?: string;
+  username?: string;
+  password?: string;
+  prefix?: string;
+  gomodDir?: string;
+  store?: string;
+  ledger?: string;
+  dryRun?: boolean;
+  force?: boolean;
+  insecureSkipSignature?: boolean;
+  json?: boolean;
+  status?: boolean;
+  concurrency?: string;
+  serveUrl?: string;
+}
+
+function usage(msg: string): FerryError {
+  return new FerryError('USAGE', msg);
+}
+
+/** Prints the ledger: what arrived, per source store, and what the chain is missing. */
+function printStatus(file: string, json: boolean | undefined): void {
+  if (!existsSync(file)) {
+    if (json) printJson({ ledger: file, stores: [] });
+    else process.stdout.write(`ledger ${file}: nothing imported yet\n`);
+    return;
+  }
+  const ledger = Ledger.open(file, { readonly: true });
+  let chains: LedgerChainStatus[];
+  try {
+    chains = ledger.chainStatus();
+  } finally {
+    ledger.close();
+  }
+  if (json) {
+    printJson({ ledger: file, stores: chains });
+    return;
+  }
+  const out: string[] = [`ledger ${file}`];
+  if (chains.length === 0) out.push('  nothing imported yet');
+  for (const c of chains) {
+    out.push(`source store ${c.sourceStore}: highest sequence imported ${c.highest}`);
+    for (const b of c.bundles) {
+      out.push(`  ${String(b.sequence).padStart(4)}  ${b.id}  ${b.result.padEnd(7)}  ${b.target}  ${b.finishedAt ?? b.startedAt}${b.error ? `  ${b.error}` : ''}`);
+    }
+    if (c.missing.length === 0) out.push('  chain complete');
+    else out.push(`  missing: ${c.missing.map((x) => `sequence ${x.sequence}${x.id ? ` (${x.id})` : ''}`).join(', ')}`);
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+function printResult(r: ImportResult): void {
+  const out: string[] = [];
+  for (const b of r.bundles) {
+    if (b.status === 'already-imported') {
+      out.push(`bundle ${b.id} (sequence ${b.sequence}): already imported into ${b.alreadyAt.join(', ')}; nothing to do`);
+      continue;
+    }
+    if (b.status === 'dry-run') {
+      out.push(`bundle ${b.id} (sequence ${b.sequence}) — dry run, nothing changed:`);
+      let total = 0;
+      for (const p of b.plan ?? []) {
+        total += p.action === 'skip' ? 0 : p.size;
+        out.push(`  ${p.action.padEnd(13)} ${p.what}${p.size ? `  ${formatBytes(p.size)}` : ''}  [${p.target}]`);
+      }
+      out.push(`  would transfer about ${formatBytes(total)}`);
+      if (b.alreadyAt.length > 0) out.push(`  already imported into ${b.alreadyAt.join(', ')}`);
+      continue;
+    }
+    out.push(`bundle ${b.id} (sequence ${b.sequence}) imported${b.signer ? `, signed by ${b.signer}` : ', SIGNATURE NOT CHECKED'}:`);
+    for (const t of b.targets) {
+      const bl = t.blobs;
+      out.push(
+        `  ${t.target}: blobs ${bl.uploaded} uploaded (${formatBytes(bl.bytes)}), ${bl.mounted} mounted, ${bl.existing} already there, ${bl.skipped} done before; ` +
+          `${t.manifests} manifests, ${t.tags.length} tags, ${t.modules} module versions`,
+      );
+      for (const tag of t.tags) {
+        out.push(`    ${tag.repository}:${tag.tag} → ${tag.digest}${tag.filteredFrom ? `  (platform-filtered; upstream ${tag.filteredFrom})` : ''}${tag.skipped ? '  (already set)' : ''}`);
+      }
+    }
+  }
+  const cc = r.clientConfig;
+  if (!r.dryRun && (Object.keys(cc.env).length > 0 || cc.registriesConf)) {
+    out.push('', 'Client configuration for intranet users:');
+    for (const [k, v] of Object.entries(cc.env)) out.push(`  export ${k}=${shellQuote(v)}`);
+    if (cc.registriesConf) out.push('', '  # /etc/containers/registries.conf', ...cc.registriesConf.trimEnd().split('\n').map((l) => `  ${l}`));
+    if (cc.daemonJson) out.push('', '  # /etc/docker/daemon.json', ...cc.daemonJson.trimEnd().split('\n').map((l) => `  ${l}`));
+    out.push('');
+    for (const n of cc.notes) out.push(`  note: ${n}`);
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_./:@=+,-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`;
+}
+
+function ledgerFile(o: { ledger?: string; store?: string; gomodDir?: string }): string {
+  return o.ledger ?? defaultLedgerPath({ ...(o.store !== undefined ? { store: o.store } : {}), ...(o.gomodDir !== undefined ? { gomodDir: o.gomodDir } : {}) });
+}
+
+async function runImport(bundles: string[], o: ImportCliOptions): Promise<void> {
+  if (o.status) {
+    printStatus(ledgerFile(o), o.json);
+    return;
+  }
+  if (bundles.length === 0) throw usage('ferry import: name at least one bundle (a .tar, its first part, or a directory)');
+  if (o.registry === undefined && o.gomodDir === undefined && o.store === undefined) {
+    throw usage('ferry import: name at least one target: --registry HOST[:PORT], --gomod-dir DIR or --store DIR');
+  }
+  const tlsFlags = [o.plainHttp, o.insecure, o.caFile !== undefined].filter(Boolean).length;
+  if (tlsFlags > 1) throw usage('ferry import: --plain-http, --insecure and --ca-file exclude each other');
+  if ((o.username === undefined) !== (o.password === undefined)) throw usage('ferry import: --username and --password go together');
+  if (o.password !== undefined && !/^(env|file):/.test(o.password)) throw usage('ferry import: --password takes env:NAME or file:PATH, never the password itself');
+  if (o.registry === undefined && (tlsFlags > 0 || o.username !== undefined || o.prefix !== undefined)) {
+    throw usage('ferry import: --plain-http, --insecure, --ca-file, --username and --prefix need --registry');
+  }
+  if (o.trust.length === 0 && !o.insecureSkipSignature) throw usage('ferry import: --trust PUB is required (the public key of the bundle signer)');
+  const concurrency = o.concurrency !== undefined ? Number(o.concurrency) : undefined;
+  if (concurrency !== undefined && (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 256)) {
+    throw usage(`ferry import: --concurrency must be an integer from 1 to 256, got "${o.concurrency}"`);
+  }
+  if (o.insecureSkipSignature) process.stderr.write(`ferry: ${SKIP_SIGNATURE_WARNING}\n`);
+
+  const trust = await Promise.all(o.trust.map((p) => loadTrustedKey(p)));
+  const logger = createLogger(o.json ? 'error' : 'warn');
+  const ac = abortOnSignals();
+  const password = o.password !== undefined ? resolveSecret(o.password, '--password') : undefined;
+  const registry =
+    o.registry !== undefined
+      ? new RegistryClient({
+          host: o.registry,
+          tls: o.plainHttp ? 'plain-http' : o.insecure ? 'insecure' : 'verify',
+          ...(o.caFile !== undefined ? { caFile: o.caFile } : {}),
+          ...(o.username !== undefined && password !== undefined ? { credentials: { username: o.username, password } } : {}),
+          logger,
+        })
+      : undefined;
+  const store = o.store !== undefined ? (o.dryRun ? (existsSync(o.store) ? Store.open(o.store, { readonly: true }) : undefined) : Store.open(o.store, { logger })) : undefined;
+  const lf = ledgerFile(o);
+  const ledger = o.dryRun ? (existsSync(lf) ? Ledger.open(lf, { readonly: true }) : undefined) : Ledger.open(lf);
+  try {
+    if (o.store !== undefined && !store) throw usage(`ferry import --dry-run: store ${o.store} does not exist yet; a real import would create it`);
+    const r = await importBundles({
+      bundles,
+      trust,
+      ...(o.insecureSkipSignature ? { insecureSkipSignature: true } : {}),
+      ...(registry ? { registry } : {}),
+      ...(o.prefix !== undefined ? { prefix: o.prefix } : {}),
+      ...(o.gomodDir !== undefined ? { gomodDir: o.gomodDir } : {}),
+      ...(store ? { store } : {}),
+      ...(ledger ? { ledger } : {}),
+      ...(o.dryRun ? { dryRun: true } : {}),
+      ...(o.force ? { force: true } : {}),
+      ...(concurrency !== undefined ? { concurrency } : {}),
+      ...(o.serveUrl !== undefined ? { serveUrl: o.serveUrl } : {}),
+      ...(o.plainHttp || o.insecure ? { insecureRegistry: true } : {}),
+      logger,
+      signal: ac.signal,
+      onEvent: (e) => {
+        if (e.type === 'warning' && !o.json && e.message !== SKIP_SIGNATURE_WARNING) process.stderr.write(`ferry: warning: ${e.message}\n`);
+      },
+    });
+    if (o.json) printJson({ ...r, ledger: lf });
+    else printResult(r);
+    process.exitCode = EXIT_OK;
+  } catch (err) {
+    if (o.json && err instanceof FerryError) {
+      printJson({ ok: false, code: err.code, message: err.message, file: err.details.file, ledger: lf });
+      process.stderr.write(`ferry: ${err.message}\n`);
+      process.exitCode = ['USAGE', 'KEY_INVALID', 'SECRET_UNRESOLVED', 'CONFIG_INVALID', 'REFERENCE_INVALID'].includes(err.code) ? 2 : EXIT_FAILED;
+      return;
+    }
+    throw err;
+  } finally {
+    ledger?.close();
+    store?.close();
+    await registry?.close();
+  }
+}
+
+/** Registers `ferry import` and `ferry ledger`. */
+export function registerImportCommands(program: Command): void {
+  program
+    .command('import')
+    .description('verify bundles and load them into an intranet registry, a Go module tree and/or a Ferry store')
+    .argument('[bundle...]', 'a bundle .tar, its first part, its .parts.json, or a directory')
+    .option('--trust <pub>', 'trusted public key (repeatable)', collect, [])
+    .option('--registry <host[:port]>', 'intranet OCI registry to push images to')
+    .option('--plain-http', 'the registry speaks plain HTTP')
+    .option('--insecure', 'do not verify the registry TLS certificate')
+    .option('--ca-file <file>', 'CA certificate(s) to trust for the registry')
+    .option('--username <user>', 'registry user')
+    .option('--password <ref>', 'registry password from env:NAME or file:PATH')
+    .option('--prefix <path>', 'namespace put in front of every image path in the registry')
+    .option('--gomod-dir <dir>', 'static GOPROXY tree to write Go modules into')
+    .option('--store <dir>', 'Ferry store to load into (for ferry serve, or a further export)')
+    .option('--ledger <file>', 'import ledger (default: beside the store or the Go module tree, else ./ferry-ledger.db)')
+    .option('--dry-run', 'print what would be pushed and written, change nothing')
+    .option('--force', 'import even when the ledger lacks the parent bundle')
+    .option('--insecure-skip-signature', 'DANGEROUS: do not check bundle signatures')
+    .option('--concurrency <n>', 'concurrent registry blob operations (default 4)')
+    .option('--serve-url <url>', 'URL of ferry serve, for the printed GOPROXY')
+    .option('--json', 'print one JSON document on stdout')
+    .option('--status', 'list what arrived and what the chain is missing (no bundles needed)')
+    .action(runImport);
+
+  program
+    .command('ledger')
+    .description('list imported bundles and what the chain is missing (same as ferry import --status)')
+    .option('--ledger <file>', 'import ledger file')
+    .option('--gomod-dir <dir>', 'the ledger beside this Go module tree')
+    .option('--store <dir>', 'the ledger beside this store')
+    .option('--json', 'print JSON on stdout')
+    .action((o: { ledger?: string; gomodDir?: string; store?: string; json?: boolean }) => {
+      printStatus(ledgerFile(o), o.json);
+    });
+}

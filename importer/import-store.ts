@@ -1,0 +1,168 @@
+/**
+ * Import into a Ferry store: the same blobs, manifests, tags and module versions that sync would
+ * have written, journalled, so `ferry serve --store` serves them and `ferry export` carries them
+ * one hop further. Blobs go in as they stream (a stored blob nothing references is invisible);
+ * manifests, tags and module versions are recorded only in commit().
+ */
+import type { BundleManifest } from '../bundle/index.js';
+import { FerryError } from '../errors/index.js';
+import { escapePath, escapeVersion } from '../goproxy/index.js';
+import { isIndexMediaType, MAX_MANIFEST_BYTES, parseManifest, platformMatches, platformString, referencedDescriptors, parseReference, type Digest } from '../oci/index.js';
+import type { Store } from '../store/index.js';
+import { checkModuleFile, moduleMap, parseModuleFile } from './import-gomod.js';
+import { emptyReport, type ImportTarget, type PlanLine, type TargetContext, type TargetReport } from './import-target.js';
+import { openSource, prefixed, readSmall, type EntrySource } from './import-util.js';
+
+/** A Ferry store as an import target. */
+export class StoreTarget implements ImportTarget {
+  readonly name: string;
+  readonly kind = 'store' as const;
+  private readonly store: Store;
+  private readonly prefix: string | undefined;
+  private ctx: TargetContext | undefined;
+  private manifests = new Map<Digest, { bytes: Buffer; mediaType: string }>();
+  private counts = { uploaded: 0, mounted: 0, existing: 0, skipped: 0, bytes: 0 };
+
+  constructor(store: Store, opts: { readonly prefix?: string } = {}) {
+    this.store = store;
+    this.prefix = opts.prefix;
+    this.name = `store:${store.dir}`;
+  }
+
+  wants(path: string): boolean {
+    return path.startsWith('blobs/') || parseModuleFile(path.startsWith('gomod/') ? path.slice(6) : '') !== undefined;
+  }
+
+  async missingRequires(m: BundleManifest): Promise<string[]> {
+    return m.requires.filter((d) => !this.store.hasBlob(d));
+  }
+
+  plan(m: BundleManifest): PlanLine[] {
+    const out: PlanLine[] = [];
+    for (const f of m.files) {
+      if (!this.wants(f.path)) continue;
+      const d = `sha256:${f.sha256}` as Digest;
+      out.push({ target: this.name, action: this.store.hasBlob(d) ? 'skip' : 'store-blob', what: `${f.path}`, size: f.size });
+    }
+    for (const im of m.images) out.push({ target: this.name, action: 'set-tag', what: `${im.reference} → ${im.digest}`, size: 0 });
+    for (const x of m.modules) out.push({ target: this.name, action: 'record-module', what: `${x.path}@${x.version}`, size: 0 });
+    return out;
+  }
+
+  async begin(ctx: TargetContext): Promise<void> {
+    this.ctx = ctx;
+  }
+
+  private get c(): TargetContext {
+    if (!this.ctx) throw new FerryError('INTERNAL', 'store target used before begin()');
+    return this.ctx;
+  }
+
+  async take(src: EntrySource): Promise<void> {
+    const d = `sha256:${src.sha256}` as Digest;
+    const signal = this.c.signal;
+    if (src.mediaType !== undefined) {
+      const bytes = await readSmall(openSource(src, signal), MAX_MANIFEST_BYTES, src.path);
+      this.manifests.set(d, { bytes, mediaType: src.mediaType });
+      return;
+    }
+    if (this.store.hasBlob(d)) {
+      // Left alone, the reader still drains and verifies the entry.
+      this.counts.existing++;
+    } else {
+      const w = await this.store.writeBlob(d, openSource(src, signal), { size: src.size, ...(signal ? { signal } : {}) });
+      if (w.written) {
+        this.counts.uploaded++;
+        this.counts.bytes += w.size;
+      } else this.counts.existing++;
+    }
+    if (src.path.startsWith('gomod/')) {
+      const mf = parseModuleFile(src.path.slice(6));
+      if (mf) await checkModuleFile(src.path, this.store.blobPath(d), mf, moduleMap(this.c.manifest), signal);
+    }
+  }
+
+  async commit(): Promise<TargetReport> {
+    const m = this.c.manifest;
+    const signal = this.c.signal;
+    // Manifests children first: a post-order walk from every image, then anything not reached.
+    const done = new Set<Digest>();
+    let manifests = 0;
+    const put = async (digest: Digest, platform?: string): Promise<void> => {
+      if (done.has(digest)) return;
+      done.add(digest);
+      const mm = this.manifests.get(digest);
+      if (!mm) return; // required: an earlier bundle stored it
+      const parsed = parseManifest(mm.bytes, mm.mediaType);
+      const refs = referencedDescriptors(parsed);
+      if (parsed.kind === 'index') for (const c of refs) await put(c.digest, c.platform ? platformString(c.platform) : undefined);
+      await this.store.putManifest({ digest, mediaType: mm.mediaType, bytes: mm.bytes, references: refs, ...(platform ? { platform } : {}), ...(signal ? { signal } : {}) });
+      manifests++;
+    };
+    for (const im of m.images) await put(im.digest);
+    for (const d of this.manifests.keys()) await put(d);
+
+    const tags = [];
+    for (const im of m.images) {
+      const ref = parseReference(im.reference);
+      let kept: Digest[] = [];
+      const row = this.store.getManifest(im.digest);
+      if (!row) throw new FerryError('REQUIRES_MISSING', `${im.reference}: manifest ${im.digest} is neither in the bundle nor in the store`, { digest: im.digest });
+      if (isIndexMediaType(row.mediaType)) {
+        kept = row.references
+          .filter((r) => this.store.hasManifest(r.digest))
+          .filter((r) => im.platforms === null || (r.platform !== undefined && im.platforms.some((p) => platformMatches(platformOf(r.platform!), p))))
+          .map((r) => r.digest);
+      }
+      const target = prefixed(this.prefix, im.target);
+      this.store.setTag({
+        registry: ref.registry,
+        repository: ref.repository,
+        tag: im.tag,
+        source: `${ref.registry}/${ref.repository}`,
+        target,
+        digest: im.digest,
+        mediaType: im.mediaType,
+        platforms: im.platforms === null ? null : [...im.platforms].sort(),
+        keptDigests: kept,
+      });
+      this.c.ledger?.recordItem({ target: this.name, kind: 'tag', scope: target, key: im.tag, digest: im.digest, state: 'done', bundleId: m.id, detail: null });
+      tags.push({ repository: target, tag: im.tag, digest: im.digest, upstreamDigest: im.digest });
+    }
+
+    const sha = new Map(m.files.map((f) => [f.path, `sha256:${f.sha256}` as Digest]));
+    for (const x of m.modules) {
+      const base = `gomod/${moduleBase(x.path, x.version)}`;
+      const info = sha.get(`${base}.info`);
+      const mod = sha.get(`${base}.mod`);
+      const zip = x.h1 !== null ? sha.get(`${base}.zip`) : undefined;
+      if (!info || !mod || (x.h1 !== null && !zip)) throw new FerryError('BUNDLE_INVALID', `${x.path}@${x.version}: the bundle lacks its .info, .mod or .zip`, { module: x.path, version: x.version });
+      this.store.putModuleVersion({
+        module: x.path,
+        version: x.version,
+        time: x.time,
+        infoDigest: info,
+        modDigest: mod,
+        zipDigest: zip ?? null,
+        h1Zip: x.h1,
+        h1Mod: x.goModH1,
+        root: x.path,
+      });
+      this.c.ledger?.recordItem({ target: this.name, kind: 'module', scope: '', key: `${x.path}@${x.version}`, digest: null, state: 'done', bundleId: m.id, detail: null });
+    }
+    return { ...emptyReport(this.name, 'store'), blobs: { ...this.counts }, manifests, tags, modules: m.modules.length };
+  }
+
+  async abort(): Promise<void> {
+    // Blobs already written are unreferenced until a later import records what uses them.
+  }
+}
+
+function platformOf(s: string): { os: string; architecture: string; variant?: string } {
+  const [os = '', architecture = '', variant] = s.split('/');
+  return variant === undefined ? { os, architecture } : { os, architecture, variant };
+}
+
+function moduleBase(path: string, version: string): string {
+  return `${escapePath(path)}/@v/${escapeVersion(version)}`;
+}

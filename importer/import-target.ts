@@ -1,0 +1,79 @@
+/** The shape every import target (registry, Go module tree, store) implements, and what it reports. */
+import type { Logger } from 'pino';
+import type { BundleManifest } from '../bundle/index.js';
+import type { Ledger } from '../store/index.js';
+import type { EntrySource } from './import-util.js';
+
+/** What a target gets for one bundle. */
+export interface TargetContext {
+  readonly manifest: BundleManifest;
+  /** Undefined in a dry run: nothing may be recorded. */
+  readonly ledger: Ledger | undefined;
+  /** A temp directory for this bundle, removed when it is done. */
+  readonly tmpDir: string;
+  /** Re-reads the bundle's entries (for the rare blob a registry would not mount). */
+  readonly reread: (paths: ReadonlySet<string>, each: (src: EntrySource) => Promise<void>) => Promise<void>;
+  readonly signal?: AbortSignal;
+  readonly logger?: Logger;
+}
+
+/** One tag an import set. */
+export interface TagReport {
+  readonly repository: string;
+  readonly tag: string;
+  /** The digest the tag now points at. */
+  readonly digest: string;
+  /** The upstream digest (differs only for platform-filtered indexes). */
+  readonly upstreamDigest: string;
+  /** Set when the registry refused the upstream index with children left out: the digest it was filtered from. */
+  readonly filteredFrom?: string;
+  /** True when the ledger already held this tag at this digest. */
+  readonly skipped?: boolean;
+}
+
+/** What one target did with one bundle. */
+export interface TargetReport {
+  readonly target: string;
+  readonly kind: 'registry' | 'gomod' | 'store';
+  readonly blobs: { uploaded: number; mounted: number; existing: number; skipped: number; bytes: number };
+  readonly manifests: number;
+  readonly tags: TagReport[];
+  readonly modules: number;
+  readonly files: number;
+  /** Checksum databases the bundle carried (names under gomod/sumdb/). */
+  readonly sumdb: string[];
+}
+
+/** One line of a dry run's plan. */
+export interface PlanLine {
+  readonly target: string;
+  readonly action: 'push-blob' | 'push-manifest' | 'set-tag' | 'write-file' | 'store-blob' | 'record-module' | 'skip';
+  readonly what: string;
+  readonly size: number;
+}
+
+/** An import target. */
+export interface ImportTarget {
+  /** The ledger's name of the target, e.g. `registry:host:5000/prefix`. */
+  readonly name: string;
+  readonly kind: 'registry' | 'gomod' | 'store';
+  /** True when the target consumes this tar entry. */
+  wants(path: string, mediaType: string | undefined): boolean;
+  /** Digests of `requires` the target lacks (checked before anything is written). */
+  missingRequires(m: BundleManifest, ledger: Ledger | undefined, signal?: AbortSignal): Promise<string[]>;
+  /** What an import would do (dry run). */
+  plan(m: BundleManifest, ledger: Ledger | undefined): PlanLine[];
+  /** Starts a bundle. */
+  begin(ctx: TargetContext): Promise<void>;
+  /** Takes one verified-as-it-streams entry; invisible writes only (blobs, staged files). */
+  take(src: EntrySource): Promise<void>;
+  /** Called once every entry verified: waits for background work, then makes the bundle visible. */
+  commit(): Promise<TargetReport>;
+  /** Called after a failure: cancels background work and removes staged files. */
+  abort(): Promise<void>;
+}
+
+/** A zeroed report for a target. */
+export function emptyReport(target: string, kind: TargetReport['kind']): TargetReport {
+  return { target, kind, blobs: { uploaded: 0, mounted: 0, existing: 0, skipped: 0, bytes: 0 }, manifests: 0, tags: [], modules: 0, files: 0, sumdb: [] };
+}
