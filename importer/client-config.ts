@@ -50,7 +50,7 @@ export function buildClientConfig(i: ClientConfigInput): ClientConfig {
       const name = i.sumdb[0]!;
       env['GOSUMDB'] = name;
       notes.push(
-        `GOSUMDB=${name}: the bundle carried ${name}'s checksum database files; go asks for them through GOPROXY (${'$'}GOPROXY/sumdb/${name}/) and checks them against the database's public key. Carrying the checksum database is added by issue 7.`,
+        `GOSUMDB=${name}: the bundle carried ${name}'s checksum database files; go asks for them through GOPROXY (${'$'}GOPROXY/sumdb/${name}/) and checks them against the database's public key, so nothing but GOPROXY changes.`,
       );
     } else {
       env['GOSUMDB'] = 'off';
