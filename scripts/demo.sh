@@ -2,8 +2,12 @@
 # Ferry's main job end to end on this machine, with nothing but loopback:
 #   1. start an "upstream" registry (docker-registry) on 127.0.0.1,
 #   2. build sample images (one multi-arch index, tags sharing a base layer) and push them with skopeo,
-#   3. ferry sync them into a store, sync again (nothing changes), move a tag and sync (only new blobs),
-#   4. ferry status and ferry fsck.
+#   3. write a small Go module proxy tree (file://) with two modules, one requiring the other,
+#   4. ferry sync images and modules into a store, sync again (nothing changes), move a tag and sync,
+#   5. ferry status and ferry fsck,
+#   6. ferry keygen, ferry export (full), ferry verify, and ferry import into a second "intranet"
+#      registry and a Go module tree; skopeo and go check what arrived,
+#   7. push a new tag upstream, sync, export incrementally and import again; ferry ledger.
 # Everything lives under .demo/ (removed at the start of each run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,12 +15,12 @@ ROOT=$PWD
 DEMO=$ROOT/.demo
 FERRY="node $ROOT/dist/cli/main.js"
 
-for cmd in docker-registry skopeo sha256sum gzip tar; do
+for cmd in docker-registry skopeo sha256sum gzip tar python3 curl; do
   command -v "$cmd" >/dev/null || { echo "demo: $cmd is missing (apt-get install -y docker-registry skopeo)" >&2; exit 2; }
 done
 
 rm -rf "$DEMO"
-mkdir -p "$DEMO"/{upstream,images}
+mkdir -p "$DEMO"/{upstream,intranet,images,goproxy}
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
@@ -113,6 +117,26 @@ index_json "$L" "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\
 push "$L" 1.0 lab/tools
 skopeo copy --all --quiet --src-tls-verify=false --dest-tls-verify=false "docker://127.0.0.1:$UP/lab/tools:1.0" "docker://127.0.0.1:$UP/lab/tools:1.0-rc1"
 
+# A Go module proxy tree: example.com/greet v1.0.0 requires example.com/words v0.1.0.
+python3 - "$DEMO/goproxy" <<'PY'
+import json, os, sys, zipfile
+root = sys.argv[1]
+mods = {
+    ("example.com/words", "v0.1.0"): ("module example.com/words\n", {"words.go": "package words\n\nconst Hello = \"hello from the other side of the air gap\"\n"}),
+    ("example.com/greet", "v1.0.0"): ("module example.com/greet\n\nrequire example.com/words v0.1.0\n",
+        {"greet.go": "package greet\n\nimport \"example.com/words\"\n\nfunc Hello() string { return words.Hello }\n"}),
+}
+for (path, version), (gomod, files) in mods.items():
+    d = os.path.join(root, path, "@v")
+    os.makedirs(d, exist_ok=True)
+    open(os.path.join(d, "list"), "w").write(version + "\n")
+    open(os.path.join(d, version + ".info"), "w").write(json.dumps({"Version": version, "Time": "2026-01-01T00:00:00Z"}) + "\n")
+    open(os.path.join(d, version + ".mod"), "w").write(gomod)
+    with zipfile.ZipFile(os.path.join(d, version + ".zip"), "w", zipfile.ZIP_DEFLATED) as z:
+        for name, text in sorted({**files, "go.mod": gomod}.items()):
+            z.writestr(zipfile.ZipInfo(f"{path}@{version}/{name}", (2026, 1, 1, 0, 0, 0)), text)
+PY
+
 cat >"$DEMO/ferry.yaml" <<EOF
 version: 1
 store: ./store
@@ -129,6 +153,15 @@ images:
   - name: tools
     source: 127.0.0.1:$UP/lab/tools
     tags: { exclude: ["*-rc*"] }
+goModules:
+  proxy: file://$DEMO/goproxy
+  sumdb: "off"            # the demo's modules are not in sum.golang.org
+  modules:
+    - path: example.com/greet
+      versions: latest
+export:
+  signingKey: ./keys/ferry.key
+  out: ./outbox
 EOF
 
 echo "== ferry config check"
@@ -144,4 +177,38 @@ echo "== ferry status"
 $FERRY status -c "$DEMO/ferry.yaml"
 echo "== ferry fsck"
 $FERRY fsck -c "$DEMO/ferry.yaml"
-echo "== demo finished: store in $DEMO/store"
+
+echo "== ferry keygen, ferry export (full), ferry verify"
+mkdir -p "$DEMO/keys"
+$FERRY keygen --out "$DEMO/keys/ferry"
+$FERRY export -c "$DEMO/ferry.yaml"
+$FERRY verify "$DEMO"/outbox/ferry-*-0001.tar --trust "$DEMO/keys/ferry.pub"
+
+IN=$(free_port)
+start_registry "$DEMO/intranet" "$IN"
+echo "== inside: ferry import into the intranet registry on 127.0.0.1:$IN and a Go module tree"
+$FERRY import "$DEMO"/outbox/ferry-*-0001.tar --trust "$DEMO/keys/ferry.pub" \
+  --registry "127.0.0.1:$IN" --plain-http --gomod-dir "$DEMO/gomod" --ledger "$DEMO/ledger.db"
+for ref in mirror/app:v1.0 mirror/app:v1.1 lab/tools:1.0; do
+  up=$(skopeo inspect --raw --tls-verify=false "docker://127.0.0.1:$UP/${ref/mirror\/app/lab/app}" | sha256sum | cut -d' ' -f1)
+  in=$(skopeo inspect --raw --tls-verify=false "docker://127.0.0.1:$IN/$ref" | sha256sum | cut -d' ' -f1)
+  echo "  $ref: upstream sha256:$up, intranet sha256:$in"
+done
+if command -v go >/dev/null; then
+  echo "== inside: go build with GOPROXY=file://$DEMO/gomod and nothing else"
+  mkdir -p "$DEMO/app"
+  printf 'module example.com/app\n\ngo 1.19\n\nrequire example.com/greet v1.0.0\n' >"$DEMO/app/go.mod"
+  printf 'package main\n\nimport (\n\t"fmt"\n\n\t"example.com/greet"\n)\n\nfunc main() { fmt.Println(greet.Hello()) }\n' >"$DEMO/app/main.go"
+  (cd "$DEMO/app" && env -i PATH="$PATH" HOME="$DEMO/gohome" GOPATH="$DEMO/gohome/go" GOCACHE="$DEMO/gohome/cache" \
+    GOPROXY="file://$DEMO/gomod" GOSUMDB=off GOFLAGS=-mod=mod GOTOOLCHAIN=local go run .)
+fi
+
+echo "== a new tag upstream: sync, incremental export, import"
+skopeo copy --all --quiet --src-tls-verify=false --dest-tls-verify=false "docker://127.0.0.1:$UP/lab/tools:1.0" "docker://127.0.0.1:$UP/lab/app:v2.0"
+$FERRY sync -c "$DEMO/ferry.yaml" --json >/dev/null
+$FERRY export -c "$DEMO/ferry.yaml"
+$FERRY import "$DEMO"/outbox/ferry-*-0002.tar --trust "$DEMO/keys/ferry.pub" \
+  --registry "127.0.0.1:$IN" --plain-http --gomod-dir "$DEMO/gomod" --ledger "$DEMO/ledger.db"
+echo "== ferry ledger"
+$FERRY ledger --ledger "$DEMO/ledger.db"
+echo "== demo finished: store in $DEMO/store, bundles in $DEMO/outbox"
