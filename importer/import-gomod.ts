@@ -11,6 +11,7 @@ import type { BundleManifest, BundleModule } from '../bundle/index.js';
 import { FerryError, errorMessage } from '../errors/index.js';
 import { checkModuleZip, compare, escapePath, escapeVersion, hashGoMod, isPseudoVersion, unescapePath, unescapeVersion } from '../goproxy/index.js';
 import type { Ledger } from '../store/index.js';
+import { planSumdbMerge, sumdbFileKind } from './import-sumdb.js';
 import { emptyReport, type ImportTarget, type PlanLine, type TargetContext, type TargetReport } from './import-target.js';
 import { openSource, readSmall, writeFileAtomic, writeStreamFile, type EntrySource } from './import-util.js';
 
@@ -63,6 +64,15 @@ export async function checkModuleFile(
 /** The signed module list keyed by `path@version`. */
 export function moduleMap(m: BundleManifest): Map<string, BundleModule> {
   return new Map(m.modules.map((x) => [`${x.path}@${x.version}`, x]));
+}
+
+async function readIfExists(file: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
 }
 
 function pidAlive(pid: number): boolean {
@@ -148,13 +158,26 @@ export class GomodTarget implements ImportTarget {
     const ctx = this.ctx;
     if (!ctx) throw new FerryError('INTERNAL', 'gomod target used before begin()');
     try {
-      // .info and .mod before .zip, so a version never appears as a zip without its metadata.
-      const order = (p: string): number => (p.endsWith('.zip') ? 1 : 0);
+      // Decided before anything moves: a forked log refuses the bundle with the tree untouched.
+      const keep = await this.sumdbFilesToKeep();
+      // .info and .mod first, then the database (tiles, lookups, `latest` last, so a client that
+      // reads the new head finds its tiles), and .zip last: a version never appears as a zip
+      // without its metadata and its checksum-database record.
+      const order = (p: string): number => {
+        if (p.endsWith('.zip') && !p.startsWith('sumdb/')) return 4;
+        if (!p.startsWith('sumdb/')) return 0;
+        const kind = sumdbFileKind(p.split('/').slice(2).join('/'));
+        return kind === 'tile' ? 1 : kind === 'latest' ? 3 : 2;
+      };
+      const moved: string[] = [];
       for (const rel of [...this.staged].sort((a, b) => order(a) - order(b))) {
+        if (!keep.has(rel)) continue;
         const final = join(this.dir, rel);
         await mkdir(dirname(final), { recursive: true });
         await rename(join(this.staging, rel), final);
+        moved.push(rel);
       }
+      this.staged = moved;
       for (const x of ctx.manifest.modules) if (x.h1 !== null && !this.lists.has(escapePath(x.path))) this.lists.set(escapePath(x.path), [x.version]);
       for (const [esc, versions] of this.lists) await this.mergeList(esc, versions);
       for (const x of ctx.manifest.modules) {
@@ -164,6 +187,44 @@ export class GomodTarget implements ImportTarget {
       await rm(this.staging, { recursive: true, force: true });
     }
     return { ...emptyReport(this.name, 'gomod'), modules: ctx.manifest.modules.length, files: this.staged.length + this.lists.size, sumdb: [...this.sumdb].sort() };
+  }
+
+  /**
+   * The staged files to move into place: everything but the checksum-database files the tree
+   * already has in a newer or immutable form. `latest` never moves backwards (an older bundle
+   * imported after a newer one); its lookups only fill gaps; a tile is never replaced (its path
+   * names its content), and one that differs is reported.
+   */
+  private async sumdbFilesToKeep(): Promise<Set<string>> {
+    const keep = new Set(this.staged);
+    const logger = this.ctx?.logger;
+    for (const name of this.sumdb) {
+      const latestRel = `sumdb/${name}/latest`;
+      const incoming = this.staged.includes(latestRel) ? await readFile(join(this.staging, latestRel)) : undefined;
+      const kept = await readIfExists(join(this.dir, latestRel));
+      const plan = planSumdbMerge(name, incoming, kept, this.dir);
+      if (incoming !== undefined && !plan.replaceLatest) keep.delete(latestRel);
+      if (incoming !== undefined && !plan.current) {
+        logger?.info({ database: name, bundleTree: plan.incomingSize, keptTree: plan.keptSize }, 'checksum database: the bundle carries an older head; the newer one stays');
+      }
+      for (const rel of this.staged) {
+        if (!rel.startsWith(`sumdb/${name}/`)) continue;
+        const kind = sumdbFileKind(rel.slice(`sumdb/${name}/`.length));
+        if (kind === 'latest') continue;
+        const final = join(this.dir, rel);
+        if (kind === 'tile') {
+          const old = await readIfExists(final);
+          if (old === undefined) continue;
+          keep.delete(rel);
+          if (!old.equals(await readFile(join(this.staging, rel)))) {
+            logger?.warn({ database: name, file: final }, 'checksum database: a carried tile differs from the one already in the tree; keeping the existing tile (tiles never change)');
+          }
+        } else if (!plan.current && existsSync(final)) {
+          keep.delete(rel);
+        }
+      }
+    }
+    return keep;
   }
 
   /** `@v/list` = what was there ∪ what the bundle lists, keeping tagged versions whose zip is in the tree, in Go semver order. */

@@ -7,11 +7,15 @@
 import type { BundleManifest } from '../bundle/index.js';
 import { FerryError } from '../errors/index.js';
 import { escapePath, escapeVersion } from '../goproxy/index.js';
-import { isIndexMediaType, MAX_MANIFEST_BYTES, parseManifest, platformMatches, platformString, referencedDescriptors, parseReference, type Digest } from '../oci/index.js';
+import { isIndexMediaType, MAX_MANIFEST_BYTES, sha256Digest, parseManifest, platformMatches, platformString, referencedDescriptors, parseReference, type Digest } from '../oci/index.js';
 import type { Store } from '../store/index.js';
 import { checkModuleFile, moduleMap, parseModuleFile } from './import-gomod.js';
+import { planSumdbMerge, splitSumdbPath, sumdbFileKind, type SumdbMergePlan } from './import-sumdb.js';
 import { emptyReport, type ImportTarget, type PlanLine, type TargetContext, type TargetReport } from './import-target.js';
 import { openSource, prefixed, readSmall, type EntrySource } from './import-util.js';
+
+/** Cap on one checksum-database file (a data tile of 256 records is the largest, well below). */
+const MAX_SUMDB_FILE_BYTES = 16 * 1024 * 1024;
 
 /** A Ferry store as an import target. */
 export class StoreTarget implements ImportTarget {
@@ -22,6 +26,8 @@ export class StoreTarget implements ImportTarget {
   private ctx: TargetContext | undefined;
   private manifests = new Map<Digest, { bytes: Buffer; mediaType: string }>();
   private counts = { uploaded: 0, mounted: 0, existing: 0, skipped: 0, bytes: 0 };
+  /** Checksum-database files by database, then by path under `sumdb/<name>/` (all small). */
+  private sumdb = new Map<string, Map<string, Buffer>>();
 
   constructor(store: Store, opts: { readonly prefix?: string } = {}) {
     this.store = store;
@@ -30,6 +36,7 @@ export class StoreTarget implements ImportTarget {
   }
 
   wants(path: string): boolean {
+    if (splitSumdbPath(path)) return true;
     return path.startsWith('blobs/') || parseModuleFile(path.startsWith('gomod/') ? path.slice(6) : '') !== undefined;
   }
 
@@ -61,6 +68,15 @@ export class StoreTarget implements ImportTarget {
   async take(src: EntrySource): Promise<void> {
     const d = `sha256:${src.sha256}` as Digest;
     const signal = this.c.signal;
+    const sum = splitSumdbPath(src.path);
+    if (sum) {
+      // Tiles are 8 KiB, lookups a few hundred bytes: kept in memory until commit() decides.
+      const bytes = await readSmall(openSource(src, signal), MAX_SUMDB_FILE_BYTES, src.path);
+      const files = this.sumdb.get(sum.name) ?? new Map<string, Buffer>();
+      files.set(sum.rel, bytes);
+      this.sumdb.set(sum.name, files);
+      return;
+    }
     if (src.mediaType !== undefined) {
       const bytes = await readSmall(openSource(src, signal), MAX_MANIFEST_BYTES, src.path);
       this.manifests.set(d, { bytes, mediaType: src.mediaType });
@@ -85,6 +101,12 @@ export class StoreTarget implements ImportTarget {
   async commit(): Promise<TargetReport> {
     const m = this.c.manifest;
     const signal = this.c.signal;
+    // Decided before anything is recorded: a forked log refuses the bundle with the store untouched.
+    const sumdbPlans = new Map<string, SumdbMergePlan>();
+    for (const [name, files] of this.sumdb) {
+      const kept = await this.store.readSumdbFile(name, 'latest', signal ? { signal } : {});
+      sumdbPlans.set(name, planSumdbMerge(name, files.get('latest'), kept, `store ${this.store.dir}`));
+    }
     // Manifests children first: a post-order walk from every image, then anything not reached.
     const done = new Set<Digest>();
     let manifests = 0;
@@ -150,7 +172,44 @@ export class StoreTarget implements ImportTarget {
       });
       this.c.ledger?.recordItem({ target: this.name, kind: 'module', scope: '', key: `${x.path}@${x.version}`, digest: null, state: 'done', bundleId: m.id, detail: null });
     }
-    return { ...emptyReport(this.name, 'store'), blobs: { ...this.counts }, manifests, tags, modules: m.modules.length };
+    let files = 0;
+    for (const [name, plan] of sumdbPlans) files += await this.mergeSumdb(name, this.sumdb.get(name)!, plan);
+    return { ...emptyReport(this.name, 'store'), blobs: { ...this.counts }, manifests, tags, modules: m.modules.length, files, sumdb: [...this.sumdb.keys()].sort() };
+  }
+
+  /**
+   * Keeps one database's files in the store, as `ferry serve --store` answers them under
+   * `/sumdb/<name>/`: tiles first and `latest` last (a client reading the new head finds its
+   * tiles); `latest` only moves forward; lookups follow the newest head and otherwise only fill
+   * gaps; a tile is never replaced (its path names its content) and one that differs is reported.
+   * Returns the number of files written.
+   */
+  private async mergeSumdb(name: string, files: ReadonlyMap<string, Buffer>, plan: SumdbMergePlan): Promise<number> {
+    const signal = this.c.signal;
+    const call = signal ? { signal } : {};
+    const logger = this.c.logger;
+    if (files.has('latest') && !plan.current) {
+      logger?.info({ database: name, bundleTree: plan.incomingSize, keptTree: plan.keptSize }, 'checksum database: the bundle carries an older head; the newer one stays');
+    }
+    const rank = (rel: string): number => ({ tile: 0, lookup: 1, other: 1, supported: 2, latest: 3 })[sumdbFileKind(rel)];
+    let written = 0;
+    for (const rel of [...files.keys()].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0))) {
+      const bytes = files.get(rel)!;
+      const kind = sumdbFileKind(rel);
+      const kept = this.store.getSumdbFile(name, rel);
+      let put: boolean;
+      if (kind === 'latest') put = plan.replaceLatest;
+      else if (kind === 'tile') {
+        put = kept === undefined;
+        if (kept !== undefined && kept.digest !== sha256Digest(bytes)) {
+          logger?.warn({ database: name, file: rel }, 'checksum database: a carried tile differs from the one already in the store; keeping the stored tile (tiles never change)');
+        }
+      } else put = kept === undefined || (plan.current && kept.digest !== sha256Digest(bytes));
+      if (!put) continue;
+      await this.store.putSumdbFile(name, rel, bytes, call);
+      written++;
+    }
+    return written;
   }
 
   async abort(): Promise<void> {

@@ -11,6 +11,8 @@ import { bufferResource, fileResource, sendResource, sendText, storeBlobResource
 const TEXT = 'text/plain; charset=utf-8';
 const JSON_TYPE = 'application/json';
 const ZIP = 'application/zip';
+/** Bytes per hash in a checksum-database hash tile (SHA-256). */
+const HASH_BYTES = 32;
 
 /**
  * Answers one checksum-database request (`name` is the database, `path` what follows it, e.g.
@@ -21,6 +23,39 @@ export type SumdbSource = (name: string, path: string, signal: AbortSignal) => P
 /** A SumdbSource over the static files `dir/sumdb/<name>/<path>` (what `ferry import` writes). */
 export function staticSumdbSource(dir: string): SumdbSource {
   return (name, path) => fileResource(dir, `sumdb/${name}/${path}`, sumdbContentType(path));
+}
+
+/**
+ * A SumdbSource over the checksum-database files an import kept in a store. It answers only for
+ * a database whose `supported` file the store holds, i.e. one carried in by `ferry import
+ * --store`. A DMZ store (written by sync) keeps tiles and raw lookups but never `supported`, so
+ * there every request is 404 and the go client, whose `supported` probe fails, falls back to
+ * the real checksum database: the DMZ mirror never answers for a database it only consulted.
+ */
+export function storeSumdbSource(store: Store): SumdbSource {
+  return async (name, path, signal) => {
+    if (!store.getSumdbFile(name, 'supported')) return undefined;
+    const row = store.getSumdbFile(name, path);
+    if (row) return storeBlobResource(store, row.digest, sumdbContentType(path), { etag: `"${row.digest}"` });
+    return partialFromFullTile(store, name, path, signal);
+  };
+}
+
+/**
+ * A partial hash tile (`tile/H/L/NNN.p/W`) asked for when the store holds the completed tile:
+ * its first W hashes, as the checksum-database server answers (a partial tile is a prefix of
+ * its completion). Data tiles are left alone: their records have no fixed size.
+ */
+async function partialFromFullTile(store: Store, name: string, path: string, signal: AbortSignal): Promise<ServedResource | undefined> {
+  const m = /^(tile\/\d+\/\d+\/(?:x\d{3}\/)*\d{3})\.p\/(\d+)$/.exec(path);
+  if (!m) return undefined;
+  const [, full = '', ws = ''] = m;
+  const row = store.getSumdbFile(name, full);
+  const want = Number(ws) * HASH_BYTES;
+  if (!row || row.size < want) return undefined;
+  const bytes = await store.readSumdbFile(name, full, { signal });
+  if (!bytes || bytes.length < want) return undefined;
+  return bufferResource(bytes.subarray(0, want), sumdbContentType(path));
 }
 
 function sumdbContentType(path: string): string {

@@ -12,7 +12,7 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { errorMessage, FerryError, isFerryError } from '../errors/index.js';
 import type { Store } from '../store/index.js';
-import { notFound, serveModuleFromDir, serveModuleFromStore, serveSumdb, staticSumdbSource, type SumdbSource } from './serve-goproxy.js';
+import { notFound, serveModuleFromDir, serveModuleFromStore, serveSumdb, staticSumdbSource, storeSumdbSource, type SumdbSource } from './serve-goproxy.js';
 import { sendText, type ServeContext } from './serve-http.js';
 import { OciRepositories, sendDistributionError, serveOci } from './serve-oci.js';
 
@@ -28,7 +28,10 @@ export interface ServeHandlerOptions {
    * request, even with a store: one source of truth per server, never a mix of two lists.
    */
   readonly gomodDir?: string;
-  /** Checksum-database sources tried after the static `gomodDir/sumdb/` files. */
+  /**
+   * Checksum-database sources tried after the built-in one: the static `gomodDir/sumdb/` files
+   * when `gomodDir` is given, else the store's imported database files.
+   */
   readonly sumdb?: readonly SumdbSource[];
   /** One debug line per request; warnings for failed bodies. */
   readonly logger?: Logger;
@@ -83,7 +86,13 @@ export function createServeHandler(opts: ServeHandlerOptions): (req: IncomingMes
   const gomodDir = checkOptions(opts);
   const { store, logger } = opts;
   const repos = store ? new OciRepositories(store) : undefined;
-  const sumdb: SumdbSource[] = [...(gomodDir !== undefined ? [staticSumdbSource(gomodDir)] : []), ...(opts.sumdb ?? [])];
+  // One source of truth per server: the module tree's own database files when it serves the
+  // modules, else those an import kept in the store (only for databases it holds `supported`
+  // for; see storeSumdbSource).
+  const sumdb: SumdbSource[] = [
+    ...(gomodDir !== undefined ? [staticSumdbSource(gomodDir)] : store ? [storeSumdbSource(store)] : []),
+    ...(opts.sumdb ?? []),
+  ];
 
   const route = async (ctx: ServeContext): Promise<void> => {
     const { rawPath } = ctx;

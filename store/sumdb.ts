@@ -203,6 +203,11 @@ export class SumdbIndex {
     );
   }
 
+  /** The databases that have a file at `path` (e.g. `supported`: those an import carried in). */
+  namesWithFile(path: string): string[] {
+    return this.run('sumdbNamesWithFile', () => this.db.prepare('SELECT DISTINCT name FROM sumdb_files WHERE path = ? ORDER BY name').pluck().all(path) as string[]);
+  }
+
   /** Records the record vouching for a module version (replacing an earlier one). */
   putRecord(r: Omit<SumdbRecordRow, 'checkedAt'>): void {
     this.run('sumdbPutRecord', () => {
