@@ -1,13 +1,9 @@
 /** `ferry keygen`, `ferry export`, `ferry verify`. */
 import { dirname } from 'node:path';
+// Option definitions are static; each action loads what it runs (`--help` stays cheap).
 import type { Command } from 'commander';
-import { exportBundle, loadTrustedKey, verifyBundle, writeKeyPair } from '../bundle/index.js';
-import { parseByteSize, resolveSecret } from '../config/index.js';
 import { FerryError } from '../errors/index.js';
-import { hashZip } from '../goproxy/index.js';
-import { Store } from '../store/index.js';
 import { abortOnSignals, collect, EXIT_FAILED, loadConfigOption, printJson } from './common.js';
-import { createLogger } from './logger.js';
 import { formatBytes } from './progress.js';
 
 /** Registers keygen, export and verify. */
@@ -18,6 +14,7 @@ export function registerBundleCommands(program: Command): void {
     .requiredOption('--out <prefix>', 'path prefix of the key files')
     .option('--passphrase <ref>', 'encrypt the private key with the passphrase from env:NAME or file:PATH')
     .action(async (o: { out: string; passphrase?: string }) => {
+      const [{ writeKeyPair }, { resolveSecret }] = await Promise.all([import('../bundle/index.js'), import('../config/index.js')]);
       const passphrase = o.passphrase !== undefined ? resolveSecret(o.passphrase, '--passphrase') : undefined;
       if (o.passphrase !== undefined && !/^(env|file):/.test(o.passphrase)) {
         throw new FerryError('USAGE', '--passphrase takes env:NAME or file:PATH, never the passphrase itself');
@@ -39,7 +36,13 @@ export function registerBundleCommands(program: Command): void {
     .option('--json', 'print one JSON summary on stdout')
     .action(async (o: { config?: string; out?: string; full?: boolean; since?: string; splitSize?: string; key?: string; only: string[]; json?: boolean }) => {
       if (o.full && o.since !== undefined) throw new FerryError('USAGE', '--full and --since exclude each other');
-      const config = loadConfigOption(o.config);
+      const config = await loadConfigOption(o.config);
+      const [{ exportBundle }, { parseByteSize, resolveSecret }, { Store }, { createLogger }] = await Promise.all([
+        import('../bundle/index.js'),
+        import('../config/index.js'),
+        import('../store/index.js'),
+        import('./logger.js'),
+      ]);
       const out = o.out ?? config.export?.out;
       if (!out) throw new FerryError('USAGE', 'no output directory: pass --out DIR or set export.out');
       const key = o.key ?? config.export?.signingKey;
@@ -83,6 +86,7 @@ export function registerBundleCommands(program: Command): void {
     .requiredOption('--trust <pub>', 'trusted public key (repeatable)', collect, [])
     .option('--json', 'print JSON on stdout')
     .action(async (bundle: string, o: { trust: string[]; json?: boolean }) => {
+      const [{ loadTrustedKey, verifyBundle }, { hashZip }] = await Promise.all([import('../bundle/index.js'), import('../goproxy/index.js')]);
       const trust = await Promise.all(o.trust.map((p) => loadTrustedKey(p)));
       try {
         const r = await verifyBundle(bundle, { trust, checkGoZip: (zip) => hashZip(zip) });

@@ -1,9 +1,8 @@
 /** `ferry daemon`: scheduled syncs and bundles until SIGTERM/SIGINT; SIGHUP reloads the configuration. */
 import type { Command } from 'commander';
-import { Daemon, DEFAULT_GRACE_MS } from '../daemon/index.js';
+import { DEFAULT_GRACE_MS } from '../daemon/defaults.js';
 import { FerryError } from '../errors/index.js';
 import { EXIT_OK, loadConfigOption } from './common.js';
-import { createLogger } from './logger.js';
 
 function parseGrace(v: string): number {
   const n = Number(v);
@@ -22,7 +21,9 @@ export function registerDaemonCommand(program: Command): void {
     .option('--no-catch-up', 'do not sync every source at start (wait for the schedules)')
     .action(async (o: { config?: string; listen: string; grace: string; catchUp: boolean }) => {
       const graceMs = parseGrace(o.grace);
-      const config = loadConfigOption(o.config);
+      const config = await loadConfigOption(o.config);
+      // Loaded here, not at startup: the daemon brings the scheduler, metrics and export code.
+      const [{ Daemon }, { createLogger }] = await Promise.all([import('../daemon/daemon.js'), import('./logger.js')]);
       const logger = createLogger(config.logLevel);
       const daemon = new Daemon({
         configFile: config.file,

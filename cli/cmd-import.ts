@@ -1,14 +1,11 @@
 /** `ferry import` (and `--status`) and its alias `ferry ledger`: loading bundles inside the air gap. */
 import { existsSync } from 'node:fs';
+// Option definitions are static; each action loads what it runs (`--help` stays cheap).
 import type { Command } from 'commander';
-import { loadTrustedKey } from '../bundle/index.js';
-import { resolveSecret } from '../config/index.js';
 import { FerryError } from '../errors/index.js';
-import { defaultLedgerPath, importBundles, SKIP_SIGNATURE_WARNING, type ImportResult } from '../importer/index.js';
-import { RegistryClient } from '../registry/index.js';
-import { Ledger, Store, type LedgerChainStatus } from '../store/index.js';
+import type { ImportResult } from '../importer/index.js';
+import type { LedgerChainStatus } from '../store/index.js';
 import { abortOnSignals, collect, EXIT_FAILED, EXIT_OK, printJson } from './common.js';
-import { createLogger } from './logger.js';
 import { formatBytes } from './progress.js';
 
 interface ImportCliOptions {
@@ -37,12 +34,13 @@ function usage(msg: string): FerryError {
 }
 
 /** Prints the ledger: what arrived, per source store, and what the chain is missing. */
-function printStatus(file: string, json: boolean | undefined): void {
+async function printStatus(file: string, json: boolean | undefined): Promise<void> {
   if (!existsSync(file)) {
     if (json) printJson({ ledger: file, stores: [] });
     else process.stdout.write(`ledger ${file}: nothing imported yet\n`);
     return;
   }
+  const { Ledger } = await import('../store/index.js');
   const ledger = Ledger.open(file, { readonly: true });
   let chains: LedgerChainStatus[];
   try {
@@ -113,13 +111,15 @@ function shellQuote(s: string): string {
   return /^[A-Za-z0-9_./:@=+,-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`;
 }
 
-function ledgerFile(o: { ledger?: string; store?: string; gomodDir?: string }): string {
-  return o.ledger ?? defaultLedgerPath({ ...(o.store !== undefined ? { store: o.store } : {}), ...(o.gomodDir !== undefined ? { gomodDir: o.gomodDir } : {}) });
+async function ledgerFile(o: { ledger?: string; store?: string; gomodDir?: string }): Promise<string> {
+  if (o.ledger !== undefined) return o.ledger;
+  const { defaultLedgerPath } = await import('../importer/index.js');
+  return defaultLedgerPath({ ...(o.store !== undefined ? { store: o.store } : {}), ...(o.gomodDir !== undefined ? { gomodDir: o.gomodDir } : {}) });
 }
 
 async function runImport(bundles: string[], o: ImportCliOptions): Promise<void> {
   if (o.status) {
-    printStatus(ledgerFile(o), o.json);
+    await printStatus(await ledgerFile(o), o.json);
     return;
   }
   if (bundles.length === 0) throw usage('ferry import: name at least one bundle (a .tar, its first part, or a directory)');
@@ -138,6 +138,14 @@ async function runImport(bundles: string[], o: ImportCliOptions): Promise<void> 
   if (concurrency !== undefined && (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 256)) {
     throw usage(`ferry import: --concurrency must be an integer from 1 to 256, got "${o.concurrency}"`);
   }
+  const [{ loadTrustedKey }, { resolveSecret }, { importBundles, SKIP_SIGNATURE_WARNING }, { RegistryClient }, { Ledger, Store }, { createLogger }] = await Promise.all([
+    import('../bundle/index.js'),
+    import('../config/index.js'),
+    import('../importer/index.js'),
+    import('../registry/index.js'),
+    import('../store/index.js'),
+    import('./logger.js'),
+  ]);
   if (o.insecureSkipSignature) process.stderr.write(`ferry: ${SKIP_SIGNATURE_WARNING}\n`);
 
   const trust = await Promise.all(o.trust.map((p) => loadTrustedKey(p)));
@@ -155,7 +163,7 @@ async function runImport(bundles: string[], o: ImportCliOptions): Promise<void> 
         })
       : undefined;
   const store = o.store !== undefined ? (o.dryRun ? (existsSync(o.store) ? Store.open(o.store, { readonly: true }) : undefined) : Store.open(o.store, { logger })) : undefined;
-  const lf = ledgerFile(o);
+  const lf = await ledgerFile(o);
   const ledger = o.dryRun ? (existsSync(lf) ? Ledger.open(lf, { readonly: true }) : undefined) : Ledger.open(lf);
   try {
     if (o.store !== undefined && !store) throw usage(`ferry import --dry-run: store ${o.store} does not exist yet; a real import would create it`);
@@ -230,7 +238,7 @@ export function registerImportCommands(program: Command): void {
     .option('--gomod-dir <dir>', 'the ledger beside this Go module tree')
     .option('--store <dir>', 'the ledger beside this store')
     .option('--json', 'print JSON on stdout')
-    .action((o: { ledger?: string; gomodDir?: string; store?: string; json?: boolean }) => {
-      printStatus(ledgerFile(o), o.json);
+    .action(async (o: { ledger?: string; gomodDir?: string; store?: string; json?: boolean }) => {
+      await printStatus(await ledgerFile(o), o.json);
     });
 }

@@ -1,9 +1,6 @@
 /** `ferry serve`: a read-only GOPROXY and pull-only registry over a store or a Go module tree. */
 import type { Command } from 'commander';
-import { startServe } from '../importer/serve.js';
-import { Store } from '../store/index.js';
 import { abortOnSignals, EXIT_OK, loadConfigOption } from './common.js';
-import { createLogger } from './logger.js';
 
 /** Options of `ferry serve` as commander hands them over. */
 interface ServeCliOptions {
@@ -30,8 +27,10 @@ export function registerServeCommand(program: Command): void {
     .option('--log-level <level>', 'log level (debug logs one line per request)')
     .action(async (o: ServeCliOptions) => {
       // A store comes from --store, or from the configuration unless only a module tree was asked for.
-      const config = o.store === undefined && (o.config !== undefined || o.gomodDir === undefined) ? loadConfigOption(o.config) : undefined;
+      const config = o.store === undefined && (o.config !== undefined || o.gomodDir === undefined) ? await loadConfigOption(o.config) : undefined;
       const storeDir = o.store ?? config?.store;
+      // Loaded per command, not at startup (`--help` and other commands need none of it).
+      const [{ startServe }, { Store }, { createLogger }] = await Promise.all([import('../importer/serve.js'), import('../store/index.js'), import('./logger.js')]);
       const logger = createLogger(o.logLevel ?? config?.logLevel ?? 'info');
       // Read-only: no migrations, no temp cleanup, safe beside a sync writing the same store
       // (SQLite WAL readers see each committed transaction without blocking the writer).
@@ -49,6 +48,9 @@ export function registerServeCommand(program: Command): void {
         });
         const lines = [`serving on ${server.url}`];
         lines.push(`  Go modules:  GOPROXY=${server.url}${o.gomodDir !== undefined ? ` (from ${o.gomodDir})` : ''}`);
+        // The databases an import carried into the store, which this server answers for.
+        const sumdb = store && o.gomodDir === undefined ? store.sumdbNamesWithFile('supported') : [];
+        if (sumdb.length > 0) lines.push(`  checksum db: ${sumdb.join(', ')} under ${server.url}/sumdb/ (GOSUMDB unchanged; go asks through GOPROXY)`);
         if (store) {
           const plain = server.url.startsWith('http://') ? ' (plain HTTP: skopeo --src-tls-verify=false, or list it under insecure registries)' : '';
           lines.push(`  images:      ${server.host}/<repository>:<tag>${plain}`);

@@ -1,10 +1,7 @@
 /** `ferry sync`, `ferry status`, `ferry fsck`, `ferry config check`. */
+// Option definitions are static; each action loads what it runs (`--help` stays cheap).
 import type { Command } from 'commander';
-import { loadConfig } from '../config/index.js';
-import { checkOnly, runSync } from '../daemon/index.js';
-import { Store } from '../store/index.js';
 import { abortOnSignals, collect, EXIT_FAILED, EXIT_OK, loadConfigOption, printJson } from './common.js';
-import { createLogger } from './logger.js';
 import { formatBytes, Progress } from './progress.js';
 
 /** Registers the sync-side commands. */
@@ -16,7 +13,13 @@ export function registerSyncCommands(program: Command): void {
     .option('--only <name>', 'sync only this source (repeatable)', collect, [])
     .option('--json', 'print one JSON summary on stdout')
     .action(async (o: { config?: string; only: string[]; json?: boolean }) => {
-      const config = loadConfigOption(o.config);
+      const config = await loadConfigOption(o.config);
+      // The sync engine alone, not the daemon (its scheduler, metrics and export code).
+      const [{ checkOnly, runSync }, { Store }, { createLogger }] = await Promise.all([
+        import('../daemon/sync.js'),
+        import('../store/index.js'),
+        import('./logger.js'),
+      ]);
       checkOnly(config, o.only);
       const tty = process.stderr.isTTY === true && !o.json;
       const logger = createLogger(tty ? 'warn' : config.logLevel);
@@ -49,8 +52,9 @@ export function registerSyncCommands(program: Command): void {
     .description('show what the store holds and how the last runs went')
     .option('-c, --config <file>', 'configuration file')
     .option('--json', 'print JSON on stdout')
-    .action((o: { config?: string; json?: boolean }) => {
-      const config = loadConfigOption(o.config);
+    .action(async (o: { config?: string; json?: boolean }) => {
+      const config = await loadConfigOption(o.config);
+      const { Store } = await import('../store/index.js');
       const store = Store.open(config.store);
       try {
         const stats = store.stats();
@@ -92,7 +96,8 @@ export function registerSyncCommands(program: Command): void {
     .option('--store <dir>', 'store directory (instead of the configuration)')
     .option('--json', 'print JSON on stdout')
     .action(async (o: { config?: string; store?: string; json?: boolean }) => {
-      const dir = o.store ?? loadConfigOption(o.config).store;
+      const dir = o.store ?? (await loadConfigOption(o.config)).store;
+      const { Store } = await import('../store/index.js');
       const store = Store.open(dir);
       try {
         const r = await store.fsck();
@@ -112,7 +117,8 @@ export function registerSyncCommands(program: Command): void {
     .command('check')
     .argument('[file]', 'configuration file', 'ferry.yaml')
     .description('validate a configuration file without network access')
-    .action((file: string) => {
+    .action(async (file: string) => {
+      const { loadConfig } = await import('../config/index.js');
       const c = loadConfig(file);
       process.stdout.write(
         `${c.file}: ok (${c.images.length} images, ${c.goModules?.roots.length ?? 0} Go module roots, store ${c.store})\n`,

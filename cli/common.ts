@@ -1,6 +1,7 @@
 /** Shared pieces of the CLI: exit codes, error reporting, config loading, signal handling. */
+import { setMaxListeners } from 'node:events';
 import { existsSync } from 'node:fs';
-import { loadConfig, type Config } from '../config/index.js';
+import type { Config } from '../config/index.js';
 import { FerryError, isFerryError } from '../errors/index.js';
 
 /** Exit code for success. */
@@ -22,12 +23,13 @@ export function reportError(err: unknown): number {
   return EXIT_FAILED;
 }
 
-/** Loads `-c FILE`, defaulting to ./ferry.yaml. */
-export function loadConfigOption(file: string | undefined): Config {
+/** Loads `-c FILE`, defaulting to ./ferry.yaml (the schema code loads only now: `--help` never needs it). */
+export async function loadConfigOption(file: string | undefined): Promise<Config> {
   const path = file ?? 'ferry.yaml';
   if (file === undefined && !existsSync(path)) {
     throw new FerryError('CONFIG_NOT_FOUND', 'no ./ferry.yaml here; pass -c FILE');
   }
+  const { loadConfig } = await import('../config/index.js');
   return loadConfig(path);
 }
 
@@ -39,6 +41,8 @@ export function collect(value: string, previous: string[] = []): string[] {
 /** An AbortController aborted by the first SIGINT/SIGTERM; a second signal exits at once. */
 export function abortOnSignals(onFirst?: (sig: string) => void): AbortController {
   const ac = new AbortController();
+  // Every in-flight request, stream and queue wait of the command listens on this one signal.
+  setMaxListeners(0, ac.signal);
   let seen = false;
   const handler = (sig: NodeJS.Signals): void => {
     if (seen) process.exit(130);

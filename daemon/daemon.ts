@@ -4,6 +4,7 @@
  * running, one shared transfer queue, reload on demand, and shutdown as stop schedules → let
  * in-flight transfers finish within a grace period → abort → close (regsync's shape).
  */
+import { setMaxListeners } from 'node:events';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createTask, validateDetailed, type ScheduledTask } from 'node-cron';
@@ -16,6 +17,7 @@ import type { RetryOptions } from '../net/index.js';
 import { Store } from '../store/index.js';
 import { RegistryClients } from './clients.js';
 import { formatListen, parseListen, startHttpServer, type DaemonHttpServer, type ListenAddress } from './http.js';
+import { DEFAULT_GRACE_MS } from './defaults.js';
 import { DaemonMetrics } from './metrics.js';
 import type { SumCheck } from './modules.js';
 import { pruneBundles } from './retention.js';
@@ -23,8 +25,8 @@ import { runSync } from './sync.js';
 
 /** The job name of the automatic export. */
 export const EXPORT_JOB = 'export';
-/** Default grace period for in-flight transfers at shutdown. */
-export const DEFAULT_GRACE_MS = 30_000;
+/** Default grace period for in-flight transfers at shutdown (in defaults.ts so `--help` loads no daemon code). */
+export { DEFAULT_GRACE_MS } from './defaults.js';
 /** File in `export.out` remembering when the next automatic export is due (missed ones run at start). */
 export const EXPORT_DUE_FILE = '.ferry-export-due';
 
@@ -180,7 +182,12 @@ export class Daemon {
   private readonly jobs = new Map<string, Job>();
   /** Every run in flight, including runs of jobs a reload removed. */
   private readonly inflight = new Set<Promise<void>>();
-  private readonly abort = new AbortController();
+  /** Aborts every run at shutdown; each in-flight request and stream of every run listens on it. */
+  private readonly abort = (() => {
+    const ac = new AbortController();
+    setMaxListeners(0, ac.signal);
+    return ac;
+  })();
   private readonly metrics: DaemonMetrics;
   private readonly logger: Logger;
   private readonly now: () => Date;

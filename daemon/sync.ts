@@ -99,6 +99,8 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
   const roots = (config.goModules?.roots ?? []).filter((r) => wanted(r.name));
   const runId = store.startRun('sync', { sources: [...images.map((i) => i.name), ...roots.map((r) => r.name)] });
   const imageWork = Promise.all(images.map((img) => syncImage(ctx, img, clients.get(img.ref.registry))));
+  // Pass totals: a version reached from several roots counts once here (the roots' own counts overlap).
+  let moduleTotals = { checked: 0, fresh: 0 };
   const moduleWork = (async (): Promise<ModuleRootResult[]> => {
     if (roots.length === 0) return [];
     let mctx;
@@ -108,6 +110,7 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
       if (!proxy) return [];
       checker = opts.sumCheck ?? createSumChecker({ store, config, logger, ...(opts.retry ? { retry: opts.retry } : {}) });
       mctx = await createModuleContext(ctx, proxy, checker);
+      moduleTotals = mctx.moduleCounters;
     } catch (err) {
       // A proxy that cannot even be set up (a missing secret, say) fails every module root.
       const fe = toFerryError(err);
@@ -166,8 +169,8 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
     modules: {
       roots: moduleResults.length,
       unchanged: moduleResults.filter((r) => r.unchanged).length,
-      versionsChecked: moduleResults.reduce((a, r) => a + r.versionsChecked, 0),
-      versionsNew: moduleResults.reduce((a, r) => a + r.versionsNew, 0),
+      versionsChecked: moduleTotals.checked,
+      versionsNew: moduleTotals.fresh,
       failed: moduleResults.filter((r) => !r.ok).length,
     },
     failures,

@@ -9,6 +9,7 @@ import {
   abortError,
   backoffDelay,
   classifyNetworkError,
+  errorCodeOf,
   isRetryableStatus,
   parseRetryAfter,
   resolveRetry,
@@ -115,6 +116,11 @@ export async function discardBody(body: Readable): Promise<void> {
   }
 }
 
+/** True for undici's HTTPParserError (a response that is not HTTP/1.1), whose code is often unset. */
+function isParserError(err: unknown): boolean {
+  return (err instanceof Error && err.name === 'HTTPParserError') || (errorCodeOf(err)?.startsWith('HPE_') ?? false);
+}
+
 function methodOf(req: HttpRequest): HttpMethod {
   return req.method ?? 'GET';
 }
@@ -144,6 +150,11 @@ async function sendOnce(req: HttpRequest, dispatcher: Dispatcher): Promise<HttpR
       body: typeof body === 'function' ? body() : body,
       signal: req.signal,
       dispatcher,
+      // undici closes the connection after every HEAD (in case a server wrongly sends a body),
+      // so a tag check per HEAD costs a new TCP (and TLS) connection. Registries and proxies send
+      // none; undici drops a connection on which stray bytes arrive while it is idle, and a
+      // request that stray bytes reach anyway fails to parse and is retried (request()).
+      ...(method === 'HEAD' ? { reset: false } : {}),
     });
     req.onResponse?.({ method, url: url.href, statusCode: res.statusCode, headers: res.headers });
     const location = header(res.headers, 'location');
@@ -194,7 +205,10 @@ export async function request(req: HttpRequest): Promise<HttpResponse> {
       if (req.signal?.aborted) throw abortError(req.signal, details);
       if (err instanceof FerryError) throw err;
       const { code, temporary } = classifyNetworkError(err);
-      if (temporary && attempt < retry.retries) {
+      // A response that does not parse on a reused connection (a server's stray HEAD body, see
+      // sendOnce) is worth one more try on a fresh connection for reads; writes are not resent.
+      const unparsable = attempt === 0 && (method === 'GET' || method === 'HEAD') && isParserError(err);
+      if ((temporary || unparsable) && attempt < retry.retries) {
         await retry.sleep(backoffDelay(attempt, retry), req.signal);
         continue;
       }

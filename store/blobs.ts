@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -130,6 +130,18 @@ export class BlobFiles {
     mkdirSync(this.tmpDir, { recursive: true });
   }
 
+  /**
+   * A new private directory under `tmp/` (so its files can be renamed into place, and a killed
+   * process's leftovers are removed at the next open); the caller removes it.
+   */
+  async makeTempDir(label: string): Promise<string> {
+    try {
+      return await mkdtemp(join(this.tmpDir, `${process.pid}.${label}-`));
+    } catch (err) {
+      throw ioError(err, 'create temp directory', this.tmpDir);
+    }
+  }
+
   /** The final path of a blob. */
   path(d: Digest): string {
     const hex = digestHex(d);
@@ -205,13 +217,7 @@ export class BlobFiles {
         throw ioError(err, 'close', tmp, d);
       });
       fh = undefined;
-      const shard = join(this.root, digestHex(d).slice(0, 2));
-      if (!this.shardsMade.has(shard)) {
-        await mkdir(shard, { recursive: true }).catch((err: unknown) => {
-          throw ioError(err, 'mkdir', shard, d);
-        });
-        this.shardsMade.add(shard);
-      }
+      const shard = await this.shard(d);
       await rename(tmp, final).catch((err: unknown) => {
         throw ioError(err, 'rename', final, d);
       });
@@ -222,6 +228,90 @@ export class BlobFiles {
       if (fh) await fh.close().catch(() => undefined);
       if (!renamed) await rm(tmp, { force: true }).catch(() => undefined);
     }
+  }
+
+  /**
+   * `write` for content already in memory (manifests, .info, .mod): the same checks and the
+   * same temp → fsync → rename → fsync-directory steps, without a stream per small file.
+   */
+  async writeBytes(d: Digest, bytes: Uint8Array, size?: number): Promise<number> {
+    if (size !== undefined && bytes.length !== size) {
+      throw new FerryError('SIZE_MISMATCH', `content for ${d} has ${bytes.length} bytes, expected ${size}`, { op: 'writeBlob', digest: d });
+    }
+    const got = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    if (got !== d) throw new FerryError('DIGEST_MISMATCH', `content digest mismatch: expected ${d}, got ${got}`, { op: 'writeBlob', digest: d });
+    const tmp = join(this.tmpDir, `${process.pid}.${randomBytes(8).toString('hex')}`);
+    let fh: FileHandle | undefined;
+    let renamed = false;
+    try {
+      try {
+        fh = await open(tmp, 'wx');
+      } catch (err) {
+        throw ioError(err, 'create temp file', tmp, d);
+      }
+      try {
+        await writeAll(fh, bytes);
+        await fh.sync();
+      } catch (err) {
+        throw ioError(err, 'write', tmp, d);
+      }
+      await fh.close().catch((err: unknown) => {
+        throw ioError(err, 'close', tmp, d);
+      });
+      fh = undefined;
+      const shard = await this.shard(d);
+      await rename(tmp, this.path(d)).catch((err: unknown) => {
+        throw ioError(err, 'rename', this.path(d), d);
+      });
+      renamed = true;
+      await syncDir(shard);
+      return bytes.length;
+    } finally {
+      if (fh) await fh.close().catch(() => undefined);
+      if (!renamed) await rm(tmp, { force: true }).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Moves `file` (on the store's filesystem, hashed to `d` by the caller as it wrote it) into
+   * place: check its size → fsync → rename → fsync the directory. False when `file` is on
+   * another filesystem (EXDEV) and nothing was moved; the caller then copies it with `write`.
+   */
+  async adopt(file: string, d: Digest, size: number): Promise<boolean> {
+    let fh: FileHandle | undefined;
+    try {
+      fh = await open(file, 'r+');
+      const st = await fh.stat();
+      if (st.size !== size) {
+        throw new FerryError('SIZE_MISMATCH', `importFile ${d}: ${file} has ${st.size} bytes, not the ${size} expected`, { op: 'importFile', digest: d, file });
+      }
+      await fh.sync();
+    } catch (err) {
+      throw ioError(err, 'fsync', file, d);
+    } finally {
+      await fh?.close().catch(() => undefined);
+    }
+    const shard = await this.shard(d);
+    try {
+      await rename(file, this.path(d));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EXDEV') return false;
+      throw ioError(err, 'rename', this.path(d), d);
+    }
+    await syncDir(shard);
+    return true;
+  }
+
+  /** The shard directory of `d`, created once per process. */
+  private async shard(d: Digest): Promise<string> {
+    const shard = join(this.root, digestHex(d).slice(0, 2));
+    if (!this.shardsMade.has(shard)) {
+      await mkdir(shard, { recursive: true }).catch((err: unknown) => {
+        throw ioError(err, 'mkdir', shard, d);
+      });
+      this.shardsMade.add(shard);
+    }
+    return shard;
   }
 
   /** A stream of the blob's bytes, hashed as they pass when `verify` (fails at the end on damage). */

@@ -30,6 +30,7 @@ import type {
   TagFilter,
   TagKey,
   TagRow,
+  UnindexedBlob,
 } from './types.js';
 
 /**
@@ -361,6 +362,18 @@ export class StoreIndex {
     }
   }
 
+  /** Prepared statements of the hot paths (per blob, per version, per tag), compiled once. */
+  private readonly stmts = new Map<string, Database.Statement>();
+
+  private cached(sql: string): Database.Statement {
+    let st = this.stmts.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.stmts.set(sql, st);
+    }
+    return st;
+  }
+
   private run<T>(op: string, fn: () => T): T {
     try {
       return fn();
@@ -411,7 +424,7 @@ export class StoreIndex {
   /** The row of a blob, if indexed. */
   getBlob(d: Digest): BlobRow | undefined {
     return this.run('getBlob', () => {
-      const r = this.db.prepare('SELECT digest, size, media_type, created_at FROM blobs WHERE digest = ?').get(d) as
+      const r = this.cached('SELECT digest, size, media_type, created_at FROM blobs WHERE digest = ?').get(d) as
         | { digest: Digest; size: number; media_type: string | null; created_at: string }
         | undefined;
       return r && { digest: r.digest, size: r.size, mediaType: r.media_type, createdAt: r.created_at };
@@ -421,12 +434,10 @@ export class StoreIndex {
   /** Records a blob whose file is in place; keeps the first known media type. */
   putBlob(d: Digest, size: number, mediaType: string | undefined): void {
     this.run('putBlob', () => {
-      this.db
-        .prepare(
-          `INSERT INTO blobs (digest, size, media_type, created_at) VALUES (?, ?, ?, ?)
+      this.cached(
+        `INSERT INTO blobs (digest, size, media_type, created_at) VALUES (?, ?, ?, ?)
            ON CONFLICT(digest) DO UPDATE SET media_type = COALESCE(blobs.media_type, excluded.media_type)`,
-        )
-        .run(d, size, mediaType ?? null, this.iso());
+      ).run(d, size, mediaType ?? null, this.iso());
     });
   }
 
@@ -504,7 +515,7 @@ export class StoreIndex {
   /** One tag's state. */
   getTag(k: TagKey): TagRow | undefined {
     return this.run('getTag', () => {
-      const r = this.db.prepare('SELECT * FROM tags WHERE registry = ? AND repository = ? AND tag = ?').get(k.registry, k.repository, k.tag) as
+      const r = this.cached('SELECT * FROM tags WHERE registry = ? AND repository = ? AND tag = ?').get(k.registry, k.repository, k.tag) as
         | TagDbRow
         | undefined;
       return r && tagRow(r);
@@ -627,40 +638,50 @@ export class StoreIndex {
   /** One stored module version. */
   getModuleVersion(module: string, version: string): ModuleVersionRow | undefined {
     return this.run('getModuleVersion', () => {
-      const r = this.db.prepare('SELECT * FROM module_versions WHERE module = ? AND version = ?').get(module, version) as ModuleDbRow | undefined;
+      const r = this.cached('SELECT * FROM module_versions WHERE module = ? AND version = ?').get(module, version) as ModuleDbRow | undefined;
       return r && moduleRow(r);
     });
   }
 
   /** Upserts a module version and journals it when it is new or any field changed. */
-  putModuleVersion(row: ModuleVersionInput): ChangeResult {
-    return this.run('putModuleVersion', () =>
-      this.db
-        .transaction((): ChangeResult => {
-          const now = this.iso();
-          const old = this.getModuleVersion(row.module, row.version);
-          const next = { ...row, retracted: row.retracted ?? null };
-          const changed =
-            old === undefined ||
-            (['time', 'infoDigest', 'modDigest', 'zipDigest', 'h1Zip', 'h1Mod', 'root', 'retracted'] as const).some((k) => old[k] !== next[k]);
-          if (!changed) return { changed: false };
-          this.db
-            .prepare(
-              `INSERT INTO module_versions (module, version, time, info_digest, mod_digest, zip_digest, h1_zip, h1_mod, root, retracted, updated_at)
-               VALUES (@module, @version, @time, @infoDigest, @modDigest, @zipDigest, @h1Zip, @h1Mod, @root, @retracted, @now)
-               ON CONFLICT(module, version) DO UPDATE SET
-                 time = excluded.time, info_digest = excluded.info_digest, mod_digest = excluded.mod_digest,
-                 zip_digest = excluded.zip_digest, h1_zip = excluded.h1_zip, h1_mod = excluded.h1_mod,
-                 root = excluded.root, retracted = excluded.retracted, updated_at = excluded.updated_at`,
-            )
-            .run({ ...next, now });
-          const j = this.db
-            .prepare(`INSERT INTO journal (at, kind, digest, module, version) VALUES (?, 'module', ?, ?, ?)`)
-            .run(now, next.zipDigest ?? next.modDigest, row.module, row.version);
-          return { changed: true, seq: Number(j.lastInsertRowid) };
-        })
-        .immediate(),
+  putModuleVersion(row: ModuleVersionInput, blobs: readonly UnindexedBlob[] = []): ChangeResult {
+    return this.run('putModuleVersion', () => this.db.transaction((): ChangeResult => this.upsertModuleVersion(row, blobs)).immediate());
+  }
+
+  /** putModuleVersion for several versions in one transaction (one commit, one fsync). */
+  putModuleVersions(entries: ReadonlyArray<{ readonly row: ModuleVersionInput; readonly blobs?: readonly UnindexedBlob[] | undefined }>): ChangeResult[] {
+    return this.run('putModuleVersions', () =>
+      this.db.transaction((): ChangeResult[] => entries.map((e) => this.upsertModuleVersion(e.row, e.blobs ?? []))).immediate(),
     );
+  }
+
+  /** The body of putModuleVersion; runs inside the caller's transaction. */
+  private upsertModuleVersion(row: ModuleVersionInput, blobs: readonly UnindexedBlob[]): ChangeResult {
+    const now = this.iso();
+    // The version's blob rows (files already in place) share its commit: one fsync, not four.
+    if (blobs.length > 0) {
+      const put = this.cached(
+        `INSERT INTO blobs (digest, size, media_type, created_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT(digest) DO UPDATE SET media_type = COALESCE(blobs.media_type, excluded.media_type)`,
+      );
+      for (const b of blobs) put.run(b.digest, b.size, b.mediaType ?? null, now);
+    }
+    const old = this.getModuleVersion(row.module, row.version);
+    const next = { ...row, retracted: row.retracted ?? null };
+    const changed =
+      old === undefined ||
+      (['time', 'infoDigest', 'modDigest', 'zipDigest', 'h1Zip', 'h1Mod', 'root', 'retracted'] as const).some((k) => old[k] !== next[k]);
+    if (!changed) return { changed: false };
+    this.cached(
+        `INSERT INTO module_versions (module, version, time, info_digest, mod_digest, zip_digest, h1_zip, h1_mod, root, retracted, updated_at)
+         VALUES (@module, @version, @time, @infoDigest, @modDigest, @zipDigest, @h1Zip, @h1Mod, @root, @retracted, @now)
+         ON CONFLICT(module, version) DO UPDATE SET
+           time = excluded.time, info_digest = excluded.info_digest, mod_digest = excluded.mod_digest,
+           zip_digest = excluded.zip_digest, h1_zip = excluded.h1_zip, h1_mod = excluded.h1_mod,
+           root = excluded.root, retracted = excluded.retracted, updated_at = excluded.updated_at`,
+    ).run({ ...next, now });
+    const j = this.cached(`INSERT INTO journal (at, kind, digest, module, version) VALUES (?, 'module', ?, ?, ?)`).run(now, next.zipDigest ?? next.modDigest, row.module, row.version);
+    return { changed: true, seq: Number(j.lastInsertRowid) };
   }
 
   /** Module versions matching the filter, ordered by module then version text. */

@@ -5,10 +5,10 @@
  * killed process therefore leaves at most temp files, which the next open removes.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Readable } from 'node:stream';
-import { FerryError } from '../errors/index.js';
+import type { Readable } from 'node:stream';
+import { FerryError, toFerryError } from '../errors/index.js';
 import { INDEX_MEDIA_TYPES, parseDigest, platformString, sha256Digest, type Digest } from '../oci/index.js';
 import { BlobFiles, discardSource, type BlobSource } from './blobs.js';
 import { StoreIndex } from './db.js';
@@ -22,6 +22,7 @@ import type {
   FsckOptions,
   FsckProblem,
   FsckResult,
+  ImportFileOptions,
   JournalEntry,
   ManifestRow,
   ModuleListRow,
@@ -29,6 +30,7 @@ import type {
   ModuleVersionInput,
   ModuleVersionRow,
   PutManifestInput,
+  PutModuleVersionOptions,
   ReadBlobOptions,
   RunKind,
   RunRow,
@@ -40,6 +42,7 @@ import type {
   TagFilter,
   TagKey,
   TagRow,
+  UnindexedBlob,
   WriteBlobOptions,
   WriteBlobResult,
 } from './types.js';
@@ -134,6 +137,8 @@ export class Store {
   private readonly now: () => Date;
   /** Writes in progress in this process, by digest: a second writer waits for the first. */
   private readonly inflight = new Map<Digest, Promise<WriteBlobResult>>();
+  /** Blobs this process put in place with `index: false` and has not recorded yet, with their sizes. */
+  private readonly unindexed = new Map<Digest, number>();
 
   private constructor(dir: string, id: string, index: StoreIndex, blobs: BlobFiles, opts: StoreOpenOptions) {
     this.dir = dir;
@@ -245,18 +250,55 @@ export class Store {
       discardSource(source);
       throw err;
     }
+    return this.merged(d, opts.signal, () => discardSource(source), () => this.writeOnce(d, opts, () => this.blobs.write(d, source, { size: opts.size, signal: opts.signal }), () => discardSource(source)));
+  }
+
+  /**
+   * Moves a file the caller wrote (and hashed to `d` while writing) into the store by rename
+   * instead of copying it: fsync → rename → record. The file must be on the store's filesystem
+   * (see makeTempDir; on another one it is copied and verified instead). When the blob is
+   * already stored the file is left where it is (`written: false`): the caller removes it.
+   */
+  async importFile(file: string, d: Digest, size: number, opts: ImportFileOptions = {}): Promise<WriteBlobResult> {
+    this.assertWritable('importFile');
+    parseDigest(d, 'importFile');
+    if (!Number.isSafeInteger(size) || size < 0) {
+      throw new FerryError('USAGE', `importFile: size must be a non-negative integer, got ${String(size)}`, { digest: d, file });
+    }
+    const o = { ...opts, size };
+    return this.merged(d, opts.signal, () => {}, () =>
+      this.writeOnce(
+        d,
+        o,
+        async () => {
+          if (await this.blobs.adopt(file, d, size)) return size;
+          return this.blobs.write(d, createReadStream(file, { highWaterMark: 1 << 20 }), { size, signal: opts.signal });
+        },
+        () => {},
+      ),
+    );
+  }
+
+  /** A new private directory under the store's tmp/, for files to `importFile`; the caller removes it. */
+  makeTempDir(label: string): Promise<string> {
+    this.assertWritable('makeTempDir');
+    return this.blobs.makeTempDir(label);
+  }
+
+  /** Runs `write` unless a write of `d` is in flight in this process: then waits and tries again. */
+  private async merged(d: Digest, signal: AbortSignal | undefined, discard: () => void, write: () => Promise<WriteBlobResult>): Promise<WriteBlobResult> {
     for (;;) {
       const pending = this.inflight.get(d);
       if (pending) {
         try {
-          await settleOrAbort(pending, opts.signal, d);
+          await settleOrAbort(pending, signal, d);
         } catch (err) {
-          discardSource(source);
+          discard();
           throw err;
         }
         continue; // the first writer may have failed (bad source): try again with ours
       }
-      const p = this.writeOnce(d, source, opts);
+      const p = write();
       this.inflight.set(d, p);
       try {
         return await p;
@@ -266,15 +308,20 @@ export class Store {
     }
   }
 
-  private async writeOnce(d: Digest, source: BlobSource, opts: WriteBlobOptions): Promise<WriteBlobResult> {
+  private async writeOnce(
+    d: Digest,
+    opts: { size?: number | undefined; mediaType?: string | undefined; index?: boolean | undefined },
+    place: () => Promise<number>,
+    discard: () => void,
+  ): Promise<WriteBlobResult> {
     const row = this.index.getBlob(d);
     if (row) {
       const onDisk = await this.blobs.fileSize(d).catch((err: unknown) => {
-        discardSource(source);
+        discard();
         throw err;
       });
       if (onDisk === row.size) {
-        discardSource(source);
+        discard();
         if (opts.size !== undefined && opts.size !== row.size) {
           throw new FerryError('SIZE_MISMATCH', `blob ${d} is stored with ${row.size} bytes, but ${opts.size} were expected`, { op: 'writeBlob', digest: d });
         }
@@ -282,17 +329,35 @@ export class Store {
         return { digest: d, size: row.size, written: false };
       }
       this.logger?.warn?.({ digest: d, file: this.blobs.path(d), onDisk: onDisk ?? null, recorded: row.size }, 'blob file missing or damaged: rewriting it');
+    } else if (opts.index === false && this.unindexed.has(d)) {
+      // Placed (verified, fsynced) by this process and awaiting its row: many module versions
+      // share one .info, so the same bytes are not written again while the rows are batched.
+      const placed = this.unindexed.get(d) ?? -1;
+      const onDisk = await this.blobs.fileSize(d).catch(() => undefined);
+      if (onDisk === placed && (opts.size === undefined || opts.size === placed)) {
+        discard();
+        return { digest: d, size: placed, written: false };
+      }
     }
-    const size = await this.blobs.write(d, source, { size: opts.size, signal: opts.signal });
+    const size = await place();
     // Recorded only now that the file is in place: a row never exists without its file.
-    this.index.putBlob(d, size, opts.mediaType);
+    if (opts.index !== false) this.index.putBlob(d, size, opts.mediaType);
+    else this.unindexed.set(d, size);
     return { digest: d, size, written: true };
   }
 
   /** Stores small content held in memory (manifests, JSON); the digest is computed when not given. */
   async writeBlobBytes(d: Digest | undefined, bytes: Buffer, opts: WriteBlobOptions = {}): Promise<WriteBlobResult> {
     const digest = d ?? sha256Digest(bytes);
-    return this.writeBlob(digest, Readable.from([bytes]), { ...opts, size: opts.size ?? bytes.length });
+    const size = opts.size ?? bytes.length;
+    this.assertWritable('writeBlob');
+    parseDigest(digest, 'writeBlob');
+    if (!Number.isSafeInteger(size) || size < 0) {
+      throw new FerryError('USAGE', `writeBlob: size must be a non-negative integer, got ${String(size)}`, { digest });
+    }
+    const o = { ...opts, size };
+    // No stream for bytes in memory: the same checks and steps as writeBlob, without the machinery.
+    return this.merged(digest, opts.signal, () => {}, () => this.writeOnce(digest, o, () => this.blobs.writeBytes(digest, bytes, size), () => {}));
   }
 
   /** A stream of a stored blob, verified as it flows unless `verify: false`; BLOB_UNKNOWN when not stored. */
@@ -406,9 +471,62 @@ export class Store {
    * Records a module version whose .info, .mod (and .zip) blobs are stored (BLOB_UNKNOWN
    * otherwise); journals it when new or changed.
    */
-  putModuleVersion(row: ModuleVersionInput): ChangeResult {
+  putModuleVersion(row: ModuleVersionInput, opts: PutModuleVersionOptions = {}): ChangeResult {
     this.assertWritable('putModuleVersion');
+    this.checkModuleVersion(row, opts);
+    const r = this.index.putModuleVersion(row, opts.blobs ?? []);
+    for (const b of opts.blobs ?? []) this.unindexed.delete(b.digest);
+    return r;
+  }
+
+  /**
+   * Records several module versions in one commit (one fsync), each checked as by
+   * putModuleVersion: an entry that fails its checks gets its error in its place and is not
+   * recorded; the others are. A failing commit throws for all.
+   */
+  putModuleVersions(entries: ReadonlyArray<{ readonly row: ModuleVersionInput; readonly opts?: PutModuleVersionOptions }>): Array<ChangeResult | FerryError> {
+    this.assertWritable('putModuleVersions');
+    const out: Array<ChangeResult | FerryError> = [];
+    const good: Array<{ row: ModuleVersionInput; blobs: readonly UnindexedBlob[] }> = [];
+    const at: number[] = [];
+    for (const e of entries) {
+      try {
+        this.checkModuleVersion(e.row, e.opts ?? {});
+        at.push(out.length);
+        good.push({ row: e.row, blobs: e.opts?.blobs ?? [] });
+        out.push({ changed: false });
+      } catch (err) {
+        out.push(toFerryError(err, 'INTERNAL', { module: e.row.module, version: e.row.version }));
+      }
+    }
+    if (good.length > 0) this.index.putModuleVersions(good).forEach((r, i) => (out[at[i]!] = r));
+    for (const g of good) for (const b of g.blobs) this.unindexed.delete(b.digest);
+    return out;
+  }
+
+  /** The checks of putModuleVersion: digests well-formed, every file stored or in place. */
+  private checkModuleVersion(row: ModuleVersionInput, opts: PutModuleVersionOptions): void {
     const where = `putModuleVersion ${row.module}@${row.version}`;
+    const pending = new Map<Digest, number>();
+    for (const b of opts.blobs ?? []) {
+      parseDigest(b.digest, `${where} blob`);
+      // Rows follow files: a blob recorded here must already be in place with its size.
+      let onDisk: number | undefined;
+      try {
+        onDisk = statSync(this.blobs.path(b.digest)).size;
+      } catch {
+        onDisk = undefined;
+      }
+      if (onDisk !== b.size) {
+        throw new FerryError('BLOB_UNKNOWN', `${where}: blob ${b.digest} is not in place with ${b.size} bytes; write it before recording it`, {
+          op: 'putModuleVersion',
+          module: row.module,
+          version: row.version,
+          digest: b.digest,
+        });
+      }
+      pending.set(b.digest, b.size);
+    }
     const files: Array<[string, Digest | null]> = [
       ['info', row.infoDigest],
       ['mod', row.modDigest],
@@ -417,7 +535,7 @@ export class Store {
     for (const [kind, d] of files) {
       if (d === null) continue;
       parseDigest(d, `${where} ${kind}`);
-      if (!this.index.getBlob(d)) {
+      if (!pending.has(d) && !this.index.getBlob(d)) {
         throw new FerryError('BLOB_UNKNOWN', `${where}: the .${kind} blob ${d} is not stored; store files before recording the version`, {
           op: 'putModuleVersion',
           module: row.module,
@@ -429,7 +547,6 @@ export class Store {
     if ((row.zipDigest === null) !== (row.h1Zip === null)) {
       throw new FerryError('USAGE', `${where}: zipDigest and h1Zip must both be set or both be null`, { module: row.module, version: row.version });
     }
-    return this.index.putModuleVersion(row);
   }
 
   /** Stored module versions matching the filter. */
@@ -498,6 +615,11 @@ export class Store {
   /** The checksum-database files whose path starts with `prefix`. */
   listSumdbFiles(name: string, prefix = ''): SumdbFileRow[] {
     return this.index.sumdb().listFiles(name, prefix);
+  }
+
+  /** The checksum databases with a file at `path` (`supported`: those an import carried in). */
+  sumdbNamesWithFile(path: string): string[] {
+    return this.index.sumdb().namesWithFile(path);
   }
 
   /** Records the checksum-database record vouching for a module version. */

@@ -44,6 +44,40 @@ export interface WriteBlobOptions {
   /** Recorded on the blob row (kept from the first writer that knew it). */
   readonly mediaType?: string;
   readonly signal?: AbortSignal;
+  /**
+   * False: put the file in place but leave its index row to a later call that records it
+   * together with what refers to it (`putModuleVersion`'s `blobs`), saving a commit.
+   * @default true
+   */
+  readonly index?: boolean;
+}
+
+/** Options for `importFile`. */
+export interface ImportFileOptions {
+  /** Recorded on the blob row (kept from the first writer that knew it). */
+  readonly mediaType?: string;
+  readonly signal?: AbortSignal;
+  /**
+   * False: leave the index row to a later call (see WriteBlobOptions.index).
+   * @default true
+   */
+  readonly index?: boolean;
+}
+
+/** A blob whose file is in place but not yet indexed (written with `index: false`). */
+export interface UnindexedBlob {
+  readonly digest: Digest;
+  readonly size: number;
+  readonly mediaType?: string;
+}
+
+/** Options for `putModuleVersion`. */
+export interface PutModuleVersionOptions {
+  /**
+   * Blobs written with `index: false` to record in the same commit as the version; each file
+   * must be in place with this size.
+   */
+  readonly blobs?: readonly UnindexedBlob[];
 }
 
 /** The outcome of a blob write. */
