@@ -7,28 +7,12 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '../../store/index.js';
+import { goEnv } from '../helpers/go-env.js';
 import { buildProxyTree, type ProxyTree } from '../helpers/goproxy-tree.js';
 import { serveDir, type StaticServer } from '../helpers/static-server.js';
 
 const execFileP = promisify(execFile);
 const CLI = resolve('dist/cli/main.js');
-
-function goEnv(home: string, proxy: string): NodeJS.ProcessEnv {
-  return {
-    PATH: process.env['PATH'],
-    HOME: home,
-    GOPATH: join(home, 'gopath'),
-    GOMODCACHE: join(home, 'modcache'),
-    GOCACHE: join(home, 'gocache'),
-    GOPROXY: proxy,
-    GOSUMDB: 'off',
-    GOFLAGS: '-mod=mod',
-    GOTOOLCHAIN: 'local',
-    GONOSUMDB: '',
-    GOPRIVATE: '',
-    CGO_ENABLED: '0',
-  };
-}
 
 describe('Go modules through ferry sync and ferry serve', () => {
   let dir: string;

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { goEnv } from '../helpers/go-env.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '../../store/index.js';
 import { FERRY_MAIN, runFerry, type FerryRun } from '../helpers/ferry-cli.js';
@@ -103,26 +104,6 @@ describe('checksum database across the air gap (CLI)', () => {
     });
   }
 
-  function goEnv(home: string, proxy: string): NodeJS.ProcessEnv {
-    return {
-      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-      HOME: home,
-      GOPATH: join(home, 'gopath'),
-      GOMODCACHE: join(home, 'gopath', 'pkg', 'mod'),
-      GOCACHE: join(home, 'gocache'),
-      GOENV: 'off',
-      GOPROXY: proxy,
-      GOSUMDB: db.verifierKey,
-      GONOSUMDB: '',
-      GOPRIVATE: '',
-      GONOPROXY: '',
-      GOINSECURE: '',
-      GOFLAGS: '-mod=mod',
-      GOTOOLCHAIN: 'local',
-      GO111MODULE: 'on',
-      CGO_ENABLED: '0',
-    };
-  }
 
   /** `go mod download` then `go build` of a program using Greet at `version`; runs it on success. */
   async function goBuild(home: string, proxy: string, version: string): Promise<{ ok: boolean; out: string }> {
@@ -131,7 +112,7 @@ describe('checksum database across the air gap (CLI)', () => {
     mkdirSync(app, { recursive: true });
     writeFileSync(join(app, 'go.mod'), `module example.com/app\n\ngo 1.19\n\nrequire ${GREET} ${version}\n`);
     writeFileSync(join(app, 'main.go'), 'package main\n\nimport (\n\t"fmt"\n\n\tgreet "example.com/Greet"\n)\n\nfunc main() { fmt.Println(greet.Hello()) }\n');
-    const env = goEnv(home, proxy);
+    const env = goEnv(home, proxy, db.verifierKey);
     const before = { sumdb: seen.length, upstream: upstream.requests.length };
     try {
       const dl = await run('go', ['mod', 'download'], { cwd: app, env });

@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
+import { goEnv } from '../helpers/go-env.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sumdbBundleEntries } from '../../bundle/sumdb.js';
 import { parseConfig, type Config } from '../../config/index.js';
@@ -105,26 +106,6 @@ describe('checksum database', () => {
     return entries.map((e) => e.path);
   }
 
-  function goEnv(home: string, proxy: string): NodeJS.ProcessEnv {
-    return {
-      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-      HOME: home,
-      GOPATH: join(home, 'gopath'),
-      GOMODCACHE: join(home, 'gopath', 'pkg', 'mod'),
-      GOCACHE: join(home, 'gocache'),
-      GOENV: 'off',
-      GOPROXY: proxy,
-      GOSUMDB: db.verifierKey,
-      GONOSUMDB: '',
-      GOPRIVATE: '',
-      GONOPROXY: '',
-      GOINSECURE: '',
-      GOFLAGS: '-mod=mod',
-      GOTOOLCHAIN: 'local',
-      GO111MODULE: 'on',
-      CGO_ENABLED: '0',
-    };
-  }
 
   async function goBuild(home: string, proxy: string, requires: ReadonlyArray<[string, string]>, imports: readonly string[]): Promise<{ ok: boolean; out: string }> {
     const app = join(home, 'app');
@@ -133,7 +114,7 @@ describe('checksum database', () => {
     writeFileSync(join(app, 'go.mod'), `module example.com/app\n\ngo 1.19\n\nrequire (\n${requires.map(([m, v]) => `\t${m} ${v}\n`).join('')})\n`);
     const body = imports.map((p, i) => `\t_ = p${i}.${p === GREET ? 'Hello' : 'Word'}()\n`).join('');
     writeFileSync(join(app, 'main.go'), `package main\n\nimport (\n${imports.map((p, i) => `\tp${i} "${p}"\n`).join('')})\n\nfunc main() {\n${body}}\n`);
-    const env = goEnv(home, proxy);
+    const env = goEnv(home, proxy, db.verifierKey);
     try {
       const dl = await run('go', ['mod', 'download', '-x'], { cwd: app, env });
       const b = await run('go', ['build', '-o', join(home, 'app.bin'), '.'], { cwd: app, env });
