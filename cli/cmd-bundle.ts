@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { FerryError } from '../errors/index.js';
 import { abortOnSignals, collect, EXIT_FAILED, loadConfigOption, printJson } from './common.js';
-import { formatBytes } from './progress.js';
+import { ByteProgress, formatBytes } from './progress.js';
 
 /** Registers keygen, export and verify. */
 export function registerBundleCommands(program: Command): void {
@@ -54,6 +54,7 @@ export function registerBundleCommands(program: Command): void {
       const logger = createLogger(config.logLevel);
       const ac = abortOnSignals();
       const store = Store.open(config.store, { logger });
+      const progress = new ByteProgress('export', process.stderr.isTTY === true && !o.json);
       try {
         const r = await exportBundle({
           store,
@@ -66,6 +67,7 @@ export function registerBundleCommands(program: Command): void {
           only: o.only,
           logger,
           signal: ac.signal,
+          onProgress: (p) => progress.update(p.done, p.total),
         });
         if (o.json) printJson(r);
         else {
@@ -75,6 +77,7 @@ export function registerBundleCommands(program: Command): void {
           for (const f of r.files) process.stdout.write(`  ${f}\n`);
         }
       } finally {
+        progress.stop();
         store.close();
       }
     });
@@ -88,8 +91,9 @@ export function registerBundleCommands(program: Command): void {
     .action(async (bundle: string, o: { trust: string[]; json?: boolean }) => {
       const [{ loadTrustedKey, verifyBundle }, { hashZip }] = await Promise.all([import('../bundle/index.js'), import('../goproxy/index.js')]);
       const trust = await Promise.all(o.trust.map((p) => loadTrustedKey(p)));
+      const progress = new ByteProgress('verify', process.stderr.isTTY === true && !o.json);
       try {
-        const r = await verifyBundle(bundle, { trust, checkGoZip: (zip) => hashZip(zip) });
+        const r = await verifyBundle(bundle, { trust, checkGoZip: (zip) => hashZip(zip), onProgress: (p) => progress.update(p.bytes) }).finally(() => progress.stop());
         if (o.json) printJson({ ok: true, id: r.manifest.id, sequence: r.manifest.sequence, parent: r.manifest.parent, signer: r.signer, files: r.files, bytes: r.bytes });
         else process.stdout.write(`${bundle}: ok — bundle ${r.manifest.id} (sequence ${r.manifest.sequence}), signed by ${r.signer}, ${r.files} files, ${formatBytes(r.bytes)} verified\n`);
       } catch (err) {

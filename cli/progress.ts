@@ -50,3 +50,31 @@ export class Progress {
     if (this.enabled) process.stderr.write('\r\x1b[2K');
   }
 }
+
+/** A one-line byte counter on a terminal (export, verify): done of total, percentage, rate. */
+export class ByteProgress {
+  private readonly started = Date.now();
+  private last = 0;
+
+  constructor(
+    private readonly label: string,
+    private readonly enabled = process.stderr.isTTY === true,
+  ) {}
+
+  /** Reports bytes done (of total, when known); redraws at most four times a second. */
+  update(done: number, total?: number): void {
+    if (!this.enabled) return;
+    const now = Date.now();
+    if (now - this.last < 250 && (total === undefined || done < total)) return;
+    this.last = now;
+    const secs = Math.max((now - this.started) / 1000, 0.001);
+    const pct = total ? ` (${Math.floor((done / total) * 100)}%)` : '';
+    const of = total !== undefined ? ` of ${formatBytes(total)}` : '';
+    process.stderr.write(`\r\x1b[2K${this.label} ${formatBytes(done)}${of}${pct} · ${formatBytes(done / secs)}/s`);
+  }
+
+  /** Clears the line. */
+  stop(): void {
+    if (this.enabled) process.stderr.write('\r\x1b[2K');
+  }
+}
