@@ -358,7 +358,7 @@ async function storeVersion(mctx: ModuleSyncContext, module: string, version: st
       { signal },
     );
     const zipDigest = `sha256:${hash.digest('hex')}` as Digest;
-    const checked = await checkModuleZip(tmp, { module, version });
+    const checked = await checkModuleZip(tmp, { module, version, ...(signal ? { signal } : {}) });
     await mctx.sumCheck?.(module, version, checked.h1, h.h1Mod, signal);
     const infoDigest = sha256Digest(h.info.raw);
     const modDigest = sha256Digest(h.mod);

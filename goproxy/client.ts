@@ -151,9 +151,17 @@ export class GoProxyClient {
 
   /**
    * GETs one proxy file. Returns undefined for 404/410 (or a missing file), else the body
-   * stream, whose consumption is the caller's job.
+   * stream, whose consumption is the caller's job, and whether it is already known to stay
+   * within maxBytes (an HTTP Content-Length at most maxBytes: the HTTP/1.1 parser delivers no
+   * more than that).
    */
-  private async open(rel: string, op: string, details: ErrorDetails, signal: AbortSignal | undefined, maxBytes: number): Promise<Readable | undefined> {
+  private async open(
+    rel: string,
+    op: string,
+    details: ErrorDetails,
+    signal: AbortSignal | undefined,
+    maxBytes: number,
+  ): Promise<{ body: Readable; bounded: boolean } | undefined> {
     this.checkAborted(signal, details);
     if (this.fileRoot !== undefined) {
       const file = join(this.fileRoot, ...rel.split('/'));
@@ -169,7 +177,8 @@ export class GoProxyClient {
       if (size > maxBytes) {
         throw new FerryError('BODY_TOO_LARGE', `${op} ${describe(details)}: ${file} is ${size} bytes, more than ${maxBytes}`, { ...details, op, file });
       }
-      return createReadStream(file, signal ? { signal } : {});
+      // A file may still grow after the stat: not bounded.
+      return { body: createReadStream(file, signal ? { signal } : {}), bounded: false };
     }
     const url = new URL(rel, this.base);
     const headers: Record<string, string> = {};
@@ -187,8 +196,10 @@ export class GoProxyClient {
       await discardBody(res.body);
       return undefined;
     }
-    const reqDetails: ErrorDetails = { ...details, url: redactUrl(url), method: 'GET' };
+    // Built only on a failure path: redacting the URL is a measurable cost per request.
+    const reqDetailsOf = (): ErrorDetails => ({ ...details, url: redactUrl(url), method: 'GET' });
     if (res.statusCode !== 200) {
+      const reqDetails = reqDetailsOf();
       let body: Buffer | undefined;
       try {
         body = await readBody(res.body, ERROR_BODY_LIMIT, reqDetails);
@@ -197,14 +208,15 @@ export class GoProxyClient {
       }
       throw statusError(op, res.statusCode, reqDetails, body);
     }
-    const length = Number(header(res.headers, 'content-length'));
+    const lengthHeader = header(res.headers, 'content-length');
+    const length = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : NaN;
     if (Number.isFinite(length) && length > maxBytes) {
       // undici reports the destroy as an 'error' on the body; nobody else is listening.
       res.body.on('error', () => undefined);
       res.body.destroy();
-      throw new FerryError('BODY_TOO_LARGE', `${op} ${describe(details)}: Content-Length ${length} exceeds ${maxBytes} bytes`, { ...reqDetails, op });
+      throw new FerryError('BODY_TOO_LARGE', `${op} ${describe(details)}: Content-Length ${length} exceeds ${maxBytes} bytes`, { ...reqDetailsOf(), op });
     }
-    return res.body;
+    return { body: res.body, bounded: Number.isFinite(length) };
   }
 
   private async getBytes(rel: string, op: string, details: ErrorDetails, signal: AbortSignal | undefined, maxBytes: number): Promise<Buffer | undefined> {
@@ -225,9 +237,9 @@ export class GoProxyClient {
         throw new FerryError('STORE_IO', `${op} ${describe(details)}: ${(err as Error).message}`, { ...details, op, file, cause: err });
       }
     }
-    const body = await this.open(rel, op, details, signal, maxBytes);
-    if (body === undefined) return undefined;
-    return readBody(body, maxBytes, { ...details, op });
+    const got = await this.open(rel, op, details, signal, maxBytes);
+    if (got === undefined) return undefined;
+    return readBody(got.body, maxBytes, { ...details, op });
   }
 
   private parseInfo(raw: Buffer, op: string, details: ErrorDetails): ProxyInfo {
@@ -289,8 +301,11 @@ export class GoProxyClient {
   async zip(module: string, version: string, opts: CallOptions = {}): Promise<Readable | undefined> {
     const details: ErrorDetails = { module, version };
     const max = this.opts.maxZipBytes ?? MAX_ZIP_FILE;
-    const body = await this.open(proxyPath(module, 'zip', version), 'goproxyZip', details, this.signalFor(opts), max);
-    if (body === undefined) return undefined;
+    const got = await this.open(proxyPath(module, 'zip', version), 'goproxyZip', details, this.signalFor(opts), max);
+    if (got === undefined) return undefined;
+    // One Transform less per zip when Content-Length already bounds the body.
+    if (got.bounded) return got.body;
+    const body = got.body;
     const limiter = new LimitStream(max, { ...details, op: 'goproxyZip' });
     pipeline(body, limiter, () => {
       // Errors reach the consumer through `limiter`, which pipeline destroys with them.

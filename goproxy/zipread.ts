@@ -4,7 +4,9 @@
  * defined over those bytes.
  */
 import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { inflateRawSync } from 'node:zlib';
 import yauzl from 'yauzl';
 import { FerryError } from '../errors/index.js';
 
@@ -20,21 +22,46 @@ export interface RawZipEntry {
 export interface OpenZip {
   readonly zip: yauzl.ZipFile;
   readonly entries: RawZipEntry[];
+  /** The whole file, when it is small enough to be read at once (see IN_MEMORY_ZIP). */
+  readonly data?: Buffer | undefined;
   close(): void;
 }
+
+/**
+ * Zips up to this size are read with one read and their small entries inflated in one call:
+ * module zips are mostly a few KiB, and yauzl's per-entry file reads and zlib streams cost
+ * several times the inflate and hash themselves.
+ */
+export const IN_MEMORY_ZIP = 8 * 1024 * 1024;
+/** Largest declared uncompressed entry inflated in one call from an in-memory zip. */
+const IN_MEMORY_ENTRY = 1024 * 1024;
 
 function abortError(signal: AbortSignal, details: { file?: string }): FerryError {
   return new FerryError('ABORTED', 'operation aborted', { ...details, cause: signal.reason });
 }
 
-/** Opens `file` and reads its whole central directory (metadata only, no file data). */
-export async function openZip(file: string, signal?: AbortSignal): Promise<OpenZip> {
+/**
+ * Opens `file` and reads its whole central directory (metadata only, no file data unless the
+ * file is at most `inMemoryMax` bytes, then read whole).
+ */
+export async function openZip(file: string, signal?: AbortSignal, inMemoryMax = IN_MEMORY_ZIP): Promise<OpenZip> {
   if (signal?.aborted) throw abortError(signal, { file });
+  const yopts = { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true };
+  let data: Buffer | undefined;
+  try {
+    if ((await stat(file)).size <= inMemoryMax) data = await readFile(file, signal ? { signal } : {});
+  } catch (err) {
+    if (signal?.aborted) throw abortError(signal, { file });
+    // As yauzl.open would report it: the same code and message whichever path read the file.
+    throw new FerryError('ZIP_INVALID', `${file}: not a readable zip: ${(err as Error).message}`, { file, cause: err });
+  }
   const zip = await new Promise<yauzl.ZipFile>((resolve, reject) => {
-    yauzl.open(file, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true }, (err, zf) => {
+    const done = (err: Error | null, zf?: yauzl.ZipFile): void => {
       if (err || !zf) reject(new FerryError('ZIP_INVALID', `${file}: not a readable zip: ${err?.message ?? 'unknown error'}`, { file, cause: err }));
       else resolve(zf);
-    });
+    };
+    if (data) yauzl.fromBuffer(data, yopts, done);
+    else yauzl.open(file, yopts, done);
   });
   const entries: RawZipEntry[] = [];
   try {
@@ -61,7 +88,7 @@ export async function openZip(file: string, signal?: AbortSignal): Promise<OpenZ
     zip.close();
     throw err;
   }
-  return { zip, entries, close: () => zip.close() };
+  return { zip, entries, data, close: () => zip.close() };
 }
 
 /**
@@ -78,6 +105,7 @@ export async function hashEntry(z: OpenZip, e: RawZipEntry, file: string, signal
     }
     return h.digest();
   }
+  if (z.data && e.uncompressedSize <= IN_MEMORY_ENTRY) return h.update(entryBytes(z.data, e, file)).digest();
   const stream = await new Promise<Readable>((resolve, reject) => {
     z.zip.openReadStream(e.entry, (err, s) => {
       if (err || !s) reject(new FerryError('ZIP_INVALID', `${file}: entry ${JSON.stringify(e.name.toString('utf8'))}: ${err?.message ?? 'cannot open'}`, { file, cause: err }));
@@ -97,4 +125,37 @@ export async function hashEntry(z: OpenZip, e: RawZipEntry, file: string, signal
     signal?.removeEventListener('abort', onAbort);
   }
   return h.digest();
+}
+
+/**
+ * One entry's content from an in-memory zip, with the checks (and messages) of yauzl's
+ * openReadStream with validateEntrySizes: encryption, method, local header, bounds, and the
+ * inflated length against the declared size (output is capped one byte past it: no zip bomb).
+ */
+function entryBytes(data: Buffer, e: RawZipEntry, file: string): Buffer {
+  const fail = (msg: string, cause?: unknown): FerryError =>
+    new FerryError('ZIP_INVALID', `${file}: entry ${JSON.stringify(e.name.toString('utf8'))}: ${msg}`, cause === undefined ? { file } : { file, cause });
+  const en = e.entry;
+  if (en.isEncrypted()) throw fail('entry is encrypted, and options.decodeFileData !== false');
+  if (en.compressionMethod !== 0 && en.compressionMethod !== 8) throw fail(`unsupported compression method: ${en.compressionMethod}`);
+  const at = en.relativeOffsetOfLocalHeader;
+  if (at + 30 > data.length) throw fail('unexpected EOF');
+  const signature = data.readUInt32LE(at);
+  if (signature !== 0x04034b50) throw fail(`invalid local file header signature: 0x${signature.toString(16)}`);
+  const start = at + 30 + data.readUInt16LE(at + 26) + data.readUInt16LE(at + 28);
+  if (start + e.compressedSize > data.length) throw fail(`file data overflows file bounds: ${start} + ${e.compressedSize} > ${data.length}`);
+  const raw = data.subarray(start, start + e.compressedSize);
+  // Stored: the central directory already matched both sizes (validateEntrySizes).
+  if (en.compressionMethod === 0) return raw;
+  const want = e.uncompressedSize;
+  let out: Buffer;
+  try {
+    out = inflateRawSync(raw, { maxOutputLength: want + 1 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw fail(`too many bytes in the stream. expected ${want}. got at least ${want + 1}`, err);
+    throw fail((err as Error).message, err);
+  }
+  if (out.length > want) throw fail(`too many bytes in the stream. expected ${want}. got at least ${out.length}`);
+  if (out.length < want) throw fail(`not enough bytes in the stream. expected ${want}. got only ${out.length}`);
+  return out;
 }
