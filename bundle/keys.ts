@@ -3,8 +3,8 @@
  * passphrase is given), public keys as SPKI PEM — the formats openssl and cosign read.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { constants } from 'node:fs';
-import { access, open, readFile, unlink } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { open, readFile, unlink } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { FerryError, errorMessage } from '../errors/index.js';
 
@@ -45,14 +45,6 @@ export function generateSigningKey(opts: KeyGenOptions = {}): SigningKeyPem {
   return { privatePem: privateKey, publicPem: publicKey };
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.F_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function writeExclusive(path: string, text: string, mode: number): Promise<void> {
   let fh;
@@ -84,7 +76,7 @@ export async function writeKeyPair(
   const privateKeyPath = `${prefix}.key`;
   const publicKeyPath = `${prefix}.pub`;
   for (const p of [privateKeyPath, publicKeyPath]) {
-    if (await exists(p)) throw new FerryError('KEY_INVALID', `${p} already exists; refusing to overwrite a key`, { file: p });
+    if (existsSync(p)) throw new FerryError('KEY_INVALID', `${p} already exists; refusing to overwrite a key`, { file: p });
   }
   const pair = generateSigningKey(opts);
   await writeExclusive(privateKeyPath, pair.privatePem, 0o600);

@@ -10,8 +10,8 @@
  * ferry-bundle.json.sig, then `files` in canonical order (see compareTarPaths).
  */
 import { createHash, type Hash, type KeyObject } from 'node:crypto';
-import { constants } from 'node:fs';
-import { access, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -216,14 +216,6 @@ class PartSink extends Writable {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.F_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function writeFileSynced(path: string, bytes: Uint8Array | string, mode: number): Promise<void> {
   const fh = await open(path, 'w', mode);
@@ -284,7 +276,7 @@ export async function writeBundle(opts: WriteBundleOptions): Promise<WriteBundle
   signal?.throwIfAborted();
   const partsName = `${name}.parts.json`;
   for (const f of [`${name}.tar`, partFileName(name, 1), partsName]) {
-    if (await exists(join(outDir, f))) throw new FerryError('USAGE', `${join(outDir, f)} already exists; refusing to overwrite a bundle`, { file: f });
+    if (existsSync(join(outDir, f))) throw new FerryError('USAGE', `${join(outDir, f)} already exists; refusing to overwrite a bundle`, { file: f });
   }
 
   const entries = await collectEntries(opts.entries);
