@@ -195,16 +195,7 @@ export class BlobFiles {
    * at the final path and the temp file is removed.
    */
   async write(d: Digest, source: BlobSource, opts: { size?: number; signal?: AbortSignal }): Promise<number> {
-    const tmp = join(this.tmpDir, `${process.pid}.${randomBytes(8).toString('hex')}`);
-    const final = this.path(d);
-    let fh: FileHandle | undefined;
-    let renamed = false;
-    try {
-      try {
-        fh = await open(tmp, 'wx');
-      } catch (err) {
-        throw ioError(err, 'create temp file', tmp, d);
-      }
+    return this.viaTemp(d, async (fh, tmp) => {
       const verifier = new VerifyingStream({ digest: d, size: opts.size, details: { op: 'writeBlob' } });
       try {
         await pipeline(source, verifier, new SyncedFileSink(fh, tmp), opts.signal ? { signal: opts.signal } : {});
@@ -212,22 +203,8 @@ export class BlobFiles {
         if (isAbort(err) || opts.signal?.aborted) throw abortError(err, 'writeBlob', d);
         throw err;
       }
-      const size = verifier.bytes;
-      await fh.close().catch((err: unknown) => {
-        throw ioError(err, 'close', tmp, d);
-      });
-      fh = undefined;
-      const shard = await this.shard(d);
-      await rename(tmp, final).catch((err: unknown) => {
-        throw ioError(err, 'rename', final, d);
-      });
-      renamed = true;
-      await syncDir(shard);
-      return size;
-    } finally {
-      if (fh) await fh.close().catch(() => undefined);
-      if (!renamed) await rm(tmp, { force: true }).catch(() => undefined);
-    }
+      return verifier.bytes;
+    });
   }
 
   /**
@@ -240,7 +217,25 @@ export class BlobFiles {
     }
     const got = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     if (got !== d) throw new FerryError('DIGEST_MISMATCH', `content digest mismatch: expected ${d}, got ${got}`, { op: 'writeBlob', digest: d });
+    return this.viaTemp(d, async (fh, tmp) => {
+      try {
+        await writeAll(fh, bytes);
+        await fh.sync();
+      } catch (err) {
+        throw ioError(err, 'write', tmp, d);
+      }
+      return bytes.length;
+    });
+  }
+
+  /**
+   * The shared tail of every write: `fill` writes, verifies and fsyncs a fresh temp file and
+   * returns its size; then close → rename to the final path → fsync the directory. On any
+   * failure the temp file is removed and nothing is at the final path.
+   */
+  private async viaTemp(d: Digest, fill: (fh: FileHandle, tmp: string) => Promise<number>): Promise<number> {
     const tmp = join(this.tmpDir, `${process.pid}.${randomBytes(8).toString('hex')}`);
+    const final = this.path(d);
     let fh: FileHandle | undefined;
     let renamed = false;
     try {
@@ -249,23 +244,18 @@ export class BlobFiles {
       } catch (err) {
         throw ioError(err, 'create temp file', tmp, d);
       }
-      try {
-        await writeAll(fh, bytes);
-        await fh.sync();
-      } catch (err) {
-        throw ioError(err, 'write', tmp, d);
-      }
+      const size = await fill(fh, tmp);
       await fh.close().catch((err: unknown) => {
         throw ioError(err, 'close', tmp, d);
       });
       fh = undefined;
       const shard = await this.shard(d);
-      await rename(tmp, this.path(d)).catch((err: unknown) => {
-        throw ioError(err, 'rename', this.path(d), d);
+      await rename(tmp, final).catch((err: unknown) => {
+        throw ioError(err, 'rename', final, d);
       });
       renamed = true;
       await syncDir(shard);
-      return bytes.length;
+      return size;
     } finally {
       if (fh) await fh.close().catch(() => undefined);
       if (!renamed) await rm(tmp, { force: true }).catch(() => undefined);
