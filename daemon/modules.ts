@@ -4,21 +4,21 @@
  * validated (zip rules, module line, h1 hashes) before it is stored.
  */
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { GoModuleRoot } from '../config/index.js';
 import { FerryError, toFerryError } from '../errors/index.js';
 import {
   checkModuleZip,
   compare as compareVersions,
   hashGoMod,
+  IN_MEMORY_ZIP,
   isPseudoVersion,
   isRetracted,
   latestVersion,
   matchesRange,
   parseGoMod,
+  proxyPath,
   type GoMod,
   type GoProxyClient,
 } from '../goproxy/index.js';
@@ -333,42 +333,62 @@ async function fetchModFiles(mctx: ModuleSyncContext, module: string, version: s
   return { info, mod, gm, h1Mod: hashGoMod(mod) };
 }
 
-/** Downloads and validates the zip, then stores the three files and records the version in one commit. */
+/**
+ * Downloads and validates the zip, then stores the three files and records the version in one
+ * commit. A zip up to IN_MEMORY_ZIP is held in memory while it is checked (module zips are
+ * mostly a few KiB, and a temp file written only to be read back cost more than the check); a
+ * bigger one streams to a temp file under the store, which moves into place by rename.
+ */
 async function storeVersion(mctx: ModuleSyncContext, module: string, version: string, root: string, h: ModFiles): Promise<void> {
   const signal = mctx.signal;
+  const so = signal ? { signal } : {};
   const ids = { module, version };
-  // The zip goes to a temp file first: its rules and h1 are checked before the store sees it.
   const tmp = join(mctx.tmpDir, `${createHash('sha256').update(`${module}@${version}`).digest('hex')}.zip`);
+  let fh: FileHandle | undefined;
+  let spilled = false;
   try {
-    const body = await mctx.queue.add(() => mctx.proxy.zip(module, version, { signal }));
+    const body = await mctx.queue.add(() => mctx.proxy.zip(module, version, so));
     if (!body) throw new FerryError('NOT_FOUND', `${module}@${version}: zip not found at the proxy`, ids);
     const hash = createHash('sha256');
     let size = 0;
-    await pipeline(
-      body,
-      async function* (src: AsyncIterable<Buffer>) {
-        for await (const chunk of src) {
-          hash.update(chunk);
-          size += chunk.length;
-          mctx.emit({ type: 'blob-progress', bytes: chunk.length });
-          yield chunk;
-        }
-      },
-      createWriteStream(tmp),
-      { signal },
-    );
+    const held: Buffer[] = [];
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      size += chunk.length;
+      mctx.emit({ type: 'blob-progress', bytes: chunk.length });
+      if (fh) {
+        await writeChunk(fh, chunk, tmp, ids);
+        continue;
+      }
+      held.push(chunk);
+      if (size > IN_MEMORY_ZIP) {
+        fh = await open(tmp, 'wx').catch((err: unknown) => {
+          throw new FerryError('STORE_IO', `${module}@${version}: cannot create ${tmp}: ${(err as Error).message}`, { ...ids, file: tmp, cause: err });
+        });
+        spilled = true;
+        for (const c of held.splice(0)) await writeChunk(fh, c, tmp, ids);
+      }
+    }
+    if (fh) {
+      const f = fh;
+      fh = undefined;
+      await f.close();
+    }
+    const data = spilled ? undefined : Buffer.concat(held, size);
     const zipDigest = `sha256:${hash.digest('hex')}` as Digest;
-    const checked = await checkModuleZip(tmp, { module, version, ...(signal ? { signal } : {}) });
+    const where = spilled ? tmp : proxyPath(module, 'zip', version);
+    const checked = await checkModuleZip(where, { module, version, ...so, ...(data ? { data } : {}) });
     await mctx.sumCheck?.(module, version, checked.h1, h.h1Mod, signal);
     const infoDigest = sha256Digest(h.info.raw);
     const modDigest = sha256Digest(h.mod);
-    const so = signal ? { signal } : {};
     // Files first, each durably in place; their rows and the version row then share one commit.
     const written = await Promise.allSettled([
       mctx.store.writeBlobBytes(infoDigest, h.info.raw, { mediaType: 'application/json', index: false, ...so }),
       mctx.store.writeBlobBytes(modDigest, h.mod, { mediaType: 'text/plain', index: false, ...so }),
-      // The validated temp file moves in by rename: no second copy of the zip is written.
-      mctx.store.importFile(tmp, zipDigest, size, { mediaType: 'application/zip', index: false, ...so }),
+      data
+        ? mctx.store.writeBlobBytes(zipDigest, data, { mediaType: 'application/zip', index: false, ...so })
+        : // The validated temp file moves in by rename: no second copy of the zip is written.
+          mctx.store.importFile(tmp, zipDigest, size, { mediaType: 'application/zip', index: false, ...so }),
     ]);
     const failed = written.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
@@ -385,6 +405,15 @@ async function storeVersion(mctx: ModuleSyncContext, module: string, version: st
       },
     });
   } finally {
-    await rm(tmp, { force: true });
+    if (fh) await fh.close().catch(() => undefined);
+    if (spilled) await rm(tmp, { force: true });
+  }
+}
+
+async function writeChunk(fh: FileHandle, chunk: Buffer, file: string, ids: { module: string; version: string }): Promise<void> {
+  try {
+    for (let off = 0; off < chunk.length; ) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+  } catch (err) {
+    throw new FerryError('STORE_IO', `${ids.module}@${ids.version}: writing ${file} failed: ${(err as Error).message}`, { ...ids, file, cause: err });
   }
 }

@@ -5,3 +5,4 @@ export * from './gomod.js';
 export * from './h1.js';
 export * from './semver.js';
 export * from './zipcheck.js';
+export { IN_MEMORY_ZIP } from './zipread.js';

@@ -24,6 +24,11 @@ export interface CheckZipOptions {
   /** Limit for both the zip file size and its total uncompressed size. @default MAX_ZIP_FILE */
   readonly maxZipSize?: number;
   readonly signal?: AbortSignal;
+  /**
+   * The zip's whole content when the caller already holds it (a small zip just downloaded):
+   * checked from memory, `zipFile` then only names it in messages.
+   */
+  readonly data?: Buffer;
 }
 
 /** The result of a successful check. */
@@ -156,12 +161,12 @@ export async function checkModuleZip(zipFile: string, opts: CheckZipOptions): Pr
   }
   checkVersion(module, version);
 
-  const size = (await stat(zipFile)).size;
+  const size = opts.data ? opts.data.length : (await stat(zipFile)).size;
   if (size > max) throw fail(`module zip file is too large (${size} bytes; limit is ${max} bytes)`);
 
   let z;
   try {
-    z = await openZip(zipFile, opts.signal);
+    z = await openZip(zipFile, opts.signal, undefined, opts.data);
   } catch (err) {
     if (err instanceof FerryError && err.code === 'ZIP_INVALID') throw fail(err.message, err);
     throw err;

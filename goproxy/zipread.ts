@@ -42,14 +42,15 @@ function abortError(signal: AbortSignal, details: { file?: string }): FerryError
 
 /**
  * Opens `file` and reads its whole central directory (metadata only, no file data unless the
- * file is at most `inMemoryMax` bytes, then read whole).
+ * file is at most `inMemoryMax` bytes, then read whole). `held` is the file's content when the
+ * caller already has it in memory: nothing is read from disk then.
  */
-export async function openZip(file: string, signal?: AbortSignal, inMemoryMax = IN_MEMORY_ZIP): Promise<OpenZip> {
+export async function openZip(file: string, signal?: AbortSignal, inMemoryMax = IN_MEMORY_ZIP, held?: Buffer): Promise<OpenZip> {
   if (signal?.aborted) throw abortError(signal, { file });
   const yopts = { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true };
-  let data: Buffer | undefined;
+  let data: Buffer | undefined = held;
   try {
-    if ((await stat(file)).size <= inMemoryMax) data = await readFile(file, signal ? { signal } : {});
+    if (data === undefined && (await stat(file)).size <= inMemoryMax) data = await readFile(file, signal ? { signal } : {});
   } catch (err) {
     if (signal?.aborted) throw abortError(signal, { file });
     // As yauzl.open would report it: the same code and message whichever path read the file.

@@ -4,7 +4,7 @@
  * partial or wrong file. Knows nothing of the index.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { closeSync, createReadStream, fsync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Readable, Writable, type Transform } from 'node:stream';
@@ -118,6 +118,7 @@ export class BlobFiles {
   readonly root: string;
   readonly tmpDir: string;
   private readonly shardsMade = new Set<string>();
+  private readonly dirFds = new Map<string, number>();
 
   constructor(dir: string) {
     this.root = join(dir, 'blobs', 'sha256');
@@ -148,10 +149,10 @@ export class BlobFiles {
     return join(this.root, hex.slice(0, 2), hex);
   }
 
-  /** The size of a blob's file, or undefined when it is absent. */
-  async fileSize(d: Digest): Promise<number | undefined> {
+  /** The size of a blob's file, or undefined when it is absent (one stat, without the thread pool). */
+  fileSize(d: Digest): number | undefined {
     try {
-      return (await stat(this.path(d))).size;
+      return statSync(this.path(d)).size;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw ioError(err, 'stat', this.path(d), d);
@@ -208,8 +209,11 @@ export class BlobFiles {
   }
 
   /**
-   * `write` for content already in memory (manifests, .info, .mod): the same checks and the
-   * same temp → fsync → rename → fsync-directory steps, without a stream per small file.
+   * `write` for content already in memory (manifests, .info, .mod, small module zips): the same
+   * checks and the same temp → fsync → rename → fsync-directory steps, without a stream. The
+   * open, write, close and rename of a small file are direct calls: each thread-pool trip costs
+   * a wake-up and a completion signal, several times the call itself; only the two fsyncs,
+   * which wait for the disk, go to the pool.
    */
   async writeBytes(d: Digest, bytes: Uint8Array, size?: number): Promise<number> {
     if (size !== undefined && bytes.length !== size) {
@@ -217,15 +221,54 @@ export class BlobFiles {
     }
     const got = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     if (got !== d) throw new FerryError('DIGEST_MISMATCH', `content digest mismatch: expected ${d}, got ${got}`, { op: 'writeBlob', digest: d });
-    return this.viaTemp(d, async (fh, tmp) => {
+    const tmp = join(this.tmpDir, `${process.pid}.${randomBytes(8).toString('hex')}`);
+    const final = this.path(d);
+    let fd: number | undefined;
+    let renamed = false;
+    try {
       try {
-        await writeAll(fh, bytes);
-        await fh.sync();
+        fd = openSync(tmp, 'wx');
+      } catch (err) {
+        throw ioError(err, 'create temp file', tmp, d);
+      }
+      try {
+        for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+        await fsyncFd(fd);
       } catch (err) {
         throw ioError(err, 'write', tmp, d);
       }
+      const closing = fd;
+      fd = undefined;
+      try {
+        closeSync(closing);
+      } catch (err) {
+        throw ioError(err, 'close', tmp, d);
+      }
+      const shard = this.shardSync(d);
+      try {
+        renameSync(tmp, final);
+      } catch (err) {
+        throw ioError(err, 'rename', final, d);
+      }
+      renamed = true;
+      await this.syncShard(shard);
       return bytes.length;
-    });
+    } finally {
+      if (fd !== undefined) {
+        try {
+          closeSync(fd);
+        } catch {
+          // Already failing: the first error is the one reported.
+        }
+      }
+      if (!renamed) {
+        try {
+          unlinkSync(tmp);
+        } catch {
+          // Never created, or already gone.
+        }
+      }
+    }
   }
 
   /**
@@ -254,7 +297,7 @@ export class BlobFiles {
         throw ioError(err, 'rename', final, d);
       });
       renamed = true;
-      await syncDir(shard);
+      await this.syncShard(shard);
       return size;
     } finally {
       if (fh) await fh.close().catch(() => undefined);
@@ -288,8 +331,52 @@ export class BlobFiles {
       if ((err as NodeJS.ErrnoException).code === 'EXDEV') return false;
       throw ioError(err, 'rename', this.path(d), d);
     }
-    await syncDir(shard);
+    await this.syncShard(shard);
     return true;
+  }
+
+  /** `shard` without the thread pool: a mkdir once per shard and process. */
+  private shardSync(d: Digest): string {
+    const shard = join(this.root, digestHex(d).slice(0, 2));
+    if (!this.shardsMade.has(shard)) {
+      try {
+        mkdirSync(shard, { recursive: true });
+      } catch (err) {
+        throw ioError(err, 'mkdir', shard, d);
+      }
+      this.shardsMade.add(shard);
+    }
+    return shard;
+  }
+
+  /**
+   * fsyncs a shard directory so a rename into it survives a power cut. Its descriptor is kept
+   * open (at most 256 shards) so that each sync is one call, not open, fsync and close.
+   * Skipped where directories cannot be opened or fsynced (Windows, some network filesystems).
+   */
+  private async syncShard(shard: string): Promise<void> {
+    let fd = this.dirFds.get(shard);
+    if (fd === undefined) {
+      try {
+        fd = openSync(shard, 'r');
+      } catch {
+        return;
+      }
+      this.dirFds.set(shard, fd);
+    }
+    await fsyncFd(fd).catch(() => undefined);
+  }
+
+  /** Closes the directory descriptors kept for fsync. */
+  close(): void {
+    for (const fd of this.dirFds.values()) {
+      try {
+        closeSync(fd);
+      } catch {
+        // Closing at shutdown: nothing to recover.
+      }
+    }
+    this.dirFds.clear();
   }
 
   /** The shard directory of `d`, created once per process. */
@@ -408,15 +495,7 @@ function readError(err: unknown, d: Digest, file: string): FerryError {
   return ioError(err, 'read', file, d);
 }
 
-/** fsyncs a directory so a rename into it survives a power cut; skipped where unsupported. */
-async function syncDir(dir: string): Promise<void> {
-  let fh: FileHandle | undefined;
-  try {
-    fh = await open(dir, 'r');
-    await fh.sync();
-  } catch {
-    // Some platforms (Windows, some network filesystems) refuse to fsync a directory.
-  } finally {
-    await fh?.close().catch(() => undefined);
-  }
+/** fsync(2) of an open descriptor on the thread pool. */
+function fsyncFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
 }

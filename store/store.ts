@@ -205,6 +205,7 @@ export class Store {
 
   /** Closes the index. */
   close(): void {
+    this.blobs.close();
     this.index.close();
   }
 
@@ -316,10 +317,13 @@ export class Store {
   ): Promise<WriteBlobResult> {
     const row = this.index.getBlob(d);
     if (row) {
-      const onDisk = await this.blobs.fileSize(d).catch((err: unknown) => {
+      let onDisk: number | undefined;
+      try {
+        onDisk = this.blobs.fileSize(d);
+      } catch (err) {
         discard();
         throw err;
-      });
+      }
       if (onDisk === row.size) {
         discard();
         if (opts.size !== undefined && opts.size !== row.size) {
@@ -333,7 +337,12 @@ export class Store {
       // Placed (verified, fsynced) by this process and awaiting its row: many module versions
       // share one .info, so the same bytes are not written again while the rows are batched.
       const placed = this.unindexed.get(d) ?? -1;
-      const onDisk = await this.blobs.fileSize(d).catch(() => undefined);
+      let onDisk: number | undefined;
+      try {
+        onDisk = this.blobs.fileSize(d);
+      } catch {
+        onDisk = undefined;
+      }
       if (onDisk === placed && (opts.size === undefined || opts.size === placed)) {
         discard();
         return { digest: d, size: placed, written: false };
@@ -510,12 +519,15 @@ export class Store {
     const pending = new Map<Digest, number>();
     for (const b of opts.blobs ?? []) {
       parseDigest(b.digest, `${where} blob`);
-      // Rows follow files: a blob recorded here must already be in place with its size.
-      let onDisk: number | undefined;
-      try {
-        onDisk = statSync(this.blobs.path(b.digest)).size;
-      } catch {
-        onDisk = undefined;
+      // Rows follow files: a blob recorded here must already be in place with its size. One
+      // this process placed (verified, fsynced) and has not yet recorded needs no second look.
+      let onDisk: number | undefined = this.unindexed.get(b.digest);
+      if (onDisk !== b.size) {
+        try {
+          onDisk = statSync(this.blobs.path(b.digest)).size;
+        } catch {
+          onDisk = undefined;
+        }
       }
       if (onDisk !== b.size) {
         throw new FerryError('BLOB_UNKNOWN', `${where}: blob ${b.digest} is not in place with ${b.size} bytes; write it before recording it`, {

@@ -1,12 +1,13 @@
 // Go module sync against a real static GOPROXY tree served over HTTP on 127.0.0.1.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../config/index.js';
 import { runSync } from '../../daemon/index.js';
-import { proxyPath } from '../../goproxy/index.js';
+import { hashZip, IN_MEMORY_ZIP, proxyPath } from '../../goproxy/index.js';
 import { Store } from '../../store/index.js';
 import { buildProxyTree, makeBadZip, type ProxyTree } from '../helpers/goproxy-tree.js';
 import { serveDir, type StaticServer } from '../helpers/static-server.js';
@@ -37,6 +38,9 @@ describe('Go module sync', () => {
       { path: 'example.com/cased', version: 'v1.0.0' },
       { path: 'example.com/huge', version: 'v1.0.0' },
       { path: 'example.com/liar', version: 'v1.0.0', gomod: 'module example.com/somebody-else\n' },
+      // Bigger than IN_MEMORY_ZIP even deflated: these stream through a temp file.
+      { path: 'example.com/bulky', version: 'v1.0.0', files: { 'doc.go': 'package bulky\n', 'data.bin': randomBytes(IN_MEMORY_ZIP + 1024) } },
+      { path: 'example.com/bulkyevil', version: 'v1.0.0' },
     ]);
     const up = join(dir, 'upstream');
     const zipAt = (m: string): string => join(up, ...proxyPath(m, 'zip', 'v1.0.0').split('/'));
@@ -46,6 +50,10 @@ describe('Go module sync', () => {
       { name: 'example.com/cased@v1.0.0/readme', data: 'b' },
     ]);
     await makeBadZip(zipAt('example.com/huge'), [{ name: 'example.com/huge@v1.0.0/big.bin', data: 'x', declaredSize: 600 * 1024 * 1024 }]);
+    await makeBadZip(join(up, ...proxyPath('example.com/bulkyevil', 'zip', 'v1.0.0').split('/')), [
+      { name: 'example.com/bulkyevil@v1.0.0/data.bin', data: randomBytes(IN_MEMORY_ZIP + 1024).toString('latin1') },
+      { name: 'example.com/bulkyevil@v1.0.0/../evil.go', data: 'package evil\n' },
+    ]);
     server = await serveDir(up);
   });
 
@@ -139,6 +147,25 @@ describe('Go module sync', () => {
       expect(byModule.get('example.com/liar')?.message).toContain('example.com/somebody-else');
       expect(store.listModuleVersions()).toEqual([]);
       expect(store.stats().blobs).toBe(0);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('a zip too big to hold in memory streams through a temp file: stored intact, or refused with nothing left behind', async () => {
+    const cfg = config(['bulky', 'bulkyevil'].map((m) => `    - path: example.com/${m}\n      versions: [v1.0.0]\n`).join(''), 'store-bulky');
+    const store = Store.open(cfg.store);
+    try {
+      const s = await runSync({ config: cfg, store, logger });
+      expect(s.failures.map((f) => [f.module, f.code])).toEqual([['example.com/bulkyevil', 'ZIP_INVALID']]);
+      expect(s.failures[0]?.message).toMatch(/example\.com\/bulkyevil@v1\.0\.0.*\.\./);
+      const upstream = join(dir, 'upstream', ...proxyPath('example.com/bulky', 'zip', 'v1.0.0').split('/'));
+      const row = store.getModuleVersion('example.com/bulky', 'v1.0.0');
+      expect(row?.zipDigest).toBe(`sha256:${createHash('sha256').update(readFileSync(upstream)).digest('hex')}`);
+      expect(row?.h1Zip).toBe(await hashZip(upstream));
+      expect(store.getModuleVersion('example.com/bulkyevil', 'v1.0.0')).toBeUndefined();
+      expect(readdirSync(join(cfg.store, 'tmp'))).toEqual([]);
+      expect((await store.fsck()).problems).toEqual([]);
     } finally {
       store.close();
     }
