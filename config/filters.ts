@@ -1,5 +1,8 @@
 /** Tag selection: include/exclude globs or /regexes/, a semver range, and the newest N. */
-import { coerce, compare, satisfies } from 'semver';
+// The single functions, not the whole package: loading every semver module costs the CLI's start-up.
+import coerce from 'semver/functions/coerce.js';
+import compare from 'semver/functions/compare.js';
+import satisfies from 'semver/functions/satisfies.js';
 import type { TagFilterConfig } from './schema.js';
 
 /** Compiles a glob (`*`, `?`) or a `/regular expression/` into a predicate over whole tags. */

@@ -1,6 +1,6 @@
 /** Ferry's versioned configuration schema (zod 4). Key names here are a public contract. */
 import { validateDetailed } from 'node-cron';
-import { validRange } from 'semver';
+import validRange from 'semver/ranges/valid.js';
 import * as z from 'zod';
 import { isValidRepository } from '../oci/reference.js';
 

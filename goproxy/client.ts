@@ -10,7 +10,7 @@ import { pipeline, Transform, type Readable, type TransformCallback } from 'node
 import { fileURLToPath } from 'node:url';
 import type { Dispatcher } from 'undici';
 import { FerryError, type ErrorDetails } from '../errors/index.js';
-import { discardBody, header, readBody, redactUrl, request, statusError, ERROR_BODY_LIMIT, type RetryOptions } from '../net/index.js';
+import { discardBody, header, readBody, redactUrl, request, requestBytes, statusError, ERROR_BODY_LIMIT, type HttpRequest, type RetryOptions } from '../net/index.js';
 import { escapePath, escapeVersion } from './escape.js';
 import { canonicalModuleVersion, isPseudoVersion, isValid, sortVersions } from './semver.js';
 import { MAX_GO_MOD, MAX_ZIP_FILE } from './zipcheck.js';
@@ -181,17 +181,7 @@ export class GoProxyClient {
       return { body: createReadStream(file, signal ? { signal } : {}), bounded: false };
     }
     const url = new URL(rel, this.base);
-    const headers: Record<string, string> = {};
-    if (this.authHeader) headers['authorization'] = this.authHeader;
-    const res = await request({
-      url,
-      headers,
-      ...(signal ? { signal } : {}),
-      ...(this.opts.dispatcher ? { dispatcher: this.opts.dispatcher } : {}),
-      ...(this.opts.retry ? { retry: this.opts.retry } : {}),
-      op,
-      details,
-    });
+    const res = await request({ ...this.requestInit(url, signal), op, details });
     if (res.statusCode === 404 || res.statusCode === 410) {
       await discardBody(res.body);
       return undefined;
@@ -237,9 +227,22 @@ export class GoProxyClient {
         throw new FerryError('STORE_IO', `${op} ${describe(details)}: ${(err as Error).message}`, { ...details, op, file, cause: err });
       }
     }
-    const got = await this.open(rel, op, details, signal, maxBytes);
-    if (got === undefined) return undefined;
-    return readBody(got.body, maxBytes, { ...details, op });
+    const url = new URL(rel, this.base);
+    const res = await requestBytes({ ...this.requestInit(url, signal), op, details, maxBytes });
+    if (res.statusCode === 404 || res.statusCode === 410) return undefined;
+    if (res.statusCode !== 200) throw statusError(op, res.statusCode, { ...details, url: redactUrl(url), method: 'GET' }, res.body.subarray(0, ERROR_BODY_LIMIT));
+    return res.body;
+  }
+
+  /** The parts of a request every GET to this proxy shares. */
+  private requestInit(url: URL, signal: AbortSignal | undefined): HttpRequest {
+    return {
+      url,
+      headers: this.authHeader ? { authorization: this.authHeader } : {},
+      ...(signal ? { signal } : {}),
+      ...(this.opts.dispatcher ? { dispatcher: this.opts.dispatcher } : {}),
+      ...(this.opts.retry ? { retry: this.opts.retry } : {}),
+    };
   }
 
   private parseInfo(raw: Buffer, op: string, details: ErrorDetails): ProxyInfo {

@@ -1,5 +1,5 @@
 /** One HTTP exchange with retries, redirects and bounded body reads, on undici. */
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { request as undiciRequest, type Dispatcher } from 'undici';
 import { FerryError, type ErrorDetails } from '../errors/index.js';
 import { defaultDispatcher } from './dispatcher.js';
@@ -135,8 +135,108 @@ function withoutAuthorization(headers: Record<string, string>): Record<string, s
   return out;
 }
 
+/** What one hop answered: status, headers and a body of kind B (a stream, or bytes read whole). */
+interface Answer<B> {
+  readonly statusCode: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: B;
+}
+
+/** How a body kind is sent for, dropped and read for an error message. */
+interface BodyKind<B> {
+  send(dispatcher: Dispatcher, url: URL, init: { method: HttpMethod; headers: Record<string, string>; body: Buffer | string | Readable | undefined; signal: AbortSignal | undefined }): Promise<Answer<B>>;
+  discard(body: B): Promise<void>;
+  errorBody(body: B, details: ErrorDetails): Promise<Buffer | undefined>;
+}
+
+/** Bodies as undici streams: the caller consumes or destroys them. */
+const STREAM: BodyKind<Readable> = {
+  async send(dispatcher, url, init) {
+    const res = await undiciRequest(url, {
+      ...init,
+      dispatcher,
+      // undici closes the connection after every HEAD (in case a server wrongly sends a body),
+      // so a tag check per HEAD costs a new TCP (and TLS) connection. Registries and proxies send
+      // none; undici drops a connection on which stray bytes arrive while it is idle, and a
+      // request that stray bytes reach anyway fails to parse and is retried (request()).
+      ...(init.method === 'HEAD' ? { reset: false } : {}),
+    });
+    return { statusCode: res.statusCode, headers: res.headers, body: res.body };
+  },
+  discard: discardBody,
+  async errorBody(body, details) {
+    try {
+      return await readBody(body, ERROR_BODY_LIMIT, details);
+    } catch {
+      return undefined;
+    }
+  },
+};
+
+/**
+ * Bodies read whole, at most `maxBytes` (else BODY_TOO_LARGE, not retried), through undici's
+ * dispatch handler: no stream, no async iteration, for the thousands of small files a module
+ * sync fetches (.info, .mod, lists), where that machinery cost more than the bytes.
+ */
+function bufferedKind(maxBytes: number, what: () => ErrorDetails): BodyKind<Buffer> {
+  return {
+    send: (dispatcher, url, init) =>
+      new Promise<Answer<Buffer>>((resolve, reject) => {
+        const { signal } = init;
+        let controller: Dispatcher.DispatchController | undefined;
+        let answer: Omit<Answer<Buffer>, 'body'> | undefined;
+        const chunks: Buffer[] = [];
+        let total = 0;
+        let settled = false;
+        const onAbort = (): void => controller?.abort(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+        const settle = (err: unknown, value?: Answer<Buffer>): void => {
+          if (settled) return;
+          settled = true;
+          signal?.removeEventListener('abort', onAbort);
+          if (value) resolve(value);
+          else reject(err instanceof Error ? err : new Error(String(err)));
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        const body = init.body;
+        dispatcher.dispatch(
+          { origin: url.origin, path: `${url.pathname}${url.search}`, method: init.method, headers: init.headers, ...(body instanceof Readable || body === undefined ? {} : { body }) },
+          {
+            onRequestStart(c) {
+              controller = c;
+              if (signal?.aborted) onAbort();
+            },
+            onResponseStart(_c, statusCode, headers) {
+              answer = { statusCode, headers: headers as Answer<Buffer>['headers'] };
+            },
+            onResponseData(c, chunk) {
+              total += chunk.length;
+              if (total > maxBytes) {
+                const d = what();
+                const target = describeTarget(d);
+                const err = new FerryError('BODY_TOO_LARGE', `${d.op ?? 'read'}${target ? ` ${target}` : ''}: response body exceeds ${maxBytes} bytes`, d);
+                settle(err);
+                c.abort(err);
+                return;
+              }
+              chunks.push(chunk);
+            },
+            onResponseEnd() {
+              if (answer) settle(undefined, { ...answer, body: Buffer.concat(chunks, total) });
+              else settle(new Error('response ended before its headers'));
+            },
+            onResponseError(_c, err) {
+              settle(err);
+            },
+          },
+        );
+      }),
+    discard: () => Promise.resolve(),
+    errorBody: (body) => Promise.resolve(body.subarray(0, ERROR_BODY_LIMIT)),
+  };
+}
+
 /** One attempt: sends the request and follows redirects, dropping Authorization once the host changes. */
-async function sendOnce(req: HttpRequest, dispatcher: Dispatcher): Promise<HttpResponse> {
+async function sendOnce<B>(req: HttpRequest, dispatcher: Dispatcher, kind: BodyKind<B>): Promise<Answer<B> & { url: string }> {
   let method: HttpMethod = methodOf(req);
   let url = new URL(String(req.url));
   const origin = url.origin;
@@ -144,24 +244,13 @@ async function sendOnce(req: HttpRequest, dispatcher: Dispatcher): Promise<HttpR
   let body = req.body;
   const follow = req.followRedirects ?? (method === 'GET' || method === 'HEAD');
   for (let hop = 0; ; hop++) {
-    const res = await undiciRequest(url, {
-      method,
-      headers,
-      body: typeof body === 'function' ? body() : body,
-      signal: req.signal,
-      dispatcher,
-      // undici closes the connection after every HEAD (in case a server wrongly sends a body),
-      // so a tag check per HEAD costs a new TCP (and TLS) connection. Registries and proxies send
-      // none; undici drops a connection on which stray bytes arrive while it is idle, and a
-      // request that stray bytes reach anyway fails to parse and is retried (request()).
-      ...(method === 'HEAD' ? { reset: false } : {}),
-    });
+    const res = await kind.send(dispatcher, url, { method, headers, body: typeof body === 'function' ? body() : body, signal: req.signal });
     req.onResponse?.({ method, url: url.href, statusCode: res.statusCode, headers: res.headers });
     const location = header(res.headers, 'location');
     if (!follow || !isRedirect(res.statusCode) || location === undefined) {
-      return { statusCode: res.statusCode, headers: res.headers, body: res.body, url: url.href };
+      return { ...res, url: url.href };
     }
-    await discardBody(res.body);
+    await kind.discard(res.body);
     if (hop >= MAX_REDIRECTS) {
       throw new FerryError('NETWORK', `${req.op ?? method}: more than ${MAX_REDIRECTS} redirects from ${redactUrl(req.url)}`, {
         ...req.details,
@@ -189,29 +278,54 @@ async function sendOnce(req: HttpRequest, dispatcher: Dispatcher): Promise<HttpR
  * NETWORK/TIMEOUT/TLS with the temporary flag. Bodies of retried responses are discarded.
  * A Retry-After longer than maxDelayMs is not waited for: RATE_LIMITED carries it instead.
  */
-export async function request(req: HttpRequest): Promise<HttpResponse> {
+export function request(req: HttpRequest): Promise<HttpResponse> {
+  return exchange(req, STREAM);
+}
+
+/** A response whose body was read whole. */
+export interface BufferedResponse {
+  readonly statusCode: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: Buffer;
+  /** The final URL after redirects (not redacted). */
+  readonly url: string;
+}
+
+/**
+ * `request` for small bodies, read whole: the same retries, redirects and errors, and
+ * BODY_TOO_LARGE (not retried) once the body passes `maxBytes`. Request bodies must be in
+ * memory (a Buffer or string).
+ */
+export function requestBytes(req: HttpRequest & { readonly maxBytes: number }): Promise<BufferedResponse> {
+  if (typeof req.body === 'function') throw new FerryError('USAGE', 'requestBytes: a streamed request body is not supported', { ...req.details });
+  const details = (): ErrorDetails => ({ ...req.details, op: req.op ?? methodOf(req), method: methodOf(req), url: redactUrl(req.url) });
+  return exchange(req, bufferedKind(req.maxBytes, details));
+}
+
+async function exchange<B>(req: HttpRequest, kind: BodyKind<B>): Promise<Answer<B> & { url: string }> {
   const retry = resolveRetry(req.retry);
   const dispatcher = req.dispatcher ?? defaultDispatcher();
   const method = methodOf(req);
   const op = req.op ?? method;
-  const safeUrl = redactUrl(req.url);
-  const details: ErrorDetails = { ...req.details, op, method, url: safeUrl };
+  // Built only when an error needs it: redacting the URL is a measurable cost per request.
+  const detailsOf = (): ErrorDetails => ({ ...req.details, op, method, url: redactUrl(req.url) });
   for (let attempt = 0; ; attempt++) {
-    if (req.signal?.aborted) throw abortError(req.signal, details);
-    let res: HttpResponse;
+    if (req.signal?.aborted) throw abortError(req.signal, detailsOf());
+    let res: Answer<B> & { url: string };
     try {
-      res = await sendOnce(req, dispatcher);
+      res = await sendOnce(req, dispatcher, kind);
     } catch (err) {
-      if (req.signal?.aborted) throw abortError(req.signal, details);
+      if (req.signal?.aborted) throw abortError(req.signal, detailsOf());
       if (err instanceof FerryError) throw err;
       const { code, temporary } = classifyNetworkError(err);
       // A response that does not parse on a reused connection (a server's stray HEAD body, see
-      // sendOnce) is worth one more try on a fresh connection for reads; writes are not resent.
+      // STREAM) is worth one more try on a fresh connection for reads; writes are not resent.
       const unparsable = attempt === 0 && (method === 'GET' || method === 'HEAD') && isParserError(err);
       if ((temporary || unparsable) && attempt < retry.retries) {
         await retry.sleep(backoffDelay(attempt, retry), req.signal);
         continue;
       }
+      const details = detailsOf();
       const target = describeTarget(details);
       throw new FerryError(code, `${op}${target ? ` ${target}` : ''}: ${(err as Error).message}`, {
         ...details,
@@ -223,16 +337,12 @@ export async function request(req: HttpRequest): Promise<HttpResponse> {
     const retryAfter = parseRetryAfter(header(res.headers, 'retry-after'));
     const waitMs = retryAfter !== undefined ? retryAfter * 1000 : backoffDelay(attempt, retry);
     if (attempt < retry.retries && waitMs <= retry.maxDelayMs) {
-      await discardBody(res.body);
+      await kind.discard(res.body);
       await retry.sleep(waitMs, req.signal);
       continue;
     }
-    let errBody: Buffer | undefined;
-    try {
-      errBody = await readBody(res.body, ERROR_BODY_LIMIT, details);
-    } catch {
-      errBody = undefined;
-    }
+    const details = detailsOf();
+    const errBody = await kind.errorBody(res.body, details);
     throw statusError(op, res.statusCode, { ...details, temporary: true, ...(retryAfter !== undefined ? { retryAfter } : {}) }, errBody);
   }
 }

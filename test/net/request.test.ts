@@ -16,6 +16,7 @@ import {
   readBody,
   redactUrl,
   request,
+  requestBytes,
   statusError,
 } from '../../net/index.js';
 import { recordingSleep, rejection, startFake, type FakeServer } from './fake-server.js';
@@ -146,6 +147,84 @@ describe('request retries', () => {
     setTimeout(() => ac.abort(), 20);
     const err = await rejection(p);
     expect(isFerryError(err, 'ABORTED')).toBe(true);
+  });
+});
+
+describe('requestBytes (bodies read whole)', () => {
+  it('retries like request and returns the whole body of the answer that counts', async () => {
+    let n = 0;
+    const s = await fake((_req, res) => {
+      if (n++ === 0) {
+        res.writeHead(503);
+        res.end('busy');
+        return;
+      }
+      res.writeHead(200, { 'x-what': 'it' });
+      res.write('hello, ');
+      res.end('world');
+    });
+    const { sleep, waits } = recordingSleep();
+    const res = await requestBytes({ url: `${s.url}/x`, maxBytes: 100, retry: { sleep } });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['x-what']).toBe('it');
+    expect(res.body.toString()).toBe('hello, world');
+    expect(waits.length).toBe(1);
+  });
+
+  it('fails with BODY_TOO_LARGE past maxBytes, without retrying', async () => {
+    const s = await fake((_req, res) => {
+      res.writeHead(200);
+      res.end(Buffer.alloc(5000));
+    });
+    const err = await rejection(requestBytes({ url: `${s.url}/big`, maxBytes: 4096, op: 'goproxyInfo', details: { module: 'm' }, retry: { sleep: recordingSleep().sleep } }));
+    expect(isFerryError(err, 'BODY_TOO_LARGE')).toBe(true);
+    expect((err as FerryError).message).toContain('goproxyInfo');
+    expect(s.seen.length).toBe(1);
+  });
+
+  it('retries a connection reset mid-body, and names a persistent 500 with its body', async () => {
+    let n = 0;
+    const s = await fake((_req, res, raw) => {
+      if (n++ === 0) {
+        res.writeHead(200, { 'content-length': '100' });
+        res.write('partial');
+        setTimeout(() => raw.socket.destroy(), 5);
+        return;
+      }
+      res.writeHead(200);
+      res.end('complete');
+    });
+    const res = await requestBytes({ url: `${s.url}/x`, maxBytes: 1000, retry: { sleep: recordingSleep().sleep } });
+    expect(res.body.toString()).toBe('complete');
+    const broken = await fake((_req, res) => {
+      res.writeHead(500, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'disk on fire' }] }));
+    });
+    const err = await rejection(requestBytes({ url: `${broken.url}/x`, maxBytes: 1000, retry: { retries: 1, sleep: recordingSleep().sleep } }));
+    expect(isFerryError(err, 'HTTP_STATUS')).toBe(true);
+    expect((err as FerryError).message).toContain('disk on fire');
+    expect((err as FerryError).details.registryCodes).toEqual(['UNKNOWN']);
+  });
+
+  it('follows redirects, dropping Authorization off-host, and stops with ABORTED', async () => {
+    const other = await fake((_req, res) => {
+      res.writeHead(200);
+      res.end('moved here');
+    });
+    const s = await fake((req, res) => {
+      if (req.url === '/hang') return;
+      res.writeHead(302, { location: `${other.url}/there` });
+      res.end();
+    });
+    const res = await requestBytes({ url: `${s.url}/x`, maxBytes: 100, headers: { authorization: 'Basic c2VjcmV0' } });
+    expect(res.body.toString()).toBe('moved here');
+    expect(res.url).toBe(`${other.url}/there`);
+    expect(s.seen[0]!.headers.authorization).toBe('Basic c2VjcmV0');
+    expect(other.seen[0]!.headers.authorization).toBeUndefined();
+    const ac = new AbortController();
+    const p = requestBytes({ url: `${s.url}/hang`, maxBytes: 100, signal: ac.signal });
+    setTimeout(() => ac.abort(), 20);
+    expect(isFerryError(await rejection(p), 'ABORTED')).toBe(true);
   });
 });
 
