@@ -4,7 +4,7 @@
  * partial or wrong file. Knows nothing of the index.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, fsync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, fsync, mkdirSync, open as fsOpen, openSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Readable, Writable, type Transform } from 'node:stream';
@@ -106,6 +106,32 @@ class SyncedFileSink extends Writable {
   }
 }
 
+/** A small write waiting for its group commit: its temp file is written and still open. */
+interface PendingWrite {
+  readonly d: Digest;
+  readonly fd: number;
+  readonly tmp: string;
+  readonly size: number;
+  readonly resolve: (size: number) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // Already failing: the first error is the one reported.
+  }
+}
+
+function unlinkQuietly(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // Never created, or already gone.
+  }
+}
+
 /** A blob file found on disk by `walk`. */
 export interface BlobFile {
   readonly path: string;
@@ -119,6 +145,9 @@ export class BlobFiles {
   readonly tmpDir: string;
   private readonly shardsMade = new Set<string>();
   private readonly dirFds = new Map<string, number>();
+  /** Small writes whose temp file is written and which wait for the next group commit. */
+  private group: PendingWrite[] = [];
+  private committing = false;
 
   constructor(dir: string) {
     this.root = join(dir, 'blobs', 'sha256');
@@ -210,10 +239,13 @@ export class BlobFiles {
 
   /**
    * `write` for content already in memory (manifests, .info, .mod, small module zips): the same
-   * checks and the same temp → fsync → rename → fsync-directory steps, without a stream. The
-   * open, write, close and rename of a small file are direct calls: each thread-pool trip costs
-   * a wake-up and a completion signal, several times the call itself; only the two fsyncs,
-   * which wait for the disk, go to the pool.
+   * checks and the same temp → fsync → rename → fsync-directory order, without a stream, made
+   * durable in groups. The temp file is written at once with direct calls (a thread-pool trip
+   * costs a wake-up and a completion signal, more than such a call); its fsync, rename and the
+   * directory fsync happen with those of every other small write waiting at that moment
+   * (group commit): concurrent fsyncs share one filesystem journal commit, where one file after
+   * another costs two commits each. A write that finds no group in progress starts one at once.
+   * Resolves only once the file is durably at its final path.
    */
   async writeBytes(d: Digest, bytes: Uint8Array, size?: number): Promise<number> {
     if (size !== undefined && bytes.length !== size) {
@@ -222,52 +254,66 @@ export class BlobFiles {
     const got = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     if (got !== d) throw new FerryError('DIGEST_MISMATCH', `content digest mismatch: expected ${d}, got ${got}`, { op: 'writeBlob', digest: d });
     const tmp = join(this.tmpDir, `${process.pid}.${randomBytes(8).toString('hex')}`);
-    const final = this.path(d);
-    let fd: number | undefined;
-    let renamed = false;
+    let fd: number;
     try {
-      try {
-        fd = openSync(tmp, 'wx');
-      } catch (err) {
-        throw ioError(err, 'create temp file', tmp, d);
+      // Creating a file waits on the filesystem journal (milliseconds on a busy or network
+      // disk): on the pool. Writing a few KiB into the page cache does not.
+      fd = await openFd(tmp);
+    } catch (err) {
+      throw ioError(err, 'create temp file', tmp, d);
+    }
+    try {
+      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+    } catch (err) {
+      closeQuietly(fd);
+      unlinkQuietly(tmp);
+      throw ioError(err, 'write', tmp, d);
+    }
+    return new Promise<number>((resolve, reject) => {
+      this.group.push({ d, fd, tmp, size: bytes.length, resolve, reject });
+      if (!this.committing) void this.commitGroups();
+    });
+  }
+
+  /** Makes the waiting small writes durable, group after group, until none is left. */
+  private async commitGroups(): Promise<void> {
+    this.committing = true;
+    try {
+      while (this.group.length > 0) {
+        const batch = this.group.splice(0);
+        // Every temp file's data on disk before any of them is renamed into place.
+        const synced = await Promise.all(batch.map((w) => fsyncFd(w.fd).then(() => undefined, (err: unknown) => ioError(err, 'fsync', w.tmp, w.d))));
+        const placed = await Promise.all(
+          batch.map(async (w, i): Promise<{ w: PendingWrite; shard: string } | undefined> => {
+            let failure = synced[i];
+            if (!failure) {
+              try {
+                closeSync(w.fd);
+              } catch (err) {
+                failure = ioError(err, 'close', w.tmp, w.d);
+              }
+            } else closeQuietly(w.fd);
+            if (!failure) {
+              try {
+                const shard = await this.shard(w.d);
+                // A rename is a short journal update: cheaper made here than sent to the pool.
+                renameSync(w.tmp, this.path(w.d));
+                return { w, shard };
+              } catch (err) {
+                failure = isFerryError(err) ? err : ioError(err, 'rename', this.path(w.d), w.d);
+              }
+            }
+            unlinkQuietly(w.tmp);
+            w.reject(failure);
+            return undefined;
+          }),
+        ).then((all) => all.filter((p): p is { w: PendingWrite; shard: string } => p !== undefined));
+        // One fsync per directory for the whole group: the renames in it survive a power cut.
+        await Promise.all([...new Set(placed.map((p) => p.shard))].map((shard) => this.syncShard(shard)));
+        for (const { w } of placed) w.resolve(w.size);
       }
-      try {
-        for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
-        await fsyncFd(fd);
-      } catch (err) {
-        throw ioError(err, 'write', tmp, d);
-      }
-      const closing = fd;
-      fd = undefined;
-      try {
-        closeSync(closing);
-      } catch (err) {
-        throw ioError(err, 'close', tmp, d);
-      }
-      const shard = this.shardSync(d);
-      try {
-        renameSync(tmp, final);
-      } catch (err) {
-        throw ioError(err, 'rename', final, d);
-      }
-      renamed = true;
-      await this.syncShard(shard);
-      return bytes.length;
     } finally {
-      if (fd !== undefined) {
-        try {
-          closeSync(fd);
-        } catch {
-          // Already failing: the first error is the one reported.
-        }
-      }
-      if (!renamed) {
-        try {
-          unlinkSync(tmp);
-        } catch {
-          // Never created, or already gone.
-        }
-      }
+      this.committing = false;
     }
   }
 
@@ -333,20 +379,6 @@ export class BlobFiles {
     }
     await this.syncShard(shard);
     return true;
-  }
-
-  /** `shard` without the thread pool: a mkdir once per shard and process. */
-  private shardSync(d: Digest): string {
-    const shard = join(this.root, digestHex(d).slice(0, 2));
-    if (!this.shardsMade.has(shard)) {
-      try {
-        mkdirSync(shard, { recursive: true });
-      } catch (err) {
-        throw ioError(err, 'mkdir', shard, d);
-      }
-      this.shardsMade.add(shard);
-    }
-    return shard;
   }
 
   /**
@@ -493,6 +525,11 @@ function readError(err: unknown, d: Digest, file: string): FerryError {
     return new FerryError('STORE_CORRUPT', `blob ${d} is indexed but its file ${file} is missing`, { op: 'readBlob', digest: d, file, cause: err });
   }
   return ioError(err, 'read', file, d);
+}
+
+/** open(2) of a new file for writing (O_EXCL) on the thread pool; the descriptor. */
+function openFd(file: string): Promise<number> {
+  return new Promise((resolve, reject) => fsOpen(file, 'wx', (err, fd) => (err ? reject(err) : resolve(fd))));
 }
 
 /** fsync(2) of an open descriptor on the thread pool. */
