@@ -4,13 +4,14 @@
  * partial or wrong file. Knows nothing of the index.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, fsync, mkdirSync, open as fsOpen, openSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, fsync, mkdirSync, openSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FerryError, isFerryError } from '../errors/index.js';
 import { VerifyingStream, digestHex, isDigest, type Digest } from '../oci/index.js';
+import { BlobWriterPool, type PlaceFailure, type PlaceJob } from './blob-writer.js';
 import { pidAlive } from './pid.js';
 
 /** A blob body: a Node stream or any async iterable of bytes. */
@@ -106,30 +107,12 @@ class SyncedFileSink extends Writable {
   }
 }
 
-/** A small write waiting for its group commit: its temp file is written and still open. */
+/** A small write waiting for its group. */
 interface PendingWrite {
   readonly d: Digest;
-  readonly fd: number;
-  readonly tmp: string;
-  readonly size: number;
+  readonly job: PlaceJob;
   readonly resolve: (size: number) => void;
   readonly reject: (err: unknown) => void;
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // Already failing: the first error is the one reported.
-  }
-}
-
-function unlinkQuietly(file: string): void {
-  try {
-    unlinkSync(file);
-  } catch {
-    // Never created, or already gone.
-  }
 }
 
 /** A blob file found on disk by `walk`. */
@@ -148,6 +131,7 @@ export class BlobFiles {
   /** Small writes whose temp file is written and which wait for the next group commit. */
   private group: PendingWrite[] = [];
   private committing = false;
+  private writers: BlobWriterPool | undefined;
 
   constructor(dir: string) {
     this.root = join(dir, 'blobs', 'sha256');
@@ -253,64 +237,33 @@ export class BlobFiles {
     }
     const got = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     if (got !== d) throw new FerryError('DIGEST_MISMATCH', `content digest mismatch: expected ${d}, got ${got}`, { op: 'writeBlob', digest: d });
-    const tmp = join(this.tmpDir, `${process.pid}.${randomBytes(8).toString('hex')}`);
-    let fd: number;
-    try {
-      // Creating a file waits on the filesystem journal (milliseconds on a busy or network
-      // disk): on the pool. Writing a few KiB into the page cache does not.
-      fd = await openFd(tmp);
-    } catch (err) {
-      throw ioError(err, 'create temp file', tmp, d);
-    }
-    try {
-      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
-    } catch (err) {
-      closeQuietly(fd);
-      unlinkQuietly(tmp);
-      throw ioError(err, 'write', tmp, d);
-    }
+    const hex = digestHex(d);
+    const shard = join(this.root, hex.slice(0, 2));
+    const job: PlaceJob = { tmp: join(this.tmpDir, `${process.pid}.${randomBytes(8).toString('hex')}`), final: join(shard, hex), shard, bytes };
     return new Promise<number>((resolve, reject) => {
-      this.group.push({ d, fd, tmp, size: bytes.length, resolve, reject });
+      this.group.push({ d, job, resolve, reject });
       if (!this.committing) void this.commitGroups();
     });
   }
 
-  /** Makes the waiting small writes durable, group after group, until none is left. */
+  /** Hands the waiting small writes to the writer threads, group after group, until none is left. */
   private async commitGroups(): Promise<void> {
     this.committing = true;
     try {
       while (this.group.length > 0) {
         const batch = this.group.splice(0);
-        // Every temp file's data on disk before any of them is renamed into place.
-        const synced = await Promise.all(batch.map((w) => fsyncFd(w.fd).then(() => undefined, (err: unknown) => ioError(err, 'fsync', w.tmp, w.d))));
-        const placed = await Promise.all(
-          batch.map(async (w, i): Promise<{ w: PendingWrite; shard: string } | undefined> => {
-            let failure = synced[i];
-            if (!failure) {
-              try {
-                closeSync(w.fd);
-              } catch (err) {
-                failure = ioError(err, 'close', w.tmp, w.d);
-              }
-            } else closeQuietly(w.fd);
-            if (!failure) {
-              try {
-                const shard = await this.shard(w.d);
-                // A rename is a short journal update: cheaper made here than sent to the pool.
-                renameSync(w.tmp, this.path(w.d));
-                return { w, shard };
-              } catch (err) {
-                failure = isFerryError(err) ? err : ioError(err, 'rename', this.path(w.d), w.d);
-              }
-            }
-            unlinkQuietly(w.tmp);
-            w.reject(failure);
-            return undefined;
-          }),
-        ).then((all) => all.filter((p): p is { w: PendingWrite; shard: string } => p !== undefined));
-        // One fsync per directory for the whole group: the renames in it survive a power cut.
-        await Promise.all([...new Set(placed.map((p) => p.shard))].map((shard) => this.syncShard(shard)));
-        for (const { w } of placed) w.resolve(w.size);
+        let failures: Array<PlaceFailure | undefined>;
+        try {
+          failures = await (this.writers ??= new BlobWriterPool()).placeAll(batch.map((w) => w.job));
+        } catch (err) {
+          for (const w of batch) w.reject(ioError(err, 'write', w.job.tmp, w.d));
+          continue;
+        }
+        batch.forEach((w, i) => {
+          const f = failures[i];
+          if (!f) w.resolve(w.job.bytes.length);
+          else w.reject(ioError(Object.assign(new Error(f.message), f.code ? { code: f.code } : {}), f.step, f.file, w.d));
+        });
       }
     } finally {
       this.committing = false;
@@ -401,6 +354,8 @@ export class BlobFiles {
 
   /** Closes the directory descriptors kept for fsync. */
   close(): void {
+    this.writers?.close();
+    this.writers = undefined;
     for (const fd of this.dirFds.values()) {
       try {
         closeSync(fd);
@@ -525,11 +480,6 @@ function readError(err: unknown, d: Digest, file: string): FerryError {
     return new FerryError('STORE_CORRUPT', `blob ${d} is indexed but its file ${file} is missing`, { op: 'readBlob', digest: d, file, cause: err });
   }
   return ioError(err, 'read', file, d);
-}
-
-/** open(2) of a new file for writing (O_EXCL) on the thread pool; the descriptor. */
-function openFd(file: string): Promise<number> {
-  return new Promise((resolve, reject) => fsOpen(file, 'wx', (err, fd) => (err ? reject(err) : resolve(fd))));
 }
 
 /** fsync(2) of an open descriptor on the thread pool. */

@@ -210,6 +210,34 @@ describe('writeBlob', () => {
     await expectCode(store.writeBlobBytes(blob('x').digest, bytes), 'DIGEST_MISMATCH');
   });
 
+  it('many small writes at once all land durably in place, each recorded, tmp left empty', async () => {
+    const { store, dir } = setup();
+    const items = Array.from({ length: 300 }, (_, i) => blob(`small blob ${i}\n`));
+    const results = await Promise.all(items.map((b) => store.writeBlobBytes(b.digest, b.bytes)));
+    expect(results.every((r) => r.written)).toBe(true);
+    for (const b of items) expect(readFileSync(store.blobPath(b.digest))).toEqual(b.bytes);
+    expect(tmpFiles(dir)).toEqual([]);
+    expect((await store.fsck()).problems).toEqual([]);
+  });
+
+  it('a small write that cannot be placed fails with STORE_IO naming the step and file; the others land', async () => {
+    const { store, dir } = setup();
+    const good = blob('lands anyway');
+    const bad = blob('shard is blocked');
+    // A regular file where the blob's shard directory should be: mkdir fails for that one only.
+    const shard = join(dir, 'blobs', 'sha256', bad.digest.slice(7, 9));
+    writeFileSync(shard, 'not a directory');
+    const [g, b] = await Promise.allSettled([store.writeBlobBytes(good.digest, good.bytes), store.writeBlobBytes(bad.digest, bad.bytes)]);
+    expect(g.status).toBe('fulfilled');
+    expect(b.status).toBe('rejected');
+    const err = (b as PromiseRejectedResult).reason as { code: string; message: string; details: { op: string; file: string } };
+    expect(err.code).toBe('STORE_IO');
+    expect(err.details.op).toBe('mkdir');
+    expect(err.message).toContain(shard);
+    expect(store.hasBlob(bad.digest)).toBe(false);
+    expect(tmpFiles(dir)).toEqual([]);
+  });
+
   it('rejects a malformed digest', async () => {
     const { store } = setup();
     await expectCode(store.writeBlob('sha256:xyz' as Digest, Readable.from([Buffer.from('a')])), 'DIGEST_INVALID');
