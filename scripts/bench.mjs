@@ -7,7 +7,7 @@
 // Sizes can be overridden: BENCH_BIG_MB and BENCH_BASE_MB (comma lists), BENCH_UNIQUE_MB, BENCH_TAGS,
 // BENCH_MANY_TAGS, BENCH_GO_MODULES, BENCH_GO_VERSIONS, BENCH_GO_ROOTS. BENCH_DIR (default
 // .bench in the repo root) holds all data; BENCH_KEEP=1 keeps it afterwards.
-// Runs the built CLI (dist/cli/main.js): `npm run bench` builds first.
+// Runs the built CLI (dist/ferry.mjs, what `ferry` runs): `npm run bench` builds first.
 // Exit status: 0 when every step ran (targets missed or not), 1 when a step broke.
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
@@ -21,7 +21,7 @@ import { measure, run } from './bench/proc.mjs';
 import { startRegistry } from './bench/registry.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+const CLI = join(ROOT, 'dist', 'ferry.mjs');
 const DIR = resolve(process.env.BENCH_DIR ?? join(ROOT, '.bench'));
 const LOG = join(DIR, 'bench.log');
 

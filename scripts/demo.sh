@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DEMO=$ROOT/.demo
-FERRY="node $ROOT/dist/cli/main.js"
+FERRY="node $ROOT/dist/ferry.mjs"
 
 for cmd in docker-registry skopeo sha256sum gzip tar python3 curl; do
   command -v "$cmd" >/dev/null || { echo "demo: $cmd is missing (apt-get install -y docker-registry skopeo)" >&2; exit 2; }

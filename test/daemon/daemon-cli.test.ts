@@ -1,5 +1,5 @@
 // `ferry daemon` as a child process: SIGTERM during a sync, SIGHUP reloads, and the example
-// configuration. Runs the built CLI (dist/cli/main.js, or $FERRY_CLI).
+// configuration. Runs the built CLI (dist/ferry.mjs, or $FERRY_CLI).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +16,7 @@ import { get, startStallingProxy, waitFor, type StallingProxy } from './daemon-f
 
 const execFileP = promisify(execFile);
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const CLI = process.env['FERRY_CLI'] ?? join(root, 'dist/cli/main.js');
+const CLI = process.env['FERRY_CLI'] ?? join(root, 'dist/ferry.mjs');
 
 interface RunningCli {
   readonly child: ChildProcess;

@@ -1,4 +1,4 @@
-// The `ferry` command line as users run it: `node dist/cli/main.js` in a child process, against
+// The `ferry` command line as users run it: `node dist/ferry.mjs` in a child process, against
 // a real docker-registry on 127.0.0.1 (through an in-process proxy where a test needs to slow
 // or damage the traffic). Requires a build (`npm run build`; `npm test` builds first).
 import { createCipheriv, createHash } from 'node:crypto';

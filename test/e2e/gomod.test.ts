@@ -12,7 +12,7 @@ import { buildProxyTree, type ProxyTree } from '../helpers/goproxy-tree.js';
 import { serveDir, type StaticServer } from '../helpers/static-server.js';
 
 const execFileP = promisify(execFile);
-const CLI = resolve('dist/cli/main.js');
+const CLI = resolve('dist/ferry.mjs');
 
 describe('Go modules through ferry sync and ferry serve', () => {
   let dir: string;

@@ -1,5 +1,5 @@
 /**
- * Test helper: runs the built CLI (`node dist/cli/main.js`) as a child process.
+ * Test helper: runs the built CLI (`node dist/ferry.mjs`, the bundle package.json's bin names) as a child process.
  *
  *   const r = await runFerry(['sync', '-c', cfgFile, '--json']);
  *   expect(r.code).toBe(0);
@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** The built CLI entry point. */
-export const FERRY_MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+export const FERRY_MAIN = fileURLToPath(new URL('../../dist/ferry.mjs', import.meta.url));
 
 /** What a finished CLI run produced. */
 export interface FerryRun {
@@ -38,7 +38,7 @@ export function assertBuilt(): void {
   if (!existsSync(FERRY_MAIN)) throw new Error(`${FERRY_MAIN} is missing: run "npm run build" before the CLI tests`);
 }
 
-/** Starts `node dist/cli/main.js ...args` with piped stdio. */
+/** Starts `node dist/ferry.mjs ...args` with piped stdio. */
 export function spawnFerry(args: readonly string[], opts: FerryRunOptions = {}): ChildProcess {
   assertBuilt();
   const child = spawn(process.execPath, [FERRY_MAIN, ...args], {
