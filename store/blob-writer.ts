@@ -137,7 +137,7 @@ export class BlobWriterPool {
   private closed = false;
 
   /** @param size writer threads (groups of fsyncs in flight at once). */
-  constructor(private readonly size = 4) {
+  constructor(private readonly size = 2) {
     if (!Number.isInteger(size) || size < 1) throw new TypeError(`BlobWriterPool: size must be a positive integer, got ${String(size)}`);
   }
 
