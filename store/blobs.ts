@@ -131,6 +131,8 @@ export class BlobFiles {
   /** Small writes whose temp file is written and which wait for the next group commit. */
   private group: PendingWrite[] = [];
   private committing = false;
+  private readonly tmpPrefix = `${randomBytes(6).toString('hex')}-`;
+  private tmpCount = 0;
   private writers: BlobWriterPool | undefined;
 
   constructor(dir: string) {
@@ -154,6 +156,14 @@ export class BlobFiles {
     } catch (err) {
       throw ioError(err, 'create temp directory', this.tmpDir);
     }
+  }
+
+  /**
+   * A fresh temp file name: `<pid>.` (so cleanTmp knows whose it is), a random part drawn once per
+   * store (two opens of one store in a process never collide) and a counter.
+   */
+  private tempName(): string {
+    return join(this.tmpDir, `${process.pid}.${this.tmpPrefix}${(this.tmpCount++).toString(36)}`);
   }
 
   /** The final path of a blob. */
@@ -239,7 +249,7 @@ export class BlobFiles {
     if (got !== d) throw new FerryError('DIGEST_MISMATCH', `content digest mismatch: expected ${d}, got ${got}`, { op: 'writeBlob', digest: d });
     const hex = digestHex(d);
     const shard = join(this.root, hex.slice(0, 2));
-    const job: PlaceJob = { tmp: join(this.tmpDir, `${process.pid}.${randomBytes(8).toString('hex')}`), final: join(shard, hex), shard, bytes };
+    const job: PlaceJob = { tmp: this.tempName(), final: join(shard, hex), shard, bytes };
     return new Promise<number>((resolve, reject) => {
       this.group.push({ d, job, resolve, reject });
       if (!this.committing) void this.commitGroups();
@@ -276,7 +286,7 @@ export class BlobFiles {
    * failure the temp file is removed and nothing is at the final path.
    */
   private async viaTemp(d: Digest, fill: (fh: FileHandle, tmp: string) => Promise<number>): Promise<number> {
-    const tmp = join(this.tmpDir, `${process.pid}.${randomBytes(8).toString('hex')}`);
+    const tmp = this.tempName();
     const final = this.path(d);
     let fh: FileHandle | undefined;
     let renamed = false;
