@@ -128,7 +128,7 @@ export class BlobFiles {
   readonly tmpDir: string;
   private readonly shardsMade = new Set<string>();
   private readonly dirFds = new Map<string, number>();
-  /** Small writes whose temp file is written and which wait for the next group commit. */
+  /** Small writes waiting for the next group (see writeBytes). */
   private group: PendingWrite[] = [];
   private committing = false;
   private readonly tmpPrefix = `${randomBytes(6).toString('hex')}-`;
@@ -233,13 +233,11 @@ export class BlobFiles {
 
   /**
    * `write` for content already in memory (manifests, .info, .mod, small module zips): the same
-   * checks and the same temp → fsync → rename → fsync-directory order, without a stream, made
-   * durable in groups. The temp file is written at once with direct calls (a thread-pool trip
-   * costs a wake-up and a completion signal, more than such a call); its fsync, rename and the
-   * directory fsync happen with those of every other small write waiting at that moment
-   * (group commit): concurrent fsyncs share one filesystem journal commit, where one file after
-   * another costs two commits each. A write that finds no group in progress starts one at once.
-   * Resolves only once the file is durably at its final path.
+   * checks on this thread, then the same temp → fsync → rename → fsync-directory order on a
+   * writer thread (blob-writer.ts), together with every other small write waiting at that
+   * moment (group commit): one message each way per group instead of several thread-pool trips
+   * per file, and concurrent fsyncs that share filesystem journal commits. A write that finds no
+   * group in progress starts one at once. Resolves only once the file is durably in place.
    */
   async writeBytes(d: Digest, bytes: Uint8Array, size?: number): Promise<number> {
     if (size !== undefined && bytes.length !== size) {

@@ -203,7 +203,7 @@ export class Store {
     }
   }
 
-  /** Closes the index. */
+  /** Stops the blob writer threads and closes the index. */
   close(): void {
     this.blobs.close();
     this.index.close();
