@@ -26,7 +26,7 @@ export type ProxyFileKind = 'list' | 'info' | 'mod' | 'zip' | 'latest';
  * `github.com/!azure/azure-sdk/@v/v1.0.0.zip` or `example.com/m/@latest`.
  */
 export function proxyPath(module: string, kind: ProxyFileKind, version?: string): string {
-  const base = escapePath(module);
+  const base = escapedPath(module);
   switch (kind) {
     case 'list':
       return `${base}/@v/list`;
@@ -36,6 +36,22 @@ export function proxyPath(module: string, kind: ProxyFileKind, version?: string)
       if (version === undefined) throw new FerryError('VERSION_INVALID', `${module}: a version is needed for .${kind}`, { module });
       return `${base}/@v/${escapeVersion(version)}.${kind}`;
   }
+}
+
+/**
+ * Module paths already checked and escaped: a sync asks for each module's files several times
+ * (list, then .info, .mod and .zip of every version), and the check is not free. Bounded.
+ */
+const escapedPaths = new Map<string, string>();
+
+function escapedPath(module: string): string {
+  let e = escapedPaths.get(module);
+  if (e === undefined) {
+    e = escapePath(module);
+    if (escapedPaths.size >= 4096) escapedPaths.clear();
+    escapedPaths.set(module, e);
+  }
+  return e;
 }
 
 /** Basic-auth credentials for a private proxy. */

@@ -238,7 +238,8 @@ function bufferedKind(maxBytes: number, what: () => ErrorDetails): BodyKind<Buff
 /** One attempt: sends the request and follows redirects, dropping Authorization once the host changes. */
 async function sendOnce<B>(req: HttpRequest, dispatcher: Dispatcher, kind: BodyKind<B>): Promise<Answer<B> & { url: string }> {
   let method: HttpMethod = methodOf(req);
-  let url = new URL(String(req.url));
+  // A URL object is used as given (never changed here: a redirect makes a new one).
+  let url = req.url instanceof URL ? req.url : new URL(req.url);
   const origin = url.origin;
   let headers: Record<string, string> = { ...(req.headers ?? {}) };
   let body = req.body;
