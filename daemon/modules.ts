@@ -412,7 +412,8 @@ async function storeVersion(mctx: ModuleSyncContext, module: string, version: st
 
 async function writeChunk(fh: FileHandle, chunk: Buffer, file: string, ids: { module: string; version: string }): Promise<void> {
   try {
-    for (let off = 0; off < chunk.length; ) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+    // At the current position, resumed after a short write.
+    await fh.writeFile(chunk);
   } catch (err) {
     throw new FerryError('STORE_IO', `${ids.module}@${ids.version}: writing ${file} failed: ${(err as Error).message}`, { ...ids, file, cause: err });
   }

@@ -298,7 +298,7 @@ export interface BufferedResponse {
  * memory (a Buffer or string).
  */
 export function requestBytes(req: HttpRequest & { readonly maxBytes: number }): Promise<BufferedResponse> {
-  if (typeof req.body === 'function') throw new FerryError('USAGE', 'requestBytes: a streamed request body is not supported', { ...req.details });
+  if (typeof req.body === 'function') return Promise.reject(new FerryError('USAGE', 'requestBytes: a streamed request body is not supported', { ...req.details }));
   const details = (): ErrorDetails => ({ ...req.details, op: req.op ?? methodOf(req), method: methodOf(req), url: redactUrl(req.url) });
   return exchange(req, bufferedKind(req.maxBytes, details));
 }

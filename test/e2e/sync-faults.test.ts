@@ -11,13 +11,10 @@ import { parseConfig, type Config } from '../../config/index.js';
 import { runSync } from '../../daemon/index.js';
 import { sha256Digest, type Digest } from '../../oci/index.js';
 import { Store } from '../../store/index.js';
-import { randomData } from '../helpers/images.js';
+import { OCI, randomData } from '../helpers/images.js';
 import { recordingSleep, startFake, type FakeServer, type SeenRequest } from '../net/fake-server.js';
 
 const logger = pino({ level: 'silent' });
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
-const OCI_LAYER = 'application/vnd.oci.image.layer.v1.tar+gzip';
 
 /** An image held in memory: its manifest bytes and blobs. */
 interface MemImage {
@@ -36,10 +33,10 @@ function memImage(seed: string, layers: readonly Buffer[]): MemImage {
   const layerDescs = layers.map((l) => {
     const d = sha256Digest(l);
     blobs.set(d, l);
-    return { mediaType: OCI_LAYER, digest: d, size: l.length };
+    return { mediaType: OCI.layer, digest: d, size: l.length };
   });
   const manifest = Buffer.from(
-    JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, digest: cfgDigest, size: cfg.length }, layers: layerDescs }),
+    JSON.stringify({ schemaVersion: 2, mediaType: OCI.manifest, config: { mediaType: OCI.config, digest: cfgDigest, size: cfg.length }, layers: layerDescs }),
   );
   return { digest: sha256Digest(manifest), manifest, config: cfgDigest, layers: layerDescs.map((l) => l.digest), blobs };
 }
@@ -95,7 +92,7 @@ class FakeRegistry {
       const ref = m[3];
       const bytes = ref.startsWith('sha256:') ? this.manifests.get(ref as Digest) : this.manifests.get(repo.get(ref)?.digest ?? ('' as Digest));
       if (!bytes) return json(res, 404, { errors: [{ code: 'MANIFEST_UNKNOWN', message: 'manifest unknown' }] });
-      res.writeHead(200, { 'content-type': OCI_MANIFEST, 'content-length': bytes.length, 'docker-content-digest': sha256Digest(bytes) });
+      res.writeHead(200, { 'content-type': OCI.manifest, 'content-length': bytes.length, 'docker-content-digest': sha256Digest(bytes) });
       res.end(req.method === 'HEAD' ? undefined : bytes);
       return;
     }
