@@ -196,6 +196,13 @@ function bufferedKind(maxBytes: number, what: () => ErrorDetails): BodyKind<Buff
           if (value) resolve(value);
           else reject(err instanceof Error ? err : new Error(String(err)));
         };
+        const tooLarge = (c: Dispatcher.DispatchController, why: string): void => {
+          const d = what();
+          const target = describeTarget(d);
+          const err = new FerryError('BODY_TOO_LARGE', `${d.op ?? 'read'}${target ? ` ${target}` : ''}: ${why}`, d);
+          settle(err);
+          c.abort(err);
+        };
         signal?.addEventListener('abort', onAbort, { once: true });
         const body = init.body;
         dispatcher.dispatch(
@@ -205,17 +212,16 @@ function bufferedKind(maxBytes: number, what: () => ErrorDetails): BodyKind<Buff
               controller = c;
               if (signal?.aborted) onAbort();
             },
-            onResponseStart(_c, statusCode, headers) {
+            onResponseStart(c, statusCode, headers) {
               answer = { statusCode, headers: headers as Answer<Buffer>['headers'] };
+              // A declared length past the limit fails before any of the body is read.
+              const length = header(answer.headers, 'content-length');
+              if (length !== undefined && /^\d+$/.test(length) && Number(length) > maxBytes) tooLarge(c, `Content-Length ${length} exceeds ${maxBytes} bytes`);
             },
             onResponseData(c, chunk) {
               total += chunk.length;
               if (total > maxBytes) {
-                const d = what();
-                const target = describeTarget(d);
-                const err = new FerryError('BODY_TOO_LARGE', `${d.op ?? 'read'}${target ? ` ${target}` : ''}: response body exceeds ${maxBytes} bytes`, d);
-                settle(err);
-                c.abort(err);
+                tooLarge(c, `response body exceeds ${maxBytes} bytes`);
                 return;
               }
               chunks.push(chunk);

@@ -182,6 +182,18 @@ describe('requestBytes (bodies read whole)', () => {
     expect(s.seen.length).toBe(1);
   });
 
+  it('fails at once when Content-Length is past maxBytes, before any of the body arrives', async () => {
+    const s = await fake((_req, res) => {
+      // Headers only: the body never comes, so only the declared length can end this request.
+      res.writeHead(200, { 'content-length': String(10 << 20) });
+      res.flushHeaders();
+    });
+    const err = await rejection(requestBytes({ url: `${s.url}/huge`, maxBytes: 4096, op: 'goproxyZip', retry: { sleep: recordingSleep().sleep } }));
+    expect(isFerryError(err, 'BODY_TOO_LARGE')).toBe(true);
+    expect((err as FerryError).message).toContain(`Content-Length ${10 << 20} exceeds 4096 bytes`);
+    expect(s.seen.length).toBe(1);
+  });
+
   it('retries a connection reset mid-body, and names a persistent 500 with its body', async () => {
     let n = 0;
     const s = await fake((_req, res, raw) => {
