@@ -1,5 +1,5 @@
 /** Content digests: parsing, computing, and where a blob lives in a blobs/ tree. */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { FerryError } from '../errors/index.js';
 
 /** A content digest in the form `sha256:<64 lowercase hex>`. */
@@ -25,7 +25,7 @@ export function digestHex(d: Digest): string {
 
 /** sha256 digest of a buffer. */
 export function sha256Digest(data: Uint8Array | string): Digest {
-  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+  return `sha256:${hash('sha256', data, 'hex')}`;
 }
 
 /** The relative path of a blob inside an OCI image layout: `blobs/sha256/<hex>`. */

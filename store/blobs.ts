@@ -3,7 +3,7 @@
  * only after the bytes were hashed, checked and fsynced, so a final path never holds a
  * partial or wrong file. Knows nothing of the index.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, hash, randomBytes } from 'node:crypto';
 import { closeSync, createReadStream, fsync, mkdirSync, openSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -243,7 +243,7 @@ export class BlobFiles {
     if (size !== undefined && bytes.length !== size) {
       throw new FerryError('SIZE_MISMATCH', `content for ${d} has ${bytes.length} bytes, expected ${size}`, { op: 'writeBlob', digest: d });
     }
-    const got = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    const got = `sha256:${hash('sha256', bytes, 'hex')}`;
     if (got !== d) throw new FerryError('DIGEST_MISMATCH', `content digest mismatch: expected ${d}, got ${got}`, { op: 'writeBlob', digest: d });
     const hex = digestHex(d);
     const shard = join(this.root, hex.slice(0, 2));
