@@ -24,6 +24,13 @@ export interface PlaceFailure {
   readonly code?: string | undefined;
 }
 
+/** A group of jobs as sent: their bytes packed into one buffer that is moved, not copied. */
+interface Message {
+  readonly id: number;
+  readonly jobs: ReadonlyArray<Omit<PlaceJob, 'bytes'> & { readonly at: number; readonly length: number }>;
+  readonly data: ArrayBuffer;
+}
+
 interface Reply {
   readonly id: number;
   /** One entry per job, in order: undefined when it is durably in place. */
@@ -120,8 +127,10 @@ function writerMain(req: NodeJS.Require): void {
     }
     return failures;
   };
-  parentPort!.on('message', (msg: { id: number; jobs: PlaceJob[] }) => {
-    parentPort!.postMessage({ id: msg.id, failures: placeAll(msg.jobs) });
+  parentPort!.on('message', (msg: Message) => {
+    // Each job's bytes are its span of the one buffer the group came in.
+    const jobs = msg.jobs.map((j) => ({ ...j, bytes: new Uint8Array(msg.data, j.at, j.length) }));
+    parentPort!.postMessage({ id: msg.id, failures: placeAll(jobs) });
   });
 }
 
@@ -164,7 +173,22 @@ export class BlobWriterPool {
     return new Promise((resolve, reject) => {
       w.pending.set(id, { resolve, reject });
       if (w.pending.size === 1) w.worker.ref();
-      w.worker.postMessage({ id, jobs });
+      // One copy into a buffer of our own, then moved to the writer. Posting the jobs' arrays
+      // as they are would copy each one's whole backing store: often a shared pool of 8 KiB
+      // or a whole response for a file of a few hundred bytes.
+      let size = 0;
+      for (const j of jobs) size += j.bytes.length;
+      const data = new ArrayBuffer(size);
+      const all = new Uint8Array(data);
+      let at = 0;
+      const packed = jobs.map(({ tmp, final, shard, bytes }) => {
+        all.set(bytes, at);
+        const job = { tmp, final, shard, at, length: bytes.length };
+        at += bytes.length;
+        return job;
+      });
+      const msg: Message = { id, jobs: packed, data };
+      w.worker.postMessage(msg, [data]);
     });
   }
 
