@@ -335,49 +335,37 @@ async function fetchModFiles(mctx: ModuleSyncContext, module: string, version: s
 
 /**
  * Downloads and validates the zip, then stores the three files and records the version in one
- * commit. A zip up to IN_MEMORY_ZIP is held in memory while it is checked (module zips are
- * mostly a few KiB, and a temp file written only to be read back cost more than the check); a
- * bigger one streams to a temp file under the store, which moves into place by rename.
+ * commit. A zip up to IN_MEMORY_ZIP is read whole and checked in memory (module zips are mostly
+ * a few KiB, and a stream and a temp file written only to be read back cost more than the
+ * check); a bigger one streams to a temp file under the store, which moves into place by rename.
  */
 async function storeVersion(mctx: ModuleSyncContext, module: string, version: string, root: string, h: ModFiles): Promise<void> {
   const signal = mctx.signal;
   const so = signal ? { signal } : {};
   const ids = { module, version };
-  const tmp = join(mctx.tmpDir, `${createHash('sha256').update(`${module}@${version}`).digest('hex')}.zip`);
-  let fh: FileHandle | undefined;
-  let spilled = false;
+  let data: Buffer | undefined;
   try {
-    const body = await mctx.queue.add(() => mctx.proxy.zip(module, version, so));
-    if (!body) throw new FerryError('NOT_FOUND', `${module}@${version}: zip not found at the proxy`, ids);
-    const hash = createHash('sha256');
-    let size = 0;
-    const held: Buffer[] = [];
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      hash.update(chunk);
-      size += chunk.length;
-      mctx.emit({ type: 'blob-progress', bytes: chunk.length });
-      if (fh) {
-        await writeChunk(fh, chunk, tmp, ids);
-        continue;
-      }
-      held.push(chunk);
-      if (size > IN_MEMORY_ZIP) {
-        fh = await open(tmp, 'wx').catch((err: unknown) => {
-          throw new FerryError('STORE_IO', `${module}@${version}: cannot create ${tmp}: ${(err as Error).message}`, { ...ids, file: tmp, cause: err });
-        });
-        spilled = true;
-        for (const c of held.splice(0)) await writeChunk(fh, c, tmp, ids);
-      }
+    data = await mctx.queue.add(() => mctx.proxy.zipBytes(module, version, IN_MEMORY_ZIP, so));
+    if (!data) throw new FerryError('NOT_FOUND', `${module}@${version}: zip not found at the proxy`, ids);
+  } catch (err) {
+    // Bigger than IN_MEMORY_ZIP (known from Content-Length before the body, as proxies send it):
+    // asked again as a stream. Past the zip size limit, that fetch fails in turn.
+    if (!(err instanceof FerryError && err.code === 'BODY_TOO_LARGE')) throw err;
+  }
+  const tmp = data ? undefined : join(mctx.tmpDir, `${createHash('sha256').update(`${module}@${version}`).digest('hex')}.zip`);
+  try {
+    let size: number;
+    let spilledDigest: Digest | undefined;
+    if (data) {
+      size = data.length;
+      mctx.emit({ type: 'blob-progress', bytes: size });
+    } else {
+      ({ size, zipDigest: spilledDigest } = await spillZip(mctx, module, version, tmp!));
     }
-    if (fh) {
-      const f = fh;
-      fh = undefined;
-      await f.close();
-    }
-    const data = spilled ? undefined : Buffer.concat(held, size);
-    const zipDigest = `sha256:${hash.digest('hex')}` as Digest;
-    const where = spilled ? tmp : proxyPath(module, 'zip', version);
+    const where = tmp ?? proxyPath(module, 'zip', version);
     const checked = await checkModuleZip(where, { module, version, ...so, ...(data ? { data } : {}) });
+    // A zip checked in memory was hashed whole by the checker's thread; writeBlobBytes checks it again.
+    const zipDigest = spilledDigest ?? ((checked.digest as Digest | undefined) ?? sha256Digest(data!));
     await mctx.sumCheck?.(module, version, checked.h1, h.h1Mod, signal);
     const infoDigest = sha256Digest(h.info.raw);
     const modDigest = sha256Digest(h.mod);
@@ -388,7 +376,7 @@ async function storeVersion(mctx: ModuleSyncContext, module: string, version: st
       data
         ? mctx.store.writeBlobBytes(zipDigest, data, { mediaType: 'application/zip', index: false, ...so })
         : // The validated temp file moves in by rename: no second copy of the zip is written.
-          mctx.store.importFile(tmp, zipDigest, size, { mediaType: 'application/zip', index: false, ...so }),
+          mctx.store.importFile(tmp!, zipDigest, size, { mediaType: 'application/zip', index: false, ...so }),
     ]);
     const failed = written.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
@@ -405,9 +393,41 @@ async function storeVersion(mctx: ModuleSyncContext, module: string, version: st
       },
     });
   } finally {
-    if (fh) await fh.close().catch(() => undefined);
-    if (spilled) await rm(tmp, { force: true });
+    if (tmp) await rm(tmp, { force: true });
   }
+}
+
+/** Streams a zip bigger than IN_MEMORY_ZIP to `tmp`, hashing it on the way. */
+async function spillZip(mctx: ModuleSyncContext, module: string, version: string, tmp: string): Promise<{ size: number; zipDigest: Digest }> {
+  const ids = { module, version };
+  const body = await mctx.queue.add(() => mctx.proxy.zip(module, version, mctx.signal ? { signal: mctx.signal } : {}));
+  if (!body) throw new FerryError('NOT_FOUND', `${module}@${version}: zip not found at the proxy`, ids);
+  let fh: FileHandle;
+  try {
+    fh = await open(tmp, 'wx');
+  } catch (err) {
+    body.destroy();
+    throw new FerryError('STORE_IO', `${module}@${version}: cannot create ${tmp}: ${(err as Error).message}`, { ...ids, file: tmp, cause: err });
+  }
+  const hash = createHash('sha256');
+  let size = 0;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      size += chunk.length;
+      mctx.emit({ type: 'blob-progress', bytes: chunk.length });
+      await writeChunk(fh, chunk, tmp, ids);
+    }
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    throw err;
+  }
+  try {
+    await fh.close();
+  } catch (err) {
+    throw new FerryError('STORE_IO', `${module}@${version}: writing ${tmp} failed: ${(err as Error).message}`, { ...ids, file: tmp, cause: err });
+  }
+  return { size, zipDigest: `sha256:${hash.digest('hex')}` as Digest };
 }
 
 async function writeChunk(fh: FileHandle, chunk: Buffer, file: string, ids: { module: string; version: string }): Promise<void> {

@@ -332,6 +332,16 @@ export class GoProxyClient {
     return limiter;
   }
 
+  /**
+   * GET $module/@v/$version.zip read whole, for zips of at most `maxBytes` (and maxZipBytes): the
+   * exact bytes, or undefined when not there. A bigger zip fails with BODY_TOO_LARGE, at once
+   * when its Content-Length says so; zip() streams one of any size.
+   */
+  async zipBytes(module: string, version: string, maxBytes: number, opts: CallOptions = {}): Promise<Buffer | undefined> {
+    const max = Math.min(maxBytes, this.opts.maxZipBytes ?? MAX_ZIP_FILE);
+    return this.getBytes(proxyPath(module, 'zip', version), 'goproxyZip', { module, version }, this.signalFor(opts), max);
+  }
+
   /** GET $module/@latest (optional in the protocol): the proxy's idea of latest, or undefined. */
   async latest(module: string, opts: CallOptions = {}): Promise<ProxyInfo | undefined> {
     const details: ErrorDetails = { module };

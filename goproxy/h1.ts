@@ -2,9 +2,13 @@
  * The "h1:" hashes of go.sum (golang.org/x/mod/sumdb/dirhash Hash1):
  * sha256 over "hex(sha256(file))  name\n" lines sorted by name bytes, base64-encoded.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
 import { FerryError } from '../errors/index.js';
-import { hashEntry, openZip } from './zipread.js';
+import { zipHasher } from './zip-hasher.js';
+import { hashEntry, IN_MEMORY_ZIP, openZip } from './zipread.js';
+
+const NEWLINE = Buffer.from('\n');
 
 /** A file name and the sha256 of its content, the input of one summary line. */
 export interface HashedFile {
@@ -18,20 +22,17 @@ export interface HashedFile {
  */
 export function hash1(files: readonly HashedFile[]): string {
   const sorted = [...files].sort((a, b) => Buffer.compare(a.name, b.name));
-  const h = createHash('sha256');
+  const parts: Buffer[] = [];
   for (const f of sorted) {
     if (f.name.includes(0x0a)) throw new FerryError('ZIP_INVALID', 'dirhash: filenames with newlines are not supported');
-    h.update(f.sha256.toString('hex'));
-    h.update('  ');
-    h.update(f.name);
-    h.update('\n');
+    parts.push(Buffer.from(`${f.sha256.toString('hex')}  `, 'latin1'), f.name, NEWLINE);
   }
-  return 'h1:' + h.digest('base64');
+  return 'h1:' + hash('sha256', Buffer.concat(parts), 'base64');
 }
 
 /** The go.sum hash of a .mod file: Hash1 over the single name "go.mod". */
 export function hashGoMod(bytes: Uint8Array): string {
-  return hash1([{ name: Buffer.from('go.mod'), sha256: createHash('sha256').update(bytes).digest() }]);
+  return hash1([{ name: Buffer.from('go.mod'), sha256: hash('sha256', bytes, 'buffer') }]);
 }
 
 /** Options for hashZip. */
@@ -41,16 +42,35 @@ export interface HashZipOptions {
 
 /**
  * dirhash.HashZip: Hash1 over every entry of the zip, named exactly as stored (including the
- * "module@version/" prefix), entries streamed one at a time. As in Go, when a name appears
- * twice both lines use the content of the last entry with that name.
+ * "module@version/" prefix). As in Go, when a name appears twice both lines use the content of
+ * the last entry with that name. Zips up to IN_MEMORY_ZIP are read whole on a hasher thread,
+ * bigger ones streamed an entry at a time.
  */
 export async function hashZip(zipFile: string, opts: HashZipOptions = {}): Promise<string> {
-  const z = await openZip(zipFile, opts.signal);
+  const { signal } = opts;
+  let files: HashedFile[];
+  let data: Buffer | undefined;
   try {
-    const last = new Map<string, Buffer>();
-    for (const e of z.entries) last.set(e.name.toString('latin1'), await hashEntry(z, e, zipFile, opts.signal));
-    return hash1(z.entries.map((e) => ({ name: e.name, sha256: last.get(e.name.toString('latin1'))! })));
-  } finally {
-    z.close();
+    if ((await stat(zipFile)).size <= IN_MEMORY_ZIP) data = await readFile(zipFile, signal ? { signal } : {});
+  } catch (err) {
+    if (signal?.aborted) throw new FerryError('ABORTED', 'operation aborted', { file: zipFile, cause: signal.reason });
+    throw new FerryError('ZIP_INVALID', `${zipFile}: not a readable zip: ${(err as Error).message}`, { file: zipFile, cause: err });
   }
+  if (data) {
+    const got = await zipHasher().hash(data, zipFile, Number.MAX_SAFE_INTEGER);
+    const bad = got.entries.find((e) => e.error !== undefined || !e.sha256);
+    if (bad) throw new FerryError('ZIP_INVALID', `${zipFile}: ${bad.error ?? 'entry not hashed'}`, { file: zipFile });
+    files = got.entries.map((e) => ({ name: e.name, sha256: e.sha256! }));
+  } else {
+    const z = await openZip(zipFile, signal);
+    try {
+      files = [];
+      for (const e of z.entries) files.push({ name: e.name, sha256: await hashEntry(z, e, zipFile, signal) });
+    } finally {
+      z.close();
+    }
+  }
+  const last = new Map<string, Buffer>();
+  for (const f of files) last.set(f.name.toString('latin1'), f.sha256);
+  return hash1(files.map((f) => ({ name: f.name, sha256: last.get(f.name.toString('latin1'))! })));
 }

@@ -3,12 +3,13 @@
  * Unzip adds), computing the h1 hash in the same pass. A zip that passes here is one the go
  * command will extract.
  */
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { FerryError } from '../errors/index.js';
 import { checkVersion, filePathError } from './escape.js';
 import { hash1, type HashedFile } from './h1.js';
 import { canonicalModuleVersion } from './semver.js';
-import { hashEntry, openZip } from './zipread.js';
+import { zipHasher } from './zip-hasher.js';
+import { hashEntry, IN_MEMORY_ZIP, openZip } from './zipread.js';
 
 /** Largest module zip, and largest total uncompressed content (zip.MaxZipFile, 500 MiB). */
 export const MAX_ZIP_FILE = 500 * 1024 * 1024;
@@ -39,6 +40,8 @@ export interface CheckedZip {
   readonly files: number;
   /** Total uncompressed bytes of those files. */
   readonly uncompressed: number;
+  /** The zip's own digest ("sha256:…"), when it was read whole (at most IN_MEMORY_ZIP). */
+  readonly digest?: string;
 }
 
 /** Go's path.Clean for slash-separated paths. */
@@ -142,6 +145,46 @@ class CollisionChecker {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** A zip's entries and how to get each one's content hash: from the hasher, or streamed. */
+interface ZipSource {
+  readonly entries: ReadonlyArray<{ readonly name: Buffer; readonly uncompressedSize: number }>;
+  /** sha256 of entry i's content; rejects with ZIP_INVALID when it cannot be read. */
+  sha256(i: number): Promise<Buffer>;
+  /** The zip's own sha256 (hex), when it was read whole. */
+  readonly digest?: string | undefined;
+  close(): void;
+}
+
+/** Reads the zip whole (given or at most IN_MEMORY_ZIP) on a hasher thread, else streamed by yauzl. */
+async function openSource(zipFile: string, size: number, max: number, data: Buffer | undefined, signal: AbortSignal | undefined): Promise<ZipSource> {
+  if (data === undefined && size <= IN_MEMORY_ZIP) {
+    try {
+      data = await readFile(zipFile, signal ? { signal } : {});
+    } catch (err) {
+      if (signal?.aborted) throw new FerryError('ABORTED', 'operation aborted', { file: zipFile, cause: signal.reason });
+      throw new FerryError('ZIP_INVALID', `${zipFile}: not a readable zip: ${(err as Error).message}`, { file: zipFile, cause: err });
+    }
+  }
+  if (data === undefined) {
+    const z = await openZip(zipFile, signal);
+    return { entries: z.entries, sha256: (i) => hashEntry(z, z.entries[i]!, zipFile, signal), close: () => z.close() };
+  }
+  const got = await zipHasher().hash(data, zipFile, max);
+  if (signal?.aborted) throw new FerryError('ABORTED', 'operation aborted', { file: zipFile, cause: signal.reason });
+  return {
+    entries: got.entries,
+    digest: got.digest,
+    sha256: (i) => {
+      const e = got.entries[i]!;
+      if (e.error !== undefined) return Promise.reject(new FerryError('ZIP_INVALID', `${zipFile}: ${e.error}`, { file: zipFile }));
+      // Not hashed only when the declared sizes exceed the limit, which the rules refuse first.
+      if (!got.hashed || !e.sha256) return Promise.reject(new FerryError('INTERNAL', `${zipFile}: entry ${i} was not hashed`, { file: zipFile }));
+      return Promise.resolve(e.sha256);
+    },
+    close: () => undefined,
+  };
+}
+
 /**
  * Checks a module zip on disk against every CheckZip rule and returns its h1 hash. Throws
  * ZIP_INVALID naming module@version, the entry and the rule; MODULE_INVALID/VERSION_INVALID
@@ -164,9 +207,9 @@ export async function checkModuleZip(zipFile: string, opts: CheckZipOptions): Pr
   const size = opts.data ? opts.data.length : (await stat(zipFile)).size;
   if (size > max) throw fail(`module zip file is too large (${size} bytes; limit is ${max} bytes)`);
 
-  let z;
+  let z: ZipSource;
   try {
-    z = await openZip(zipFile, opts.signal, undefined, opts.data);
+    z = await openSource(zipFile, size, max, opts.data, opts.signal);
   } catch (err) {
     if (err instanceof FerryError && err.code === 'ZIP_INVALID') throw fail(err.message, err);
     throw err;
@@ -210,18 +253,19 @@ export async function checkModuleZip(zipFile: string, opts: CheckZipOptions): Pr
       if (name === 'LICENSE' && sz > MAX_LICENSE) throw entryFail(`LICENSE file too large (max size is ${MAX_LICENSE} bytes)`);
       files++;
     }
-    // Names are all valid and distinct now; read each entry once for the hash. yauzl fails an
-    // entry whose data is longer than declared (the zip bomb case Unzip guards against).
+    // Names are all valid and distinct now; each entry's content is hashed once. An entry whose
+    // data is longer than declared fails (the zip bomb case Unzip guards against).
     const hashed: HashedFile[] = [];
-    for (const e of z.entries) {
+    for (let i = 0; i < z.entries.length; i++) {
+      const e = z.entries[i]!;
       try {
-        hashed.push({ name: e.name, sha256: await hashEntry(z, e, zipFile, opts.signal) });
+        hashed.push({ name: e.name, sha256: await z.sha256(i) });
       } catch (err) {
         if (err instanceof FerryError && err.code !== 'ZIP_INVALID') throw err;
         throw fail(`zip entry ${JSON.stringify(e.name.toString('utf8'))}: cannot read (declared uncompressed size ${e.uncompressedSize}): ${(err as Error).message}`, err);
       }
     }
-    return { h1: hash1(hashed), files, uncompressed: total };
+    return { h1: hash1(hashed), files, uncompressed: total, ...(z.digest !== undefined ? { digest: `sha256:${z.digest}` } : {}) };
   } finally {
     z.close();
   }

@@ -90,7 +90,9 @@ describe('GoProxyClient', () => {
         expect(mod?.toString()).toBe('module github.com/Azure/sdk\n');
         const zip = await c.zip('github.com/Azure/sdk', 'v1.0.0');
         const bytes = await collect(zip!);
-        expect(bytes.equals(await readFile(join(tree, ...proxyPath('github.com/Azure/sdk', 'zip', 'v1.0.0').split('/'))))).toBe(true);
+        const want = await readFile(join(tree, ...proxyPath('github.com/Azure/sdk', 'zip', 'v1.0.0').split('/')));
+        expect(bytes.equals(want)).toBe(true);
+        expect((await c.zipBytes('github.com/Azure/sdk', 'v1.0.0', want.length))?.equals(want)).toBe(true);
         const latest = await c.latest('github.com/Azure/sdk');
         expect(latest?.Version).toBe('v1.0.0');
         const pseudo = await c.info('github.com/Azure/sdk', 'v1.0.1-0.20200101000000-abcdefabcdef');
@@ -103,6 +105,7 @@ describe('GoProxyClient', () => {
         expect(await c.info('github.com/Azure/sdk', 'v9.9.9')).toBeUndefined();
         expect(await c.mod('github.com/Azure/sdk', 'v9.9.9')).toBeUndefined();
         expect(await c.zip('github.com/Azure/sdk', 'v9.9.9')).toBeUndefined();
+        expect(await c.zipBytes('github.com/Azure/sdk', 'v9.9.9', 1 << 20)).toBeUndefined();
         expect(await c.latest('example.com/nothing')).toBeUndefined();
       });
 
@@ -114,6 +117,9 @@ describe('GoProxyClient', () => {
         );
         expect(isFerryError(err, 'BODY_TOO_LARGE')).toBe(true);
         await expect(c.mod('github.com/Azure/sdk', 'v1.0.0')).rejects.toMatchObject({ code: 'BODY_TOO_LARGE' });
+        // Read whole: the smaller of the caller's limit and maxZipBytes applies.
+        await expect(c.zipBytes('github.com/Azure/sdk', 'v1.0.0', 1 << 20)).rejects.toMatchObject({ code: 'BODY_TOO_LARGE' });
+        await expect(client().zipBytes('github.com/Azure/sdk', 'v1.0.0', 10)).rejects.toMatchObject({ code: 'BODY_TOO_LARGE' });
       });
 
       it('refuses invalid module paths before any request', async () => {
