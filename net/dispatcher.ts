@@ -1,6 +1,7 @@
 /** undici dispatchers: one per upstream, with the TLS policy, CA and proxy settings it needs. */
 import { readFileSync } from 'node:fs';
-import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent, EnvHttpProxyAgent } from './undici.js';
 import { FerryError } from '../errors/index.js';
 
 /** How to treat TLS: verify against the system (or given) CAs, skip verification, or speak plain HTTP. */

@@ -1,6 +1,7 @@
 /** One HTTP exchange with retries, redirects and bounded body reads, on undici. */
 import { Readable } from 'node:stream';
-import { request as undiciRequest, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import './undici.js';
 import { FerryError, type ErrorDetails } from '../errors/index.js';
 import { defaultDispatcher } from './dispatcher.js';
 import { describeTarget, statusError } from './errors.js';
@@ -152,9 +153,12 @@ interface BodyKind<B> {
 /** Bodies as undici streams: the caller consumes or destroys them. */
 const STREAM: BodyKind<Readable> = {
   async send(dispatcher, url, init) {
-    const res = await undiciRequest(url, {
-      ...init,
-      dispatcher,
+    const { body, ...rest } = init;
+    const res = await dispatcher.request({
+      ...rest,
+      ...(body === undefined ? {} : { body }),
+      origin: url.origin,
+      path: `${url.pathname}${url.search}`,
       // undici closes the connection after every HEAD (in case a server wrongly sends a body),
       // so a tag check per HEAD costs a new TCP (and TLS) connection. Registries and proxies send
       // none; undici drops a connection on which stray bytes arrive while it is idle, and a
