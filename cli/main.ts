@@ -15,12 +15,11 @@ program
 
 registerCommands(program);
 
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
+// No top-level await: the bundle is a CommonJS script (see scripts/postbuild.mjs).
+program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) {
     process.exitCode = err.exitCode === 0 ? 0 : EXIT_USAGE;
   } else {
     process.exitCode = reportError(err);
   }
-}
+});
