@@ -58,14 +58,25 @@ export interface ModuleSyncContext extends SyncContext {
 
 type VersionEntry = Parameters<Store['putModuleVersions']>[0][number];
 
+/** A version on its way to the store: recorded once, or abandoned when it fails first. */
+export interface RecorderTicket {
+  record(entry: VersionEntry): Promise<void>;
+  /** No row is coming from this version (a no-op once recorded). */
+  abandon(): void;
+}
+
 /**
  * Gathers the version rows that become ready within a few milliseconds into one commit: with
  * `synchronous = FULL` every commit is an fsync on the event loop, and one per version cost more
  * than the rest of the bookkeeping. Each caller still resumes only once its own row is durable.
+ * A batch commits at once when no other version is on its way (each takes a ticket when it
+ * starts): the last rows of a pass do not wait out the window.
  */
 export class VersionRecorder {
   private pending: Array<{ entry: VersionEntry; resolve: () => void; reject: (err: unknown) => void }> = [];
   private timer: NodeJS.Timeout | undefined;
+  /** Tickets neither recorded nor abandoned. */
+  private open = 0;
 
   constructor(
     private readonly store: Store,
@@ -75,11 +86,32 @@ export class VersionRecorder {
     private readonly maxBatch = 64,
   ) {}
 
+  /** A ticket for a version that has started; its row is expected until it records or abandons. */
+  begin(): RecorderTicket {
+    this.open++;
+    let done = false;
+    const close = (): boolean => {
+      if (done) return false;
+      done = true;
+      this.open--;
+      return true;
+    };
+    return {
+      record: (entry) => {
+        if (!close()) return Promise.reject(new Error('VersionRecorder: a ticket records once'));
+        return this.record(entry);
+      },
+      abandon: () => {
+        if (close() && this.open === 0 && this.pending.length > 0) this.flush();
+      },
+    };
+  }
+
   /** Records one version (in the next batch); settles when its commit has. */
-  record(entry: VersionEntry): Promise<void> {
+  private record(entry: VersionEntry): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.pending.push({ entry, resolve, reject });
-      if (this.pending.length >= this.maxBatch) this.flush();
+      if (this.pending.length >= this.maxBatch || this.open === 0) this.flush();
       else this.timer ??= setTimeout(() => this.flush(), this.windowMs);
     });
   }
@@ -285,17 +317,18 @@ function startVisit(mctx: ModuleSyncContext, path: string, version: string, root
       fresh: false,
     };
   } else {
+    const ticket = mctx.recorder.begin();
     const head = fetchModFiles(mctx, path, version);
     const requires = head.then((h) => h.gm.require);
     const done = head.then(async (h) => {
-      await storeVersion(mctx, path, version, root, h);
+      await storeVersion(mctx, path, version, root, h, ticket);
       mctx.moduleCounters.fresh++;
       mctx.emit({ type: 'module-done', module: path, version, isNew: true });
     });
     // Every root awaits `done` (and `requires` when it follows dependencies): these only keep
     // a failure from counting as unhandled before a root has looked.
     requires.catch(() => undefined);
-    done.catch(() => undefined);
+    done.catch(() => ticket.abandon());
     v = { requires: () => requires, done, fresh: true };
   }
   mctx.visits.set(key, v);
@@ -339,7 +372,7 @@ async function fetchModFiles(mctx: ModuleSyncContext, module: string, version: s
  * a few KiB, and a stream and a temp file written only to be read back cost more than the
  * check); a bigger one streams to a temp file under the store, which moves into place by rename.
  */
-async function storeVersion(mctx: ModuleSyncContext, module: string, version: string, root: string, h: ModFiles): Promise<void> {
+async function storeVersion(mctx: ModuleSyncContext, module: string, version: string, root: string, h: ModFiles, ticket: RecorderTicket): Promise<void> {
   const signal = mctx.signal;
   const so = signal ? { signal } : {};
   const ids = { module, version };
@@ -382,7 +415,7 @@ async function storeVersion(mctx: ModuleSyncContext, module: string, version: st
     if (failed) throw failed.reason;
     mctx.counters.blobsFetched += 1;
     mctx.counters.bytesFetched += size;
-    await mctx.recorder.record({
+    await ticket.record({
       row: { module, version, time: h.info.Time ?? '', infoDigest, modDigest, zipDigest, h1Zip: checked.h1, h1Mod: h.h1Mod, root },
       opts: {
         blobs: [
