@@ -3,10 +3,8 @@
  * sha256 over "hex(sha256(file))  name\n" lines sorted by name bytes, base64-encoded.
  */
 import { hash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
 import { FerryError } from '../errors/index.js';
-import { zipHasher } from './zip-hasher.js';
-import { hashEntry, IN_MEMORY_ZIP, openZip } from './zipread.js';
+import { openZipSource } from './zipread.js';
 
 const NEWLINE = Buffer.from('\n');
 
@@ -47,30 +45,14 @@ export interface HashZipOptions {
  * bigger ones streamed an entry at a time.
  */
 export async function hashZip(zipFile: string, opts: HashZipOptions = {}): Promise<string> {
-  const { signal } = opts;
-  let files: HashedFile[];
-  let data: Buffer | undefined;
+  const z = await openZipSource(zipFile, { maxTotal: Number.MAX_SAFE_INTEGER, signal: opts.signal });
   try {
-    if ((await stat(zipFile)).size <= IN_MEMORY_ZIP) data = await readFile(zipFile, signal ? { signal } : {});
-  } catch (err) {
-    if (signal?.aborted) throw new FerryError('ABORTED', 'operation aborted', { file: zipFile, cause: signal.reason });
-    throw new FerryError('ZIP_INVALID', `${zipFile}: not a readable zip: ${(err as Error).message}`, { file: zipFile, cause: err });
+    const files: HashedFile[] = [];
+    for (let i = 0; i < z.entries.length; i++) files.push({ name: z.entries[i]!.name, sha256: await z.sha256(i) });
+    const last = new Map<string, Buffer>();
+    for (const f of files) last.set(f.name.toString('latin1'), f.sha256);
+    return hash1(files.map((f) => ({ name: f.name, sha256: last.get(f.name.toString('latin1'))! })));
+  } finally {
+    z.close();
   }
-  if (data) {
-    const got = await zipHasher().hash(data, zipFile, Number.MAX_SAFE_INTEGER);
-    const bad = got.entries.find((e) => e.error !== undefined || !e.sha256);
-    if (bad) throw new FerryError('ZIP_INVALID', `${zipFile}: ${bad.error ?? 'entry not hashed'}`, { file: zipFile });
-    files = got.entries.map((e) => ({ name: e.name, sha256: e.sha256! }));
-  } else {
-    const z = await openZip(zipFile, signal);
-    try {
-      files = [];
-      for (const e of z.entries) files.push({ name: e.name, sha256: await hashEntry(z, e, zipFile, signal) });
-    } finally {
-      z.close();
-    }
-  }
-  const last = new Map<string, Buffer>();
-  for (const f of files) last.set(f.name.toString('latin1'), f.sha256);
-  return hash1(files.map((f) => ({ name: f.name, sha256: last.get(f.name.toString('latin1'))! })));
 }

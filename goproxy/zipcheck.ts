@@ -3,13 +3,12 @@
  * Unzip adds), computing the h1 hash in the same pass. A zip that passes here is one the go
  * command will extract.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { FerryError } from '../errors/index.js';
 import { checkVersion, filePathError } from './escape.js';
 import { hash1, type HashedFile } from './h1.js';
 import { canonicalModuleVersion } from './semver.js';
-import { zipHasher } from './zip-hasher.js';
-import { hashEntry, IN_MEMORY_ZIP, openZip } from './zipread.js';
+import { openZipSource, type ZipSource } from './zipread.js';
 
 /** Largest module zip, and largest total uncompressed content (zip.MaxZipFile, 500 MiB). */
 export const MAX_ZIP_FILE = 500 * 1024 * 1024;
@@ -145,46 +144,6 @@ class CollisionChecker {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** A zip's entries and how to get each one's content hash: from the hasher, or streamed. */
-interface ZipSource {
-  readonly entries: ReadonlyArray<{ readonly name: Buffer; readonly uncompressedSize: number }>;
-  /** sha256 of entry i's content; rejects with ZIP_INVALID when it cannot be read. */
-  sha256(i: number): Promise<Buffer>;
-  /** The zip's own sha256 (hex), when it was read whole. */
-  readonly digest?: string | undefined;
-  close(): void;
-}
-
-/** Reads the zip whole (given or at most IN_MEMORY_ZIP) on a hasher thread, else streamed by yauzl. */
-async function openSource(zipFile: string, size: number, max: number, data: Buffer | undefined, signal: AbortSignal | undefined): Promise<ZipSource> {
-  if (data === undefined && size <= IN_MEMORY_ZIP) {
-    try {
-      data = await readFile(zipFile, signal ? { signal } : {});
-    } catch (err) {
-      if (signal?.aborted) throw new FerryError('ABORTED', 'operation aborted', { file: zipFile, cause: signal.reason });
-      throw new FerryError('ZIP_INVALID', `${zipFile}: not a readable zip: ${(err as Error).message}`, { file: zipFile, cause: err });
-    }
-  }
-  if (data === undefined) {
-    const z = await openZip(zipFile, signal);
-    return { entries: z.entries, sha256: (i) => hashEntry(z, z.entries[i]!, zipFile, signal), close: () => z.close() };
-  }
-  const got = await zipHasher().hash(data, zipFile, max);
-  if (signal?.aborted) throw new FerryError('ABORTED', 'operation aborted', { file: zipFile, cause: signal.reason });
-  return {
-    entries: got.entries,
-    digest: got.digest,
-    sha256: (i) => {
-      const e = got.entries[i]!;
-      if (e.error !== undefined) return Promise.reject(new FerryError('ZIP_INVALID', `${zipFile}: ${e.error}`, { file: zipFile }));
-      // Not hashed only when the declared sizes exceed the limit, which the rules refuse first.
-      if (!got.hashed || !e.sha256) return Promise.reject(new FerryError('INTERNAL', `${zipFile}: entry ${i} was not hashed`, { file: zipFile }));
-      return Promise.resolve(e.sha256);
-    },
-    close: () => undefined,
-  };
-}
-
 /**
  * Checks a module zip on disk against every CheckZip rule and returns its h1 hash. Throws
  * ZIP_INVALID naming module@version, the entry and the rule; MODULE_INVALID/VERSION_INVALID
@@ -209,7 +168,7 @@ export async function checkModuleZip(zipFile: string, opts: CheckZipOptions): Pr
 
   let z: ZipSource;
   try {
-    z = await openSource(zipFile, size, max, opts.data, opts.signal);
+    z = await openZipSource(zipFile, { size, maxTotal: max, data: opts.data, signal: opts.signal });
   } catch (err) {
     if (err instanceof FerryError && err.code === 'ZIP_INVALID') throw fail(err.message, err);
     throw err;

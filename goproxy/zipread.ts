@@ -1,13 +1,15 @@
 /**
  * Minimal streaming access to a zip file on disk through yauzl, with raw (undecoded) entry
  * names: Go's archive/zip treats names as bytes, and h1 hashes and module zip rules are
- * defined over those bytes. Zips up to IN_MEMORY_ZIP are read whole on a hasher thread instead
- * (zip-hasher.ts), with the same checks and messages.
+ * defined over those bytes. openZipSource reads zips up to IN_MEMORY_ZIP whole on a hasher
+ * thread instead (zip-hasher.ts), with the same checks and messages.
  */
 import { createHash, hash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import yauzl from 'yauzl';
 import { FerryError } from '../errors/index.js';
+import { zipHasher } from './zip-hasher.js';
 
 /** One central-directory entry with its raw name bytes. */
 export interface RawZipEntry {
@@ -106,4 +108,58 @@ export async function hashEntry(z: OpenZip, e: RawZipEntry, file: string, signal
     signal?.removeEventListener('abort', onAbort);
   }
   return h.digest();
+}
+
+/** A zip's entries, and each one's content hash: from a hasher thread, or streamed by yauzl. */
+export interface ZipSource {
+  readonly entries: ReadonlyArray<{ readonly name: Buffer; readonly uncompressedSize: number }>;
+  /** sha256 of entry i's content; rejects with ZIP_INVALID when it cannot be read. */
+  sha256(i: number): Promise<Buffer>;
+  /** The zip's own sha256 (hex), when it was read whole. */
+  readonly digest?: string | undefined;
+  close(): void;
+}
+
+/** Options for openZipSource. */
+export interface ZipSourceOptions {
+  /** The file's size, when the caller already has it. */
+  readonly size?: number | undefined;
+  /** The zip's whole content, when the caller already holds it: `file` then only names it. */
+  readonly data?: Buffer | undefined;
+  /** No content is read when the entries declare more than this in all (see ZipHashes.hashed). */
+  readonly maxTotal: number;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/**
+ * Opens a zip for hashing its entries: read whole (given, or at most IN_MEMORY_ZIP) and hashed on
+ * a hasher thread, else streamed entry by entry. Both ways check and word alike.
+ */
+export async function openZipSource(file: string, opts: ZipSourceOptions): Promise<ZipSource> {
+  const { signal } = opts;
+  let data = opts.data;
+  try {
+    if (data === undefined && (opts.size ?? (await stat(file)).size) <= IN_MEMORY_ZIP) data = await readFile(file, signal ? { signal } : {});
+  } catch (err) {
+    if (signal?.aborted) throw abortError(signal, { file });
+    throw new FerryError('ZIP_INVALID', `${file}: not a readable zip: ${(err as Error).message}`, { file, cause: err });
+  }
+  if (data === undefined) {
+    const z = await openZip(file, signal);
+    return { entries: z.entries, sha256: (i) => hashEntry(z, z.entries[i]!, file, signal), close: () => z.close() };
+  }
+  const got = await zipHasher().hash(data, file, opts.maxTotal);
+  if (signal?.aborted) throw abortError(signal, { file });
+  return {
+    entries: got.entries,
+    digest: got.digest,
+    sha256: (i) => {
+      const e = got.entries[i]!;
+      if (e.error !== undefined) return Promise.reject(new FerryError('ZIP_INVALID', `${file}: ${e.error}`, { file }));
+      // Not hashed only when the declared sizes exceed the limit, which the rules refuse first.
+      if (!got.hashed || !e.sha256) return Promise.reject(new FerryError('INTERNAL', `${file}: entry ${i} was not hashed`, { file }));
+      return Promise.resolve(e.sha256);
+    },
+    close: () => undefined,
+  };
 }
