@@ -175,6 +175,8 @@ export async function syncModuleRoot(mctx: ModuleSyncContext, root: GoModuleRoot
   const counts = { checked: 0, fresh: 0 };
   let selected: string[] = [];
   let unchanged = false;
+  /** The root's `@v/list` digest, recorded with its outcome when every version it reached is stored. */
+  let list: { module: string; listDigest: string } | undefined;
   mctx.emit({ type: 'module-start', module: root.name });
   try {
     if (root.kind === 'path') {
@@ -184,7 +186,7 @@ export async function syncModuleRoot(mctx: ModuleSyncContext, root: GoModuleRoot
       unchanged = r.unchanged;
       if (!r.unchanged) {
         await allSettledOrThrow(selected.map((v) => visit(mctx, root.path, v, rules)));
-        if (errors.length === 0 && r.listDigest !== undefined) mctx.store.setModuleList(root.path, r.listDigest);
+        if (r.listDigest !== undefined) list = { module: root.path, listDigest: r.listDigest };
       }
     } else {
       let text: string;
@@ -204,7 +206,7 @@ export async function syncModuleRoot(mctx: ModuleSyncContext, root: GoModuleRoot
   }
   const ok = errors.length === 0;
   for (const e of errors) mctx.logger.error({ root: root.name, module: e.module, version: e.version, code: e.code }, e.message);
-  mctx.store.recordSourceResult(root.name, ok ? { ok } : { ok, error: errors[0]?.message ?? 'failed' });
+  mctx.store.recordSourceResult(root.name, ok ? { ok, ...(list ? { moduleList: list } : {}) } : { ok, error: errors[0]?.message ?? 'failed' });
   return { name: root.name, ok, unchanged, selected, versionsChecked: counts.checked, versionsNew: counts.fresh, errors };
 }
 

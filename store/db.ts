@@ -783,7 +783,19 @@ export class StoreIndex {
   }
 
   /** Records one source's result at `at`. */
-  recordSourceResult(source: string, ok: boolean, error: string | undefined, at: string | undefined): void {
+  recordSourceResult(source: string, ok: boolean, error: string | undefined, at: string | undefined, moduleList?: { module: string; listDigest: string }): void {
+    if (moduleList) {
+      // A module root's list digest and its outcome share one commit (one fsync, not two).
+      this.run('recordSourceResult', () =>
+        this.db
+          .transaction(() => {
+            this.setModuleList(moduleList.module, moduleList.listDigest);
+            this.recordSourceResult(source, ok, error, at);
+          })
+          .immediate(),
+      );
+      return;
+    }
     this.run('recordSourceResult', () => {
       const when = at ?? this.iso();
       this.db

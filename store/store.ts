@@ -675,9 +675,9 @@ export class Store {
   }
 
   /** Records one source's outcome (at `r.at`, default now). */
-  recordSourceResult(source: string, r: { ok: boolean; error?: string; at?: string }): void {
+  recordSourceResult(source: string, r: { ok: boolean; error?: string; at?: string; moduleList?: { module: string; listDigest: string } }): void {
     this.assertWritable('recordSourceResult');
-    this.index.recordSourceResult(source, r.ok, r.error, r.at);
+    this.index.recordSourceResult(source, r.ok, r.error, r.at, r.moduleList);
   }
 
   /** Every source's last outcome. */
