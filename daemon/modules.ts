@@ -23,7 +23,7 @@ import {
   type GoProxyClient,
 } from '../goproxy/index.js';
 import { sha256Digest, type Digest } from '../oci/index.js';
-import type { Store } from '../store/index.js';
+import type { SourceResultInput, Store } from '../store/index.js';
 import type { SyncContext } from './images.js';
 import { allSettledOrThrow } from './settle.js';
 
@@ -54,6 +54,8 @@ export interface ModuleSyncContext extends SyncContext {
   readonly moduleCounters: { checked: number; fresh: number };
   /** Records stored versions, several to a commit. */
   readonly recorder: VersionRecorder;
+  /** The roots' outcomes, recorded together by recordRootOutcomes once every root has ended. */
+  readonly outcomes: SourceResultInput[];
 }
 
 type VersionEntry = Parameters<Store['putModuleVersions']>[0][number];
@@ -161,7 +163,13 @@ interface RootRules {
 /** Creates the per-pass module context (a temp dir under the store for zips under validation). */
 export async function createModuleContext(ctx: SyncContext, proxy: GoProxyClient, sumCheck?: SumCheck): Promise<ModuleSyncContext> {
   const tmp = await ctx.store.makeTempDir('zips');
-  return { ...ctx, proxy, visits: new Map(), tmpDir: tmp, sumCheck, moduleCounters: { checked: 0, fresh: 0 }, recorder: new VersionRecorder(ctx.store) };
+  return { ...ctx, proxy, visits: new Map(), tmpDir: tmp, sumCheck, moduleCounters: { checked: 0, fresh: 0 }, recorder: new VersionRecorder(ctx.store), outcomes: [] };
+}
+
+/** Records the outcomes of the roots that have ended (and their list digests) in one commit. */
+export function recordRootOutcomes(mctx: ModuleSyncContext): void {
+  const entries = mctx.outcomes.splice(0);
+  mctx.store.recordSourceResults(entries);
 }
 
 /** Removes the per-pass temp dir. */
@@ -169,7 +177,7 @@ export async function closeModuleContext(mctx: ModuleSyncContext): Promise<void>
   await rm(mctx.tmpDir, { recursive: true, force: true });
 }
 
-/** Syncs one configured root. Never throws for a version-level failure. */
+/** Syncs one configured root; its outcome waits in `mctx.outcomes` for recordRootOutcomes. Never throws for a version-level failure. */
 export async function syncModuleRoot(mctx: ModuleSyncContext, root: GoModuleRoot): Promise<ModuleRootResult> {
   const errors: RootRules['errors'] = [];
   const counts = { checked: 0, fresh: 0 };
@@ -206,7 +214,7 @@ export async function syncModuleRoot(mctx: ModuleSyncContext, root: GoModuleRoot
   }
   const ok = errors.length === 0;
   for (const e of errors) mctx.logger.error({ root: root.name, module: e.module, version: e.version, code: e.code }, e.message);
-  mctx.store.recordSourceResult(root.name, ok ? { ok, ...(list ? { moduleList: list } : {}) } : { ok, error: errors[0]?.message ?? 'failed' });
+  mctx.outcomes.push(ok ? { source: root.name, ok, moduleList: list } : { source: root.name, ok, error: errors[0]?.message ?? 'failed' });
   return { name: root.name, ok, unchanged, selected, versionsChecked: counts.checked, versionsNew: counts.fresh, errors };
 }
 

@@ -7,7 +7,7 @@ import { FerryError, toFerryError } from '../errors/index.js';
 import type { Store } from '../store/index.js';
 import { RegistryClients, type ResponseHook } from './clients.js';
 import { syncImage, type ImageResult, type SyncContext, type SyncEvent } from './images.js';
-import { closeModuleContext, createModuleContext, syncModuleRoot, type ModuleRootResult, type SumCheck } from './modules.js';
+import { closeModuleContext, createModuleContext, recordRootOutcomes, syncModuleRoot, type ModuleRootResult, type SumCheck } from './modules.js';
 import { createSumChecker, type SumChecker } from './sumdb.js';
 import { createDispatcher, type RetryOptions } from '../net/index.js';
 import { GoProxyClient } from '../goproxy/index.js';
@@ -114,11 +114,12 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
     } catch (err) {
       // A proxy that cannot even be set up (a missing secret, say) fails every module root.
       const fe = toFerryError(err);
-      for (const r of roots) store.recordSourceResult(r.name, { ok: false, error: fe.message });
+      store.recordSourceResults(roots.map((r) => ({ source: r.name, ok: false, error: fe.message })));
       return roots.map((r) => ({ name: r.name, ok: false, unchanged: false, selected: [], versionsChecked: 0, versionsNew: 0, errors: [{ code: fe.code, message: fe.message }] }));
     }
     try {
       const results = await Promise.all(roots.map((r) => syncModuleRoot(mctx, r)));
+      recordRootOutcomes(mctx);
       const full = checker && 'complete' in checker ? (checker as SumChecker) : undefined;
       if (full && !opts.signal?.aborted) {
         // Prove every record against the newest head now, so the next export has its tiles.

@@ -25,6 +25,7 @@ import type {
   RunRow,
   RunStatus,
   SetTagInput,
+  SourceResultInput,
   SourceState,
   StoreStats,
   TagFilter,
@@ -783,19 +784,7 @@ export class StoreIndex {
   }
 
   /** Records one source's result at `at`. */
-  recordSourceResult(source: string, ok: boolean, error: string | undefined, at: string | undefined, moduleList?: { module: string; listDigest: string }): void {
-    if (moduleList) {
-      // A module root's list digest and its outcome share one commit (one fsync, not two).
-      this.run('recordSourceResult', () =>
-        this.db
-          .transaction(() => {
-            this.setModuleList(moduleList.module, moduleList.listDigest);
-            this.recordSourceResult(source, ok, error, at);
-          })
-          .immediate(),
-      );
-      return;
-    }
+  recordSourceResult(source: string, ok: boolean, error: string | undefined, at: string | undefined): void {
     this.run('recordSourceResult', () => {
       const when = at ?? this.iso();
       this.db
@@ -810,6 +799,23 @@ export class StoreIndex {
         )
         .run({ source, when, ok: ok ? 1 : 0, error: error ?? 'failed' });
     });
+  }
+
+  /**
+   * Several sources' results, and the `@v/list` digests of module roots that succeeded, in one
+   * commit: the roots of a module sync end together, and a commit each was an fsync each.
+   */
+  recordSourceResults(entries: ReadonlyArray<SourceResultInput>): void {
+    this.run('recordSourceResults', () =>
+      this.db
+        .transaction(() => {
+          for (const e of entries) {
+            if (e.moduleList) this.setModuleList(e.moduleList.module, e.moduleList.listDigest);
+            this.recordSourceResult(e.source, e.ok, e.error, e.at);
+          }
+        })
+        .immediate(),
+    );
   }
 
   /** Every source's last result, by name. */

@@ -35,6 +35,7 @@ import type {
   RunKind,
   RunRow,
   SetTagInput,
+  SourceResultInput,
   SourceState,
   StoreLogger,
   StoreOpenOptions,
@@ -675,9 +676,15 @@ export class Store {
   }
 
   /** Records one source's outcome (at `r.at`, default now). */
-  recordSourceResult(source: string, r: { ok: boolean; error?: string; at?: string; moduleList?: { module: string; listDigest: string } }): void {
+  recordSourceResult(source: string, r: { ok: boolean; error?: string; at?: string }): void {
     this.assertWritable('recordSourceResult');
-    this.index.recordSourceResult(source, r.ok, r.error, r.at, r.moduleList);
+    this.index.recordSourceResult(source, r.ok, r.error, r.at);
+  }
+
+  /** Several sources' outcomes (and module roots' list digests) in one commit. */
+  recordSourceResults(entries: readonly SourceResultInput[]): void {
+    this.assertWritable('recordSourceResults');
+    if (entries.length > 0) this.index.recordSourceResults(entries);
   }
 
   /** Every source's last outcome. */

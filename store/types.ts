@@ -258,6 +258,17 @@ export interface SourceState {
   readonly lastErrorAt?: string;
 }
 
+/** One source's outcome for recordSourceResults. */
+export interface SourceResultInput {
+  readonly source: string;
+  readonly ok: boolean;
+  readonly error?: string | undefined;
+  /** ISO time. @default now */
+  readonly at?: string | undefined;
+  /** A module root's `@v/list` digest, recorded with the outcome (only for a root that succeeded). */
+  readonly moduleList?: { readonly module: string; readonly listDigest: string } | undefined;
+}
+
 /** A bundle to record. */
 export interface AddBundleInput {
   readonly id: string;

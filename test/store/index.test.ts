@@ -311,6 +311,23 @@ describe('runs and sources', () => {
     expect(store.sourceStates()[1]).toMatchObject({ ok: true, lastOk: '2025-01-01T03:00:00.000Z', lastError: 'HTTP 503' });
     expect(store.stats().sources).toBe(2);
   });
+
+  it('records several outcomes and module list digests in one call', () => {
+    const { store } = setup();
+    const list = blob('v1.0.0\n').digest;
+    store.recordSourceResults([
+      { source: 'example.com/a', ok: true, moduleList: { module: 'example.com/a', listDigest: list } },
+      { source: 'example.com/b', ok: false, error: 'HTTP 503' },
+    ]);
+    expect(store.sourceStates()).toEqual([
+      { source: 'example.com/a', ok: true, lastRun: '2025-01-01T00:00:00.000Z', lastOk: '2025-01-01T00:00:00.000Z' },
+      { source: 'example.com/b', ok: false, lastRun: '2025-01-01T00:00:00.000Z', lastError: 'HTTP 503', lastErrorAt: '2025-01-01T00:00:00.000Z' },
+    ]);
+    expect(store.getModuleList('example.com/a')).toEqual({ listDigest: list, checkedAt: '2025-01-01T00:00:00.000Z' });
+    expect(store.getModuleList('example.com/b')).toBeUndefined();
+    store.recordSourceResults([]);
+    expect(store.stats().sources).toBe(2);
+  });
 });
 
 describe('bundles', () => {
