@@ -11,7 +11,7 @@ import { createTask, validateDetailed, type ScheduledTask } from 'node-cron';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { exportBundle } from '../bundle/export.js';
-import { loadConfig, parseByteSize, resolveSecret, type Config } from '../config/index.js';
+import { DEFAULT_MODULE_CONCURRENCY, loadConfig, parseByteSize, resolveSecret, type Config } from '../config/index.js';
 import { FerryError, toFerryError } from '../errors/index.js';
 import type { RetryOptions } from '../net/index.js';
 import { Store } from '../store/index.js';
@@ -89,7 +89,10 @@ export interface DaemonStatus {
   readonly config: string;
   readonly store: string;
   readonly stopping: boolean;
+  /** Registry transfers (`concurrency`). */
   readonly queue: { readonly size: number; readonly pending: number; readonly concurrency: number };
+  /** GOPROXY requests (`goModules.concurrency`). */
+  readonly moduleQueue: { readonly size: number; readonly pending: number; readonly concurrency: number };
   readonly sources: readonly JobStatus[];
   readonly export: JobStatus | null;
   readonly lastBundle: { readonly id: string; readonly sequence: number; readonly createdAt: string } | null;
@@ -173,11 +176,18 @@ function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
   });
 }
 
+/** The width of the GOPROXY request queue (the schema's default when goModules is absent). */
+function moduleConcurrency(config: Config): number {
+  return config.goModules?.concurrency ?? DEFAULT_MODULE_CONCURRENCY;
+}
+
 /** Ferry's daemon. Create, `start()`, then `reload()` and `stop()` as signals arrive. */
 export class Daemon {
   private config: Config;
   private store: Store | undefined;
   private readonly queue: PQueue;
+  /** GOPROXY requests: small files, many at once, apart from the registries' transfers. */
+  private readonly moduleQueue: PQueue;
   private clients: RegistryClients;
   private readonly jobs = new Map<string, Job>();
   /** Every run in flight, including runs of jobs a reload removed. */
@@ -205,9 +215,10 @@ export class Daemon {
     this.config = opts.config ?? loadConfig(opts.configFile);
     checkDaemonConfig(this.config);
     this.queue = new PQueue({ concurrency: this.config.concurrency });
+    this.moduleQueue = new PQueue({ concurrency: moduleConcurrency(this.config) });
     this.metrics = new DaemonMetrics({
       store: () => this.store?.stats(),
-      queue: () => ({ size: this.queue.size, pending: this.queue.pending }),
+      queue: () => ({ size: this.queue.size + this.moduleQueue.size, pending: this.queue.pending + this.moduleQueue.pending }),
       ...(opts.processMetrics !== undefined ? { processMetrics: opts.processMetrics } : {}),
     });
     this.clients = this.newClients(this.config);
@@ -301,6 +312,11 @@ export class Daemon {
   }
 
   /** Resolves when no run is in flight. */
+  /** Requests running in both queues. */
+  private transfers(): number {
+    return this.queue.pending + this.moduleQueue.pending;
+  }
+
   async whenIdle(): Promise<void> {
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
   }
@@ -329,6 +345,7 @@ export class Daemon {
     const before = new Set([...this.jobs.keys()]);
     this.config = next;
     this.queue.concurrency = next.concurrency;
+    this.moduleQueue.concurrency = moduleConcurrency(next);
     // Fresh clients pick up changed credentials and TLS settings; runs in flight keep theirs,
     // and the old connection pools close once those runs are done.
     const old = this.clients;
@@ -357,21 +374,23 @@ export class Daemon {
     this.stopping = true;
     for (const j of this.jobs.values()) await this.unschedule(j);
     if (this.inflight.size > 0) {
-      this.logger.info({ runs: this.inflight.size, transfers: this.queue.pending, graceSeconds: graceMs / 1000 }, 'stopping: letting in-flight transfers finish');
+      this.logger.info({ runs: this.inflight.size, transfers: this.transfers(), graceSeconds: graceMs / 1000 }, 'stopping: letting in-flight transfers finish');
       // Nothing new starts; what already started may finish within the grace period.
       this.queue.pause();
+      this.moduleQueue.pause();
       const timer = new AbortController();
       const drained = await Promise.race([
-        this.queue.onPendingZero().then(() => true),
+        Promise.all([this.queue.onPendingZero(), this.moduleQueue.onPendingZero()]).then(() => true),
         Promise.allSettled([...this.inflight]).then(() => true),
         sleep(graceMs, timer.signal).then(() => false),
       ]);
       timer.abort();
-      if (!drained) this.logger.warn({ transfers: this.queue.pending }, 'grace period over: aborting in-flight transfers');
+      if (!drained) this.logger.warn({ transfers: this.transfers() }, 'grace period over: aborting in-flight transfers');
     }
     this.abort.abort(new FerryError('ABORTED', 'the daemon is stopping'));
     // Queued tasks now start with an aborted signal and fail at once, so every run can end.
     this.queue.start();
+    this.moduleQueue.start();
     await this.whenIdle();
     await this.http?.close();
     await this.clients.close();
@@ -417,6 +436,7 @@ export class Daemon {
       store: this.config.store,
       stopping: this.stopping,
       queue: { size: this.queue.size, pending: this.queue.pending, concurrency: this.queue.concurrency },
+      moduleQueue: { size: this.moduleQueue.size, pending: this.moduleQueue.pending, concurrency: this.moduleQueue.concurrency },
       sources: jobs.filter((j) => j.kind !== 'export').map(view),
       export: exp ? view(exp) : null,
       lastBundle: last ? { id: last.id, sequence: last.sequence, createdAt: last.createdAt } : null,
@@ -492,6 +512,7 @@ export class Daemon {
       only: [job.name],
       signal: this.abort.signal,
       queue: this.queue,
+      moduleQueue: this.moduleQueue,
       clients: this.clients,
       ...(this.opts.retry ? { retry: this.opts.retry } : {}),
       ...(this.opts.sumCheck ? { sumCheck: this.opts.sumCheck } : {}),

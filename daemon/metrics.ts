@@ -104,7 +104,7 @@ export class DaemonMetrics {
     new Gauge({ name: 'ferry_store_journal_sequence', help: 'Current journal sequence of the store', registers, collect: store((s) => s.journalSeq) });
     new Gauge({
       name: 'ferry_queue_depth',
-      help: 'Transfers waiting in the shared queue',
+      help: 'Transfers waiting in the shared queues (registries and GOPROXY)',
       registers,
       collect() {
         this.set(src.queue().size);
@@ -112,7 +112,7 @@ export class DaemonMetrics {
     });
     new Gauge({
       name: 'ferry_queue_pending',
-      help: 'Transfers running in the shared queue',
+      help: 'Transfers running in the shared queues (registries and GOPROXY)',
       registers,
       collect() {
         this.set(src.queue().pending);

@@ -1,4 +1,4 @@
-/** One sync pass over the configured sources, sharing one concurrency-limited queue. */
+/** One sync pass over the configured sources: registry requests share one concurrency-limited queue, GOPROXY requests another. */
 import { dirname } from 'node:path';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
@@ -11,7 +11,7 @@ import { closeModuleContext, createModuleContext, recordRootOutcomes, syncModule
 import { createSumChecker, type SumChecker } from './sumdb.js';
 import { createDispatcher, type RetryOptions } from '../net/index.js';
 import { GoProxyClient } from '../goproxy/index.js';
-import { resolveSecret } from '../config/index.js';
+import { DEFAULT_MODULE_CONCURRENCY, resolveSecret } from '../config/index.js';
 
 /** Options for runSync. */
 export interface RunSyncOptions {
@@ -21,8 +21,13 @@ export interface RunSyncOptions {
   /** Only these source names (image names or module roots); all when empty. */
   readonly only?: readonly string[];
   readonly signal?: AbortSignal;
-  /** A shared queue (the daemon passes its own); a new one with `config.concurrency` otherwise. */
+  /**
+   * The registry requests' queue (the daemon passes its own); a new one with `config.concurrency`
+   * otherwise. Go module requests have a queue of their own (moduleQueue).
+   */
   readonly queue?: PQueue;
+  /** The GOPROXY requests' queue (the daemon passes its own); a new one with `goModules.concurrency` otherwise. */
+  readonly moduleQueue?: PQueue;
   readonly onEvent?: (e: SyncEvent) => void;
   readonly onResponse?: ResponseHook;
   readonly retry?: RetryOptions;
@@ -109,7 +114,9 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
       const proxy = createProxyClient(config, opts.retry);
       if (!proxy) return [];
       checker = opts.sumCheck ?? createSumChecker({ store, config, logger, ...(opts.retry ? { retry: opts.retry } : {}) });
-      mctx = await createModuleContext(ctx, proxy, checker);
+      // GOPROXY files are small and many: their own, wider queue (goModules.concurrency).
+      const moduleQueue = opts.moduleQueue ?? new PQueue({ concurrency: config.goModules?.concurrency ?? DEFAULT_MODULE_CONCURRENCY });
+      mctx = await createModuleContext({ ...ctx, queue: moduleQueue }, proxy, checker);
       moduleTotals = mctx.moduleCounters;
     } catch (err) {
       // A proxy that cannot even be set up (a missing secret, say) fails every module root.

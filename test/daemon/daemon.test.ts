@@ -84,6 +84,9 @@ describe('daemon (in-process)', () => {
     expect(app.nextRun).not.toBeNull();
     expect(['idle', 'running']).toContain(app.state);
     expect(st.export).toBeNull();
+    // Registry transfers and GOPROXY requests have a queue each (no goModules here: the default width).
+    expect(st.queue.concurrency).toBe(4);
+    expect(st.moduleQueue).toMatchObject({ concurrency: 32 });
     const ready = await get(`${base}/readyz`);
     expect(ready.status).toBe(200);
     expect((await get(`${base}/nope`)).status).toBe(404);

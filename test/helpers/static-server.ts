@@ -30,6 +30,8 @@ export interface StaticServer {
   /** http://127.0.0.1:PORT (no trailing slash). */
   readonly url: string;
   readonly requests: SeenRequest[];
+  /** Answers a request from the directory, as if no intercept had taken it (for one it held back). */
+  serve(req: IncomingMessage, res: ServerResponse): void;
   stop(): Promise<void>;
 }
 
@@ -37,10 +39,7 @@ export interface StaticServer {
 export async function serveDir(dir: string, opts: ServeDirOptions = {}): Promise<StaticServer> {
   const root = resolve(dir);
   const requests: SeenRequest[] = [];
-  const server = createServer((req, res) => {
-    requests.push({ method: req.method ?? 'GET', path: (req.url ?? '/').split('?')[0] ?? '/', headers: req.headers });
-    if (opts.intercept?.(req, res)) return;
-    // Read after intercept, which may rewrite req.url (e.g. strip a prefix it authenticated).
+  const serve = (req: IncomingMessage, res: ServerResponse): void => {
     const rawPath = (req.url ?? '/').split('?')[0] ?? '/';
     void (async () => {
       if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -72,6 +71,12 @@ export async function serveDir(dir: string, opts: ServeDirOptions = {}): Promise
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       }
     })();
+  };
+  const server = createServer((req, res) => {
+    requests.push({ method: req.method ?? 'GET', path: (req.url ?? '/').split('?')[0] ?? '/', headers: req.headers });
+    if (opts.intercept?.(req, res)) return;
+    // Served after intercept, which may rewrite req.url (e.g. strip a prefix it authenticated).
+    serve(req, res);
   });
   await new Promise<void>((ok, fail) => {
     server.once('error', fail);
@@ -81,6 +86,7 @@ export async function serveDir(dir: string, opts: ServeDirOptions = {}): Promise
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    serve,
     stop: () =>
       new Promise<void>((ok) => {
         server.closeAllConnections();
