@@ -54,7 +54,7 @@ export interface ModuleSyncContext extends SyncContext {
   readonly moduleCounters: { checked: number; fresh: number };
   /** Records stored versions, several to a commit. */
   readonly recorder: VersionRecorder;
-  /** The roots' outcomes, recorded together by recordRootOutcomes once every root has ended. */
+  /** The roots' outcomes, recorded with the run's end (one commit for all of them). */
   readonly outcomes: SourceResultInput[];
 }
 
@@ -166,18 +166,12 @@ export async function createModuleContext(ctx: SyncContext, proxy: GoProxyClient
   return { ...ctx, proxy, visits: new Map(), tmpDir: tmp, sumCheck, moduleCounters: { checked: 0, fresh: 0 }, recorder: new VersionRecorder(ctx.store), outcomes: [] };
 }
 
-/** Records the outcomes of the roots that have ended (and their list digests) in one commit. */
-export function recordRootOutcomes(mctx: ModuleSyncContext): void {
-  const entries = mctx.outcomes.splice(0);
-  mctx.store.recordSourceResults(entries);
-}
-
 /** Removes the per-pass temp dir. */
 export async function closeModuleContext(mctx: ModuleSyncContext): Promise<void> {
   await rm(mctx.tmpDir, { recursive: true, force: true });
 }
 
-/** Syncs one configured root; its outcome waits in `mctx.outcomes` for recordRootOutcomes. Never throws for a version-level failure. */
+/** Syncs one configured root; its outcome waits in `mctx.outcomes` for the run's end. Never throws for a version-level failure. */
 export async function syncModuleRoot(mctx: ModuleSyncContext, root: GoModuleRoot): Promise<ModuleRootResult> {
   const errors: RootRules['errors'] = [];
   const counts = { checked: 0, fresh: 0 };

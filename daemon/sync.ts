@@ -4,10 +4,10 @@ import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import { FerryError, toFerryError } from '../errors/index.js';
-import type { Store } from '../store/index.js';
+import type { SourceResultInput, Store } from '../store/index.js';
 import { RegistryClients, type ResponseHook } from './clients.js';
 import { syncImage, type ImageResult, type SyncContext, type SyncEvent } from './images.js';
-import { closeModuleContext, createModuleContext, recordRootOutcomes, syncModuleRoot, type ModuleRootResult, type SumCheck } from './modules.js';
+import { closeModuleContext, createModuleContext, syncModuleRoot, type ModuleRootResult, type SumCheck } from './modules.js';
 import { createSumChecker, type SumChecker } from './sumdb.js';
 import { createDispatcher, type RetryOptions } from '../net/index.js';
 import { GoProxyClient } from '../goproxy/index.js';
@@ -106,6 +106,8 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
   const imageWork = Promise.all(images.map((img) => syncImage(ctx, img, clients.get(img.ref.registry))));
   // Pass totals: a version reached from several roots counts once here (the roots' own counts overlap).
   let moduleTotals = { checked: 0, fresh: 0 };
+  // The module roots' outcomes, recorded with the run's end.
+  let moduleOutcomes: SourceResultInput[] = [];
   const moduleWork = (async (): Promise<ModuleRootResult[]> => {
     if (roots.length === 0) return [];
     let mctx;
@@ -118,15 +120,15 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
       const moduleQueue = opts.moduleQueue ?? new PQueue({ concurrency: config.goModules?.concurrency ?? DEFAULT_MODULE_CONCURRENCY });
       mctx = await createModuleContext({ ...ctx, queue: moduleQueue }, proxy, checker);
       moduleTotals = mctx.moduleCounters;
+      moduleOutcomes = mctx.outcomes;
     } catch (err) {
       // A proxy that cannot even be set up (a missing secret, say) fails every module root.
       const fe = toFerryError(err);
-      store.recordSourceResults(roots.map((r) => ({ source: r.name, ok: false, error: fe.message })));
+      moduleOutcomes = roots.map((r) => ({ source: r.name, ok: false, error: fe.message }));
       return roots.map((r) => ({ name: r.name, ok: false, unchanged: false, selected: [], versionsChecked: 0, versionsNew: 0, errors: [{ code: fe.code, message: fe.message }] }));
     }
     try {
       const results = await Promise.all(roots.map((r) => syncModuleRoot(mctx, r)));
-      recordRootOutcomes(mctx);
       const full = checker && 'complete' in checker ? (checker as SumChecker) : undefined;
       if (full && !opts.signal?.aborted) {
         // Prove every record against the newest head now, so the next export has its tiles.
@@ -189,6 +191,7 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
   const sources = results.length + moduleResults.length;
   const failedSources = summary.images.failed + summary.modules.failed;
   store.finishRun(runId, {
+    sources: moduleOutcomes,
     status: aborted ? 'aborted' : summary.ok ? 'ok' : failedSources === sources ? 'failed' : 'partial',
     summary: { ...summary, results: undefined, moduleResults: undefined },
     ...(failures[0] ? { error: `${failures[0].source}: ${failures[0].message}` } : {}),

@@ -752,12 +752,18 @@ export class StoreIndex {
 
   /** Ends a run; false when no running run has this id. */
   finishRun(id: number, r: FinishRunInput): boolean {
-    return this.run('finishRun', () => {
-      const res = this.db
-        .prepare(`UPDATE runs SET status = ?, finished_at = ?, summary = ?, error = ? WHERE id = ? AND status = 'running'`)
-        .run(r.status, this.iso(), json(r.summary), r.error ?? null, id);
-      return res.changes > 0;
-    });
+    return this.run('finishRun', () =>
+      // The sources' outcomes share the run's commit: one fsync at the end of a pass, not two.
+      this.db
+        .transaction((): boolean => {
+          this.putSourceResults(r.sources ?? []);
+          const res = this.db
+            .prepare(`UPDATE runs SET status = ?, finished_at = ?, summary = ?, error = ? WHERE id = ? AND status = 'running'`)
+            .run(r.status, this.iso(), json(r.summary), r.error ?? null, id);
+          return res.changes > 0;
+        })
+        .immediate(),
+    );
   }
 
   /** Marks as aborted the runs left 'running' by processes that no longer exist; returns how many. */
@@ -801,21 +807,12 @@ export class StoreIndex {
     });
   }
 
-  /**
-   * Several sources' results, and the `@v/list` digests of module roots that succeeded, in one
-   * commit: the roots of a module sync end together, and a commit each was an fsync each.
-   */
-  recordSourceResults(entries: ReadonlyArray<SourceResultInput>): void {
-    this.run('recordSourceResults', () =>
-      this.db
-        .transaction(() => {
-          for (const e of entries) {
-            if (e.moduleList) this.setModuleList(e.moduleList.module, e.moduleList.listDigest);
-            this.recordSourceResult(e.source, e.ok, e.error, e.at);
-          }
-        })
-        .immediate(),
-    );
+  /** Sources' results and module roots' list digests; runs inside the caller's transaction. */
+  private putSourceResults(entries: ReadonlyArray<SourceResultInput>): void {
+    for (const e of entries) {
+      if (e.moduleList) this.setModuleList(e.moduleList.module, e.moduleList.listDigest);
+      this.recordSourceResult(e.source, e.ok, e.error, e.at);
+    }
   }
 
   /** Every source's last result, by name. */

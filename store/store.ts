@@ -35,7 +35,6 @@ import type {
   RunKind,
   RunRow,
   SetTagInput,
-  SourceResultInput,
   SourceState,
   StoreLogger,
   StoreOpenOptions,
@@ -665,6 +664,7 @@ export class Store {
   }
 
   /** Ends a running run. */
+  /** Ends a run; `r.sources` are recorded in the same commit. */
   finishRun(id: number, r: FinishRunInput): void {
     this.assertWritable('finishRun');
     if (!this.index.finishRun(id, r)) throw new FerryError('INTERNAL', `run ${id} is not a running run in this store`, { op: 'finishRun' });
@@ -679,12 +679,6 @@ export class Store {
   recordSourceResult(source: string, r: { ok: boolean; error?: string; at?: string }): void {
     this.assertWritable('recordSourceResult');
     this.index.recordSourceResult(source, r.ok, r.error, r.at);
-  }
-
-  /** Several sources' outcomes (and module roots' list digests) in one commit. */
-  recordSourceResults(entries: readonly SourceResultInput[]): void {
-    this.assertWritable('recordSourceResults');
-    if (entries.length > 0) this.index.recordSourceResults(entries);
   }
 
   /** Every source's last outcome. */

@@ -245,6 +245,8 @@ export interface FinishRunInput {
   readonly status: Exclude<RunStatus, 'running'>;
   readonly summary?: object;
   readonly error?: string;
+  /** Sources' outcomes (and module roots' list digests), recorded in the same commit. */
+  readonly sources?: readonly SourceResultInput[];
 }
 
 /** The last result of one configured source. */

@@ -312,21 +312,24 @@ describe('runs and sources', () => {
     expect(store.stats().sources).toBe(2);
   });
 
-  it('records several outcomes and module list digests in one call', () => {
+  it("records sources' outcomes and module list digests with the end of a run", () => {
     const { store } = setup();
     const list = blob('v1.0.0\n').digest;
-    store.recordSourceResults([
-      { source: 'example.com/a', ok: true, moduleList: { module: 'example.com/a', listDigest: list } },
-      { source: 'example.com/b', ok: false, error: 'HTTP 503' },
-    ]);
+    const run = store.startRun('sync');
+    store.finishRun(run, {
+      status: 'partial',
+      sources: [
+        { source: 'example.com/a', ok: true, moduleList: { module: 'example.com/a', listDigest: list } },
+        { source: 'example.com/b', ok: false, error: 'HTTP 503' },
+      ],
+    });
+    expect(store.lastRuns(1)[0]).toMatchObject({ id: run, status: 'partial' });
     expect(store.sourceStates()).toEqual([
       { source: 'example.com/a', ok: true, lastRun: '2025-01-01T00:00:00.000Z', lastOk: '2025-01-01T00:00:00.000Z' },
       { source: 'example.com/b', ok: false, lastRun: '2025-01-01T00:00:00.000Z', lastError: 'HTTP 503', lastErrorAt: '2025-01-01T00:00:00.000Z' },
     ]);
     expect(store.getModuleList('example.com/a')).toEqual({ listDigest: list, checkedAt: '2025-01-01T00:00:00.000Z' });
     expect(store.getModuleList('example.com/b')).toBeUndefined();
-    store.recordSourceResults([]);
-    expect(store.stats().sources).toBe(2);
   });
 });
 
