@@ -20,7 +20,7 @@ const launcher = dist('ferry.mjs');
 const common = { bundle: true, platform: 'node', target: 'node20', legalComments: 'none', logLevel: 'warning' };
 
 /**
- * undici's Client loads its HTTP/2 connector, and with it node:http2, tls and http, at start-up,
+ * undici's Client loads its HTTP/2 connector, and with it node:http2 and tls, at start-up,
  * though Ferry never asks for HTTP/2 (allowH2 is off): that load cost every CLI start about
  * 10 ms. Here the connector is required on its first use instead, as esbuild keeps a require
  * inside a function lazy. A build against an undici whose file reads otherwise fails loudly.
