@@ -311,12 +311,12 @@ export class Daemon {
     return p;
   }
 
-  /** Resolves when no run is in flight. */
   /** Requests running in both queues. */
   private transfers(): number {
     return this.queue.pending + this.moduleQueue.pending;
   }
 
+  /** Resolves when no run is in flight. */
   async whenIdle(): Promise<void> {
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
   }

@@ -663,8 +663,7 @@ export class Store {
     return this.index.startRun(kind, meta);
   }
 
-  /** Ends a running run. */
-  /** Ends a run; `r.sources` are recorded in the same commit. */
+  /** Ends a running run; `r.sources` are recorded in the same commit. */
   finishRun(id: number, r: FinishRunInput): void {
     this.assertWritable('finishRun');
     if (!this.index.finishRun(id, r)) throw new FerryError('INTERNAL', `run ${id} is not a running run in this store`, { op: 'finishRun' });

@@ -260,7 +260,7 @@ export interface SourceState {
   readonly lastErrorAt?: string;
 }
 
-/** One source's outcome for recordSourceResults. */
+/** One source's outcome, recorded with the end of a run (FinishRunInput.sources). */
 export interface SourceResultInput {
   readonly source: string;
   readonly ok: boolean;
