@@ -5,7 +5,7 @@ import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node a
 import type * as z from 'zod';
 import { FerryError } from '../errors/index.js';
 import { parseReference, type Reference } from '../oci/reference.js';
-import { ConfigSchema, type ExportConfig, type GoModulesConfig, type RawConfig, type RegistryConfig, type TagFilterConfig } from './schema.js';
+import { ConfigSchema, DEFAULT_MODULE_CONCURRENCY, type ExportConfig, type GoModulesConfig, type RawConfig, type RegistryConfig, type TagFilterConfig } from './schema.js';
 
 /** An image source after resolution: parsed reference and defaults filled in. */
 export interface ImageConfig {
@@ -251,6 +251,11 @@ function resolveConfig(raw: RawConfig, file: string, doc: Document, lc: LineCoun
     goModules,
     export: exp,
   };
+}
+
+/** How many GOPROXY requests may be in flight (goModules.concurrency, or its default without goModules). */
+export function moduleConcurrency(config: Config): number {
+  return config.goModules?.concurrency ?? DEFAULT_MODULE_CONCURRENCY;
 }
 
 /** Parses a byte size such as `4GiB`, `700MB`, `1024` into bytes. */

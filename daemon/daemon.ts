@@ -11,7 +11,7 @@ import { createTask, validateDetailed, type ScheduledTask } from 'node-cron';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { exportBundle } from '../bundle/export.js';
-import { DEFAULT_MODULE_CONCURRENCY, loadConfig, parseByteSize, resolveSecret, type Config } from '../config/index.js';
+import { loadConfig, moduleConcurrency, parseByteSize, resolveSecret, type Config } from '../config/index.js';
 import { FerryError, toFerryError } from '../errors/index.js';
 import type { RetryOptions } from '../net/index.js';
 import { Store } from '../store/index.js';
@@ -174,11 +174,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
     };
     signal.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-/** The width of the GOPROXY request queue (the schema's default when goModules is absent). */
-function moduleConcurrency(config: Config): number {
-  return config.goModules?.concurrency ?? DEFAULT_MODULE_CONCURRENCY;
 }
 
 /** Ferry's daemon. Create, `start()`, then `reload()` and `stop()` as signals arrive. */

@@ -11,7 +11,7 @@ import { closeModuleContext, createModuleContext, syncModuleRoot, type ModuleRoo
 import { createSumChecker, type SumChecker } from './sumdb.js';
 import { createDispatcher, type RetryOptions } from '../net/index.js';
 import { GoProxyClient } from '../goproxy/index.js';
-import { DEFAULT_MODULE_CONCURRENCY, resolveSecret } from '../config/index.js';
+import { moduleConcurrency, resolveSecret } from '../config/index.js';
 
 /** Options for runSync. */
 export interface RunSyncOptions {
@@ -117,7 +117,7 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
       if (!proxy) return [];
       checker = opts.sumCheck ?? createSumChecker({ store, config, logger, ...(opts.retry ? { retry: opts.retry } : {}) });
       // GOPROXY files are small and many: their own, wider queue (goModules.concurrency).
-      const moduleQueue = opts.moduleQueue ?? new PQueue({ concurrency: config.goModules?.concurrency ?? DEFAULT_MODULE_CONCURRENCY });
+      const moduleQueue = opts.moduleQueue ?? new PQueue({ concurrency: moduleConcurrency(config) });
       mctx = await createModuleContext({ ...ctx, queue: moduleQueue }, proxy, checker);
       moduleTotals = mctx.moduleCounters;
       moduleOutcomes = mctx.outcomes;
