@@ -43,6 +43,7 @@ export const ErrorCodes = [
   'STORE_CORRUPT',
   'STORE_LOCKED',
   'STORE_IO',
+  'STORE_NOT_FOUND',
   // bundles and import
   'BUNDLE_INVALID',
   'SIGNATURE_INVALID',
