@@ -46,6 +46,7 @@ export const ErrorCodes = [
   'STORE_NOT_FOUND',
   // bundles and import
   'BUNDLE_INVALID',
+  'BUNDLE_IO',
   'SIGNATURE_INVALID',
   'CHAIN_BROKEN',
   'REQUIRES_MISSING',
