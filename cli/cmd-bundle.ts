@@ -53,7 +53,7 @@ export function registerBundleCommands(program: Command): void {
       const passphrase = passRef ? resolveSecret(passRef, 'export.signingKeyPassphrase', dirname(config.file)) : undefined;
       const logger = createLogger(config.logLevel);
       const ac = abortOnSignals();
-      const store = Store.open(config.store, { logger });
+      const store = Store.open(config.store, { logger, create: false });
       const progress = new ByteProgress('export', process.stderr.isTTY === true && !o.json);
       try {
         const r = await exportBundle({

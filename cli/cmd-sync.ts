@@ -55,7 +55,8 @@ export function registerSyncCommands(program: Command): void {
     .action(async (o: { config?: string; json?: boolean }) => {
       const config = await loadConfigOption(o.config);
       const { Store } = await import('../store/index.js');
-      const store = Store.open(config.store);
+      // Reading commands never create a store: a wrong path is an error, not an empty store.
+      const store = Store.open(config.store, { create: false });
       try {
         const stats = store.stats();
         const tags = store.listTags();
@@ -98,7 +99,7 @@ export function registerSyncCommands(program: Command): void {
     .action(async (o: { config?: string; store?: string; json?: boolean }) => {
       const dir = o.store ?? (await loadConfigOption(o.config)).store;
       const { Store } = await import('../store/index.js');
-      const store = Store.open(dir);
+      const store = Store.open(dir, { create: false });
       try {
         const r = await store.fsck();
         if (o.json) printJson({ store: dir, ...r, ok: r.problems.length === 0 });

@@ -43,8 +43,10 @@ export const ErrorCodes = [
   'STORE_CORRUPT',
   'STORE_LOCKED',
   'STORE_IO',
+  'STORE_NOT_FOUND',
   // bundles and import
   'BUNDLE_INVALID',
+  'BUNDLE_IO',
   'SIGNATURE_INVALID',
   'CHAIN_BROKEN',
   'REQUIRES_MISSING',
