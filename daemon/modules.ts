@@ -434,10 +434,18 @@ async function storeVersion(mctx: ModuleSyncContext, module: string, version: st
   }
 }
 
-/** Streams a zip bigger than IN_MEMORY_ZIP to `tmp`, hashing it on the way. */
+/**
+ * Streams a zip bigger than IN_MEMORY_ZIP to `tmp`, hashing it on the way. The whole transfer
+ * runs in one queue slot, headers to last byte (as for image blobs): goModules.concurrency bounds
+ * the bodies being read, not just the requests being started.
+ */
 async function spillZip(mctx: ModuleSyncContext, module: string, version: string, tmp: string): Promise<{ size: number; zipDigest: Digest }> {
+  return mctx.queue.add(() => spillZipBody(mctx, module, version, tmp));
+}
+
+async function spillZipBody(mctx: ModuleSyncContext, module: string, version: string, tmp: string): Promise<{ size: number; zipDigest: Digest }> {
   const ids = { module, version };
-  const body = await mctx.queue.add(() => mctx.proxy.zip(module, version, mctx.signal ? { signal: mctx.signal } : {}));
+  const body = await mctx.proxy.zip(module, version, mctx.signal ? { signal: mctx.signal } : {});
   if (!body) throw new FerryError('NOT_FOUND', `${module}@${version}: zip not found at the proxy`, ids);
   let fh: FileHandle;
   try {
