@@ -9,10 +9,12 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../config/index.js';
 import { runSync } from '../../daemon/index.js';
+import { createSumChecker } from '../../daemon/sumdb.js';
 import { proxyPath } from '../../goproxy/index.js';
 import { Store } from '../../store/index.js';
 import { buildProxyTree, type ProxyTree } from '../helpers/goproxy-tree.js';
 import { serveDir, type StaticServer } from '../helpers/static-server.js';
+import { sumdbIntercept, TestSumdb } from '../helpers/sumdb.js';
 
 const logger = pino({ level: 'silent' });
 const at = (m: string, v: string, kind: 'info' | 'mod' | 'zip'): string => `/${proxyPath(m, kind, v)}`;
@@ -140,6 +142,53 @@ describe('Go module metadata at sync', () => {
       expect(s.failures[0]!.code).not.toBe('NOT_FOUND');
       expect(s.modules.modOnly).toBe(0);
       expect(store.listModuleVersions()).toEqual([]);
+    } finally {
+      store.close();
+    }
+  });
+});
+
+describe('a version without a zip and the checksum database', () => {
+  let dir: string;
+  let server: StaticServer;
+  let db: TestSumdb;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ferry-modmeta-sumdb-'));
+    const up = join(dir, 'upstream');
+    const tree = await buildProxyTree(up, [
+      { path: 'example.com/nozip', version: 'v1.0.0' },
+      { path: 'example.com/nozipbad', version: 'v1.0.0' },
+    ]);
+    for (const m of ['example.com/nozip', 'example.com/nozipbad']) rmSync(join(up, ...proxyPath(m, 'zip', 'v1.0.0').split('/')));
+    db = TestSumdb.create('sumdb.ferry.test');
+    const s = (k: string): { h1Zip: string; h1Mod: string } => tree.sums.get(`${k}@v1.0.0`)!;
+    await db.add('example.com/nozip', 'v1.0.0', s('example.com/nozip').h1Zip, s('example.com/nozip').h1Mod);
+    // The database vouches for another go.mod than the one the proxy serves.
+    await db.add('example.com/nozipbad', 'v1.0.0', s('example.com/nozipbad').h1Zip, s('example.com/nozip').h1Mod);
+    server = await serveDir(up, { intercept: sumdbIntercept(() => db) });
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('checks its go.mod line: carried when it matches, refused when it does not', async () => {
+    const file = join(dir, 'ferry.yaml');
+    const roots = ['nozip', 'nozipbad'].map((m) => `    - path: example.com/${m}\n      versions: [v1.0.0]\n`).join('');
+    const text = `version: 1\nstore: ./store\ngoModules:\n  proxy: ${server.url}\n  sumdb: ${db.verifierKey}\n  modules:\n${roots}`;
+    writeFileSync(file, text);
+    const cfg = parseConfig(text, file);
+    const store = Store.open(cfg.store);
+    try {
+      const checker = createSumChecker({ store, config: cfg, retry: { retries: 0 } })!;
+      const s = await runSync({ config: cfg, store, logger, sumCheck: checker, retry: { retries: 0 } });
+      expect(s.failures).toMatchObject([{ module: 'example.com/nozipbad', code: 'SUMDB_MISMATCH', message: expect.stringContaining('verifying go.mod') }]);
+      expect(s.modules.modOnly).toBe(1);
+      expect(store.getModuleVersion('example.com/nozip', 'v1.0.0')).toMatchObject({ zipDigest: null, h1Zip: null });
+      expect(store.getModuleVersion('example.com/nozipbad', 'v1.0.0')).toBeUndefined();
+      expect(store.listSumdbRecords('sumdb.ferry.test').map((r) => r.module)).toEqual(['example.com/nozip']);
     } finally {
       store.close();
     }
