@@ -120,8 +120,20 @@ function moduleFiles(m: ModuleVersionRow): Array<{ path: string; digest: Digest 
   return files;
 }
 
-/** Writes one signed bundle from the store and records it. */
+/**
+ * Writes one signed bundle from the store and records it. Takes the store's export lock first:
+ * while another export runs this fails at once with EXPORT_BUSY, before any work.
+ */
 export async function exportBundle(opts: ExportOptions): Promise<ExportResult> {
+  const lock = opts.store.lockExport();
+  try {
+    return await exportLocked(opts);
+  } finally {
+    lock.release();
+  }
+}
+
+async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
   const { store } = opts;
   const now = (opts.now ?? (() => new Date()))();
   const privateKey = await loadPrivateKey(opts.signingKey, opts.passphrase);

@@ -566,6 +566,13 @@ export class Daemon {
       this.finish(job, started, { ok: true, aborted: false, bundle: r.id });
     } catch (err) {
       const fe = toFerryError(err, 'INTERNAL');
+      if (fe.code === 'EXPORT_BUSY') {
+        // An operator's `ferry export` holds the store: this round is skipped, the next one exports.
+        this.metrics.recordSkip(job.name);
+        log.warn({ code: fe.code, err: fe.message }, 'another export is running: skipped this round');
+        this.finish(job, started, { ok: true, aborted: false, skippedReason: fe.message });
+        return;
+      }
       this.metrics.recordExportError(fe.code);
       log.error({ code: fe.code, err: fe.message }, 'export failed');
       this.finish(job, started, { ok: false, aborted: this.abort.signal.aborted, error: fe.message });

@@ -44,6 +44,7 @@ export const ErrorCodes = [
   'STORE_LOCKED',
   'STORE_IO',
   'STORE_NOT_FOUND',
+  'EXPORT_BUSY',
   // bundles and import
   'BUNDLE_INVALID',
   'BUNDLE_IO',

@@ -15,6 +15,7 @@ import type {
   ChangeResult,
   FinishRunInput,
   JournalEntry,
+  LockHolder,
   ManifestReference,
   ManifestRow,
   ModuleListRow,
@@ -417,6 +418,42 @@ export class StoreIndex {
   setMeta(key: string, value: string): void {
     this.run('setMeta', () => {
       this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+    });
+  }
+
+  // ---- locks ----
+
+  /**
+   * Takes the named lock for `holder` in one immediate transaction, unless the recorded holder
+   * is still live (`isLive` decides): then returns that holder and changes nothing.
+   */
+  takeLock(name: string, holder: LockHolder, isLive: (h: LockHolder) => boolean): LockHolder | undefined {
+    return this.run('takeLock', () =>
+      this.db
+        .transaction((): LockHolder | undefined => {
+          const key = `lock:${name}`;
+          const r = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+          if (r) {
+            let held: LockHolder | undefined;
+            try {
+              held = JSON.parse(r.value) as LockHolder;
+            } catch {
+              held = undefined; // an unreadable record holds nothing
+            }
+            if (held && isLive(held)) return held;
+          }
+          this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, JSON.stringify(holder));
+          return undefined;
+        })
+        .immediate(),
+    );
+  }
+
+  /** Releases the named lock if `token` still holds it; false when it did not. */
+  releaseLock(name: string, token: string): boolean {
+    return this.run('releaseLock', () => {
+      const r = this.db.prepare(`DELETE FROM meta WHERE key = ? AND json_extract(value, '$.token') = ?`).run(`lock:${name}`, token);
+      return r.changes > 0;
     });
   }
 

@@ -5,6 +5,7 @@
  * killed process therefore leaves at most temp files, which the next open removes.
  */
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { createReadStream, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -12,6 +13,7 @@ import { FerryError, toFerryError } from '../errors/index.js';
 import { INDEX_MEDIA_TYPES, parseDigest, platformString, sha256Digest, type Digest } from '../oci/index.js';
 import { BlobFiles, discardSource, type BlobSource } from './blobs.js';
 import { StoreIndex } from './db.js';
+import { pidAlive, processStartTime } from './pid.js';
 import type { SumdbFileRow, SumdbHeadRow, SumdbRecordRow } from './sumdb.js';
 import type {
   AddBundleInput,
@@ -24,6 +26,7 @@ import type {
   FsckResult,
   ImportFileOptions,
   JournalEntry,
+  LockHolder,
   ManifestRow,
   ModuleListRow,
   ModuleVersionFilter,
@@ -36,6 +39,7 @@ import type {
   RunRow,
   SetTagInput,
   SourceState,
+  StoreLock,
   StoreLogger,
   StoreOpenOptions,
   StoreStats,
@@ -121,6 +125,21 @@ function settleOrAbort(p: Promise<unknown>, signal: AbortSignal | undefined, d: 
       res();
     });
   });
+}
+
+/** Tokens of the store locks this process holds now (a lock row with our pid and another token is a dead process's). */
+const heldLockTokens = new Set<string>();
+
+/** True while the recorded holder of a lock may still be running. */
+function lockHolderLive(h: LockHolder): boolean {
+  if (typeof h.pid !== 'number' || typeof h.token !== 'string') return false;
+  // A holder on another host (a store on shared storage) cannot be checked from here.
+  if (h.host !== hostname()) return true;
+  if (h.pid === process.pid) return heldLockTokens.has(h.token);
+  if (!pidAlive(h.pid)) return false;
+  if (h.startTime === undefined) return true;
+  const now = processStartTime(h.pid);
+  return now === undefined || now === h.startTime;
 }
 
 /** A Ferry store: content-addressed blob files plus the SQLite index that describes them. */
@@ -215,6 +234,46 @@ export class Store {
 
   private assertWritable(op: string): void {
     if (this.readonly) throw new FerryError('STORE_IO', `${op}: store ${this.dir} is open read-only`, { op, file: this.dir });
+  }
+
+  // ---- locks ----
+
+  /**
+   * Takes the store's export lock, before any export work: one export at a time, so two never
+   * race for the bundle sequence. EXPORT_BUSY names the holder when another export (in any
+   * process on this host, or in this one) has it; a holder killed without releasing it (kill -9)
+   * is recognised by its pid and process start time and replaced.
+   */
+  lockExport(): StoreLock {
+    this.assertWritable('lockExport');
+    const startTime = processStartTime(process.pid);
+    const holder: LockHolder = {
+      pid: process.pid,
+      ...(startTime !== undefined ? { startTime } : {}),
+      host: hostname(),
+      token: randomUUID(),
+      since: this.now().toISOString(),
+    };
+    const held = this.index.takeLock('export', holder, lockHolderLive);
+    if (held) {
+      const who = held.host === hostname() ? `process ${held.pid}` : `process ${held.pid} on host ${held.host} (which this host cannot check; if it is gone, wait or ask it to finish)`;
+      throw new FerryError('EXPORT_BUSY', `store ${this.dir}: another export is running (${who}, since ${held.since}); try again when it has finished`, {
+        op: 'export',
+        file: this.dir,
+        temporary: true,
+      });
+    }
+    heldLockTokens.add(holder.token);
+    let released = false;
+    return {
+      holder,
+      release: () => {
+        if (released) return;
+        released = true;
+        heldLockTokens.delete(holder.token);
+        this.index.releaseLock('export', holder.token);
+      },
+    };
   }
 
   // ---- blobs ----

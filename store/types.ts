@@ -277,6 +277,25 @@ export interface SourceResultInput {
   readonly moduleList?: { readonly module: string; readonly listDigest: string } | undefined;
 }
 
+/** Who holds a store lock (recorded in the index, so a killed holder is recognised). */
+export interface LockHolder {
+  readonly pid: number;
+  /** The holder's process start time (see processStartTime), when the host tells it. */
+  readonly startTime?: string;
+  readonly host: string;
+  /** Unique per taking: a lock is released only by the one that took it. */
+  readonly token: string;
+  /** ISO time the lock was taken. */
+  readonly since: string;
+}
+
+/** A lock on the store, held until released. */
+export interface StoreLock {
+  readonly holder: LockHolder;
+  /** Releases the lock (idempotent). */
+  release(): void;
+}
+
 /** A bundle to record. */
 export interface AddBundleInput {
   readonly id: string;
