@@ -50,6 +50,7 @@ export const ErrorCodes = [
   'BUNDLE_IO',
   'SIGNATURE_INVALID',
   'CHAIN_BROKEN',
+  'BUNDLE_CONFLICT',
   'REQUIRES_MISSING',
   'KEY_INVALID',
   'INTERNAL',

@@ -47,6 +47,11 @@ export const LEDGER_MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX items_digest ON items(target, digest);
   `,
+  // 2: the sha256 of the signed ferry-bundle.json each import read, so a bundle that reuses an
+  // imported bundle's id with other content is told apart (NULL in records of older versions).
+  `
+  ALTER TABLE bundles ADD COLUMN manifest_digest TEXT;
+  `,
 ];
 
 /** The ledger schema version this code writes. */
@@ -70,6 +75,8 @@ export interface LedgerBundle {
   readonly sourceStore: string;
   /** The bundle's creation time. */
   readonly created: string;
+  /** `sha256:` digest of the signed ferry-bundle.json bytes; null in records written before it was kept. */
+  readonly manifestDigest: string | null;
   readonly startedAt: string;
   readonly finishedAt: string | null;
   readonly result: LedgerResult;
@@ -119,6 +126,8 @@ interface BundleDbRow {
   chain: string;
   source_store: string;
   created: string;
+  /** Absent when a read-only open left an older schema as it was. */
+  manifest_digest?: string | null;
   started_at: string;
   finished_at: string | null;
   result: LedgerResult;
@@ -147,6 +156,7 @@ function bundleRow(r: BundleDbRow): LedgerBundle {
     chain: JSON.parse(r.chain) as string[],
     sourceStore: r.source_store,
     created: r.created,
+    manifestDigest: r.manifest_digest ?? null,
     startedAt: r.started_at,
     finishedAt: r.finished_at,
     result: r.result,
@@ -236,8 +246,10 @@ export class Ledger {
           file: abs,
         });
       }
-      if (have < LEDGER_SCHEMA_VERSION) {
-        if (ro) throw new FerryError('STORE_CORRUPT', `import ledger ${abs} needs migrating to schema ${LEDGER_SCHEMA_VERSION}; run an import once`, { op: 'open', file: abs });
+      // Read-only, an older ledger is read as it is (columns added since read as unknown): `ferry
+      // ledger` and dry runs work right after an upgrade; the next import migrates it.
+      if (have === 0 && ro) throw new FerryError('STORE_CORRUPT', `import ledger ${abs} has no schema yet; run an import once`, { op: 'open', file: abs });
+      if (have < LEDGER_SCHEMA_VERSION && !ro) {
         for (let v = have; v < LEDGER_SCHEMA_VERSION; v++) {
           const step = LEDGER_MIGRATIONS[v] ?? '';
           db.transaction(() => {
@@ -294,11 +306,12 @@ export class Ledger {
     this.run('startBundle', () =>
       this.db
         .prepare(
-          `INSERT INTO bundles (id, target, sequence, parent, chain, source_store, created, started_at, finished_at, result, error, summary)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, 'running', NULL, NULL)
-           ON CONFLICT(id, target) DO UPDATE SET started_at = excluded.started_at, finished_at = NULL, result = 'running', error = NULL, summary = NULL`,
+          `INSERT INTO bundles (id, target, sequence, parent, chain, source_store, created, manifest_digest, started_at, finished_at, result, error, summary)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 'running', NULL, NULL)
+           ON CONFLICT(id, target) DO UPDATE SET manifest_digest = excluded.manifest_digest, started_at = excluded.started_at,
+             finished_at = NULL, result = 'running', error = NULL, summary = NULL`,
         )
-        .run(b.id, b.target, b.sequence, b.parent, JSON.stringify(b.chain), b.sourceStore, b.created, at),
+        .run(b.id, b.target, b.sequence, b.parent, JSON.stringify(b.chain), b.sourceStore, b.created, b.manifestDigest, at),
     );
   }
 
