@@ -245,7 +245,7 @@ async function importOne(b: OpenedBundle, targets: ImportTarget[], opts: ImportO
 
   opts.onEvent?.({ type: 'bundle-start', id: m.id, sequence: m.sequence, targets: active.map((t) => t.name) });
   for (const t of active) {
-    ledger.startBundle({ id: m.id, target: t.name, sequence: m.sequence, parent: m.parent, chain: m.chain, sourceStore: m.store.id, created: m.created, manifestDigest });
+    ledger.startBundle({ id: m.id, target: t.name, sequence: m.sequence, parent: m.parent, chain: m.chain, sourceStore: m.store.id, created: m.created, manifestDigest, sources: m.sources ?? null });
   }
   const tmp = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'ferry-import-'));
   const committed: TargetReport[] = [];

@@ -169,6 +169,14 @@ export const MIGRATIONS: readonly string[] = [
   `,
   // 2: checksum-database heads, files and records (store/sumdb.ts).
   SUMDB_MIGRATION,
+  // 3: which sources a bundle carried (`export --only`; NULL: every source), and the source of
+  // every module journal entry (its root, as for tags), so exports can tell per source what the
+  // chain carried. Module entries of older versions take the root their version row names.
+  `
+  ALTER TABLE bundles ADD COLUMN sources TEXT;
+  UPDATE journal SET source = (SELECT m.root FROM module_versions m WHERE m.module = journal.module AND m.version = journal.version)
+    WHERE kind = 'module' AND source IS NULL;
+  `,
 ];
 
 /** The schema version this code writes. */
@@ -260,6 +268,7 @@ interface BundleDbRow {
   seq_from: number;
   seq_to: number;
   files: string;
+  sources: string | null;
   blob_count: number;
 }
 
@@ -718,7 +727,13 @@ export class StoreIndex {
            zip_digest = excluded.zip_digest, h1_zip = excluded.h1_zip, h1_mod = excluded.h1_mod,
            root = excluded.root, retracted = excluded.retracted, updated_at = excluded.updated_at`,
     ).run({ ...next, now });
-    const j = this.cached(`INSERT INTO journal (at, kind, digest, module, version) VALUES (?, 'module', ?, ?, ?)`).run(now, next.zipDigest ?? next.modDigest, row.module, row.version);
+    const j = this.cached(`INSERT INTO journal (at, kind, digest, source, module, version) VALUES (?, 'module', ?, ?, ?, ?)`).run(
+      now,
+      next.zipDigest ?? next.modDigest,
+      row.root,
+      row.module,
+      row.version,
+    );
     return { changed: true, seq: Number(j.lastInsertRowid) };
   }
 
@@ -879,8 +894,8 @@ export class StoreIndex {
             throw new FerryError('CHAIN_BROKEN', `bundle ${b.id}: parent bundle ${b.parentId} is not recorded in this store`, { op: 'addBundle' });
           }
           this.db
-            .prepare('INSERT INTO bundles (id, sequence, parent_id, created_at, seq_from, seq_to, files) VALUES (?, ?, ?, ?, ?, ?, ?)')
-            .run(b.id, b.sequence, b.parentId, b.createdAt, b.seqFrom, b.seqTo, JSON.stringify(b.files ?? null));
+            .prepare('INSERT INTO bundles (id, sequence, parent_id, created_at, seq_from, seq_to, files, sources) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+            .run(b.id, b.sequence, b.parentId, b.createdAt, b.seqFrom, b.seqTo, JSON.stringify(b.files ?? null), b.sources ? JSON.stringify([...b.sources]) : null);
           const blob = this.db.prepare('INSERT OR IGNORE INTO bundle_blobs (bundle_id, digest) VALUES (?, ?)');
           for (const d of b.blobs) blob.run(b.id, d);
           const file = this.db.prepare('INSERT OR IGNORE INTO bundle_module_files (bundle_id, path) VALUES (?, ?)');
@@ -899,6 +914,7 @@ export class StoreIndex {
       createdAt: r.created_at,
       seqFrom: r.seq_from,
       seqTo: r.seq_to,
+      sources: r.sources === null ? null : (JSON.parse(r.sources) as string[]),
       files: JSON.parse(r.files) as unknown,
       moduleFiles: files,
       blobCount: r.blob_count,

@@ -186,6 +186,7 @@ export interface JournalEntry {
   readonly tag?: string;
   readonly digest?: Digest;
   readonly previousDigest?: Digest;
+  /** The image entry (tags) or module root (module versions) the change belongs to. */
   readonly source?: string;
   readonly target?: string;
   readonly module?: string;
@@ -304,6 +305,11 @@ export interface AddBundleInput {
   readonly createdAt: string;
   readonly seqFrom: number;
   readonly seqTo: number;
+  /**
+   * The sources (image names, module roots) whose journal entries up to `seqTo` the bundle
+   * carried, for an `export --only`; null or absent: every source.
+   */
+  readonly sources?: readonly string[] | null;
   /** The bundle's file list, as the bundle format defines it (stored as JSON). */
   readonly files: unknown;
   /** The blobs this bundle carried. */
@@ -320,6 +326,8 @@ export interface BundleRow {
   readonly createdAt: string;
   readonly seqFrom: number;
   readonly seqTo: number;
+  /** The sources an `export --only` carried up to `seqTo`; null: every source. */
+  readonly sources: string[] | null;
   readonly files: unknown;
   readonly moduleFiles: string[];
   readonly blobCount: number;

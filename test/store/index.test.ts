@@ -219,9 +219,9 @@ describe('Go module versions', () => {
     expect(store.getModuleVersion('example.com/m', 'v1.0.0')?.updatedAt).toBe('2025-01-01T00:00:01.000Z');
     store.putModuleVersion({ ...row, version: 'v1.1.0', infoDigest: f2.info, modDigest: f2.mod, zipDigest: null, h1Zip: null });
     expect(store.journalSince(0)).toEqual([
-      { seq: 1, at: '2025-01-01T00:00:00.000Z', kind: 'module', module: 'example.com/m', version: 'v1.0.0', digest: f1.zip },
-      { seq: 2, at: '2025-01-01T00:00:01.000Z', kind: 'module', module: 'example.com/m', version: 'v1.0.0', digest: f1.zip },
-      { seq: 3, at: '2025-01-01T00:00:01.000Z', kind: 'module', module: 'example.com/m', version: 'v1.1.0', digest: f2.mod },
+      { seq: 1, at: '2025-01-01T00:00:00.000Z', kind: 'module', source: 'example.com/m', module: 'example.com/m', version: 'v1.0.0', digest: f1.zip },
+      { seq: 2, at: '2025-01-01T00:00:01.000Z', kind: 'module', source: 'example.com/m', module: 'example.com/m', version: 'v1.0.0', digest: f1.zip },
+      { seq: 3, at: '2025-01-01T00:00:01.000Z', kind: 'module', source: 'example.com/m', module: 'example.com/m', version: 'v1.1.0', digest: f2.mod },
     ]);
     expect(store.listModuleVersions().map((r) => r.version)).toEqual(['v1.0.0', 'v1.1.0']);
     expect(store.listModuleVersions({ withZip: true }).map((r) => r.version)).toEqual(['v1.0.0']);
@@ -353,7 +353,7 @@ describe('bundles', () => {
 
     expect(store.nextBundleSequence()).toBe(4);
     expect(store.lastBundle()?.id).toBe('b3');
-    expect(store.getBundle(2)).toEqual({ ...common, id: 'b2', sequence: 2, parentId: 'b1', seqFrom: 5, seqTo: 9, moduleFiles: [], blobCount: 1 });
+    expect(store.getBundle(2)).toEqual({ ...common, id: 'b2', sequence: 2, parentId: 'b1', seqFrom: 5, seqTo: 9, sources: null, moduleFiles: [], blobCount: 1 });
     expect(store.getBundle('b3')?.blobCount).toBe(2);
     expect(store.getBundle('zz')).toBeUndefined();
     expect(store.listBundles().map((b) => b.id)).toEqual(['b1', 'b2', 'b3']);
