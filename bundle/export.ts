@@ -160,6 +160,30 @@ export function tagClosure(store: Store, tag: TagRow): NeededBlob[] {
   return [...out.values()];
 }
 
+/**
+ * Two entries that send one tag name to one target (overlapping tag filters into one
+ * repository) would push twice to one place: the row that changed last wins, as the later push
+ * would, and the other is logged.
+ */
+function oneRowPerTarget(tags: readonly TagRow[], logger: Logger | undefined): TagRow[] {
+  const byTarget = new Map<string, TagRow>();
+  for (const t of tags) {
+    const key = `${t.target}:${t.tag}`;
+    const have = byTarget.get(key);
+    if (have === undefined) {
+      byTarget.set(key, t);
+      continue;
+    }
+    const [win, lose] = t.changedAt > have.changedAt || (t.changedAt === have.changedAt && t.source > have.source) ? [t, have] : [have, t];
+    byTarget.set(key, win);
+    logger?.warn(
+      { target: key, carried: `${win.source} (${win.digest})`, left: `${lose.source} (${lose.digest})` },
+      `image entries ${win.source} and ${lose.source} both send a tag to ${key}: the bundle carries the one that changed last`,
+    );
+  }
+  return tags.filter((t) => byTarget.get(`${t.target}:${t.tag}`) === t);
+}
+
 function moduleFiles(m: ModuleVersionRow): Array<{ path: string; digest: Digest }> {
   const files = [
     { path: `${GOMOD_DIR}/${proxyPath(m.module, 'info', m.version)}`, digest: m.infoDigest as Digest },
@@ -194,11 +218,13 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
   // Tags and module versions whose changes up to seqTo no bundle of the parent's chain carried,
   // per source (an earlier --only export carried only its own sources).
   const journal = uncarriedJournal(store, parent, { until: seqTo, ...(only ? { only } : {}) });
-  const changedTags = new Set(journal.filter((e) => e.kind === 'tag').map((e) => `${e.registry}\0${e.repository}\0${e.tag}`));
+  // A tag is one image entry's (source's) row: one upstream tag in two entries is two images.
+  const changedTags = new Set(journal.filter((e) => e.kind === 'tag').map((e) => `${e.source}\0${e.registry}\0${e.repository}\0${e.tag}`));
   const changedModules = new Set(journal.filter((e) => e.kind === 'module').map((e) => `${e.module}@${e.version}`));
-  const tags = store
-    .listTags()
-    .filter((t) => changedTags.has(`${t.registry}\0${t.repository}\0${t.tag}`) && (!only || only.has(t.source)));
+  const tags = oneRowPerTarget(
+    store.listTags().filter((t) => changedTags.has(`${t.source}\0${t.registry}\0${t.repository}\0${t.tag}`) && (!only || only.has(t.source))),
+    opts.logger,
+  );
   const modules = store
     .listModuleVersions()
     .filter((m) => changedModules.has(`${m.module}@${m.version}`) && (!only || only.has(m.root)));

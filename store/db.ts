@@ -28,6 +28,7 @@ import type {
   SetTagInput,
   SourceResultInput,
   SourceState,
+  SourceTagKey,
   StoreStats,
   TagFilter,
   TagKey,
@@ -176,6 +177,29 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE bundles ADD COLUMN sources TEXT;
   UPDATE journal SET source = (SELECT m.root FROM module_versions m WHERE m.module = journal.module AND m.version = journal.version)
     WHERE kind = 'module' AND source IS NULL;
+  `,
+  // 4: each image entry (source) owns its tag rows: one upstream tag may be mirrored by several
+  // entries, each with its own platforms, kept children and target.
+  `
+  CREATE TABLE tags_by_source (
+    source       TEXT NOT NULL,
+    registry     TEXT NOT NULL,
+    repository   TEXT NOT NULL,
+    tag          TEXT NOT NULL,
+    target       TEXT NOT NULL,
+    digest       TEXT NOT NULL,
+    media_type   TEXT NOT NULL,
+    platforms    TEXT,
+    kept_digests TEXT NOT NULL,
+    checked_at   TEXT NOT NULL,
+    changed_at   TEXT NOT NULL,
+    PRIMARY KEY (source, registry, repository, tag)
+  ) WITHOUT ROWID;
+  INSERT INTO tags_by_source (source, registry, repository, tag, target, digest, media_type, platforms, kept_digests, checked_at, changed_at)
+    SELECT source, registry, repository, tag, target, digest, media_type, platforms, kept_digests, checked_at, changed_at FROM tags;
+  DROP TABLE tags;
+  ALTER TABLE tags_by_source RENAME TO tags;
+  CREATE INDEX tags_reference ON tags(registry, repository, tag);
   `,
 ];
 
@@ -503,14 +527,21 @@ export class StoreIndex {
           const ins = this.db
             .prepare('INSERT OR IGNORE INTO manifests (digest, media_type, size, platform, created_at) VALUES (?, ?, ?, ?, ?)')
             .run(d, mediaType, size, platform ?? null, this.iso());
-          if (ins.changes === 0) {
-            // Same digest, same bytes, same references; only a platform learned later is new.
-            if (platform !== undefined) this.db.prepare('UPDATE manifests SET platform = COALESCE(platform, ?) WHERE digest = ?').run(platform, d);
-            return;
-          }
           const stmt = this.db.prepare(
             'INSERT INTO manifest_refs (manifest, position, digest, media_type, size, platform) VALUES (?, ?, ?, ?, ?, ?)',
           );
+          if (ins.changes === 0) {
+            // Same digest, same bytes, same references; only a platform learned later is new.
+            if (platform !== undefined) this.db.prepare('UPDATE manifests SET platform = COALESCE(platform, ?) WHERE digest = ?').run(platform, d);
+            // Older versions recorded an index with only the children a platform filter kept;
+            // its bytes list them all, and another image entry may keep the others.
+            const have = this.db.prepare('SELECT COUNT(*) FROM manifest_refs WHERE manifest = ?').pluck().get(d) as number;
+            if (have < refs.length) {
+              this.db.prepare('DELETE FROM manifest_refs WHERE manifest = ?').run(d);
+              refs.forEach((r, i) => stmt.run(d, i, r.digest, r.mediaType, r.size, r.platform ?? null));
+            }
+            return;
+          }
           refs.forEach((r, i) => stmt.run(d, i, r.digest, r.mediaType, r.size, r.platform ?? null));
         })
         .immediate();
@@ -559,38 +590,45 @@ export class StoreIndex {
 
   // ---- tags and journal ----
 
-  /** One tag's state. */
-  getTag(k: TagKey): TagRow | undefined {
+  /** One source's state of a tag. */
+  getTag(k: SourceTagKey): TagRow | undefined {
     return this.run('getTag', () => {
-      const r = this.cached('SELECT * FROM tags WHERE registry = ? AND repository = ? AND tag = ?').get(k.registry, k.repository, k.tag) as
+      const r = this.cached('SELECT * FROM tags WHERE source = ? AND registry = ? AND repository = ? AND tag = ?').get(k.source, k.registry, k.repository, k.tag) as
         | TagDbRow
         | undefined;
       return r && tagRow(r);
     });
   }
 
+  /** Every source's row of one upstream tag, by source. */
+  tagRows(k: TagKey): TagRow[] {
+    return this.run('tagRows', () =>
+      (this.cached('SELECT * FROM tags WHERE registry = ? AND repository = ? AND tag = ? ORDER BY source').all(k.registry, k.repository, k.tag) as TagDbRow[]).map(tagRow),
+    );
+  }
+
   /** Updates only the checked time of an unchanged tag; false when the tag is unknown. */
-  touchTag(k: TagKey, checkedAt: string | undefined): boolean {
+  touchTag(k: SourceTagKey, checkedAt: string | undefined): boolean {
     return this.run('touchTag', () => {
       const r = this.db
-        .prepare('UPDATE tags SET checked_at = ? WHERE registry = ? AND repository = ? AND tag = ?')
-        .run(checkedAt ?? this.iso(), k.registry, k.repository, k.tag);
+        .prepare('UPDATE tags SET checked_at = ? WHERE source = ? AND registry = ? AND repository = ? AND tag = ?')
+        .run(checkedAt ?? this.iso(), k.source, k.registry, k.repository, k.tag);
       return r.changes > 0;
     });
   }
 
   /** Marks many tags as checked in one transaction (one commit for a whole unchanged image). */
-  touchTags(keys: readonly TagKey[], checkedAt: string | undefined): number {
+  touchTags(keys: readonly SourceTagKey[], checkedAt: string | undefined): number {
     return this.run('touchTags', () => {
       const at = checkedAt ?? this.iso();
-      const stmt = this.db.prepare('UPDATE tags SET checked_at = ? WHERE registry = ? AND repository = ? AND tag = ?');
-      return this.db.transaction(() => keys.reduce((n, k) => n + stmt.run(at, k.registry, k.repository, k.tag).changes, 0))();
+      const stmt = this.db.prepare('UPDATE tags SET checked_at = ? WHERE source = ? AND registry = ? AND repository = ? AND tag = ?');
+      return this.db.transaction(() => keys.reduce((n, k) => n + stmt.run(at, k.source, k.registry, k.repository, k.tag).changes, 0))();
     });
   }
 
   /**
-   * Upserts a tag and, in the same transaction, journals it when it is new or its digest,
-   * kept set or target changed. `keptDigests` must arrive sorted and unique.
+   * Upserts a source's tag and, in the same transaction, journals it when it is new or its
+   * digest, kept set or target changed. `keptDigests` must arrive sorted and unique.
    */
   setTag(row: SetTagInput): ChangeResult {
     return this.run('setTag', () =>
@@ -605,8 +643,8 @@ export class StoreIndex {
             .prepare(
               `INSERT INTO tags (registry, repository, tag, source, target, digest, media_type, platforms, kept_digests, checked_at, changed_at)
                VALUES (@registry, @repository, @tag, @source, @target, @digest, @mediaType, @platforms, @kept, @now, @now)
-               ON CONFLICT(registry, repository, tag) DO UPDATE SET
-                 source = excluded.source, target = excluded.target, digest = excluded.digest,
+               ON CONFLICT(source, registry, repository, tag) DO UPDATE SET
+                 target = excluded.target, digest = excluded.digest,
                  media_type = excluded.media_type, platforms = excluded.platforms,
                  kept_digests = excluded.kept_digests, checked_at = excluded.checked_at,
                  changed_at = CASE WHEN @changed THEN excluded.changed_at ELSE tags.changed_at END`,
@@ -654,7 +692,7 @@ export class StoreIndex {
         where.push('repository = ?');
         args.push(f.repository);
       }
-      const sql = `SELECT * FROM tags ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY registry, repository, tag`;
+      const sql = `SELECT * FROM tags ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY registry, repository, tag, source`;
       return (this.db.prepare(sql).all(...args) as TagDbRow[]).map(tagRow);
     });
   }

@@ -39,6 +39,7 @@ import type {
   RunRow,
   SetTagInput,
   SourceState,
+  SourceTagKey,
   StoreLock,
   StoreLogger,
   StoreOpenOptions,
@@ -477,25 +478,40 @@ export class Store {
 
   // ---- tags and journal ----
 
-  /** One tag's state. */
-  getTag(key: TagKey): TagRow | undefined {
-    return this.index.getTag(key);
+  /**
+   * One source's state of a tag. Without `source`: the tag's row when a single source mirrors
+   * it; USAGE naming the sources when several do.
+   */
+  getTag(key: TagKey & { readonly source?: string }): TagRow | undefined {
+    if (key.source !== undefined) return this.index.getTag({ ...key, source: key.source });
+    const rows = this.index.tagRows(key);
+    if (rows.length > 1) {
+      throw new FerryError('USAGE', `getTag ${key.registry}/${key.repository}:${key.tag}: mirrored by several sources (${rows.map((r) => r.source).join(', ')}); name one`, {
+        op: 'getTag',
+      });
+    }
+    return rows[0];
   }
 
-  /** Records that an unchanged tag was checked (cheap); false when the tag is unknown. */
-  touchTag(key: TagKey, checkedAt?: string): boolean {
+  /** Every source's row of one upstream tag. */
+  tagRows(key: TagKey): TagRow[] {
+    return this.index.tagRows(key);
+  }
+
+  /** Records that a source's unchanged tag was checked (cheap); false when the tag is unknown. */
+  touchTag(key: SourceTagKey, checkedAt?: string): boolean {
     this.assertWritable('touchTag');
     return this.index.touchTag(key, checkedAt);
   }
 
   /** Marks many unchanged tags as checked in one commit; returns how many were known. */
-  touchTags(keys: readonly TagKey[], checkedAt?: string): number {
+  touchTags(keys: readonly SourceTagKey[], checkedAt?: string): number {
     this.assertWritable('touchTags');
     return keys.length === 0 ? 0 : this.index.touchTags(keys, checkedAt);
   }
 
   /**
-   * Moves a tag. Call it only after the manifest and the kept children are stored
+   * Moves a source's tag. Call it only after the manifest and the kept children are stored
    * (MANIFEST_UNKNOWN otherwise). Journals the change when the digest, kept set or target changed.
    */
   setTag(row: SetTagInput): ChangeResult {

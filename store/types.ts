@@ -141,10 +141,14 @@ export interface TagKey {
   readonly tag: string;
 }
 
-/** The state of one mirrored tag. */
-export interface TagRow extends TagKey {
-  /** The config's image entry name this tag came from. */
+/** Identifies one image entry's (source's) row of an upstream tag: several entries may mirror one tag. */
+export interface SourceTagKey extends TagKey {
+  /** The config's image entry name. */
   readonly source: string;
+}
+
+/** The state of one mirrored tag, as one image entry (source) mirrors it. */
+export interface TagRow extends SourceTagKey {
   /** The intranet path the tag is carried to. */
   readonly target: string;
   readonly digest: Digest;

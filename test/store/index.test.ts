@@ -116,20 +116,26 @@ describe('tags and the journal', () => {
     expect(store.getTag(tagInput(a.digest))).toMatchObject({ checkedAt: '2025-01-01T00:00:02.000Z', changedAt: '2025-01-01T00:00:00.000Z' });
     store.touchTag(tagInput(a.digest), '2025-02-01T00:00:00.000Z');
     expect(store.getTag(tagInput(a.digest))?.checkedAt).toBe('2025-02-01T00:00:00.000Z');
-    expect(store.touchTag({ registry: 'x', repository: 'y', tag: 'z' })).toBe(false);
+    expect(store.touchTag({ source: 'golang', registry: 'x', repository: 'y', tag: 'z' })).toBe(false);
 
     clock.tick();
     const moved = store.setTag(tagInput(b.digest));
     expect(moved).toEqual({ changed: true, seq: 2 });
     expect(store.getTag(tagInput(b.digest))).toMatchObject({ digest: b.digest, changedAt: '2025-01-01T00:00:03.000Z' });
 
-    // Target and kept-set changes are journaled too; source-only changes are not.
+    // Target and kept-set changes are journaled too.
     expect(store.setTag(tagInput(b.digest, { target: 'other/golang' }))).toEqual({ changed: true, seq: 3 });
-    expect(store.setTag(tagInput(b.digest, { target: 'other/golang', source: 'renamed' }))).toEqual({ changed: false });
-    expect(store.getTag(tagInput(b.digest))?.source).toBe('renamed');
+    // Another source (image entry) mirroring the same tag owns a row of its own.
+    expect(store.setTag(tagInput(b.digest, { target: 'mirror/amd64', source: 'golang-amd64', platforms: ['linux/amd64'] }))).toEqual({ changed: true, seq: 4 });
+    expect(store.tagRows(tagInput(b.digest)).map((t) => [t.source, t.target, t.platforms])).toEqual([
+      ['golang', 'other/golang', null],
+      ['golang-amd64', 'mirror/amd64', ['linux/amd64']],
+    ]);
+    expect(store.getTag({ ...tagInput(b.digest), source: 'golang-amd64' })?.target).toBe('mirror/amd64');
+    expect(() => store.getTag({ registry: 'docker.io', repository: 'library/golang', tag: '1.22' })).toThrow(expect.objectContaining({ code: 'USAGE' }));
 
     const entries = store.journalSince(0);
-    expect(entries.map((e) => e.seq)).toEqual([1, 2, 3]);
+    expect(entries.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
     expect(entries[0]).toEqual({
       seq: 1,
       at: '2025-01-01T00:00:00.000Z',
@@ -143,9 +149,10 @@ describe('tags and the journal', () => {
     });
     expect(entries[1]).toMatchObject({ digest: b.digest, previousDigest: a.digest });
     expect(entries[2]).toMatchObject({ digest: b.digest, previousDigest: b.digest, target: 'other/golang' });
-    expect(store.journalSince(1).map((e) => e.seq)).toEqual([2, 3]);
+    expect(entries[3]).toMatchObject({ digest: b.digest, source: 'golang-amd64', target: 'mirror/amd64' });
+    expect(store.journalSince(1).map((e) => e.seq)).toEqual([2, 3, 4]);
     expect(store.journalSince(1, { until: 2 }).map((e) => e.seq)).toEqual([2]);
-    expect(store.journalSince(3)).toEqual([]);
+    expect(store.journalSince(4)).toEqual([]);
   });
 
   it('journals a change of the kept children of an index and stores them sorted', async () => {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS, SCHEMA_VERSION } from '../../store/db.js';
+import { MediaType, sha256Digest } from '../../oci/index.js';
 import { Store } from '../../store/index.js';
 
 const d = (c: string): `sha256:${string}` => `sha256:${c.repeat(64).slice(0, 64)}`;
@@ -60,14 +61,44 @@ describe('store migrations', () => {
       ]);
       expect(store.getBundle('b1')).toMatchObject({ sequence: 1, seqTo: 2, sources: null, blobCount: 1 });
       expect(store.listTags()).toEqual([expect.objectContaining({ source: 'app', tag: 'v1', target: 'mirror/app', digest: d('a') })]);
+      // Tag rows are per source now: a second entry mirrors the same upstream tag beside the first.
+      const second = { source: 'app-amd64', registry: 'r.example', repository: 'lab/app', tag: 'v1', target: 'mirror/amd64', digest: d('a'), mediaType: 'application/vnd.oci.image.manifest.v1+json', platforms: ['linux/amd64'], keptDigests: [] };
+      expect(store.setTag(second).changed).toBe(true);
+      expect(store.tagRows({ registry: 'r.example', repository: 'lab/app', tag: 'v1' }).map((t) => [t.source, t.target])).toEqual([
+        ['app', 'mirror/app'],
+        ['app-amd64', 'mirror/amd64'],
+      ]);
       // Written from now on with their source.
       store.putModuleVersion({ module: 'example.com/dep', version: 'v1.1.0', time: AT, infoDigest: d('b'), modDigest: d('e'), zipDigest: null, h1Zip: null, h1Mod: 'h1:y', root: 'example.com/root' });
-      expect(store.journalSince(2).map((e) => e.source)).toEqual(['example.com/root']);
+      expect(store.journalSince(2).map((e) => e.source)).toEqual(['app-amd64', 'example.com/root']);
     } finally {
       store.close();
     }
     const check = new Database(join(dir, 'ferry.db'), { readonly: true });
     expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     check.close();
+  });
+
+  it('an index recorded with only the children one entry kept (as older versions did) gets all its references', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-migrate-refs-'));
+    dirs.push(dir);
+    const store = Store.open(dir);
+    try {
+      const child = (arch: string): { mediaType: string; digest: `sha256:${string}`; size: number; platform: { os: string; architecture: string } } => ({
+        mediaType: MediaType.OciManifest,
+        digest: sha256Digest(arch),
+        size: 100,
+        platform: { os: 'linux', architecture: arch },
+      });
+      const children = [child('amd64'), child('arm64')];
+      const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: children }));
+      const digest = sha256Digest(bytes);
+      await store.putManifest({ digest, mediaType: MediaType.OciIndex, bytes, references: children.slice(0, 1) });
+      expect(store.getManifest(digest)?.references.map((r) => r.platform)).toEqual(['linux/amd64']);
+      await store.putManifest({ digest, mediaType: MediaType.OciIndex, bytes, references: children });
+      expect(store.getManifest(digest)?.references.map((r) => r.platform)).toEqual(['linux/amd64', 'linux/arm64']);
+    } finally {
+      store.close();
+    }
   });
 });
