@@ -134,8 +134,10 @@ const heldLockTokens = new Set<string>();
 /** True while the recorded holder of a lock may still be running. */
 function lockHolderLive(h: LockHolder): boolean {
   if (typeof h.pid !== 'number' || typeof h.token !== 'string') return false;
-  // A holder on another host (a store on shared storage) cannot be checked from here.
-  if (h.host !== hostname()) return true;
+  // The index is SQLite in WAL mode, which only processes of one host may share: a holder on
+  // another host is a process of the store's previous home (a recreated container, a restored
+  // copy) and is not running against this store.
+  if (h.host !== hostname()) return false;
   if (h.pid === process.pid) return heldLockTokens.has(h.token);
   if (!pidAlive(h.pid)) return false;
   if (h.startTime === undefined) return true;
@@ -257,8 +259,7 @@ export class Store {
     };
     const held = this.index.takeLock('export', holder, lockHolderLive);
     if (held) {
-      const who = held.host === hostname() ? `process ${held.pid}` : `process ${held.pid} on host ${held.host} (which this host cannot check; if it is gone, wait or ask it to finish)`;
-      throw new FerryError('EXPORT_BUSY', `store ${this.dir}: another export is running (${who}, since ${held.since}); try again when it has finished`, {
+      throw new FerryError('EXPORT_BUSY', `store ${this.dir}: another export is running (process ${held.pid}, since ${held.since}); try again when it has finished`, {
         op: 'export',
         file: this.dir,
         temporary: true,

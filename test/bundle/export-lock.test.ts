@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportBundle, writeKeyPair } from '../../bundle/index.js';
@@ -105,6 +106,23 @@ describe('export lock', () => {
     expect(ok.code).toBe(0);
     expect(JSON.parse(ok.stdout)).toMatchObject({ sequence: 1 });
     expect(bundleFiles(out).filter((f) => f.endsWith('.tar'))).toHaveLength(1);
+  });
+
+  it('a lock recorded on another host (the store moved, e.g. a recreated container) is taken over', async () => {
+    const storeDir = join(dir, 'store-moved');
+    Store.open(storeDir).close();
+    // What a process on the store's previous host left: its pid may well be alive here.
+    const db = new Database(join(storeDir, 'ferry.db'));
+    db.prepare(`INSERT INTO meta (key, value) VALUES ('lock:export', ?)`).run(
+      JSON.stringify({ pid: process.pid, host: 'previous-home.example', token: 'left-behind', since: '2024-01-01T00:00:00.000Z' }),
+    );
+    db.close();
+    const store = Store.open(storeDir);
+    try {
+      expect((await exportBundle({ store, outDir: join(dir, 'out-moved'), signingKey: key })).sequence).toBe(1);
+    } finally {
+      store.close();
+    }
   });
 
   it("the daemon's scheduled export skips its round while another export runs, and exports in the next", async () => {
