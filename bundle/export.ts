@@ -246,15 +246,19 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
   const carriedBefore = parent ? store.blobsCarriedByChain(parent.id) : new Set<Digest>();
   const needed = new Map<string, NeededBlob>();
   for (const t of tags) for (const b of tagClosure(store, t)) if (!needed.has(b.digest)) needed.set(b.digest, b);
-  // A platform-filtered index travels with its filtered form in every bundle that names it, even
-  // when an earlier bundle carried it: whether the intranet registry took the original or the
-  // filtered form then is unknown here, so neither may be left to `requires`.
+  // The index an image names travels in every bundle that names the image, with its filtered
+  // form when platforms leave children out, even when an earlier bundle carried it: an earlier
+  // import may have pushed only the filtered form (the registry refusing the original), so what
+  // the intranet registry holds of either is unknown here and neither is left to `requires`.
   const filtered = new Map<TagRow, { digest: Digest; bytes: Buffer; mediaType: string }>();
   for (const t of tags) {
     const f = await filteredFor(store, t, opts.signal);
     if (f) filtered.set(t, f);
   }
-  const mustCarry = new Set<Digest>([...filtered].flatMap(([t, f]) => [t.digest, f.digest]));
+  const mustCarry = new Set<Digest>([
+    ...tags.filter((t) => isIndexMediaType(t.mediaType)).map((t) => t.digest),
+    ...[...filtered.values()].map((f) => f.digest),
+  ]);
   const carry = [...needed.values()].filter((b) => mustCarry.has(b.digest) || !carriedBefore.has(b.digest));
   const requires = [...needed.values()].filter((b) => !mustCarry.has(b.digest) && carriedBefore.has(b.digest)).map((b) => b.digest).sort();
   const extra = new Map<Digest, { bytes: Buffer; mediaType: string }>();
