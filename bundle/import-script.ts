@@ -808,7 +808,8 @@ END {
 }'
 
 # The end of central directory record of a zip (the last 64 KiB + 42 bytes), as ferry import
-# reads it: prints "DISK COUNT CDOFFSET ZIP64AT" (ZIP64AT -1 without a zip64 locator).
+# reads it: prints "DISK COUNT CDOFFSET ZIP64AT" (ZIP64AT -1 without a zip64 locator). Offsets
+# past the end of the zip (SIZE) are refused or printed as SIZE, so sh arithmetic never overflows.
 EOCD_AWK='
 function u32(i) { return B[i] + 256 * B[i + 1] + 65536 * B[i + 2] + 16777216 * B[i + 3] }
 BEGIN { init() }
@@ -821,6 +822,7 @@ END {
   if (cl != n - i - 22) fail("not a readable zip: Invalid comment length. Expected: " (n - i - 22) ". Found: " cl ". Are there extra bytes at the end of the file? Or is the end of central dir signature " BQ "PK\342\230\272\342\230\273" BQ " in the comment?")
   z = -1
   if (i - 20 >= 0 && B[i - 20] == 80 && B[i - 19] == 75 && B[i - 18] == 6 && B[i - 17] == 7) z = u32(i - 12) + 4294967296 * u32(i - 8)
+  if (z >= 0 && z + 56 > size) fail("not a readable zip: unexpected EOF")
   printf "%.0f %.0f %.0f %.0f\n", B[i + 4] + 256 * B[i + 5], B[i + 10] + 256 * B[i + 11], u32(i + 16), z
 }'
 # The zip64 end of central directory record (56 bytes): prints "DISK COUNT CDOFFSET".
@@ -832,7 +834,8 @@ END {
   if (FAILED) exit 1
   if (n < 56) fail("not a readable zip: unexpected EOF")
   if (!(B[0] == 80 && B[1] == 75 && B[2] == 6 && B[3] == 6)) fail("not a readable zip: invalid zip64 end of central directory record signature")
-  printf "%.0f %.0f %.0f\n", u32(16), u32(32) + 4294967296 * u32(36), u32(48) + 4294967296 * u32(52)
+  cd = u32(48) + 4294967296 * u32(52)
+  printf "%.0f %.0f %.0f\n", u32(16), u32(32) + 4294967296 * u32(36), (cd > size ? size : cd)
 }'
 # The central directory (read from its offset), every entry as ferry import reads it, then the
 # module zip rules (golang.org/x/mod/zip CheckZip) on each name and declared size in order.
@@ -882,7 +885,7 @@ function rules(nm, sz, method, csize, crc, off, flags,   pfx, shown, name, isdir
   if (tolower(base) == "go.mod") {
     if (base != name) { rule("zip entry " shown ": go.mod file not in module root directory"); return }
     if (name != "go.mod") { rule("zip entry " shown ": go.mod files must have lowercase names"); return }
-    GM = sprintf("%.0f %.0f %.0f %.0f %.0f %.0f %s", method, csize, sz, crc, off, flags, le4(crc) le4(sz % 4294967296))
+    GM = sprintf("%.0f %.0f %.0f %.0f %.0f %.0f %s", method, csize > size ? size + 1 : csize, sz, crc, off > size ? size : off, flags, le4(crc) le4(sz % 4294967296))
   }
   if (sz >= 0 && max - total >= sz) total += sz
   else { rule("total uncompressed size of module contents too large (max size is " max " bytes)"); return }
@@ -955,15 +958,14 @@ check_zip() {
   [ "$_size" -le "$MAX_ZIP" ] || die "$_p: $_mv: module zip file is too large ($_size bytes; limit is $MAX_ZIP bytes)"
   _tl=65577
   [ "$_size" -ge "$_tl" ] || _tl=$_size
-  tail -c "$_tl" "$_z" | od -An -tu1 -v | run_awk "$TMP/eocd" "$EOCD_AWK" - || die "$_p: $_mv: $(head -n 1 "$TMP/err")"
+  tail -c "$_tl" "$_z" | od -An -tu1 -v | run_awk "$TMP/eocd" "$EOCD_AWK" size="$_size" - || die "$_p: $_mv: $(head -n 1 "$TMP/err")"
   read -r _disk _count _cd _z64 < "$TMP/eocd"
   if [ "$_z64" != -1 ]; then
-    [ $((_z64 + 56)) -le "$_size" ] || die "$_p: $_mv: not a readable zip: unexpected EOF"
-    tail -c +$((_z64 + 1)) "$_z" | head -c 56 | od -An -tu1 -v | run_awk "$TMP/eocd" "$EOCD64_AWK" - || die "$_p: $_mv: $(head -n 1 "$TMP/err")"
+    tail -c +$((_z64 + 1)) "$_z" | head -c 56 | od -An -tu1 -v | run_awk "$TMP/eocd" "$EOCD64_AWK" size="$_size" - || die "$_p: $_mv: $(head -n 1 "$TMP/err")"
     read -r _disk _count _cd < "$TMP/eocd"
   fi
   [ "$_disk" = 0 ] || die "$_p: $_mv: not a readable zip: multi-disk zip files are not supported: found disk number: $_disk"
-  tail -c +$((_cd + 1)) "$_z" | od -An -tu1 -v | run_awk "$TMP/zipres" "$CD_AWK" count="$_count" mv="$_mv" max="$MAX_ZIP" - \
+  tail -c +$((_cd + 1)) "$_z" | od -An -tu1 -v | run_awk "$TMP/zipres" "$CD_AWK" count="$_count" mv="$_mv" max="$MAX_ZIP" size="$_size" - \
     || die "$_p: $_mv: $(head -n 1 "$TMP/err")"
   _content=$(sed -n 's/^content //p' "$TMP/zipres")
   [ -z "$_content" ] || die "$_p: $_mv: $_content"
