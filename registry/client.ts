@@ -1,5 +1,5 @@
 /** RegistryClient: the OCI distribution API over undici, with auth, retries and verification. */
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { FerryError, isFerryError, type ErrorDetails } from '../errors/index.js';
@@ -715,11 +715,16 @@ function withDigest(location: string, digest: Digest): string {
   return `${base}${base.includes('?') ? '&' : '?'}digest=${encodeURIComponent(digest)}`;
 }
 
-/** The upload body, hashed as it is sent so a wrong local file fails before the registry decides. */
+/**
+ * The upload body, hashed as it is sent so a wrong local file fails before the registry decides.
+ * pipeline, not pipe: when the upload is aborted (undici destroys the body) the source (a file
+ * stream) is destroyed and closed too.
+ */
 function verified(src: Readable, digest: Digest, size: number, details: ErrorDetails): Readable {
   const v = new VerifyingStream({ digest, size, details: { ...details, op: 'blobPut' } });
-  src.on('error', (err) => v.destroy(err));
-  return src.pipe(v);
+  // Errors reach the consumer through `v`, which pipeline destroys with them.
+  pipeline(src, v, () => {});
+  return v;
 }
 
 /** Re-slices a stream into pieces of exactly `size` bytes (the last may be shorter); holds one piece at most. */
