@@ -25,6 +25,8 @@ export const ErrorCodes = [
   'NOT_FOUND',
   'MANIFEST_INVALID',
   'MANIFEST_UNKNOWN',
+  /** A manifest format Ferry does not carry (Docker schema 1). */
+  'MANIFEST_UNSUPPORTED',
   'BLOB_UNKNOWN',
   'UNSUPPORTED_MEDIA_TYPE',
   'REFERENCE_INVALID',

@@ -26,8 +26,10 @@ import {
   MANIFEST_MEDIA_TYPES,
   MAX_MANIFEST_BYTES,
   VerifyingStream,
+  schema1Error,
   isDigest,
   isManifestMediaType,
+  isSchema1,
   isValidRepository,
   isValidTag,
   sha256Digest,
@@ -278,6 +280,7 @@ export class RegistryClient {
     const digest = header(res.headers, 'docker-content-digest');
     const mediaType = mediaTypeOf(header(res.headers, 'content-type'));
     const length = Number(header(res.headers, 'content-length'));
+    if (isSchema1(mediaType)) throw schema1Error(`${this.host}/${repo}${refSuffix(ref)}`, { ...details, op: 'manifestHead' });
     if (!isDigest(digest) || mediaType === undefined || !isManifestMediaType(mediaType) || !Number.isSafeInteger(length)) {
       // Some registries omit Docker-Content-Digest on HEAD: the body is the only truth then.
       const m = await this.manifestGet(repo, ref, opts);
@@ -315,6 +318,12 @@ export class RegistryClient {
       throw new FerryError('BODY_TOO_LARGE', `manifestGet ${this.host}/${repo}: manifest of ${declared} bytes exceeds ${MAX_MANIFEST_BYTES}`, readDetails);
     }
     const bytes = await readBody(res.body, MAX_MANIFEST_BYTES, readDetails);
+    const contentType = mediaTypeOf(header(res.headers, 'content-type'));
+    // Schema 1 before any digest check: its digest excludes its signatures, so a mismatch would
+    // wrongly blame the registry. The body decides when the Content-Type is not a schema 2 type.
+    if (isSchema1(contentType, contentType !== undefined && isManifestMediaType(contentType) ? undefined : bytes)) {
+      throw schema1Error(`${this.host}/${repo}${refSuffix(ref)}`, { ...readDetails, op: 'manifestGet' });
+    }
     const digest = sha256Digest(bytes);
     if (isDigest(ref) && digest !== ref) {
       throw new FerryError('DIGEST_MISMATCH', `manifestGet ${this.host}/${repo}@${ref}: received bytes have digest ${digest}`, readDetails);
@@ -324,7 +333,7 @@ export class RegistryClient {
     if (sent !== undefined && sent.startsWith('sha256:') && sent !== digest) {
       throw new FerryError('DIGEST_MISMATCH', `manifestGet ${this.host}/${repo}:${ref}: Docker-Content-Digest ${sent} but received bytes have digest ${digest}`, readDetails);
     }
-    let mediaType = mediaTypeOf(header(res.headers, 'content-type'));
+    let mediaType = contentType;
     if (mediaType === undefined || !isManifestMediaType(mediaType)) {
       const fromBody = bodyMediaType(bytes);
       if (fromBody !== undefined) mediaType = fromBody;
@@ -693,6 +702,11 @@ export class RegistryClient {
 
 function sig(opts: CallOptions): { signal?: AbortSignal } {
   return opts.signal ? { signal: opts.signal } : {};
+}
+
+/** `@sha256:…` or `:tag`, as a reference is written after its repository. */
+function refSuffix(ref: string): string {
+  return isDigest(ref) ? `@${ref}` : `:${ref}`;
 }
 
 function refDetails(repo: string, ref: string): ErrorDetails {

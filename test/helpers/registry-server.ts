@@ -40,6 +40,8 @@ export interface StartRegistryOptions {
   readonly users?: Record<string, string>;
   /** Token lifetime in seconds the token server reports (token auth). @default 300 */
   readonly tokenExpiresIn?: number;
+  /** Accept Docker schema 1 manifests (`compatibility.schema1.enabled`), as old registries hold them. @default false */
+  readonly schema1?: boolean;
 }
 
 /** A running registry. */
@@ -108,6 +110,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Ru
       `version: 0.1\nlog:\n  level: warn\n  formatter: json\n  accesslog:\n    disabled: false\n` +
       `storage:\n  filesystem:\n    rootdirectory: ${dataDir}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n` +
       `http:\n  addr: ${host}\n  secret: ferry-test-secret\n` +
+      (opts.schema1 ? 'compatibility:\n  schema1:\n    enabled: true\n' : '') +
       authYaml;
     const configPath = join(dir, 'config.yml');
     await writeFile(configPath, config);
