@@ -11,7 +11,7 @@ import { closeModuleContext, createModuleContext, syncModuleRoot, type ModuleRoo
 import { createSumChecker, type SumChecker } from './sumdb.js';
 import { createDispatcher, type RetryOptions } from '../net/index.js';
 import { GoProxyClient } from '../goproxy/index.js';
-import { moduleConcurrency, resolveSecret } from '../config/index.js';
+import { moduleConcurrency, parseDuration, resolveSecret } from '../config/index.js';
 
 /** Options for runSync. */
 export interface RunSyncOptions {
@@ -65,7 +65,15 @@ export function createProxyClient(config: Config, retry?: RetryOptions): GoProxy
       : undefined;
   return new GoProxyClient({
     baseUrl: gm.proxy,
-    ...(gm.proxy.startsWith('file:') ? {} : { dispatcher: createDispatcher({ tls: gm.tls, ...(gm.caFile ? { caFile: gm.caFile } : {}) }) }),
+    ...(gm.proxy.startsWith('file:')
+      ? {}
+      : {
+          dispatcher: createDispatcher({
+            tls: gm.tls,
+            ...(gm.caFile ? { caFile: gm.caFile } : {}),
+            ...(gm.idleTimeout !== undefined ? { bodyTimeoutMs: parseDuration(gm.idleTimeout) } : {}),
+          }),
+        }),
     ...(retry ? { retry } : {}),
     ...(credentials ? { credentials } : {}),
   });

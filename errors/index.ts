@@ -19,6 +19,12 @@ export const ErrorCodes = [
   'RATE_LIMITED',
   'BODY_TOO_LARGE',
   'ABORTED',
+  /** A `Link` page on another origin than the registry's. */
+  'LINK_OFF_HOST',
+  /** A token realm over a weaker transport than the registry's own (http for an https registry). */
+  'REALM_INSECURE',
+  /** A tag list past its configured pages, tags or bytes. */
+  'TAG_LIST_LIMIT',
   // registry / protocol
   'UNAUTHORIZED',
   'DENIED',

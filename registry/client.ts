@@ -68,6 +68,13 @@ export interface RegistryClientOptions {
   readonly onResponse?: (info: ResponseInfo) => void;
   /** Clock for token expiry; tests pass their own. @default Date.now */
   readonly now?: () => number;
+  /** Bounds on a repository's tag list. @default DEFAULT_TAG_LIST_LIMITS */
+  readonly tagListLimits?: TagListLimits;
+  /**
+   * Milliseconds of silence allowed while a response body arrives (ignored when `dispatcher` is
+   * given); a blob download then resumes with Range. @default DEFAULT_IDLE_TIMEOUT_MS
+   */
+  readonly idleTimeoutMs?: number;
 }
 
 /** Options every call takes. */
@@ -98,10 +105,21 @@ export interface BlobPutOptions extends CallOptions {
   readonly chunkSize?: number;
 }
 
-/** Largest tag list page Ferry reads. */
-const MAX_TAGS_BODY = 16 * 1024 * 1024;
-/** Most tag pages followed (a loop guard). */
-const MAX_TAG_PAGES = 100_000;
+/** Bounds on one repository's tag list: a registry can always link to one more page. */
+export interface TagListLimits {
+  /** Pages followed through `Link: rel="next"`. @default 10_000 */
+  readonly maxPages?: number;
+  /** Tags in all pages together. @default 100_000 */
+  readonly maxTags?: number;
+  /** Bytes of all page bodies together. @default 64 MiB */
+  readonly maxBytes?: number;
+}
+
+/** The tag list bounds when none are configured. */
+export const DEFAULT_TAG_LIST_LIMITS: Required<TagListLimits> = { maxPages: 10_000, maxTags: 100_000, maxBytes: 64 * 1024 * 1024 };
+
+/** Largest single tag list page Ferry reads (within maxBytes). */
+const MAX_TAGS_PAGE_BODY = 16 * 1024 * 1024;
 
 interface SendSpec {
   readonly op: string;
@@ -155,6 +173,7 @@ export class RegistryClient {
   private readonly logger: Logger | undefined;
   private readonly onResponse: ((info: ResponseInfo) => void) | undefined;
   private readonly auth: Authenticator;
+  private readonly tagLimits: Required<TagListLimits>;
   private closed = false;
 
   constructor(opts: RegistryClientOptions) {
@@ -167,6 +186,9 @@ export class RegistryClient {
       throw configError(`tls must be one of ${TLS_MODES.join(', ')}, got "${String(opts.tls)}"`);
     }
     if (opts.caFile !== undefined && typeof opts.caFile !== 'string') throw configError('caFile must be a string');
+    if (opts.idleTimeoutMs !== undefined && (!Number.isSafeInteger(opts.idleTimeoutMs) || opts.idleTimeoutMs <= 0)) {
+      throw configError(`idleTimeoutMs must be a positive integer, got ${String(opts.idleTimeoutMs)}`);
+    }
     const c = opts.credentials;
     if (c !== undefined && typeof c !== 'function') {
       if (typeof c !== 'object' || c === null || typeof c.username !== 'string' || typeof c.password !== 'string') {
@@ -177,6 +199,12 @@ export class RegistryClient {
       throw configError('userAgent must be a non-empty string');
     }
     if (opts.onResponse !== undefined && typeof opts.onResponse !== 'function') throw configError('onResponse must be a function');
+    const limits = opts.tagListLimits ?? {};
+    for (const k of ['maxPages', 'maxTags', 'maxBytes'] as const) {
+      const v = limits[k];
+      if (v !== undefined && (!Number.isSafeInteger(v) || v <= 0)) throw configError(`tagListLimits.${k} must be a positive integer, got ${String(v)}`);
+    }
+    this.tagLimits = { ...DEFAULT_TAG_LIST_LIMITS, ...stripUndefined(limits) };
     this.host = opts.host;
     this.baseUrl = `${opts.tls === 'plain-http' ? 'http' : 'https'}://${opts.host}`;
     this.retryOpts = opts.retry ?? {};
@@ -191,6 +219,7 @@ export class RegistryClient {
       this.dispatcher = createDispatcher({
         ...(opts.tls !== undefined ? { tls: opts.tls } : {}),
         ...(opts.caFile !== undefined ? { caFile: opts.caFile } : {}),
+        ...(opts.idleTimeoutMs !== undefined ? { bodyTimeoutMs: opts.idleTimeoutMs } : {}),
       });
       this.ownsDispatcher = true;
     }
@@ -222,42 +251,93 @@ export class RegistryClient {
     throw await this.errorFrom('ping', res, details);
   }
 
-  /** Every tag of a repository, following `Link: <…>; rel="next"` pages. */
+  /**
+   * Every tag of a repository, following `Link: <…>; rel="next"` pages on this registry's own
+   * origin only (LINK_OFF_HOST for a page anywhere else: the registry's credentials never go
+   * there), within the client's tag list limits (TAG_LIST_LIMIT past them).
+   */
   async tagList(repo: string, opts: CallOptions & { readonly pageSize?: number } = {}): Promise<string[]> {
+    const tags: string[] = [];
+    for await (const page of this.tagPages(repo, opts)) for (const t of page) tags.push(t);
+    return tags;
+  }
+
+  /**
+   * The tag list page by page, as it arrives: each page is read, parsed and handed on, and only
+   * the page URLs (for the loop guard) are kept. Bounded by the client's tag list limits.
+   */
+  async *tagPages(repo: string, opts: CallOptions & { readonly pageSize?: number } = {}): AsyncGenerator<string[]> {
     this.checkRepo(repo);
     if (opts.pageSize !== undefined && (!Number.isSafeInteger(opts.pageSize) || opts.pageSize <= 0)) {
       throw configError(`tagList: pageSize must be a positive integer, got ${String(opts.pageSize)}`);
     }
-    const details = this.details({ repository: repo });
+    const details = this.details({ repository: repo, op: 'tagList' });
+    const where = `tagList ${this.host}/${repo}`;
+    const { maxPages, maxTags, maxBytes } = this.tagLimits;
+    const limit = (what: string, key: string, value: number): FerryError =>
+      new FerryError(
+        'TAG_LIST_LIMIT',
+        `${where}: the tag list is longer than ${value} ${what} (${key}); the registry may be linking pages without end. ` +
+          `If the repository really is that large, raise ${key} on the registries entry for ${this.host}`,
+        { ...details, temporary: false },
+      );
+    const origin = new URL(this.baseUrl).origin;
     let url: URL | undefined = new URL(`${this.baseUrl}/v2/${repo}/tags/list`);
     if (opts.pageSize !== undefined) url.searchParams.set('n', String(opts.pageSize));
-    const tags: string[] = [];
     const seen = new Set<string>();
+    let tagCount = 0;
+    let bytes = 0;
     while (url) {
-      if (seen.has(url.href) || seen.size >= MAX_TAG_PAGES) {
-        throw new FerryError('HTTP_STATUS', `tagList ${this.host}/${repo}: the registry's Link pages loop at ${redactUrl(url)}`, {
-          ...details,
-          op: 'tagList',
-          url: redactUrl(url),
-        });
+      if (seen.has(url.href)) {
+        throw new FerryError('HTTP_STATUS', `${where}: the registry's Link pages loop at ${redactUrl(url)}`, { ...details, url: redactUrl(url) });
       }
+      if (seen.size >= maxPages) throw limit('pages', 'maxTagPages', maxPages);
       seen.add(url.href);
       const res = await this.send({ op: 'tagList', method: 'GET', url, scopes: [repositoryScope(repo, ['pull'])], details, ...sig(opts) });
       if (res.statusCode !== 200) throw await this.errorFrom('tagList', res, details);
-      const body = await readBody(res.body, MAX_TAGS_BODY, { ...details, op: 'tagList' });
+      const left = maxBytes - bytes;
+      let body: Buffer;
+      try {
+        body = await readBody(res.body, Math.min(MAX_TAGS_PAGE_BODY, left), details);
+      } catch (err) {
+        if (isFerryError(err, 'BODY_TOO_LARGE') && left < MAX_TAGS_PAGE_BODY) throw limit('bytes', 'maxTagListBytes', maxBytes);
+        throw err;
+      }
+      bytes += body.length;
       let json: unknown;
       try {
         json = JSON.parse(body.toString('utf8'));
       } catch {
-        throw new FerryError('HTTP_STATUS', `tagList ${this.host}/${repo}: tag list is not JSON`, { ...details, op: 'tagList' });
+        throw new FerryError('HTTP_STATUS', `${where}: tag list is not JSON`, details);
       }
-      const page = (json as { tags?: unknown } | null)?.tags;
+      const raw = (json as { tags?: unknown } | null)?.tags;
       // A repository without tags may answer `"tags": null`.
-      if (Array.isArray(page)) for (const t of page) if (typeof t === 'string') tags.push(t);
+      const page = Array.isArray(raw) ? raw.filter((t): t is string => typeof t === 'string') : [];
+      tagCount += page.length;
+      if (tagCount > maxTags) throw limit('tags', 'maxTags', maxTags);
       const next = parseLinkNext(header(res.headers, 'link'));
-      url = next === undefined ? undefined : new URL(next, res.url);
+      url = next === undefined ? undefined : this.nextTagPage(next, res.url, origin, where, details);
+      yield page;
     }
-    return tags;
+  }
+
+  /** The next tag page's URL, only on the registry's own origin (scheme, host and port). */
+  private nextTagPage(next: string, base: string, origin: string, where: string, details: ErrorDetails): URL {
+    let u: URL;
+    try {
+      u = new URL(next, base);
+    } catch {
+      throw new FerryError('HTTP_STATUS', `${where}: the registry's Link header names no valid URL (${JSON.stringify(redactUrl(next))})`, details);
+    }
+    if (u.origin !== origin) {
+      throw new FerryError(
+        'LINK_OFF_HOST',
+        `${where}: the registry's Link header sends the next tag page to ${redactUrl(u)}, outside ${origin}; ` +
+          'Ferry follows tag pages only on the registry itself and never sends its credentials elsewhere',
+        { ...details, url: redactUrl(u), temporary: false },
+      );
+    }
+    return u;
   }
 
   /** Digest, media type and size of a manifest without its body; undefined when it does not exist. */
@@ -698,6 +778,10 @@ export class RegistryClient {
   private checkDigest(d: string): void {
     if (!isDigest(d)) throw new FerryError('DIGEST_INVALID', `"${String(d)}" is not a sha256 digest`, { registry: this.host, digest: String(d) });
   }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 function sig(opts: CallOptions): { signal?: AbortSignal } {

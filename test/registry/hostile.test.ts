@@ -9,10 +9,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { isFerryError } from '../../errors/index.js';
+import type { Readable } from 'node:stream';
+import { isFerryError, type FerryError } from '../../errors/index.js';
 import { sha256Digest } from '../../oci/index.js';
-import { RegistryClient } from '../../registry/index.js';
-import { recordingSleep, rejection } from '../net/fake-server.js';
+import { DEFAULT_TAG_LIST_LIMITS, RegistryClient } from '../../registry/index.js';
+import { recordingSleep, rejection, startFake, type FakeServer } from '../net/fake-server.js';
 
 const servers: Array<{ close(): Promise<void> }> = [];
 const clients: RegistryClient[] = [];
@@ -20,6 +21,28 @@ afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.close()));
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
+
+async function fake(handler: Parameters<typeof startFake>[0]): Promise<FakeServer> {
+  const s = await startFake(handler);
+  servers.push(s);
+  return s;
+}
+
+async function collect(s: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of s) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+const BASIC = `Basic ${Buffer.from('bob:pw-SECRET-42').toString('base64')}`;
+
+/** Answers 401 Basic until the right credentials come. */
+function wantsBasic(req: { headers: IncomingMessage['headers'] }, res: ServerResponse): boolean {
+  if (req.headers.authorization === BASIC) return false;
+  res.writeHead(401, { 'www-authenticate': 'Basic realm="fake"' });
+  res.end();
+  return true;
+}
 
 function client(host: string, extra: Partial<ConstructorParameters<typeof RegistryClient>[0]> = {}): RegistryClient {
   const c = new RegistryClient({ host, tls: 'plain-http', retry: { retries: 3, baseDelayMs: 1, maxDelayMs: 20, sleep: recordingSleep().sleep }, ...extra });
@@ -75,5 +98,154 @@ describe('uploads', () => {
     expect(opened!.destroyed).toBe(true);
     if (!opened!.closed) await new Promise<void>((r) => opened!.once('close', () => r()));
     expect(opened!.closed).toBe(true);
+  });
+});
+
+describe('tag list Link pages (item 5)', () => {
+  it('refuses a next page on another host and sends it nothing, credentials least of all', async () => {
+    const elsewhere = await fake((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"tags":["stolen"]}');
+    });
+    const reg = await fake((req, res) => {
+      if (wantsBasic(req, res)) return;
+      res.writeHead(200, { 'content-type': 'application/json', link: `<http://${elsewhere.host}/v2/team/app/tags/list?last=b>; rel="next"` });
+      res.end('{"tags":["a","b"]}');
+    });
+    const c = client(reg.host, { credentials: { username: 'bob', password: 'pw-SECRET-42' } });
+    const err = await rejection(c.tagList('team/app'));
+    expect(isFerryError(err, 'LINK_OFF_HOST')).toBe(true);
+    expect((err as Error).message).toContain(`http://${elsewhere.host}/v2/team/app/tags/list`);
+    expect((err as Error).message).not.toContain('pw-SECRET-42');
+    expect((err as FerryError).details).toMatchObject({ registry: reg.host, repository: 'team/app', op: 'tagList', temporary: false });
+    expect(elsewhere.seen).toEqual([]);
+    // The registry itself got the credentials; nobody else did.
+    expect(reg.seen.at(-1)!.headers.authorization).toBe(BASIC);
+  });
+
+  it('treats another scheme or port on the same address as another host', async () => {
+    let link = '';
+    const reg = await fake((req, res) => {
+      if (wantsBasic(req, res)) return;
+      res.writeHead(200, { 'content-type': 'application/json', link });
+      res.end('{"tags":["a"]}');
+    });
+    const port = Number(reg.host.split(':')[1]);
+    for (const other of [`https://${reg.host}/v2/team/app/tags/list?last=a`, `http://127.0.0.1:${port === 65535 ? 1 : port + 1}/v2/team/app/tags/list?last=a`, `//localhost:${port}/v2/x`]) {
+      link = `<${other}>; rel="next"`;
+      const before = reg.seen.length;
+      const err = await rejection(client(reg.host, { credentials: { username: 'bob', password: 'pw-SECRET-42' } }).tagList('team/app'));
+      expect(isFerryError(err, 'LINK_OFF_HOST')).toBe(true);
+      // Only the first page (and its 401) reached the registry: the next page went nowhere.
+      expect(reg.seen.slice(before).every((r) => r.url === '/v2/team/app/tags/list')).toBe(true);
+    }
+  });
+
+  it('still follows relative and same-origin absolute pages', async () => {
+    const reg = await fake((req, res) => {
+      if (wantsBasic(req, res)) return;
+      const last = new URL(req.url, 'http://x').searchParams.get('last');
+      res.setHeader('content-type', 'application/json');
+      if (last === null) res.setHeader('link', '</v2/team/app/tags/list?last=a>; rel="next"');
+      else if (last === 'a') res.setHeader('link', `<http://${reg.host}/v2/team/app/tags/list?last=b>; rel="next"`);
+      res.end(JSON.stringify({ tags: [last === null ? 'a' : last === 'a' ? 'b' : 'c'] }));
+    });
+    expect(await client(reg.host, { credentials: { username: 'bob', password: 'pw-SECRET-42' } }).tagList('team/app')).toEqual(['a', 'b', 'c']);
+  });
+});
+
+describe('endless tag lists (item 8)', () => {
+  /** A registry whose every page links to a new one, `tagsPerPage` tags each (padded to `pad` bytes). */
+  function endless(tagsPerPage: number, pad = 0): Promise<FakeServer> {
+    return fake((req, res) => {
+      const n = Number(new URL(req.url, 'http://x').searchParams.get('page') ?? '0');
+      const tags = Array.from({ length: tagsPerPage }, (_, i) => `t${n}-${i}`);
+      res.writeHead(200, { 'content-type': 'application/json', link: `</v2/team/app/tags/list?page=${n + 1}>; rel="next"` });
+      res.end(JSON.stringify({ tags, padding: 'x'.repeat(pad) }));
+    });
+  }
+
+  it('stops after maxPages distinct pages with TAG_LIST_LIMIT naming the key to raise', async () => {
+    const s = await endless(2);
+    const err = await rejection(client(s.host, { tagListLimits: { maxPages: 25 } }).tagList('team/app'));
+    expect(isFerryError(err, 'TAG_LIST_LIMIT')).toBe(true);
+    expect((err as Error).message).toContain('25 pages (maxTagPages)');
+    expect((err as Error).message).toContain(`registries entry for ${s.host}`);
+    expect(s.seen.length).toBe(25);
+  });
+
+  it('stops past maxTags tags and past maxBytes bytes', async () => {
+    const many = await endless(100);
+    const e1 = await rejection(client(many.host, { tagListLimits: { maxTags: 250 } }).tagList('team/app'));
+    expect(isFerryError(e1, 'TAG_LIST_LIMIT')).toBe(true);
+    expect((e1 as Error).message).toContain('250 tags (maxTags)');
+    expect(many.seen.length).toBe(3);
+
+    const fat = await endless(1, 40_000);
+    const e2 = await rejection(client(fat.host, { tagListLimits: { maxBytes: 100_000 } }).tagList('team/app'));
+    expect(isFerryError(e2, 'TAG_LIST_LIMIT')).toBe(true);
+    expect((e2 as Error).message).toContain('100000 bytes (maxTagListBytes)');
+    expect(fat.seen.length).toBe(3);
+  });
+
+  it('has limits by default', async () => {
+    expect(DEFAULT_TAG_LIST_LIMITS).toEqual({ maxPages: 10_000, maxTags: 100_000, maxBytes: 64 * 1024 * 1024 });
+    // Ten pages of ten thousand tags pass the default maxTags without a word of configuration.
+    const s = await endless(10_000);
+    const err = await rejection(client(s.host).tagList('team/app'));
+    expect(isFerryError(err, 'TAG_LIST_LIMIT')).toBe(true);
+    expect(s.seen.length).toBe(11);
+  });
+
+  it('streams pages: the next page is asked for only when the consumer wants it', async () => {
+    const s = await endless(3);
+    const pages = client(s.host).tagPages('team/app');
+    const first = await pages.next();
+    expect(first.value).toEqual(['t0-0', 't0-1', 't0-2']);
+    expect(s.seen.length).toBe(1);
+    await pages.next();
+    expect(s.seen.length).toBe(2);
+    await pages.return(undefined);
+  });
+
+  it('validates the limits with exact messages', () => {
+    expect(() => new RegistryClient({ host: 'r.example', tagListLimits: { maxPages: 0 } })).toThrow(
+      'RegistryClient: tagListLimits.maxPages must be a positive integer, got 0',
+    );
+    expect(() => new RegistryClient({ host: 'r.example', idleTimeoutMs: -1 })).toThrow('RegistryClient: idleTimeoutMs must be a positive integer, got -1');
+  });
+});
+
+describe('a body that stalls with the connection open (item 9)', () => {
+  const BLOB = Buffer.alloc(300 * 1024);
+  for (let i = 0; i < BLOB.length; i++) BLOB[i] = (i * 31) % 253;
+  const DIGEST = sha256Digest(BLOB);
+
+  it('gives up the silent connection after idleTimeoutMs and resumes with Range to the right bytes', async () => {
+    let first = true;
+    const s = await fake((req, res) => {
+      const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+      if (first) {
+        first = false;
+        res.writeHead(200, { 'content-length': String(BLOB.length) });
+        // Part of the body, then silence; the connection stays open.
+        res.write(BLOB.subarray(0, 120_000));
+        return;
+      }
+      const start = m ? Number(m[1]) : 0;
+      res.writeHead(m ? 206 : 200, {
+        'content-length': String(BLOB.length - start),
+        ...(m ? { 'content-range': `bytes ${start}-${BLOB.length - 1}/${BLOB.length}` } : {}),
+      });
+      res.end(BLOB.subarray(start));
+    });
+    const c = client(s.host, { idleTimeoutMs: 200 });
+    const got = await collect(await c.blobGet('team/app', DIGEST, { size: BLOB.length }));
+    expect(got.equals(BLOB)).toBe(true);
+    expect(s.seen.length).toBe(2);
+    expect(s.seen[0]!.headers.range).toBeUndefined();
+    const resumedAt = Number(/^bytes=(\d+)-$/.exec(s.seen[1]!.headers.range ?? '')?.[1]);
+    expect(resumedAt).toBeGreaterThan(0);
+    expect(resumedAt).toBeLessThanOrEqual(120_000);
   });
 });
