@@ -229,6 +229,7 @@ export class RegistryClient {
       retry: this.retryOpts,
       userAgent: this.userAgent,
       registry: this.host,
+      secure: opts.tls !== 'plain-http',
       now: opts.now ?? Date.now,
     });
   }

@@ -2,14 +2,17 @@
 // endless tag pages, token realms over a weaker transport, bodies that stall with the connection
 // open, schema 1 manifests, aborted uploads. In-process fakes: a real registry does none of this
 // on demand.
+import { execFile } from 'node:child_process';
 import { createReadStream, type ReadStream } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import { isFerryError, type FerryError } from '../../errors/index.js';
 import { sha256Digest } from '../../oci/index.js';
 import { DEFAULT_TAG_LIST_LIMITS, RegistryClient } from '../../registry/index.js';
@@ -247,5 +250,89 @@ describe('a body that stalls with the connection open (item 9)', () => {
     const resumedAt = Number(/^bytes=(\d+)-$/.exec(s.seen[1]!.headers.range ?? '')?.[1]);
     expect(resumedAt).toBeGreaterThan(0);
     expect(resumedAt).toBeLessThanOrEqual(120_000);
+  });
+});
+
+describe('token realms (item 6)', () => {
+  let dir: string;
+  let key: Buffer;
+  let cert: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ferry-hostile-tls-'));
+    await promisify(execFile)('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+      '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+    ]);
+    key = await readFile(join(dir, 'key.pem'));
+    cert = join(dir, 'cert.pem');
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** An https registry (and, on /token, its own https token server) whose Bearer realm is `realm()`. */
+  async function httpsRegistry(realm: (host: string) => string): Promise<{ host: string; tokenRequests: IncomingMessage['headers'][] }> {
+    const tokenRequests: IncomingMessage['headers'][] = [];
+    const server = createHttpsServer({ key, cert: await readFile(cert) }, (req, res) => {
+      if (req.url?.startsWith('/token')) {
+        tokenRequests.push(req.headers);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"token":"tok-1"}');
+        return;
+      }
+      if (req.headers.authorization !== 'Bearer tok-1') {
+        res.writeHead(401, { 'www-authenticate': `Bearer realm="${realm(req.headers.host ?? '')}",service="fake"` });
+        res.end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"tags":["v1"]}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    servers.push({ close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) });
+    return { host: `127.0.0.1:${(server.address() as AddressInfo).port}`, tokenRequests };
+  }
+
+  it('refuses an http realm for an https registry, sending it nothing', async () => {
+    const realm = await fake((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"token":"tok-1"}');
+    });
+    const reg = await httpsRegistry(() => `http://${realm.host}/token`);
+    const c = client(reg.host, { tls: 'verify', caFile: cert, credentials: { username: 'bob', password: 'pw-SECRET-42' } });
+    const err = await rejection(c.tagList('team/app'));
+    expect(isFerryError(err, 'REALM_INSECURE')).toBe(true);
+    expect((err as Error).message).toContain(`http://${realm.host}/token`);
+    expect((err as Error).message).not.toContain('pw-SECRET-42');
+    expect(realm.seen).toEqual([]);
+  });
+
+  it('sends the credentials to an https realm, even on another host than the registry', async () => {
+    const reg = await httpsRegistry((host) => `https://${host}/token`);
+    // The second registry's realm is on the first one's server: another origin, still https.
+    const other = await httpsRegistry(() => `https://127.0.0.1:${reg.host.split(':')[1]}/token`);
+    for (const r of [reg, other]) {
+      const c = client(r.host, { tls: 'verify', caFile: cert, credentials: { username: 'bob', password: 'pw-SECRET-42' } });
+      expect(await c.tagList('team/app')).toEqual(['v1']);
+    }
+    expect(reg.tokenRequests.map((h) => h.authorization)).toEqual([BASIC, BASIC]);
+  });
+
+  it('keeps http realms for plain-http registries (no weaker than the registry itself)', async () => {
+    const realm = await fake((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"token":"tok-1"}');
+    });
+    const reg = await fake((req, res) => {
+      if (req.headers.authorization !== 'Bearer tok-1') {
+        res.writeHead(401, { 'www-authenticate': `Bearer realm="http://${realm.host}/token",service="fake"` });
+        res.end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"tags":["v1"]}');
+    });
+    expect(await client(reg.host, { credentials: { username: 'bob', password: 'pw-SECRET-42' } }).tagList('team/app')).toEqual(['v1']);
+    expect(realm.seen.map((r) => r.headers.authorization)).toEqual([BASIC]);
   });
 });
