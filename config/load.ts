@@ -19,6 +19,8 @@ export interface ImageConfig {
   /** Repository path inside the intranet. */
   readonly target: string;
   readonly schedule: string | undefined;
+  /** Foreign (non-distributable) layers: left out (`skip`) or fetched from their `urls`. */
+  readonly foreignLayers: 'skip' | 'fetch';
 }
 
 /** A Go module root after resolution. */
@@ -116,6 +118,7 @@ const KNOWN_KEYS: readonly string[] = [
   'images', 'name', 'source', 'tags', 'include', 'exclude', 'semver', 'latest', 'platforms', 'target', 'goModules', 'proxy',
   'sumdb', 'noSumCheck', 'modules', 'path', 'versions', 'deps', 'gomod', 'export', 'signingKey', 'signingKeyPassphrase', 'out',
   'splitSize', 'keep', 'confirmations', 'mirrorOf', 'idleTimeout', 'maxTagPages', 'maxTags', 'maxTagListBytes',
+  'foreignLayers',
 ];
 
 function suggest(key: string): string {
@@ -208,6 +211,7 @@ function resolveConfig(raw: RawConfig, file: string, doc: Document, lc: LineCoun
       platforms: img.platforms,
       target: img.target ?? ref.repository,
       schedule: img.schedule,
+      foreignLayers: img.foreignLayers,
     };
   });
 

@@ -92,6 +92,11 @@ export const ImageSchema = z.strictObject({
     .refine((t) => isValidRepository(t), 'expected a repository path (lowercase letters, digits, . _ - separated by /)')
     .optional(),
   schedule: Cron.optional(),
+  /**
+   * Foreign (non-distributable) layers, e.g. Windows base layers: `skip` carries the manifest
+   * without them, as registries and skopeo do; `fetch` downloads them from their `urls`.
+   */
+  foreignLayers: z.enum(['skip', 'fetch']).default('skip'),
 });
 
 const GoVersions = z.union([

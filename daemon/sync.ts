@@ -6,7 +6,7 @@ import type { Config } from '../config/index.js';
 import { FerryError, toFerryError } from '../errors/index.js';
 import type { SourceResultInput, Store } from '../store/index.js';
 import { RegistryClients, type ResponseHook } from './clients.js';
-import { syncImage, type ImageResult, type SyncContext, type SyncEvent } from './images.js';
+import { syncImage, type ForeignLayerReport, type ImageResult, type SyncContext, type SyncEvent } from './images.js';
 import { closeModuleContext, createModuleContext, syncModuleRoot, type ModuleRootResult, type SumCheck } from './modules.js';
 import { createSumChecker, type SumChecker } from './sumdb.js';
 import { createDispatcher, type RetryOptions } from '../net/index.js';
@@ -50,6 +50,8 @@ export interface SyncSummary {
   readonly durationMs: number;
   readonly modules: { roots: number; unchanged: number; versionsChecked: number; versionsNew: number; failed: number };
   readonly failures: ReadonlyArray<{ source: string; tag?: string; module?: string; version?: string; code: string; message: string }>;
+  /** Foreign (non-distributable) layers of the manifests fetched: `stored` false when left out. */
+  readonly foreignLayers: ReadonlyArray<{ source: string } & ForeignLayerReport>;
   readonly results: readonly ImageResult[];
   readonly moduleResults: readonly ModuleRootResult[];
 }
@@ -192,6 +194,7 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
       failed: moduleResults.filter((r) => !r.ok).length,
     },
     failures,
+    foreignLayers: results.flatMap((r) => r.foreignLayers.map((f) => ({ source: r.name, ...f }))),
     results,
     moduleResults,
   };

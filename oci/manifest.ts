@@ -14,6 +14,31 @@ export const MediaType = {
   DockerLayer: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
 } as const;
 
+/**
+ * Layer media types a registry need not hold (Windows base layers, older MCR tags): clients
+ * fetch them from the descriptor's `urls` (Docker "foreign" layers, OCI "non-distributable").
+ */
+export const NON_DISTRIBUTABLE_MEDIA_TYPES: readonly string[] = [
+  'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+zstd',
+];
+
+/** True for a foreign (Docker) or non-distributable (OCI) layer media type. */
+export function isNonDistributableMediaType(mt: string): boolean {
+  return NON_DISTRIBUTABLE_MEDIA_TYPES.includes(mt);
+}
+
+/**
+ * A foreign layer: a non-distributable media type with `urls` to fetch it from. Registries accept
+ * a manifest without its blob and clients skip it (skopeo, regclient); so does Ferry by default,
+ * and a store, bundle or import may lack it by design.
+ */
+export function isForeignLayer(d: Pick<Descriptor, 'mediaType' | 'urls'>): boolean {
+  return isNonDistributableMediaType(d.mediaType) && Array.isArray(d.urls) && d.urls.length > 0;
+}
+
 /** Manifest media types that are indexes (lists of manifests). */
 export const INDEX_MEDIA_TYPES: readonly string[] = [MediaType.OciIndex, MediaType.DockerManifestList];
 /** Manifest media types that are single-image manifests. */
@@ -119,6 +144,9 @@ function checkDescriptor(d: unknown, where: string): Descriptor {
   if (!isDigest(o['digest'])) throw invalid(`${where}.digest "${String(o['digest'])}" is not a sha256 digest`);
   if (typeof o['size'] !== 'number' || !Number.isSafeInteger(o['size']) || o['size'] < 0) {
     throw invalid(`${where}.size is not a non-negative integer`);
+  }
+  if (o['urls'] !== undefined && (!Array.isArray(o['urls']) || !o['urls'].every((u) => typeof u === 'string'))) {
+    throw invalid(`${where}.urls is not a list of strings`);
   }
   return o as unknown as Descriptor;
 }

@@ -3,3 +3,4 @@ export * from './auth.js';
 export * from './blob-reader.js';
 export * from './challenge.js';
 export * from './client.js';
+export * from './foreign.js';

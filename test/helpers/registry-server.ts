@@ -42,6 +42,11 @@ export interface StartRegistryOptions {
   readonly tokenExpiresIn?: number;
   /** Accept Docker schema 1 manifests (`compatibility.schema1.enabled`), as old registries hold them. @default false */
   readonly schema1?: boolean;
+  /**
+   * Accept manifests whose foreign layers name http(s) `urls` (`validation.manifests.urls.allow`),
+   * as Docker Hub and MCR do; distribution refuses any URL by default. @default false
+   */
+  readonly foreignUrls?: boolean;
 }
 
 /** A running registry. */
@@ -111,6 +116,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Ru
       `storage:\n  filesystem:\n    rootdirectory: ${dataDir}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n` +
       `http:\n  addr: ${host}\n  secret: ferry-test-secret\n` +
       (opts.schema1 ? 'compatibility:\n  schema1:\n    enabled: true\n' : '') +
+      (opts.foreignUrls ? "validation:\n  manifests:\n    urls:\n      allow:\n        - '^https?://'\n" : '') +
       authYaml;
     const configPath = join(dir, 'config.yml');
     await writeFile(configPath, config);
