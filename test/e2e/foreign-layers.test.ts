@@ -4,7 +4,7 @@
 // fsck; skopeo judges that the manifest arrived byte for byte. With `foreignLayers: fetch` the
 // layer comes from its urls, verified, without the registry's credentials.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -18,6 +18,7 @@ import { importBundles } from '../../importer/index.js';
 import { MediaType, sha256Digest, type Digest } from '../../oci/index.js';
 import { RegistryClient } from '../../registry/index.js';
 import { Ledger, Store } from '../../store/index.js';
+import { runFerry } from '../helpers/ferry-cli.js';
 import { randomData, skopeoInspect } from '../helpers/images.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry-server.js';
 import { startFake, type FakeServer } from '../net/fake-server.js';
@@ -220,6 +221,26 @@ describe('foreign layers', () => {
     } finally {
       store.close();
     }
+  });
+
+  it('the command line names them: sync, fsck, export and verify', async () => {
+    const cfg = config('cli');
+    const file = cfg.file;
+    writeFileSync(file, `${readFileSync(file, 'utf8')}export:\n  signingKey: ${keyPath}\n  out: ${join(dir, 'out-cli')}\n`);
+    const env = { [ENV_PASS]: PASS };
+    const sync = await runFerry(['sync', '-c', file], { env });
+    expect(sync.code).toBe(0);
+    expect(sync.stderr).toContain(`ferry: win: foreign layer ${foreignDigest} (${FOREIGN_DOCKER}) left out; its urls: "http://${layerHost.host}/layers/${foreignDigest.slice(7)}"`);
+    const fsck = await runFerry(['fsck', '-c', file]);
+    expect(fsck.code).toBe(0);
+    expect(fsck.stdout).toContain(`2 foreign layer(s) not stored, by design (non-distributable): ${[foreignDigest, ociForeignDigest].sort().join(', ')}`);
+    const exp = await runFerry(['export', '-c', file], { env });
+    expect(exp.code).toBe(0);
+    expect(exp.stdout).toContain(`not carried: foreign layer ${foreignDigest}`);
+    const tar = exp.stdout.split('\n').map((l) => l.trim()).find((l) => l.endsWith('.tar'))!;
+    const ver = await runFerry(['verify', tar, '--trust', join(dir, 'signer.pub')]);
+    expect(ver.code).toBe(0);
+    expect(ver.stdout).toContain(`not carried: foreign layer ${ociForeignDigest}`);
   });
 
   it('fetches them from their urls with foreignLayers: fetch, verified, without credentials, and carries them', async () => {
