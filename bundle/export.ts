@@ -5,7 +5,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { FerryError } from '../errors/index.js';
+import { errorMessage, FerryError } from '../errors/index.js';
 import { proxyPath } from '../goproxy/client.js';
 import { compare as compareVersions, isPseudoVersion } from '../goproxy/semver.js';
 import { digestHex, formatReference, isNonDistributableMediaType, type Digest } from '../oci/index.js';
@@ -231,7 +231,11 @@ export async function exportBundle(opts: ExportOptions): Promise<ExportResult> {
     goModH1: m.h1Mod,
     time: m.time,
   }));
-  await mkdir(opts.outDir, { recursive: true });
+  try {
+    await mkdir(opts.outDir, { recursive: true });
+  } catch (err) {
+    throw new FerryError('BUNDLE_IO', `cannot create the output directory ${opts.outDir}: ${errorMessage(err)}`, { op: 'export', file: opts.outDir, cause: err });
+  }
   const result = await writeBundle({
     outDir: opts.outDir,
     name,

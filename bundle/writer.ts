@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pack as tarPack, type Header, type Pack } from 'tar-stream';
-import { FerryError, isFerryError, toFerryError } from '../errors/index.js';
+import { errorMessage, FerryError, isFerryError, toFerryError } from '../errors/index.js';
 import { VerifyingStream } from '../oci/index.js';
 import {
   compareTarPaths,
@@ -111,6 +111,23 @@ export function bufferEntry(path: string, bytes: Uint8Array, mediaType?: string)
   };
 }
 
+/**
+ * A file-system failure while writing bundle file `file` (`tmp` is its temporary name, when
+ * it has one): names the file, the reason in words and the errno code, e.g. a full disk.
+ */
+function ioError(err: unknown, op: string, file: string, tmp?: string): FerryError {
+  if (isFerryError(err)) return err;
+  const e = err as NodeJS.ErrnoException;
+  // Node's message is "ENOSPC: no space left on device, write": keep the words, name the code once.
+  const words = /^[A-Z0-9_]+: ([^,]+)/.exec(e.message ?? '')?.[1] ?? errorMessage(err);
+  const why = e.code !== undefined ? `${words} (${e.code})` : words;
+  return new FerryError('BUNDLE_IO', `cannot ${op} bundle file ${file}${tmp !== undefined ? ` (written as ${tmp})` : ''}: ${why}`, {
+    op,
+    file,
+    cause: err,
+  });
+}
+
 interface PartRecord {
   readonly tmp: string;
   readonly final: string;
@@ -128,6 +145,8 @@ class PartSink extends Writable {
   private wholeHex: string | undefined;
   private fh: FileHandle | undefined;
   private current: PartRecord | undefined;
+  /** The first file-system failure, named: it is what the caller reports, not the tar stream's premature close. */
+  failure: FerryError | undefined;
 
   constructor(
     private readonly outDir: string,
@@ -138,14 +157,21 @@ class PartSink extends Writable {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.writeChunk(chunk).then(() => cb(), cb);
+    this.writeChunk(chunk).then(() => cb(), (err: unknown) => cb(this.fail(err)));
   }
 
   // Chunks that queued while the previous write was in flight go to disk in one writev:
   // tar-stream emits many small pieces (headers, padding) between the blob chunks.
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
     const bufs = chunks.map((c) => c.chunk);
-    this.writeChunk(bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs)).then(() => cb(), cb);
+    this.writeChunk(bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs)).then(() => cb(), (err: unknown) => cb(this.fail(err)));
+  }
+
+  private fail(err: unknown): FerryError {
+    const rec = this.current ?? this.parts[this.parts.length - 1];
+    const e = rec ? ioError(err, 'write', rec.final, rec.tmp) : toFerryError(err, 'BUNDLE_IO', { op: 'write' });
+    this.failure ??= e;
+    return e;
   }
 
   /** Lowercase hex sha256 of everything written (call once all bytes are in). */
@@ -160,7 +186,7 @@ class PartSink extends Writable {
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    this.closePart().then(() => cb(), cb);
+    this.closePart().then(() => cb(), (err: unknown) => cb(this.fail(err)));
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
@@ -178,8 +204,8 @@ class PartSink extends Writable {
     const file = this.splitSize === undefined ? `${this.name}.tar` : partFileName(this.name, n);
     const rec: PartRecord = { file, tmp: join(this.outDir, `.${file}.partial`), final: join(this.outDir, file), size: 0, hash: createHash('sha256') };
     this.parts.push(rec);
-    this.fh = await open(rec.tmp, 'w', 0o644);
     this.current = rec;
+    this.fh = await open(rec.tmp, 'w', 0o644);
   }
 
   private async closePart(): Promise<void> {
@@ -217,14 +243,26 @@ class PartSink extends Writable {
 }
 
 
-async function writeFileSynced(path: string, bytes: Uint8Array | string, mode: number): Promise<void> {
-  const fh = await open(path, 'w', mode);
+async function writeFileSynced(path: string, final: string, bytes: Uint8Array | string, mode: number): Promise<void> {
   try {
-    await fh.writeFile(bytes);
-    await fh.chmod(mode);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    const fh = await open(path, 'w', mode);
+    try {
+      await fh.writeFile(bytes);
+      await fh.chmod(mode);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    throw ioError(err, 'write', final, path);
+  }
+}
+
+async function renameInto(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (err) {
+    throw ioError(err, 'rename', to, from);
   }
 }
 
@@ -321,9 +359,11 @@ export async function writeBundle(opts: WriteBundleOptions): Promise<WriteBundle
       pack.destroy(err as Error);
       sink.destroy(err as Error);
       await drained.catch(() => undefined);
-      throw err;
+      throw sink.failure ?? err;
     }
-    await drained;
+    await drained.catch((err: unknown) => {
+      throw sink.failure ?? err;
+    });
 
     const parts: BundlePart[] = sink.parts.map((p) => ({ file: p.file, size: p.size, sha256: p.sha256! }));
     const partsManifest: PartsManifest = {
@@ -336,21 +376,21 @@ export async function writeBundle(opts: WriteBundleOptions): Promise<WriteBundle
     };
     const partsBytes = serializePartsManifest(partsManifest);
     temps.push(extra.parts, extra.sig, extra.script);
-    await writeFileSynced(extra.parts, partsBytes, 0o644);
-    await writeFileSynced(extra.sig, `${signBytes(partsBytes, opts.privateKey)}\n`, 0o644);
-    await writeFileSynced(extra.script, opts.importScript, 0o755);
+    await writeFileSynced(extra.parts, join(outDir, partsName), partsBytes, 0o644);
+    await writeFileSynced(extra.sig, join(outDir, `${partsName}.sig`), `${signBytes(partsBytes, opts.privateKey)}\n`, 0o644);
+    await writeFileSynced(extra.script, join(outDir, IMPORT_SCRIPT_FILE), opts.importScript, 0o755);
     signal?.throwIfAborted();
 
     // Rename order: parts, import.sh, signature, and parts.json last — its presence marks a complete bundle.
     const final: string[] = [];
     for (const p of sink.parts) {
-      await rename(p.tmp, p.final);
+      await renameInto(p.tmp, p.final);
       final.push(p.final);
     }
     const scriptPath = join(outDir, IMPORT_SCRIPT_FILE);
-    await rename(extra.script, scriptPath);
-    await rename(extra.sig, join(outDir, `${partsName}.sig`));
-    await rename(extra.parts, join(outDir, partsName));
+    await renameInto(extra.script, scriptPath);
+    await renameInto(extra.sig, join(outDir, `${partsName}.sig`));
+    await renameInto(extra.parts, join(outDir, partsName));
     final.push(join(outDir, partsName), join(outDir, `${partsName}.sig`), scriptPath);
     await syncDir(outDir);
     return { files: final, totalSize: sink.total, sha256: partsManifest.sha256, manifest, manifestBytes, parts: partsManifest };

@@ -117,9 +117,21 @@ async function ledgerFile(o: { ledger?: string; store?: string; gomodDir?: strin
   return defaultLedgerPath({ ...(o.store !== undefined ? { store: o.store } : {}), ...(o.gomodDir !== undefined ? { gomodDir: o.gomodDir } : {}) });
 }
 
+/** The ledger `ferry ledger` and `--status` read: a path named on the command line must exist (a typo is not "nothing imported yet"). */
+async function statusLedgerFile(o: { ledger?: string; store?: string; gomodDir?: string }): Promise<string> {
+  if (o.ledger !== undefined) {
+    if (!existsSync(o.ledger)) throw usage(`--ledger ${o.ledger}: no such file`);
+  } else if (o.store !== undefined) {
+    if (!existsSync(o.store)) throw new FerryError('STORE_NOT_FOUND', `--store ${o.store}: no such directory`, { file: o.store });
+  } else if (o.gomodDir !== undefined && !existsSync(o.gomodDir)) {
+    throw usage(`--gomod-dir ${o.gomodDir}: no such directory`);
+  }
+  return ledgerFile(o);
+}
+
 async function runImport(bundles: string[], o: ImportCliOptions): Promise<void> {
   if (o.status) {
-    await printStatus(await ledgerFile(o), o.json);
+    await printStatus(await statusLedgerFile(o), o.json);
     return;
   }
   if (bundles.length === 0) throw usage('ferry import: name at least one bundle (a .tar, its first part, or a directory)');
@@ -239,6 +251,6 @@ export function registerImportCommands(program: Command): void {
     .option('--store <dir>', 'the ledger beside this store')
     .option('--json', 'print JSON on stdout')
     .action(async (o: { ledger?: string; gomodDir?: string; store?: string; json?: boolean }) => {
-      await printStatus(await ledgerFile(o), o.json);
+      await printStatus(await statusLedgerFile(o), o.json);
     });
 }

@@ -11,7 +11,7 @@ export const EXIT_FAILED = 1;
 /** Exit code for bad usage or configuration. */
 export const EXIT_USAGE = 2;
 
-const USAGE_CODES = new Set(['USAGE', 'CONFIG_INVALID', 'CONFIG_NOT_FOUND', 'SECRET_UNRESOLVED', 'REFERENCE_INVALID', 'KEY_INVALID']);
+const USAGE_CODES = new Set(['USAGE', 'CONFIG_INVALID', 'CONFIG_NOT_FOUND', 'SECRET_UNRESOLVED', 'REFERENCE_INVALID', 'KEY_INVALID', 'STORE_NOT_FOUND']);
 
 /** Prints an error to stderr and returns the exit code it deserves. */
 export function reportError(err: unknown): number {

@@ -1,11 +1,18 @@
 /** Reads, validates and resolves a configuration file, with errors that name file, line, column and key. */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { isAlias, isCollection, isMap, isNode, isPair, isScalar, LineCounter, parseDocument, type Alias, type Document, type Node as YamlNode } from 'yaml';
 import type * as z from 'zod';
 import { FerryError } from '../errors/index.js';
 import { parseReference, type Reference } from '../oci/reference.js';
 import { ConfigSchema, DEFAULT_MODULE_CONCURRENCY, type ExportConfig, type GoModulesConfig, type RawConfig, type RegistryConfig, type TagFilterConfig } from './schema.js';
+import { resolveSecret } from './secrets.js';
+
+/**
+ * Most values aliases may add to a configuration: far more than any real file repeats, far
+ * fewer than it takes to exhaust memory (a "billion laughs" file adds billions).
+ */
+export const MAX_ALIASED_VALUES = 100_000;
 
 /** An image source after resolution: parsed reference and defaults filled in. */
 export interface ImageConfig {
@@ -44,7 +51,7 @@ export interface Config {
   readonly export: ExportConfig | undefined;
 }
 
-/** Loads and validates a configuration file. Throws CONFIG_NOT_FOUND or CONFIG_INVALID. */
+/** Loads and validates a configuration file. Throws CONFIG_NOT_FOUND, CONFIG_INVALID or SECRET_UNRESOLVED. */
 export function loadConfig(file: string): Config {
   const abs = resolve(file);
   let text: string;
@@ -60,7 +67,11 @@ export function loadConfig(file: string): Config {
   return parseConfig(text, abs);
 }
 
-/** Parses configuration text; `file` names it in errors and anchors relative paths. */
+/**
+ * Parses configuration text; `file` names it in errors and anchors relative paths. Every
+ * `env:`/`file:` secret reference must resolve (SECRET_UNRESOLVED names file:line:col, the key
+ * and the variable or file), so a file that passes here does not fail later for want of a secret.
+ */
 export function parseConfig(text: string, file: string): Config {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
@@ -70,7 +81,14 @@ export function parseConfig(text: string, file: string): Config {
     const where = `${file}:${pos.line}:${pos.col}`;
     throw new FerryError('CONFIG_INVALID', `${where}: YAML syntax error: ${e.message.split('\n')[0]}`, { file });
   }
-  const data: unknown = doc.toJS();
+  checkAliases(doc, lineCounter, file);
+  let data: unknown;
+  try {
+    // checkAliases bounded what aliases add, by values rather than yaml's count of alias uses.
+    data = doc.toJS({ maxAliasCount: -1 });
+  } catch (err) {
+    throw new FerryError('CONFIG_INVALID', `${file}: the YAML cannot be read as data: ${(err as Error).message}`, { file, cause: err });
+  }
   if (data === null || data === undefined) {
     throw new FerryError('CONFIG_INVALID', `${file}: the configuration is empty (expected at least "version: 1")`, { file });
   }
@@ -80,7 +98,87 @@ export function parseConfig(text: string, file: string): Config {
     const more = result.error.issues.length > 10 ? `\n(and ${result.error.issues.length - 10} more)` : '';
     throw new FerryError('CONFIG_INVALID', `${lines.join('\n')}${more}`, { file });
   }
-  return resolveConfig(result.data, file, doc, lineCounter);
+  const config = resolveConfig(result.data, file, doc, lineCounter);
+  checkSecrets(result.data, file, doc, lineCounter);
+  return config;
+}
+
+/**
+ * Checks every alias before the document becomes data: it names an anchor set before it, it
+ * does not refer to a node that contains it, and all aliases together add at most
+ * MAX_ALIASED_VALUES values. Errors point at the alias.
+ */
+function checkAliases(doc: Document, lc: LineCounter, file: string): void {
+  const anchors = new Map<string, YamlNode>();
+  const targets = new Map<Alias, YamlNode>();
+  const sizes = new Map<YamlNode, number>();
+  const open = new Set<unknown>();
+  let added = 0;
+  const fail = (a: Alias, msg: string): FerryError =>
+    new FerryError('CONFIG_INVALID', `${file}${offsetPosition(lc, a.range?.[0])}: alias *${a.source} ${msg}`, { file });
+  // Values a node stands for once every alias in it is expanded (capped: only "too many" matters).
+  const size = (node: unknown): number => {
+    if (isAlias(node)) {
+      const t = targets.get(node);
+      return t === undefined ? 1 : size(t);
+    }
+    if (isPair(node)) return Math.min(size(node.key) + size(node.value), MAX_ALIASED_VALUES + 1);
+    if (!isCollection(node)) return 1;
+    let n = sizes.get(node);
+    if (n === undefined) {
+      n = 1;
+      for (const it of node.items) n = Math.min(n + size(it), MAX_ALIASED_VALUES + 1);
+      sizes.set(node, n);
+    }
+    return n;
+  };
+  // Document order, as the YAML spec resolves aliases: the last anchor of that name before the alias.
+  const walk = (node: unknown): void => {
+    if (isAlias(node)) {
+      const target = anchors.get(node.source);
+      if (target === undefined) throw fail(node, 'names no anchor set before it');
+      if (open.has(target)) throw fail(node, 'refers to a node that contains it');
+      targets.set(node, target);
+      added += size(target);
+      if (added > MAX_ALIASED_VALUES) {
+        throw fail(node, `makes the aliases of this file add more than ${MAX_ALIASED_VALUES} values (an alias bomb?); write the repeated parts out or repeat less`);
+      }
+      return;
+    }
+    if (isPair(node)) {
+      walk(node.key);
+      walk(node.value);
+      return;
+    }
+    if (!isNode(node)) return;
+    if (node.anchor) anchors.set(node.anchor, node);
+    if (isCollection(node)) {
+      open.add(node);
+      for (const it of node.items) walk(it);
+      open.delete(node);
+    }
+  };
+  walk(doc.contents);
+}
+
+/** Checks that every `env:`/`file:` reference resolves (the values are not kept). */
+function checkSecrets(raw: RawConfig, file: string, doc: Document, lc: LineCounter): void {
+  const refs: Array<{ path: PropertyKey[]; ref: string | undefined }> = [];
+  raw.registries.forEach((r, i) => {
+    refs.push({ path: ['registries', i, 'username'], ref: r.username }, { path: ['registries', i, 'password'], ref: r.password });
+  });
+  if (raw.goModules) {
+    refs.push({ path: ['goModules', 'username'], ref: raw.goModules.username }, { path: ['goModules', 'password'], ref: raw.goModules.password });
+  }
+  if (raw.export) refs.push({ path: ['export', 'signingKeyPassphrase'], ref: raw.export.signingKeyPassphrase });
+  for (const { path, ref } of refs) {
+    if (ref === undefined || !/^(env|file):/.test(ref)) continue;
+    try {
+      resolveSecret(ref, `${file}${position(doc, lc, path)}: ${keyPath(path)}`, dirname(file));
+    } catch (err) {
+      throw new FerryError('SECRET_UNRESOLVED', (err as Error).message, { file, cause: err });
+    }
+  }
 }
 
 function keyPath(path: readonly PropertyKey[]): string {
@@ -107,7 +205,10 @@ function position(doc: Document, lc: LineCounter, path: readonly PropertyKey[], 
     const pair = node.items.find((it) => isScalar(it.key) && it.key.value === keyOnly);
     if (pair && isScalar(pair.key)) found = pair.key;
   }
-  const offset = found?.range?.[0];
+  return offsetPosition(lc, found?.range?.[0]);
+}
+
+function offsetPosition(lc: LineCounter, offset: number | undefined): string {
   if (offset === undefined) return '';
   const { line, col } = lc.linePos(offset);
   return `:${line}:${col}`;

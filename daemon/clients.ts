@@ -1,10 +1,10 @@
 /** Builds one registry client per upstream host from the configuration, with its TLS and credentials. */
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { dockerCredentials, parseByteSize, parseDuration, resolveSecret, type Config, type Credentials, type RegistryConfig } from '../config/index.js';
+import { parseByteSize, parseDuration, resolveSecret, type Config, type RegistryConfig } from '../config/index.js';
 import type { RetryOptions } from '../net/index.js';
 import { registryApiHost } from '../oci/reference.js';
-import { RegistryClient, type TagListLimits } from '../registry/index.js';
+import { dockerCredentials, RegistryClient, type Credentials, type TagListLimits } from '../registry/index.js';
 
 /** Hook for every registry response (metrics, rate-limit tracking, request counting). */
 export type ResponseHook = (info: { method: string; url: string; status: number; headers: Record<string, string | string[] | undefined> }) => void;
@@ -15,11 +15,20 @@ export interface RegistryClientsOptions {
   readonly logger?: Logger;
   readonly retry?: RetryOptions;
   readonly onResponse?: ResponseHook;
+  /**
+   * Where Docker's stored credentials are looked up (DOCKER_CONFIG, HOME) and what credential
+   * helpers run with (PATH). @default process.env
+   */
+  readonly env?: NodeJS.ProcessEnv;
+  /** How long a Docker credential helper may take. @default DEFAULT_HELPER_TIMEOUT_MS */
+  readonly helperTimeoutMs?: number;
 }
 
 /** Caches a RegistryClient per registry name. */
 export class RegistryClients {
   private readonly clients = new Map<string, RegistryClient>();
+  /** Stops credential helpers still running when the clients close. */
+  private readonly closing = new AbortController();
 
   constructor(private readonly opts: RegistryClientsOptions) {}
 
@@ -36,18 +45,20 @@ export class RegistryClients {
     const s = this.settings(registry);
     const api = registryApiHost(registry);
     const baseDir = dirname(this.opts.config.file);
-    let cached: Credentials | undefined | null = null;
+    const lookup = {
+      ...(this.opts.env ? { env: this.opts.env } : {}),
+      ...(this.opts.helperTimeoutMs !== undefined ? { timeoutMs: this.opts.helperTimeoutMs } : {}),
+      signal: this.closing.signal,
+    };
+    // Called once, when the registry first asks for credentials (the client caches the answer).
     const credentials = async (): Promise<Credentials | undefined> => {
-      if (cached !== null) return cached;
       if (s?.username !== undefined && s.password !== undefined) {
-        cached = {
+        return {
           username: resolveSecret(s.username, `registries[${s.host}].username`, baseDir),
           password: resolveSecret(s.password, `registries[${s.host}].password`, baseDir),
         };
-      } else {
-        cached = dockerCredentials(registry) ?? (api !== registry ? dockerCredentials(api) : undefined);
       }
-      return cached;
+      return (await dockerCredentials(registry, lookup)) ?? (api !== registry ? await dockerCredentials(api, lookup) : undefined);
     };
     c = new RegistryClient({
       host: api,
@@ -67,6 +78,7 @@ export class RegistryClients {
 
   /** Closes every client's connection pool (after a reload or at shutdown). */
   async close(): Promise<void> {
+    this.closing.abort();
     const all = [...this.clients.values()];
     this.clients.clear();
     await Promise.allSettled(all.map((c) => c.close()));

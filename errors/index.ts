@@ -51,8 +51,10 @@ export const ErrorCodes = [
   'STORE_CORRUPT',
   'STORE_LOCKED',
   'STORE_IO',
+  'STORE_NOT_FOUND',
   // bundles and import
   'BUNDLE_INVALID',
+  'BUNDLE_IO',
   'SIGNATURE_INVALID',
   'CHAIN_BROKEN',
   'REQUIRES_MISSING',

@@ -1,6 +1,7 @@
-/** Ferry's OCI distribution client: auth, tags, manifests, blobs and uploads over undici. */
+/** Ferry's OCI distribution client: auth and Docker's stored credentials, tags, manifests, blobs and uploads over undici. */
 export * from './auth.js';
 export * from './blob-reader.js';
 export * from './challenge.js';
 export * from './client.js';
+export * from './credentials.js';
 export * from './foreign.js';

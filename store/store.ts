@@ -151,8 +151,8 @@ export class Store {
   }
 
   /**
-   * Opens the store at `dir`, creating it when absent (unless read-only), migrating the
-   * index and removing temp files left by killed processes.
+   * Opens the store at `dir`, creating it when absent (unless read-only or `create: false`),
+   * migrating the index and removing temp files left by killed processes.
    */
   static open(dir: string, opts: StoreOpenOptions = {}): Store {
     const root = resolve(dir);
@@ -163,9 +163,13 @@ export class Store {
     if (opts.busyTimeoutMs !== undefined && (!Number.isFinite(opts.busyTimeoutMs) || opts.busyTimeoutMs < 0)) {
       throw new FerryError('USAGE', `store option busyTimeoutMs must be a non-negative number, got ${String(opts.busyTimeoutMs)}`);
     }
-    if (ro) {
-      if (!existsSync(dbFile)) throw new FerryError('NOT_FOUND', `no Ferry store at ${root} (no ${STORE_DB})`, { op: 'open', file: root });
-    } else {
+    if (ro || opts.create === false) {
+      if (!existsSync(dbFile)) {
+        const why = existsSync(root) ? `the directory holds no ${STORE_DB}` : 'no such directory';
+        throw new FerryError('STORE_NOT_FOUND', `no Ferry store at ${root}: ${why} (ferry sync, ferry daemon and ferry import --store create one)`, { op: 'open', file: root });
+      }
+    }
+    if (!ro) {
       try {
         mkdirSync(root, { recursive: true });
       } catch (err) {

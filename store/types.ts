@@ -15,6 +15,12 @@ export interface StoreOpenOptions {
    * @default false
    */
   readonly readonly?: boolean;
+  /**
+   * Create the store when `dir` holds none. Commands that only read or check a store pass
+   * false: a mistyped path is then STORE_NOT_FOUND instead of a new, empty, "healthy" store.
+   * Read-only opens never create. @default true
+   */
+  readonly create?: boolean;
   /** Where the store reports cleanups and repairs. */
   readonly logger?: StoreLogger;
   /**

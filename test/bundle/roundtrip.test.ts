@@ -166,6 +166,27 @@ describe('writeBundle + openBundle', () => {
     expect(await readdir(out)).toEqual([]);
   });
 
+  it('a full disk (ENOSPC) names the file being written, says why, and leaves no file behind', async () => {
+    // Linux answers every write to /dev/full with ENOSPC: the writer's temporary file is a link to it.
+    const fs = await import('node:fs/promises');
+    const out = join(dir, 'full');
+    await fs.mkdir(out);
+    await fs.symlink('/dev/full', join(out, '.ferry-20240101-0004.tar.partial'));
+    const err = await writeFixture(out, fx, keys.privateKey, { name: 'ferry-20240101-0004' }).catch((e: unknown) => e);
+    expect(isFerryError(err, 'BUNDLE_IO')).toBe(true);
+    expect((err as Error).message).toBe(
+      `cannot write bundle file ${join(out, 'ferry-20240101-0004.tar')} (written as ${join(out, '.ferry-20240101-0004.tar.partial')}): no space left on device (ENOSPC)`,
+    );
+    expect(await readdir(out)).toEqual([]);
+
+    // The disk fills up at the second part: that part is named, the first is removed too.
+    await fs.symlink('/dev/full', join(out, '.ferry-20240101-0005.tar.002.partial'));
+    const err2 = await writeFixture(out, fx, keys.privateKey, { name: 'ferry-20240101-0005', splitSize: 1024 }).catch((e: unknown) => e);
+    expect(err2).toMatchObject({ code: 'BUNDLE_IO', details: { file: join(out, 'ferry-20240101-0005.tar.002') } });
+    expect((err2 as Error).message).toContain('no space left on device');
+    expect(await readdir(out)).toEqual([]);
+  });
+
   it('stops on abort with ABORTED and leaves no file behind', async () => {
     const fs = await import('node:fs/promises');
     const out = join(dir, 'aborted');

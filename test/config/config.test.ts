@@ -1,8 +1,8 @@
-import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { dockerCredentials, loadConfig, parseByteSize, parseConfig, resolveSecret, selectTags } from '../../config/index.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig, parseByteSize, parseConfig, resolveSecret, selectTags } from '../../config/index.js';
 import { FerryError } from '../../errors/index.js';
 
 function errorOf(fn: () => unknown): FerryError {
@@ -36,7 +36,24 @@ images:
   - source: golang
 `;
 
+/** A file whose aliases expand to 9^7 values: small text, billions of laughs. */
+const BOMB = `version: 1
+a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+`;
+
 describe('config', () => {
+  beforeAll(() => {
+    // The secret references in `good` must resolve: every load checks them.
+    process.env['UPSTREAM_USER'] = 'upstream-user';
+    process.env['UPSTREAM_PASS'] = 'upstream-pass';
+  });
+
   it('loads a valid file and resolves paths and defaults', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ferry-cfg-'));
     writeFileSync(join(dir, 'ferry.yaml'), good);
@@ -88,6 +105,45 @@ describe('config', () => {
     expect(errorOf(() => parseConfig('version: 1\nimages:\n  - source: alpine\n  - source: alpine\n', 'f.yaml')).message).toContain('used twice');
   });
 
+  it('an alias bomb is CONFIG_INVALID at the alias that passes the bound, not an internal error', () => {
+    const err = errorOf(() => parseConfig(BOMB, '/etc/ferry.yaml'));
+    expect(err.code).toBe('CONFIG_INVALID');
+    // The aliases of lines 3-6 add 74718 values (each *e stands for 66430); line 7's first *e
+    // passes 100000.
+    expect(err.message).toMatch(/^\/etc\/ferry\.yaml:7:8: alias \*e makes the aliases of this file add more than 100000 values/);
+  });
+
+  it('an alias without an anchor before it, or inside its own anchor, names its position', () => {
+    expect(errorOf(() => parseConfig('version: 1\nstore: *nope\n', 'f.yaml')).message).toBe('f.yaml:2:8: alias *nope names no anchor set before it');
+    const loop = errorOf(() => parseConfig('version: 1\nimages: &i [{ source: a.example/x, platforms: *i }]\n', 'f.yaml'));
+    expect(loop).toMatchObject({ code: 'CONFIG_INVALID', message: 'f.yaml:2:47: alias *i refers to a node that contains it' });
+  });
+
+  it('ordinary aliases still work', () => {
+    const c = parseConfig('version: 1\nimages:\n  - source: a.example/x\n    platforms: &p [linux/amd64, linux/arm64]\n  - source: a.example/y\n    platforms: *p\n', 'f.yaml');
+    expect(c.images.map((i) => i.platforms)).toEqual([['linux/amd64', 'linux/arm64'], ['linux/amd64', 'linux/arm64']]);
+  });
+
+  it('secret references that do not resolve fail at load with file:line:col, the key and the variable or file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-cfg-sec-'));
+    writeFileSync(join(dir, 'pass'), 'from-a-file\n');
+    delete process.env['FERRY_TEST_UNSET_VAR'];
+    const env = errorOf(() => parseConfig(good.replace('env:UPSTREAM_PASS', 'env:FERRY_TEST_UNSET_VAR'), join(dir, 'ferry.yaml')));
+    expect(env.code).toBe('SECRET_UNRESOLVED');
+    expect(env.message).toBe(`${join(dir, 'ferry.yaml')}:8:15: registries[0].password: environment variable FERRY_TEST_UNSET_VAR is not set`);
+    const user = errorOf(() => parseConfig(good.replace('env:UPSTREAM_USER', 'env:FERRY_TEST_UNSET_VAR'), 'f.yaml'));
+    expect(user.message).toMatch(/^f\.yaml:7:15: registries\[0\]\.username: environment variable FERRY_TEST_UNSET_VAR/);
+    const file = errorOf(() =>
+      parseConfig('version: 1\ngoModules:\n  username: bob\n  password: file:./missing-pass\n', join(dir, 'ferry.yaml')),
+    );
+    expect(file.code).toBe('SECRET_UNRESOLVED');
+    expect(file.message).toBe(`${join(dir, 'ferry.yaml')}:4:13: goModules.password: cannot read secret file ${join(dir, 'missing-pass')}: ENOENT`);
+    const passphrase = errorOf(() => parseConfig('version: 1\nexport:\n  signingKeyPassphrase: env:FERRY_TEST_UNSET_VAR\n', 'f.yaml'));
+    expect(passphrase.message).toMatch(/^f\.yaml:3:25: export\.signingKeyPassphrase: environment variable FERRY_TEST_UNSET_VAR/);
+    // Resolvable references (a file beside the configuration, literal usernames) load.
+    expect(parseConfig('version: 1\ngoModules:\n  username: bob\n  password: file:pass\n', join(dir, 'ferry.yaml')).goModules?.password).toBe('file:pass');
+  });
+
   it('a missing file is CONFIG_NOT_FOUND', () => {
     expect(errorOf(() => loadConfig('/nonexistent/ferry.yaml')).code).toBe('CONFIG_NOT_FOUND');
   });
@@ -101,24 +157,6 @@ describe('config', () => {
     const err = errorOf(() => resolveSecret('env:FERRY_NOT_SET_ANYWHERE', 'registries[0].password'));
     expect(err.code).toBe('SECRET_UNRESOLVED');
     expect(err.message).toContain('FERRY_NOT_SET_ANYWHERE');
-  });
-
-  it('reads Docker config.json auths', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ferry-docker-'));
-    mkdirSync(join(dir, 'd'));
-    writeFileSync(
-      join(dir, 'd', 'config.json'),
-      JSON.stringify({
-        auths: {
-          '127.0.0.1:5001': { auth: Buffer.from('alice:pw:with:colons').toString('base64') },
-          'https://index.docker.io/v1/': { auth: Buffer.from('bob:hub').toString('base64') },
-        },
-      }),
-    );
-    const env = { DOCKER_CONFIG: join(dir, 'd') };
-    expect(dockerCredentials('127.0.0.1:5001', env)).toEqual({ username: 'alice', password: 'pw:with:colons' });
-    expect(dockerCredentials('registry-1.docker.io', env)).toEqual({ username: 'bob', password: 'hub' });
-    expect(dockerCredentials('ghcr.io', env)).toBeUndefined();
   });
 
   it('selects tags with globs, regexes, semver and latest', () => {

@@ -210,6 +210,17 @@ describe('daemon (in-process)', () => {
     expect(badCron.ok).toBe(false);
     if (!badCron.ok) expect(badCron.error.message).toMatch(/schedule: invalid cron expression/);
 
+    // A secret that does not resolve is refused at reload, with the loader's position and the file it names.
+    writeFileSync(file, `version: 1\nstore: ./reload-store\n${head.replace('tls: plain-http\n', 'tls: plain-http\n    username: ferry\n    password: file:./no-such-secret\n')}`);
+    const badSecret = await d.reload();
+    expect(badSecret.ok).toBe(false);
+    if (!badSecret.ok) {
+      expect(badSecret.error.code).toBe('SECRET_UNRESOLVED');
+      expect(badSecret.error.message).toBe(`${file}:7:15: registries[0].password: cannot read secret file ${join(dir, 'no-such-secret')}: ENOENT`);
+    }
+    expect(d.currentConfig.registries[0]?.password).toBeUndefined();
+    expect(metric((await get(`${base}/metrics`)).body, 'ferry_config_reloads_total', { result: 'failed' })).toBe(3);
+
     writeFileSync(file, `version: 1\nstore: ./reload-store\n${head}  - name: two\n    source: ${reg.host}/reload/two\n`);
     const good = await d.reload();
     expect(good).toEqual({ ok: true, added: ['two'], removed: [] });

@@ -316,7 +316,7 @@ describe('Store.open', () => {
     s.close();
   });
 
-  it('read-only: reads work, writes are refused, a missing store is NOT_FOUND', async () => {
+  it('read-only: reads work, writes are refused, a missing store is STORE_NOT_FOUND', async () => {
     const t = tempDir();
     cleanups.push(t.cleanup);
     const w = Store.open(t.dir);
@@ -329,7 +329,26 @@ describe('Store.open', () => {
     expect(() => r.startRun('sync')).toThrow(expect.objectContaining({ code: 'STORE_IO' }));
     r.close();
     w.close();
-    expect(() => Store.open(join(t.dir, 'nope'), { readonly: true })).toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
+    expect(() => Store.open(join(t.dir, 'nope'), { readonly: true })).toThrow(expect.objectContaining({ code: 'STORE_NOT_FOUND' }));
+  });
+
+  it('create: false opens an existing store but never creates one where there is none', () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const missing = join(t.dir, 'mistyped', 'path');
+    expect(() => Store.open(missing, { create: false })).toThrow(
+      expect.objectContaining({ code: 'STORE_NOT_FOUND', message: expect.stringContaining(`no Ferry store at ${missing}: no such directory`) }),
+    );
+    expect(existsSync(join(t.dir, 'mistyped'))).toBe(false);
+    const empty = join(t.dir, 'empty');
+    mkdirSync(empty);
+    expect(() => Store.open(empty, { create: false })).toThrow(expect.objectContaining({ code: 'STORE_NOT_FOUND', message: expect.stringContaining('holds no ferry.db') }));
+    expect(readdirSync(empty)).toEqual([]);
+    const made = Store.open(join(t.dir, 'real'));
+    made.close();
+    const again = Store.open(join(t.dir, 'real'), { create: false });
+    expect(again.id).toBe(made.id);
+    again.close();
   });
 
   it('refuses a non-empty directory that is not a store', () => {
