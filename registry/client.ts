@@ -1,4 +1,5 @@
 /** RegistryClient: the OCI distribution API over undici, with auth, retries and verification. */
+import { createHash } from 'node:crypto';
 import { pipeline, type Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
@@ -265,7 +266,7 @@ export class RegistryClient {
 
   /**
    * The tag list page by page, as it arrives: each page is read, parsed and handed on, and only
-   * the page URLs (for the loop guard) are kept. Bounded by the client's tag list limits.
+   * a hash of each page URL (for the loop guard) is kept. Bounded by the client's tag list limits.
    */
   async *tagPages(repo: string, opts: CallOptions & { readonly pageSize?: number } = {}): AsyncGenerator<string[]> {
     this.checkRepo(repo);
@@ -285,15 +286,17 @@ export class RegistryClient {
     const origin = new URL(this.baseUrl).origin;
     let url: URL | undefined = new URL(`${this.baseUrl}/v2/${repo}/tags/list`);
     if (opts.pageSize !== undefined) url.searchParams.set('n', String(opts.pageSize));
+    // Page URLs seen, as hashes: a hostile registry's Link URLs may each be as long as a header.
     const seen = new Set<string>();
     let tagCount = 0;
     let bytes = 0;
     while (url) {
-      if (seen.has(url.href)) {
+      const key = createHash('sha256').update(url.href).digest('base64');
+      if (seen.has(key)) {
         throw new FerryError('HTTP_STATUS', `${where}: the registry's Link pages loop at ${redactUrl(url)}`, { ...details, url: redactUrl(url) });
       }
       if (seen.size >= maxPages) throw limit('pages', 'maxTagPages', maxPages);
-      seen.add(url.href);
+      seen.add(key);
       const res = await this.send({ op: 'tagList', method: 'GET', url, scopes: [repositoryScope(repo, ['pull'])], details, ...sig(opts) });
       if (res.statusCode !== 200) throw await this.errorFrom('tagList', res, details);
       const left = maxBytes - bytes;
