@@ -59,8 +59,9 @@ describe('schema 1 manifests', () => {
   it('fails HEAD and GET with MANIFEST_UNSUPPORTED that says what to do, by tag and by digest', async () => {
     const c = new RegistryClient({ host: reg.host, tls: 'plain-http', retry: { retries: 0 } });
     try {
-      for (const call of [c.manifestHead('old/app', 's1'), c.manifestGet('old/app', 's1'), c.manifestGet('old/app', s1Digest)]) {
-        const err = await rejection(call);
+      // One call at a time: a rejection created before it is awaited would go unhandled.
+      for (const call of [() => c.manifestHead('old/app', 's1'), () => c.manifestGet('old/app', 's1'), () => c.manifestGet('old/app', s1Digest)]) {
+        const err = await rejection(call());
         expect(isFerryError(err, 'MANIFEST_UNSUPPORTED')).toBe(true);
         const fe = err as FerryError;
         expect(fe.message).toContain(`${reg.host}/old/app`);
