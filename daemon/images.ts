@@ -11,6 +11,7 @@ import { FerryError, toFerryError } from '../errors/index.js';
 import {
   formatReference,
   isForeignLayer,
+  isNonDistributableMediaType,
   parseManifest,
   platformMatches,
   platformString,
@@ -148,7 +149,7 @@ async function syncTag(ctx: SyncContext, run: ImageRun, client: RegistryClient, 
   const stored = ctx.store.getTag(key);
   const platforms = img.platforms ? [...img.platforms].sort() : null;
   const samePlatforms = JSON.stringify(stored?.platforms ?? null) === JSON.stringify(platforms);
-  if (stored && stored.digest === head.digest && samePlatforms && stored.target === img.target) return false;
+  if (stored && stored.digest === head.digest && samePlatforms && stored.target === img.target && !lacksForeignLayers(ctx, run, head.digest)) return false;
   // Changed (or first seen): fetch by digest so what we store is exactly what HEAD announced.
   const top = await fetchManifest(ctx, client, repo, head.digest);
   let kept: Digest[] = [];
@@ -182,6 +183,20 @@ async function syncTag(ctx: SyncContext, run: ImageRun, client: RegistryClient, 
   return r.changed || !stored;
 }
 
+/**
+ * True when the entry fetches foreign layers and the stored manifest (or a stored child of it)
+ * lacks one: left out while the entry was `skip`, so the content is fetched again.
+ */
+function lacksForeignLayers(ctx: SyncContext, run: ImageRun, digest: Digest, seen = new Set<string>()): boolean {
+  if (run.img.foreignLayers !== 'fetch' || seen.has(digest)) return false;
+  seen.add(digest);
+  const m = ctx.store.getManifest(digest);
+  if (!m) return false;
+  return m.references.some((r) =>
+    isNonDistributableMediaType(r.mediaType) ? !ctx.store.hasBlob(r.digest) : ctx.store.hasManifest(r.digest) && lacksForeignLayers(ctx, run, r.digest, seen),
+  );
+}
+
 interface FetchedManifest {
   readonly bytes: Buffer;
   readonly mediaType: string;
@@ -197,8 +212,9 @@ async function fetchManifest(ctx: SyncContext, client: RegistryClient, repo: str
 
 /** Ensures a child manifest of an index and its blobs are stored (skipped when already complete). */
 async function syncImageManifest(ctx: SyncContext, run: ImageRun, client: RegistryClient, repo: string, d: Descriptor): Promise<void> {
-  // A manifest row exists only after all its blobs were stored, so its presence means complete.
-  if (ctx.store.hasManifest(d.digest)) return;
+  // A manifest row exists only after all its blobs were stored, so its presence means complete
+  // (but for foreign layers an entry now set to fetch left out before).
+  if (ctx.store.hasManifest(d.digest) && !lacksForeignLayers(ctx, run, d.digest)) return;
   const m = await fetchManifest(ctx, client, repo, d.digest);
   if (m.parsed.kind === 'index') {
     // Nested indexes are rare but legal: keep all their children.

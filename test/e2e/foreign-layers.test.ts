@@ -242,6 +242,30 @@ describe('foreign layers', () => {
     expect(ver.stdout).toContain(`not carried: foreign layer ${ociForeignDigest}`);
   });
 
+  it('an entry switched from skip to fetch fetches the layers its stored tags left out; a full export carries them', async () => {
+    const skip = config('switch');
+    const store = Store.open(skip.store);
+    try {
+      expect((await runSync({ config: skip, store, logger, retry: { retries: 0 } })).failures).toEqual([]);
+      expect(store.hasBlob(foreignDigest)).toBe(false);
+      const fetch = config('switch', 'fetch');
+      const s = await runSync({ config: fetch, store, logger, retry: { retries: 0 } });
+      expect(s.failures).toEqual([]);
+      expect(s.tags.changed).toBe(0);
+      expect(store.hasBlob(foreignDigest)).toBe(true);
+      expect(store.hasBlob(ociForeignDigest)).toBe(true);
+      expect((await store.fsck()).foreignLayers).toEqual([]);
+      // Nothing changes afterwards: the next sync is HEADs only.
+      const again = await runSync({ config: fetch, store, logger, retry: { retries: 0 } });
+      expect(again.foreignLayers).toEqual([]);
+      expect(again.manifestsFetched).toBe(0);
+      const b = await exportBundle({ store, outDir: join(dir, 'out-switch'), signingKey: keyPath, logger, full: true });
+      expect(b.foreignLayers).toEqual([]);
+    } finally {
+      store.close();
+    }
+  });
+
   it('fetches them from their urls with foreignLayers: fetch, verified, without credentials, and carries them', async () => {
     const cfg = config('fetch', 'fetch');
     const store = Store.open(cfg.store);
