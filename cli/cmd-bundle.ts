@@ -77,6 +77,7 @@ export function registerBundleCommands(program: Command): void {
             `bundle ${r.name} (sequence ${r.sequence}, ${r.parent ? `since ${r.parent}` : 'full'}${r.sources ? `, only ${r.sources.join(', ')}` : ''}): ${r.images} images, ${r.modules} module versions, ${r.blobs} blobs, ${formatBytes(r.bytes)}${r.requires ? `; requires ${r.requires} blobs from earlier bundles` : ''}\n`,
           );
           for (const f of r.files) process.stdout.write(`  ${f}\n`);
+          for (const d of r.foreignLayers) process.stdout.write(`  not carried: foreign layer ${d} (non-distributable, left out at sync)\n`);
         }
       } finally {
         progress.stop();
@@ -96,8 +97,12 @@ export function registerBundleCommands(program: Command): void {
       const progress = new ByteProgress('verify', process.stderr.isTTY === true && !o.json);
       try {
         const r = await verifyBundle(bundle, { trust, onProgress: (p) => progress.update(p.bytes) }).finally(() => progress.stop());
-        if (o.json) printJson({ ok: true, id: r.manifest.id, sequence: r.manifest.sequence, parent: r.manifest.parent, signer: r.signer, files: r.files, bytes: r.bytes });
-        else process.stdout.write(`${bundle}: ok — bundle ${r.manifest.id} (sequence ${r.manifest.sequence}), signed by ${r.signer}, ${r.files} files, ${formatBytes(r.bytes)} verified\n`);
+        if (o.json) {
+          printJson({ ok: true, id: r.manifest.id, sequence: r.manifest.sequence, parent: r.manifest.parent, signer: r.signer, files: r.files, bytes: r.bytes, foreignLayers: r.foreignLayers });
+        } else {
+          process.stdout.write(`${bundle}: ok — bundle ${r.manifest.id} (sequence ${r.manifest.sequence}), signed by ${r.signer}, ${r.files} files, ${formatBytes(r.bytes)} verified\n`);
+          for (const d of r.foreignLayers) process.stdout.write(`  not carried: foreign layer ${d} (non-distributable; clients fetch it from its urls)\n`);
+        }
       } catch (err) {
         if (o.json && err instanceof FerryError) {
           printJson({ ok: false, code: err.code, message: err.message, file: err.details.file });

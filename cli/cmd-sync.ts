@@ -40,6 +40,9 @@ export function registerSyncCommands(program: Command): void {
           if (tty) process.stderr.write(`${line}\n`);
           else logger.info({ summary: { ...s, results: undefined, moduleResults: undefined } }, line);
           for (const w of s.warnings) process.stderr.write(`ferry: warning: ${w.source}: ${w.message}\n`);
+          for (const f of s.foreignLayers) {
+            if (!f.stored) process.stderr.write(`ferry: ${f.source}: foreign layer ${f.digest} (${f.mediaType}) left out; its urls: ${f.urls.map((u) => JSON.stringify(u)).join(' ')}\n`);
+          }
           for (const f of s.failures) process.stderr.write(`ferry: ${f.source}${f.tag ? `:${f.tag}` : ''}: ${f.message}\n`);
         }
         process.exitCode = s.ok ? EXIT_OK : EXIT_FAILED;
@@ -110,6 +113,9 @@ export function registerSyncCommands(program: Command): void {
         else {
           for (const p of r.problems) process.stdout.write(`${p.kind}: ${p.digest ? `${p.digest}: ` : ''}${p.detail}\n`);
           process.stdout.write(`${r.checked} blobs checked, ${r.problems.length} problem(s)\n`);
+          if (r.foreignLayers.length > 0) {
+            process.stdout.write(`${r.foreignLayers.length} foreign layer(s) not stored, by design (non-distributable): ${r.foreignLayers.join(', ')}\n`);
+          }
         }
         process.exitCode = r.problems.length === 0 ? EXIT_OK : EXIT_FAILED;
       } finally {

@@ -1,10 +1,10 @@
 /** Builds one registry client per upstream host from the configuration, with its TLS and credentials. */
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { resolveSecret, type Config, type RegistryConfig } from '../config/index.js';
+import { parseByteSize, parseDuration, resolveSecret, type Config, type RegistryConfig } from '../config/index.js';
 import type { RetryOptions } from '../net/index.js';
 import { registryApiHost } from '../oci/reference.js';
-import { dockerCredentials, RegistryClient, type Credentials } from '../registry/index.js';
+import { dockerCredentials, RegistryClient, type Credentials, type TagListLimits } from '../registry/index.js';
 
 /** Hook for every registry response (metrics, rate-limit tracking, request counting). */
 export type ResponseHook = (info: { method: string; url: string; status: number; headers: Record<string, string | string[] | undefined> }) => void;
@@ -65,6 +65,8 @@ export class RegistryClients {
       tls: s?.tls ?? 'verify',
       ...(s?.caFile ? { caFile: s.caFile } : {}),
       credentials,
+      ...(s?.idleTimeout !== undefined ? { idleTimeoutMs: parseDuration(s.idleTimeout) } : {}),
+      ...(s ? { tagListLimits: tagListLimits(s) } : {}),
       ...(this.opts.retry ? { retry: this.opts.retry } : {}),
       ...(this.opts.logger ? { logger: this.opts.logger } : {}),
       ...(this.opts.onResponse ? { onResponse: this.opts.onResponse } : {}),
@@ -81,4 +83,13 @@ export class RegistryClients {
     this.clients.clear();
     await Promise.allSettled(all.map((c) => c.close()));
   }
+}
+
+/** The tag list limits a registry entry sets (the client's defaults for the rest). */
+function tagListLimits(s: RegistryConfig): TagListLimits {
+  return {
+    ...(s.maxTagPages !== undefined ? { maxPages: s.maxTagPages } : {}),
+    ...(s.maxTags !== undefined ? { maxTags: s.maxTags } : {}),
+    ...(s.maxTagListBytes !== undefined ? { maxBytes: parseByteSize(s.maxTagListBytes) } : {}),
+  };
 }

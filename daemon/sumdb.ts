@@ -7,7 +7,7 @@
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
-import { resolveSecret, type Config } from '../config/index.js';
+import { parseDuration, resolveSecret, type Config } from '../config/index.js';
 import { FerryError } from '../errors/index.js';
 import { matchPrefixPatterns } from '../goproxy/match.js';
 import { parseSumdbSetting, SumdbClient, sumdbLookupPath, type SignedHead, type TileCache } from '../goproxy/sumdb-client.js';
@@ -84,7 +84,9 @@ export function createSumChecker(opts: SumCheckerOptions): SumChecker | undefine
     gm.username !== undefined && gm.password !== undefined
       ? { username: resolveSecret(gm.username, 'goModules.username', baseDir), password: resolveSecret(gm.password, 'goModules.password', baseDir) }
       : undefined;
-  const dispatcher = opts.dispatcher ?? createDispatcher({ tls: gm.tls, ...(gm.caFile ? { caFile: gm.caFile } : {}) });
+  const dispatcher =
+    opts.dispatcher ??
+    createDispatcher({ tls: gm.tls, ...(gm.caFile ? { caFile: gm.caFile } : {}), ...(gm.idleTimeout !== undefined ? { bodyTimeoutMs: parseDuration(gm.idleTimeout) } : {}) });
   const database = setting.name;
   const tileCache = storeTileCache(store, database);
   const client = new SumdbClient({

@@ -7,7 +7,7 @@
 import { BundleModuleChecks, moduleFilePath, type BundleManifest } from '../bundle/index.js';
 import { FerryError } from '../errors/index.js';
 import { escapePath, escapeVersion } from '../goproxy/index.js';
-import { isIndexMediaType, MAX_MANIFEST_BYTES, sha256Digest, parseManifest, platformMatches, platformString, referencedDescriptors, parseReference, type Digest } from '../oci/index.js';
+import { isForeignLayer, isIndexMediaType, MAX_MANIFEST_BYTES, sha256Digest, parseManifest, platformMatches, platformString, referencedDescriptors, parseReference, type Digest } from '../oci/index.js';
 import type { Store } from '../store/index.js';
 import { planSumdbMerge, splitSumdbPath, sumdbFileKind, type SumdbMergePlan } from './import-sumdb.js';
 import { emptyReport, type ImportTarget, type PlanLine, type TargetContext, type TargetReport } from './import-target.js';
@@ -108,6 +108,7 @@ export class StoreTarget implements ImportTarget {
     }
     // Manifests children first: a post-order walk from every image, then anything not reached.
     const done = new Set<Digest>();
+    const foreign = new Set<Digest>();
     let manifests = 0;
     const put = async (digest: Digest, platform?: string): Promise<void> => {
       if (done.has(digest)) return;
@@ -116,6 +117,8 @@ export class StoreTarget implements ImportTarget {
       if (!mm) return; // required: an earlier bundle stored it
       const parsed = parseManifest(mm.bytes, mm.mediaType);
       const refs = referencedDescriptors(parsed);
+      // Foreign layers left out upstream: recorded as references, absent by design (fsck knows).
+      if (parsed.kind === 'image') for (const d of parsed.manifest.layers) if (isForeignLayer(d) && !this.store.hasBlob(d.digest)) foreign.add(d.digest);
       if (parsed.kind === 'index') for (const c of refs) await put(c.digest, c.platform ? platformString(c.platform) : undefined);
       await this.store.putManifest({ digest, mediaType: mm.mediaType, bytes: mm.bytes, references: refs, ...(platform ? { platform } : {}), ...(signal ? { signal } : {}) });
       manifests++;
@@ -173,7 +176,7 @@ export class StoreTarget implements ImportTarget {
     }
     let files = 0;
     for (const [name, plan] of sumdbPlans) files += await this.mergeSumdb(name, this.sumdb.get(name)!, plan);
-    return { ...emptyReport(this.name, 'store'), blobs: { ...this.counts }, manifests, tags, modules: m.modules.length, files, sumdb: [...this.sumdb.keys()].sort() };
+    return { ...emptyReport(this.name, 'store'), blobs: { ...this.counts }, manifests, tags, modules: m.modules.length, files, sumdb: [...this.sumdb.keys()].sort(), foreignLayers: [...foreign].sort() };
   }
 
   /**

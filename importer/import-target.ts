@@ -42,6 +42,8 @@ export interface TargetReport {
   readonly files: number;
   /** Checksum databases the bundle carried (names under gomod/sumdb/). */
   readonly sumdb: string[];
+  /** Foreign (non-distributable) layers the manifests name and the bundle does not carry, by design. */
+  readonly foreignLayers?: string[];
 }
 
 /** One line of a dry run's plan. */

@@ -296,6 +296,10 @@ async function importOne(b: OpenedBundle, targets: ImportTarget[], opts: ImportO
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
+  const foreign = [...new Set(committed.flatMap((r) => r.foreignLayers ?? []))].sort();
+  if (foreign.length > 0) {
+    warn(`bundle ${m.id}: ${foreign.length} foreign layer(s) not carried (non-distributable; clients fetch them from their urls): ${foreign.join(', ')}`);
+  }
   const filtered = committed.flatMap((r) => r.tags.filter((t) => t.filteredFrom !== undefined));
   for (const f of filtered) {
     warn(`${f.repository}:${f.tag} points at ${f.digest}, not upstream's ${f.upstreamDigest}: the registry refused the index with platforms left out, so Ferry pushed it filtered (annotation io.ferry.filtered-from)`);

@@ -30,6 +30,11 @@ export interface AuthenticatorOptions {
   readonly retry?: RetryOptions;
   readonly userAgent: string;
   readonly registry: string;
+  /**
+   * The registry is reached over https: its token realm must be too (credentials and tokens
+   * never travel over a weaker transport than the registry's own). @default true
+   */
+  readonly secure?: boolean;
   readonly now: () => number;
 }
 
@@ -149,6 +154,23 @@ export class Authenticator {
         ...details,
         temporary: false,
       });
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+      throw new FerryError('UNAUTHORIZED', `${details.op ?? 'auth'}: registry ${this.opts.registry} sent a token realm that is not http(s): "${redactUrl(url)}"`, {
+        ...details,
+        temporary: false,
+      });
+    }
+    // The realm may be another host (Docker Hub's is auth.docker.io) and gets the credentials,
+    // but never over plain http when the registry itself speaks https.
+    if (url.protocol === 'http:' && this.opts.secure !== false) {
+      throw new FerryError(
+        'REALM_INSECURE',
+        `${details.op ?? 'auth'}: registry https://${this.opts.registry} asks for tokens at ${redactUrl(url)} over plain http; Ferry sends ` +
+          'credentials and takes tokens only over a transport as strong as the registry\'s own, so nothing was sent there ' +
+          '(the registry\'s token realm must be https)',
+        { ...details, url: redactUrl(url), temporary: false },
+      );
     }
     if (b.service !== undefined) url.searchParams.set('service', b.service);
     for (const s of [...scopes].sort()) url.searchParams.append('scope', s);

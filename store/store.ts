@@ -10,7 +10,7 @@ import { createReadStream, existsSync, mkdirSync, readFileSync, readdirSync, ren
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { FerryError, toFerryError } from '../errors/index.js';
-import { INDEX_MEDIA_TYPES, parseDigest, platformString, sha256Digest, type Digest } from '../oci/index.js';
+import { INDEX_MEDIA_TYPES, isNonDistributableMediaType, parseDigest, platformString, sha256Digest, type Digest } from '../oci/index.js';
 import { BlobFiles, discardSource, type BlobSource } from './blobs.js';
 import { StoreIndex } from './db.js';
 import { pidAlive, processStartTime } from './pid.js';
@@ -857,7 +857,13 @@ export class Store {
       }
     }
     // Index children may be absent on purpose (platform filtering); the tags' kept sets say which must exist.
+    // Foreign (non-distributable) layers are left out at sync by design: reported, not problems.
+    const foreignLayers = new Set<Digest>();
     for (const r of this.index.danglingRefs(false, INDEX_MEDIA_TYPES)) {
+      if (isNonDistributableMediaType(r.mediaType)) {
+        foreignLayers.add(r.digest);
+        continue;
+      }
       problems.push({ kind: 'dangling-ref', digest: r.digest, detail: `manifest ${r.manifest} references ${r.mediaType} ${r.digest}, which is not stored` });
     }
     for (const t of this.index.listTags()) {
@@ -871,7 +877,7 @@ export class Store {
     for (const m of this.index.moduleMissingBlobs()) {
       problems.push({ kind: 'module-missing-blob', digest: m.digest, detail: `${m.module}@${m.version}: .${m.file} blob ${m.digest} is not stored` });
     }
-    return { checked, problems };
+    return { checked, problems, foreignLayers: [...foreignLayers].sort() };
   }
 
   private throwIfAborted(signal: AbortSignal | undefined): void {

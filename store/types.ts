@@ -383,4 +383,6 @@ export interface FsckResult {
   /** Blob files re-hashed. */
   readonly checked: number;
   readonly problems: FsckProblem[];
+  /** Foreign (non-distributable) layers manifests name and the store lacks by design. */
+  readonly foreignLayers: readonly string[];
 }

@@ -76,7 +76,7 @@ describe('fsck', () => {
     const { store } = await fixture();
     const progress: FsckProgress[] = [];
     const r = await store.fsck({ onProgress: (p) => progress.push(p) });
-    expect(r).toEqual({ checked: 7, problems: [] });
+    expect(r).toEqual({ checked: 7, problems: [], foreignLayers: [] });
     expect(progress).toHaveLength(7);
     expect(progress.at(-1)).toMatchObject({ checked: 7, total: 7 });
   });
