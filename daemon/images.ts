@@ -149,7 +149,10 @@ async function syncTag(ctx: SyncContext, run: ImageRun, client: RegistryClient, 
   const stored = ctx.store.getTag(key);
   const platforms = img.platforms ? [...img.platforms].sort() : null;
   const samePlatforms = JSON.stringify(stored?.platforms ?? null) === JSON.stringify(platforms);
-  if (stored && stored.digest === head.digest && samePlatforms && stored.target === img.target && !lacksForeignLayers(ctx, run, head.digest)) return false;
+  const same = stored !== undefined && stored.digest === head.digest && samePlatforms && stored.target === img.target;
+  // Layers an entry now set to fetch left out before: fetched now, and journaled so they travel.
+  const contentAdded = same && lacksForeignLayers(ctx, run, head.digest);
+  if (same && !contentAdded) return false;
   // Changed (or first seen): fetch by digest so what we store is exactly what HEAD announced.
   const top = await fetchManifest(ctx, client, repo, head.digest);
   let kept: Digest[] = [];
@@ -178,6 +181,7 @@ async function syncTag(ctx: SyncContext, run: ImageRun, client: RegistryClient, 
     mediaType: top.mediaType,
     platforms,
     keptDigests: kept,
+    contentAdded,
   });
   if (r.changed) ctx.emit({ type: 'tag-changed', image: img.name, tag, digest: head.digest, previous: stored?.digest });
   return r.changed || !stored;

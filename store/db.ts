@@ -638,7 +638,11 @@ export class StoreIndex {
           const old = this.getTag(row);
           const kept = JSON.stringify(row.keptDigests);
           const changed =
-            old === undefined || old.digest !== row.digest || old.target !== row.target || JSON.stringify(old.keptDigests) !== kept;
+            old === undefined ||
+            old.digest !== row.digest ||
+            old.target !== row.target ||
+            JSON.stringify(old.keptDigests) !== kept ||
+            row.contentAdded === true;
           this.db
             .prepare(
               `INSERT INTO tags (registry, repository, tag, source, target, digest, media_type, platforms, kept_digests, checked_at, changed_at)

@@ -513,7 +513,8 @@ export class Store {
 
   /**
    * Moves a source's tag. Call it only after the manifest and the kept children are stored
-   * (MANIFEST_UNKNOWN otherwise). Journals the change when the digest, kept set or target changed.
+   * (MANIFEST_UNKNOWN otherwise). Journals the change when the digest, kept set or target changed,
+   * or when `contentAdded` says the closure gained content.
    */
   setTag(row: SetTagInput): ChangeResult {
     this.assertWritable('setTag');

@@ -164,7 +164,14 @@ export interface TagRow extends SourceTagKey {
 }
 
 /** What `setTag` records: a tag row without its times. */
-export type SetTagInput = Omit<TagRow, 'checkedAt' | 'changedAt'>;
+export type SetTagInput = Omit<TagRow, 'checkedAt' | 'changedAt'> & {
+  /**
+   * The tag's closure gained content it lacked (foreign layers fetched after an entry left
+   * them out): journal the tag again although it did not move, so the next bundle carries it.
+   * @default false
+   */
+  readonly contentAdded?: boolean;
+};
 
 /** The outcome of `setTag` / `putModuleVersion`. */
 export interface ChangeResult {

@@ -242,16 +242,19 @@ describe('foreign layers', () => {
     expect(ver.stdout).toContain(`not carried: foreign layer ${ociForeignDigest}`);
   });
 
-  it('an entry switched from skip to fetch fetches the layers its stored tags left out; a full export carries them', async () => {
+  it('an entry switched from skip to fetch fetches the layers its stored tags left out, and the next incremental bundle carries them', async () => {
     const skip = config('switch');
     const store = Store.open(skip.store);
     try {
       expect((await runSync({ config: skip, store, logger, retry: { retries: 0 } })).failures).toEqual([]);
       expect(store.hasBlob(foreignDigest)).toBe(false);
+      const first = await exportBundle({ store, outDir: join(dir, 'out-switch'), signingKey: keyPath, logger });
+      expect([...first.foreignLayers].sort()).toEqual([foreignDigest, ociForeignDigest].sort());
       const fetch = config('switch', 'fetch');
       const s = await runSync({ config: fetch, store, logger, retry: { retries: 0 } });
       expect(s.failures).toEqual([]);
-      expect(s.tags.changed).toBe(0);
+      // The tags did not move, but their closures gained the layers: they are journaled again.
+      expect(s.tags.changed).toBe(2);
       expect(store.hasBlob(foreignDigest)).toBe(true);
       expect(store.hasBlob(ociForeignDigest)).toBe(true);
       expect((await store.fsck()).foreignLayers).toEqual([]);
@@ -259,8 +262,12 @@ describe('foreign layers', () => {
       const again = await runSync({ config: fetch, store, logger, retry: { retries: 0 } });
       expect(again.foreignLayers).toEqual([]);
       expect(again.manifestsFetched).toBe(0);
-      const b = await exportBundle({ store, outDir: join(dir, 'out-switch'), signingKey: keyPath, logger, full: true });
+      expect(again.tags.changed).toBe(0);
+      const b = await exportBundle({ store, outDir: join(dir, 'out-switch'), signingKey: keyPath, logger });
+      expect(b.parent).toBe(first.id);
       expect(b.foreignLayers).toEqual([]);
+      const v = await verifyBundle(join(dir, 'out-switch', `${b.name}.tar`), { trust });
+      for (const d of [foreignDigest, ociForeignDigest]) expect(v.manifest.files.some((f) => f.path === `blobs/sha256/${d.slice(7)}`)).toBe(true);
     } finally {
       store.close();
     }
