@@ -105,6 +105,10 @@ export function registerSyncCommands(program: Command): void {
         else {
           for (const p of r.problems) process.stdout.write(`${p.kind}: ${p.digest ? `${p.digest}: ` : ''}${p.detail}\n`);
           process.stdout.write(`${r.checked} blobs checked, ${r.problems.length} problem(s)\n`);
+          if (r.unreferenced.length > 0) {
+            const bytes = r.unreferenced.reduce((n, b) => n + b.size, 0);
+            process.stdout.write(`${r.unreferenced.length} unreferenced blob(s) (${bytes} bytes): nothing in the index uses them; an interrupted sync or import left them (not damage)\n`);
+          }
         }
         process.exitCode = r.problems.length === 0 ? EXIT_OK : EXIT_FAILED;
       } finally {

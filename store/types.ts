@@ -346,4 +346,15 @@ export interface FsckResult {
   /** Blob files re-hashed. */
   readonly checked: number;
   readonly problems: FsckProblem[];
+  /**
+   * Indexed blobs nothing in the index uses (no manifest, reference, tag, module version or
+   * checksum-database file names them): left by an interrupted sync or import. Not damage.
+   */
+  readonly unreferenced: ReadonlyArray<{ readonly digest: Digest; readonly size: number }>;
+}
+
+/** What `removeUnreferencedBlobs` removed. */
+export interface RemovedBlobs {
+  readonly removed: ReadonlyArray<{ readonly digest: Digest; readonly size: number }>;
+  readonly bytes: number;
 }
