@@ -116,6 +116,10 @@ export function registerSyncCommands(program: Command): void {
           if (r.foreignLayers.length > 0) {
             process.stdout.write(`${r.foreignLayers.length} foreign layer(s) not stored, by design (non-distributable): ${r.foreignLayers.join(', ')}\n`);
           }
+          if (r.unreferenced.length > 0) {
+            const bytes = r.unreferenced.reduce((n, b) => n + b.size, 0);
+            process.stdout.write(`${r.unreferenced.length} unreferenced blob(s) (${bytes} bytes): nothing in the index uses them; an interrupted sync or import left them (not damage)\n`);
+          }
         }
         process.exitCode = r.problems.length === 0 ? EXIT_OK : EXIT_FAILED;
       } finally {

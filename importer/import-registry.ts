@@ -504,10 +504,23 @@ export class RegistryTarget implements ImportTarget {
     });
   }
 
-  async abort(): Promise<void> {
+  /**
+   * Stops the queued uploads and waits for those under way. Blobs already pushed stay: the
+   * distribution API gives a client no general way to delete them (DELETE is optional and mostly
+   * disabled), and they are harmless: untagged, no manifest names them, no client sees them. An
+   * import of the bundle again reuses them (the ledger knows them); otherwise the registry's own
+   * garbage collection removes them. The error message says so.
+   */
+  async abort(): Promise<string | undefined> {
     this.aborted = true;
     await this.queue.onIdle().catch(() => undefined);
     await Promise.all(this.jobs).catch(() => undefined);
     this.jobs = [];
+    const pushed = this.counts.uploaded + this.counts.mounted;
+    if (pushed === 0) return undefined;
+    return (
+      `${pushed} blob(s) already pushed to ${this.name} stay there untagged (no tag or manifest refers to them, so no client sees them): ` +
+      `importing the bundle again reuses them; otherwise the registry's garbage collection removes them`
+    );
   }
 }

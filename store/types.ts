@@ -392,4 +392,15 @@ export interface FsckResult {
   readonly problems: FsckProblem[];
   /** Foreign (non-distributable) layers manifests name and the store lacks by design. */
   readonly foreignLayers: readonly string[];
+  /**
+   * Indexed blobs nothing in the index uses (no manifest, reference, tag, module version or
+   * checksum-database file names them): left by an interrupted sync or import. Not damage.
+   */
+  readonly unreferenced: ReadonlyArray<{ readonly digest: Digest; readonly size: number }>;
+}
+
+/** What `removeUnreferencedBlobs` removed. */
+export interface RemovedBlobs {
+  readonly removed: ReadonlyArray<{ readonly digest: Digest; readonly size: number }>;
+  readonly bytes: number;
 }
