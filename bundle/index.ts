@@ -3,6 +3,7 @@ export * from './format.js';
 export * from './import-script.js';
 export * from './keys.js';
 export * from './layout.js';
+export * from './module-check.js';
 export * from './reader.js';
 export * from './sign.js';
 export * from './verify.js';

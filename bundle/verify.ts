@@ -1,8 +1,9 @@
 /**
  * Full verification of a bundle without importing it: parts, signatures, every file's size and
- * sha256, the OCI layout's internal references, and the h1 hashes of the Go module files.
+ * sha256, the OCI layout's internal references, and every check `ferry import` runs on the Go
+ * module files (BundleModuleChecks: the module zip rules, .info, .mod and zip agreeing, the h1
+ * hashes of the signed module list).
  */
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,7 +11,6 @@ import { join } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FerryError, errorMessage } from '../errors/index.js';
-import { unescapePath, unescapeVersion } from '../goproxy/escape.js';
 import {
   digestHex,
   isManifestMediaType,
@@ -21,20 +21,16 @@ import {
   referencedDescriptors,
   type Descriptor,
 } from '../oci/index.js';
-import { GOMOD_DIR, INDEX_FILE, OCI_LAYOUT_FILE, type BundleImage, type BundleManifest } from './format.js';
+import { INDEX_FILE, OCI_LAYOUT_FILE, type BundleImage, type BundleManifest } from './format.js';
 import type { TrustedKey } from './keys.js';
 import { ANNOTATION_REF_NAME, ANNOTATION_TARGET } from './layout.js';
+import { BundleModuleChecks, moduleFilePath } from './module-check.js';
 import { openBundle, PART_SHA256_OP, type OpenedBundle } from './reader.js';
 
 /** Options for verifyBundle. */
 export interface VerifyBundleOptions {
   /** Public keys trusted to sign bundles. */
   readonly trust: readonly TrustedKey[];
-  /**
-   * Computes the h1 hash of a module zip (spooled to `zipPath`); without it zips are checked
-   * against their sha256 only.
-   */
-  readonly checkGoZip?: (zipPath: string, module: string, version: string) => Promise<string>;
   /** Which bundle, when the path is a directory holding several. */
   readonly name?: string;
   readonly signal?: AbortSignal;
@@ -73,26 +69,6 @@ async function readSmall(stream: Readable, cap: number, file: string): Promise<B
   return Buffer.concat(chunks);
 }
 
-/** The h1 hash of a go.mod file: dirhash Hash1 over the single name "go.mod". */
-function goModH1(sha256Hex: string): string {
-  return `h1:${createHash('sha256').update(`${sha256Hex}  go.mod\n`).digest('base64')}`;
-}
-
-/** Splits `gomod/<escaped module>/@v/<escaped version>.<ext>` into module, version and extension. */
-function moduleFile(path: string): { module: string; version: string; ext: string } | undefined {
-  const m = /^gomod\/(.+)\/@v\/([^/]+)\.(info|mod|zip)$/.exec(path);
-  if (!m) return undefined;
-  try {
-    return { module: unescapePath(m[1]!), version: unescapeVersion(m[2]!), ext: m[3]! };
-  } catch (err) {
-    throw bad(path, `not a valid module file path: ${errorMessage(err)}`);
-  }
-}
-
-function moduleKey(module: string, version: string): string {
-  return `${module}@${version}`;
-}
-
 /**
  * Verifies everything that can be checked without a registry. Resolves with a summary, or
  * throws a FerryError naming the first file that failed and why.
@@ -109,7 +85,7 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions): Pro
   }
   const m = bundle.manifest;
   const filesByPath = new Map(m.files.map((f) => [f.path, f]));
-  const modules = new Map(m.modules.map((x) => [moduleKey(x.path, x.version), x]));
+  const moduleChecks = new BundleModuleChecks(m);
   const requires = new Set<string>(m.requires);
   const work = await mkdtemp(join(tmpdir(), 'ferry-verify-'));
   const spooled = new Map<string, string>(); // manifest digest → temp file
@@ -136,8 +112,15 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions): Pro
         const tmp = join(work, e.sha256);
         await pipeline(e.stream, createWriteStream(tmp));
         spooled.set(`sha256:${e.sha256}`, tmp);
-      } else if (e.path.startsWith(`${GOMOD_DIR}/`) && !e.path.startsWith(`${GOMOD_DIR}/sumdb/`)) {
-        await checkModuleFile(e.path, e.sha256, e.stream, modules, work, opts);
+      } else if (moduleFilePath(e.path)) {
+        // Spooled, verified as it is written (the reader fails the stream on a wrong sha256), then checked.
+        const tmp = join(work, `module-${files}`);
+        try {
+          await pipeline(e.stream, createWriteStream(tmp));
+          await moduleChecks.check(e.path, { file: tmp }, signal);
+        } finally {
+          await rm(tmp, { force: true });
+        }
       } else {
         await drain(e.stream);
       }
@@ -146,7 +129,7 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions): Pro
       opts.onProgress?.({ path: e.path, files, bytes });
     }
 
-    checkModuleEntries(m, filesByPath);
+    moduleChecks.finish();
     if (m.images.length > 0 || indexBytes !== undefined) {
       if (!layoutSeen) throw bad(OCI_LAYOUT_FILE, 'is missing but the bundle carries images');
       if (!indexBytes) throw bad(INDEX_FILE, 'is missing but the bundle carries images');
@@ -172,67 +155,6 @@ async function findCulprit(path: string, base: Parameters<typeof openBundle>[1],
     }
   }
   return partErr;
-}
-
-async function checkModuleFile(
-  path: string,
-  sha256: string,
-  stream: Readable,
-  modules: Map<string, BundleManifest['modules'][number]>,
-  work: string,
-  opts: VerifyBundleOptions,
-): Promise<void> {
-  const mf = moduleFile(path);
-  if (!mf) {
-    await drain(stream); // @v/list, @latest and other proxy files carry no hash of their own
-    return;
-  }
-  const entry = modules.get(moduleKey(mf.module, mf.version));
-  if (!entry) throw bad(path, `${mf.module}@${mf.version} is not listed in modules`);
-  if (mf.ext === 'mod') {
-    await drain(stream);
-    const h1 = goModH1(sha256);
-    if (h1 !== entry.goModH1) throw bad(path, `go.mod hash is ${h1}, modules says ${entry.goModH1}`);
-  } else if (mf.ext === 'zip') {
-    if (entry.h1 === null) throw bad(path, `zip is carried but modules gives ${mf.module}@${mf.version} no h1`);
-    if (!opts.checkGoZip) {
-      await drain(stream);
-      return;
-    }
-    const tmp = join(work, `${sha256}.zip`);
-    try {
-      await pipeline(stream, createWriteStream(tmp));
-      let h1: string;
-      try {
-        h1 = await opts.checkGoZip(tmp, mf.module, mf.version);
-      } catch (err) {
-        throw new FerryError('ZIP_INVALID', `${path}: ${errorMessage(err)}`, { file: path, module: mf.module, version: mf.version, cause: err });
-      }
-      if (h1 !== entry.h1) {
-        throw new FerryError('DIGEST_MISMATCH', `${path}: zip hash is ${h1}, modules says ${entry.h1}`, { file: path, module: mf.module, version: mf.version });
-      }
-    } finally {
-      await rm(tmp, { force: true });
-    }
-  } else {
-    await drain(stream);
-  }
-}
-
-/** Each listed module has its .info and .mod, and its .zip exactly when it has an h1. */
-function checkModuleEntries(m: BundleManifest, files: Map<string, unknown>): void {
-  for (const x of m.modules) {
-    const base = `${GOMOD_DIR}/${escapeForPath(x.path)}/@v/${escapeForPath(x.version)}`;
-    for (const ext of ['info', 'mod']) {
-      if (!files.has(`${base}.${ext}`)) throw bad(`${base}.${ext}`, `is missing for ${x.path}@${x.version}`);
-    }
-    if (x.h1 !== null && !files.has(`${base}.zip`)) throw bad(`${base}.zip`, `is missing for ${x.path}@${x.version} (modules gives an h1)`);
-  }
-}
-
-// Case-encoding (`A` → `!a`) without validation; moduleFile() already validated the carried paths.
-function escapeForPath(s: string): string {
-  return s.replace(/[A-Z]/g, (c) => `!${c.toLowerCase()}`);
 }
 
 function annotation(d: Descriptor, key: string): string | undefined {

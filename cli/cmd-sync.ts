@@ -36,10 +36,12 @@ export function registerSyncCommands(program: Command): void {
         } else {
           const line =
             `images: ${s.images.checked} checked, ${s.images.changed} changed, ${s.images.unchanged} unchanged, ${s.images.failed} failed; ` +
-            `tags: ${s.tags.changed} changed of ${s.tags.checked}; modules: ${s.modules.versionsNew} new of ${s.modules.versionsChecked} versions, ${s.modules.failed} roots failed; ` +
+            `tags: ${s.tags.changed} changed of ${s.tags.checked}; modules: ${s.modules.versionsNew} new of ${s.modules.versionsChecked} versions` +
+            `${s.modules.modOnly > 0 ? ` (${s.modules.modOnly} without a zip)` : ''}, ${s.modules.failed} roots failed; ` +
             `blobs: ${s.blobs.fetched} fetched (${formatBytes(s.blobs.bytes)}) in ${(s.durationMs / 1000).toFixed(1)}s`;
           if (human) process.stderr.write(`${line}\n`);
           else logger.info({ summary: { ...s, results: undefined, moduleResults: undefined } }, line);
+          for (const w of s.warnings) process.stderr.write(`ferry: warning: ${w.source}: ${w.message}\n`);
           for (const f of s.failures) process.stderr.write(`ferry: ${f.source}${f.tag ? `:${f.tag}` : ''}: ${f.message}\n`);
         }
         process.exitCode = s.ok ? EXIT_OK : EXIT_FAILED;
@@ -66,13 +68,15 @@ export function registerSyncCommands(program: Command): void {
         const sources = store.sourceStates();
         const modules = store.listModuleVersions();
         if (o.json) {
-          printJson({ store: config.store, stats, sources, runs, tags, modules: modules.map((m) => ({ module: m.module, version: m.version })) });
+          printJson({ store: config.store, stats, sources, runs, tags, modules: modules.map((m) => ({ module: m.module, version: m.version, ...(m.zipDigest === null ? { zip: false } : {}) })) });
           return;
         }
         const out: string[] = [];
+        const modOnly = modules.filter((m) => m.zipDigest === null).length;
         out.push(`store ${config.store}`);
         out.push(
-          `  ${stats.tags} tags, ${stats.manifests} manifests, ${stats.blobs} blobs (${formatBytes(stats.bytes)}), ${stats.moduleVersions} module versions, journal at ${stats.journalSeq}`,
+          `  ${stats.tags} tags, ${stats.manifests} manifests, ${stats.blobs} blobs (${formatBytes(stats.bytes)}), ${stats.moduleVersions} module versions` +
+            `${modOnly > 0 ? ` (${modOnly} carried without a zip: upstream has none)` : ''}, journal at ${stats.journalSeq}`,
         );
         out.push('sources:');
         for (const img of config.images) {

@@ -528,7 +528,7 @@ export class Daemon {
       tracked: img ? img.tagsSelected : mod ? mod.selected.length : undefined,
       errorCodes: s.failures.map((f) => f.code),
     });
-    const fields = { ok: s.ok, aborted, durationMs: run.durationMs, blobs: s.blobs.fetched, bytes: s.blobs.bytes, changed: s.tags.changed, newVersions: s.modules.versionsNew };
+    const fields = { ok: s.ok, aborted, durationMs: run.durationMs, blobs: s.blobs.fetched, bytes: s.blobs.bytes, changed: s.tags.changed, newVersions: s.modules.versionsNew, modOnly: s.modules.modOnly };
     if (s.ok) log.info(fields, 'sync finished');
     else if (aborted) log.warn(fields, 'sync aborted');
     else log.error({ ...fields, failures: s.failures.length, error: first?.message }, 'sync failed');

@@ -1,7 +1,10 @@
 /**
  * Go module sync: choose versions for each root, follow `require` edges transitively without
  * pruning, and store `.info`, `.mod` and `.zip` verbatim for every version reached, each
- * validated (zip rules, module line, h1 hashes) before it is stored.
+ * validated (goproxy's checkModFiles and checkModuleVersion, as verify and import check them)
+ * before it is stored. A version whose zip the proxy does not have (404/410 while its .info and
+ * .mod are there) is stored with those two only: go reads the go.mod of every version minimal
+ * version selection visits but needs the zip only of those it builds.
  */
 import { createHash } from 'node:crypto';
 import { open, readFile, rm, type FileHandle } from 'node:fs/promises';
@@ -9,9 +12,9 @@ import { join } from 'node:path';
 import type { GoModuleRoot } from '../config/index.js';
 import { FerryError, toFerryError } from '../errors/index.js';
 import {
-  checkModuleZip,
+  checkModFiles,
+  checkModuleVersion,
   compare as compareVersions,
-  hashGoMod,
   IN_MEMORY_ZIP,
   isPseudoVersion,
   isRetracted,
@@ -19,8 +22,10 @@ import {
   matchesRange,
   parseGoMod,
   proxyPath,
+  type CheckedModFiles,
   type GoMod,
   type GoProxyClient,
+  type ProxyInfo,
 } from '../goproxy/index.js';
 import { sha256Digest, type Digest } from '../oci/index.js';
 import type { SourceResultInput, Store } from '../store/index.js';
@@ -36,11 +41,16 @@ export interface ModuleRootResult {
   readonly selected: readonly string[];
   readonly versionsChecked: number;
   readonly versionsNew: number;
+  /** module@version reached from this root and carried with only .info and .mod (the proxy has no zip), sorted. */
+  readonly modOnly: readonly string[];
   readonly errors: ReadonlyArray<{ module?: string; version?: string; code: string; message: string }>;
 }
 
-/** Verifies a freshly fetched version against the checksum database (wired in by the caller). */
-export type SumCheck = (module: string, version: string, h1Zip: string, h1Mod: string, signal?: AbortSignal) => Promise<void>;
+/**
+ * Verifies a freshly fetched version against the checksum database (wired in by the caller);
+ * `h1Zip` is undefined for a version carried without its zip (only its go.mod line is checked).
+ */
+export type SumCheck = (module: string, version: string, h1Zip: string | undefined, h1Mod: string, signal?: AbortSignal) => Promise<void>;
 
 /** Shared state of the module part of one sync pass. */
 export interface ModuleSyncContext extends SyncContext {
@@ -142,8 +152,8 @@ export class VersionRecorder {
 export interface VersionVisit {
   /** Its go.mod `require` lines, as soon as the .mod is in hand (stored or fetched and checked). */
   requires(): Promise<GoMod['require']>;
-  /** Settles once the version is stored (at once when it already was). */
-  readonly done: Promise<void>;
+  /** Settles once the version is stored (at once when it already was), saying whether with its zip. */
+  readonly done: Promise<{ readonly zip: boolean }>;
   /** True when this pass fetches it. */
   readonly fresh: boolean;
 }
@@ -158,6 +168,8 @@ interface RootRules {
   readonly seen: Set<string>;
   /** What this root itself reached and found new (overlapping other roots'). */
   readonly counts: { checked: number; fresh: number };
+  /** module@version this root reached that are carried without a zip. */
+  readonly modOnly: Set<string>;
 }
 
 /** Creates the per-pass module context (a temp dir under the store for zips under validation). */
@@ -175,6 +187,7 @@ export async function closeModuleContext(mctx: ModuleSyncContext): Promise<void>
 export async function syncModuleRoot(mctx: ModuleSyncContext, root: GoModuleRoot): Promise<ModuleRootResult> {
   const errors: RootRules['errors'] = [];
   const counts = { checked: 0, fresh: 0 };
+  const modOnly = new Set<string>();
   let selected: string[] = [];
   let unchanged = false;
   /** The root's `@v/list` digest, recorded with its outcome when every version it reached is stored. */
@@ -182,7 +195,7 @@ export async function syncModuleRoot(mctx: ModuleSyncContext, root: GoModuleRoot
   mctx.emit({ type: 'module-start', module: root.name });
   try {
     if (root.kind === 'path') {
-      const rules: RootRules = { root: root.name, deps: root.deps, replace: [], exclude: [], errors, seen: new Set(), counts };
+      const rules: RootRules = { root: root.name, deps: root.deps, replace: [], exclude: [], errors, seen: new Set(), counts, modOnly };
       const r = await selectRootVersions(mctx, root);
       selected = r.versions;
       unchanged = r.unchanged;
@@ -198,7 +211,7 @@ export async function syncModuleRoot(mctx: ModuleSyncContext, root: GoModuleRoot
         throw new FerryError('GOMOD_INVALID', `${root.gomod}: cannot read: ${(err as Error).message}`, { file: root.gomod });
       }
       const gm = parseGoMod(text, { file: root.gomod });
-      const rules: RootRules = { root: root.name, deps: true, replace: gm.replace, exclude: gm.exclude, errors, seen: new Set(), counts };
+      const rules: RootRules = { root: root.name, deps: true, replace: gm.replace, exclude: gm.exclude, errors, seen: new Set(), counts, modOnly };
       selected = gm.require.map((r) => `${r.path}@${r.version}`);
       await allSettledOrThrow(gm.require.map((r) => visit(mctx, r.path, r.version, rules)));
     }
@@ -208,8 +221,15 @@ export async function syncModuleRoot(mctx: ModuleSyncContext, root: GoModuleRoot
   }
   const ok = errors.length === 0;
   for (const e of errors) mctx.logger.error({ root: root.name, module: e.module, version: e.version, code: e.code }, e.message);
+  const without = [...modOnly].sort();
+  for (const mv of without) mctx.logger.warn({ root: root.name, module: mv }, modOnlyMessage(mv));
   mctx.outcomes.push(ok ? { source: root.name, ok, moduleList: list } : { source: root.name, ok, error: errors[0]?.message ?? 'failed' });
-  return { name: root.name, ok, unchanged, selected, versionsChecked: counts.checked, versionsNew: counts.fresh, errors };
+  return { name: root.name, ok, unchanged, selected, versionsChecked: counts.checked, versionsNew: counts.fresh, modOnly: without, errors };
+}
+
+/** The warning for a version carried without its zip. */
+export function modOnlyMessage(moduleAtVersion: string): string {
+  return `${moduleAtVersion}: the proxy has no zip for it; carried its .info and .mod only (go can read its requirements, not build its packages)`;
 }
 
 async function selectRootVersions(
@@ -295,6 +315,7 @@ async function visit(mctx: ModuleSyncContext, path0: string, version0: string, r
     const deps = rules.deps ? (await v.requires()).map((r) => visit(mctx, r.path, r.version, rules)) : [];
     await allSettledOrThrow([v.done, ...deps]);
     if (v.fresh) rules.counts.fresh++;
+    if (!(await v.done).zip) rules.modOnly.add(key);
   } catch (err) {
     // Each root records a failed version once; the fetch itself ran once for all roots.
     if (!rules.errors.some((e) => e.module === path && e.version === version)) {
@@ -317,17 +338,18 @@ function startVisit(mctx: ModuleSyncContext, path: string, version: string, root
     let requires: Promise<GoMod['require']> | undefined;
     v = {
       requires: () => (requires ??= mctx.store.readBlobBytes(stored.modDigest as Digest, 16 << 20).then((mod) => parseGoMod(mod, { file, lax: true }).require)),
-      done: Promise.resolve(),
+      done: Promise.resolve({ zip: stored.zipDigest !== null }),
       fresh: false,
     };
   } else {
     const ticket = mctx.recorder.begin();
     const head = fetchModFiles(mctx, path, version);
-    const requires = head.then((h) => h.gm.require);
+    const requires = head.then((h) => h.files.gomod.require);
     const done = head.then(async (h) => {
-      await storeVersion(mctx, path, version, root, h, ticket);
+      const zip = await storeVersion(mctx, path, version, root, h, ticket);
       mctx.moduleCounters.fresh++;
       mctx.emit({ type: 'module-done', module: path, version, isNew: true });
+      return { zip };
     });
     // Every root awaits `done` (and `requires` when it follows dependencies): these only keep
     // a failure from counting as unhandled before a root has looked.
@@ -340,13 +362,13 @@ function startVisit(mctx: ModuleSyncContext, path: string, version: string, root
 }
 
 interface ModFiles {
-  readonly info: { readonly raw: Buffer; readonly Time?: string | undefined };
+  readonly info: ProxyInfo;
   readonly mod: Buffer;
-  readonly gm: GoMod;
-  readonly h1Mod: string;
+  /** What checkModFiles found in them. */
+  readonly files: CheckedModFiles;
 }
 
-/** Fetches and checks a version's .info and .mod (in parallel). */
+/** Fetches a version's .info and .mod (in parallel) and checks them (checkModFiles). */
 async function fetchModFiles(mctx: ModuleSyncContext, module: string, version: string): Promise<ModFiles> {
   const signal = mctx.signal;
   const ids = { module, version };
@@ -357,87 +379,95 @@ async function fetchModFiles(mctx: ModuleSyncContext, module: string, version: s
   if (infoR.status === 'rejected') throw infoR.reason;
   const info = infoR.value;
   if (!info) throw new FerryError('NOT_FOUND', `${module}@${version}: not found at the proxy`, ids);
-  if (info.Version !== version) {
-    throw new FerryError('MODULE_INVALID', `${module}@${version}: .info names version ${info.Version}`, ids);
-  }
   if (modR.status === 'rejected') throw modR.reason;
   const mod = modR.value;
   if (!mod) throw new FerryError('NOT_FOUND', `${module}@${version}: go.mod not found at the proxy`, ids);
-  const gm = parseGoMod(mod, { file: `${module}@${version}/go.mod`, lax: true });
-  if (gm.module !== module) {
-    throw new FerryError('GOMOD_INVALID', `${module}@${version}: go.mod declares module "${gm.module}", not "${module}"`, ids);
-  }
-  return { info, mod, gm, h1Mod: hashGoMod(mod) };
+  return { info, mod, files: checkModFiles(module, version, info.raw, mod) };
 }
 
 /**
- * Downloads and validates the zip, then stores the three files and records the version in one
- * commit. A zip up to IN_MEMORY_ZIP is read whole and checked in memory (module zips are mostly
- * a few KiB, and a stream and a temp file written only to be read back cost more than the
- * check); a bigger one streams to a temp file under the store, which moves into place by rename.
+ * Downloads and validates the zip, then stores the files and records the version in one commit;
+ * resolves true when the zip is carried, false when the proxy has none (404/410 on the .zip while
+ * .info and .mod were there: the version is stored with those two). A zip up to IN_MEMORY_ZIP
+ * is read whole and checked in memory (module zips are mostly a few KiB, and a stream and a temp
+ * file written only to be read back cost more than the check); a bigger one streams to a temp
+ * file under the store, which moves into place by rename.
  */
-async function storeVersion(mctx: ModuleSyncContext, module: string, version: string, root: string, h: ModFiles, ticket: RecorderTicket): Promise<void> {
+async function storeVersion(mctx: ModuleSyncContext, module: string, version: string, root: string, h: ModFiles, ticket: RecorderTicket): Promise<boolean> {
   const signal = mctx.signal;
   const so = signal ? { signal } : {};
-  const ids = { module, version };
   let data: Buffer | undefined;
+  let absent = false;
   try {
     data = await mctx.queue.add(() => mctx.proxy.zipBytes(module, version, IN_MEMORY_ZIP, so));
-    if (!data) throw new FerryError('NOT_FOUND', `${module}@${version}: zip not found at the proxy`, ids);
+    absent = data === undefined;
   } catch (err) {
     // Bigger than IN_MEMORY_ZIP (known from Content-Length before the body, as proxies send it):
     // asked again as a stream. Past the zip size limit, that fetch fails in turn.
     if (!(err instanceof FerryError && err.code === 'BODY_TOO_LARGE')) throw err;
   }
-  const tmp = data ? undefined : join(mctx.tmpDir, `${createHash('sha256').update(`${module}@${version}`).digest('hex')}.zip`);
+  const tmp = data || absent ? undefined : join(mctx.tmpDir, `${createHash('sha256').update(`${module}@${version}`).digest('hex')}.zip`);
   try {
-    let size: number;
+    let size = 0;
     let spilledDigest: Digest | undefined;
     if (data) {
       size = data.length;
       mctx.emit({ type: 'blob-progress', bytes: size });
-    } else {
-      ({ size, zipDigest: spilledDigest } = await spillZip(mctx, module, version, tmp!));
+    } else if (tmp) {
+      ({ size, zipDigest: spilledDigest } = await spillZip(mctx, module, version, tmp));
     }
     const where = tmp ?? proxyPath(module, 'zip', version);
-    const checked = await checkModuleZip(where, { module, version, ...so, ...(data ? { data } : {}) });
+    const checked = await checkModuleVersion(h.files, absent ? undefined : { file: where, ...(data ? { data } : {}) }, so);
     // A zip checked in memory was hashed whole by the checker's thread; writeBlobBytes checks it again.
-    const zipDigest = spilledDigest ?? ((checked.digest as Digest | undefined) ?? sha256Digest(data!));
-    await mctx.sumCheck?.(module, version, checked.h1, h.h1Mod, signal);
+    const zipDigest = checked.zip ? (spilledDigest ?? ((checked.zip.digest as Digest | undefined) ?? sha256Digest(data!))) : null;
+    await mctx.sumCheck?.(module, version, checked.zip?.h1, checked.h1Mod, signal);
     const infoDigest = sha256Digest(h.info.raw);
     const modDigest = sha256Digest(h.mod);
     // Files first, each durably in place; their rows and the version row then share one commit.
     const written = await Promise.allSettled([
       mctx.store.writeBlobBytes(infoDigest, h.info.raw, { mediaType: 'application/json', index: false, ...so }),
       mctx.store.writeBlobBytes(modDigest, h.mod, { mediaType: 'text/plain', index: false, ...so }),
-      data
-        ? mctx.store.writeBlobBytes(zipDigest, data, { mediaType: 'application/zip', index: false, ...so })
-        : // The validated temp file moves in by rename: no second copy of the zip is written.
-          mctx.store.importFile(tmp!, zipDigest, size, { mediaType: 'application/zip', index: false, ...so }),
+      zipDigest === null
+        ? Promise.resolve()
+        : data
+          ? mctx.store.writeBlobBytes(zipDigest, data, { mediaType: 'application/zip', index: false, ...so })
+          : // The validated temp file moves in by rename: no second copy of the zip is written.
+            mctx.store.importFile(tmp!, zipDigest, size, { mediaType: 'application/zip', index: false, ...so }),
     ]);
     const failed = written.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
-    mctx.counters.blobsFetched += 1;
-    mctx.counters.bytesFetched += size;
+    if (zipDigest !== null) {
+      mctx.counters.blobsFetched += 1;
+      mctx.counters.bytesFetched += size;
+    }
     await ticket.record({
-      row: { module, version, time: h.info.Time ?? '', infoDigest, modDigest, zipDigest, h1Zip: checked.h1, h1Mod: h.h1Mod, root },
+      row: { module, version, time: h.info.Time ?? '', infoDigest, modDigest, zipDigest, h1Zip: checked.zip?.h1 ?? null, h1Mod: checked.h1Mod, root },
       opts: {
         blobs: [
           { digest: infoDigest, size: h.info.raw.length, mediaType: 'application/json' },
           { digest: modDigest, size: h.mod.length, mediaType: 'text/plain' },
-          { digest: zipDigest, size, mediaType: 'application/zip' },
+          ...(zipDigest === null ? [] : [{ digest: zipDigest, size, mediaType: 'application/zip' }]),
         ],
       },
     });
+    return zipDigest !== null;
   } finally {
     if (tmp) await rm(tmp, { force: true });
   }
 }
 
-/** Streams a zip bigger than IN_MEMORY_ZIP to `tmp`, hashing it on the way. */
+/**
+ * Streams a zip bigger than IN_MEMORY_ZIP to `tmp`, hashing it on the way. The whole transfer
+ * runs in one queue slot, headers to last byte (as for image blobs): goModules.concurrency bounds
+ * the bodies being read, not just the requests being started.
+ */
 async function spillZip(mctx: ModuleSyncContext, module: string, version: string, tmp: string): Promise<{ size: number; zipDigest: Digest }> {
+  return mctx.queue.add(() => spillZipBody(mctx, module, version, tmp));
+}
+
+async function spillZipBody(mctx: ModuleSyncContext, module: string, version: string, tmp: string): Promise<{ size: number; zipDigest: Digest }> {
   const ids = { module, version };
-  const body = await mctx.queue.add(() => mctx.proxy.zip(module, version, mctx.signal ? { signal: mctx.signal } : {}));
+  const body = await mctx.proxy.zip(module, version, mctx.signal ? { signal: mctx.signal } : {});
   if (!body) throw new FerryError('NOT_FOUND', `${module}@${version}: zip not found at the proxy`, ids);
   let fh: FileHandle;
   try {

@@ -108,7 +108,7 @@ export function createSumChecker(opts: SumCheckerOptions): SumChecker | undefine
     return row && signedHead(row);
   };
 
-  const check = async (module: string, version: string, h1Zip: string, h1Mod: string, signal?: AbortSignal): Promise<void> => {
+  const check = async (module: string, version: string, h1Zip: string | undefined, h1Mod: string, signal?: AbortSignal): Promise<void> => {
     if (matchPrefixPatterns(patterns, module)) {
       logger?.debug({ module, version }, 'not checked against the checksum database (goModules.noSumCheck)');
       return;
@@ -123,10 +123,11 @@ export function createSumChecker(opts: SumCheckerOptions): SumChecker | undefine
         logger?.info({ database, treeSize: res.latest.n, previous: before?.n ?? 0 }, 'checksum database head advanced (proved consistent)');
       }
       const ids = { module, version, op: 'sumCheck' };
-      if (res.h1Zip === undefined || res.h1Mod === undefined) {
-        throw new FerryError('SUMDB_INVALID', `${module}@${version}: the checksum database ${database} record ${res.recordId} has no ${res.h1Zip === undefined ? 'zip' : 'go.mod'} line for this version`, ids);
+      // A version carried without its zip (the proxy has none) is checked by its go.mod line alone.
+      if ((h1Zip !== undefined && res.h1Zip === undefined) || res.h1Mod === undefined) {
+        throw new FerryError('SUMDB_INVALID', `${module}@${version}: the checksum database ${database} record ${res.recordId} has no ${res.h1Mod === undefined ? 'go.mod' : 'zip'} line for this version`, ids);
       }
-      if (res.h1Zip !== h1Zip) {
+      if (h1Zip !== undefined && res.h1Zip !== h1Zip) {
         throw new FerryError(
           'SUMDB_MISMATCH',
           `${module}@${version}: verifying module: checksum mismatch: the zip downloaded has ${h1Zip}, the checksum database ${database} has ${res.h1Zip}: refusing it`,

@@ -7,7 +7,7 @@ import { FerryError, toFerryError } from '../errors/index.js';
 import type { SourceResultInput, Store } from '../store/index.js';
 import { RegistryClients, type ResponseHook } from './clients.js';
 import { syncImage, type ImageResult, type SyncContext, type SyncEvent } from './images.js';
-import { closeModuleContext, createModuleContext, syncModuleRoot, type ModuleRootResult, type SumCheck } from './modules.js';
+import { closeModuleContext, createModuleContext, modOnlyMessage, syncModuleRoot, type ModuleRootResult, type SumCheck } from './modules.js';
 import { createSumChecker, type SumChecker } from './sumdb.js';
 import { createDispatcher, type RetryOptions } from '../net/index.js';
 import { GoProxyClient } from '../goproxy/index.js';
@@ -48,8 +48,11 @@ export interface SyncSummary {
   readonly blobs: { fetched: number; bytes: number };
   readonly manifestsFetched: number;
   readonly durationMs: number;
-  readonly modules: { roots: number; unchanged: number; versionsChecked: number; versionsNew: number; failed: number };
+  /** `modOnly`: versions reached this pass that are carried with only .info and .mod (the proxy has no zip). */
+  readonly modules: { roots: number; unchanged: number; versionsChecked: number; versionsNew: number; modOnly: number; failed: number };
   readonly failures: ReadonlyArray<{ source: string; tag?: string; module?: string; version?: string; code: string; message: string }>;
+  /** What worked but deserves a look: each version a root reached that is carried without its zip. */
+  readonly warnings: ReadonlyArray<{ source: string; module: string; version: string; message: string }>;
   readonly results: readonly ImageResult[];
   readonly moduleResults: readonly ModuleRootResult[];
 }
@@ -125,7 +128,7 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
       // A proxy that cannot even be set up (a missing secret, say) fails every module root.
       const fe = toFerryError(err);
       moduleOutcomes = roots.map((r) => ({ source: r.name, ok: false, error: fe.message }));
-      return roots.map((r) => ({ name: r.name, ok: false, unchanged: false, selected: [], versionsChecked: 0, versionsNew: 0, errors: [{ code: fe.code, message: fe.message }] }));
+      return roots.map((r) => ({ name: r.name, ok: false, unchanged: false, selected: [], versionsChecked: 0, versionsNew: 0, modOnly: [], errors: [{ code: fe.code, message: fe.message }] }));
     }
     try {
       const results = await Promise.all(roots.map((r) => syncModuleRoot(mctx, r)));
@@ -139,7 +142,7 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
           logger.error({ code: fe.code, database: full.database }, `checksum database: ${fe.message}`);
           return [
             ...results,
-            { name: `sumdb:${full.database}`, ok: false, unchanged: false, selected: [], versionsChecked: 0, versionsNew: 0, errors: [{ code: fe.code, message: fe.message }] },
+            { name: `sumdb:${full.database}`, ok: false, unchanged: false, selected: [], versionsChecked: 0, versionsNew: 0, modOnly: [], errors: [{ code: fe.code, message: fe.message }] },
           ];
         }
       }
@@ -163,6 +166,12 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
       })),
     ),
   ];
+  const warnings = moduleResults.flatMap((r) =>
+    r.modOnly.map((mv) => {
+      const at = mv.lastIndexOf('@');
+      return { source: r.name, module: mv.slice(0, at), version: mv.slice(at + 1), message: modOnlyMessage(mv) };
+    }),
+  );
   const sum = (f: (r: ImageResult) => number): number => results.reduce((a, r) => a + f(r), 0);
   const summary: SyncSummary = {
     ok: failures.length === 0,
@@ -181,9 +190,11 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
       unchanged: moduleResults.filter((r) => r.unchanged).length,
       versionsChecked: moduleTotals.checked,
       versionsNew: moduleTotals.fresh,
+      modOnly: new Set(moduleResults.flatMap((r) => r.modOnly)).size,
       failed: moduleResults.filter((r) => !r.ok).length,
     },
     failures,
+    warnings,
     results,
     moduleResults,
   };

@@ -12,6 +12,7 @@ import type { Dispatcher } from 'undici';
 import { FerryError, type ErrorDetails } from '../errors/index.js';
 import { discardBody, header, readBody, redactUrl, request, requestBytes, statusError, ERROR_BODY_LIMIT, type HttpRequest, type RetryOptions } from '../net/index.js';
 import { escapePath, escapeVersion } from './escape.js';
+import { parseInfoDocument } from './modcheck.js';
 import { canonicalModuleVersion, isPseudoVersion, isValid, sortVersions } from './semver.js';
 import { MAX_GO_MOD, MAX_ZIP_FILE } from './zipcheck.js';
 
@@ -262,20 +263,7 @@ export class GoProxyClient {
   }
 
   private parseInfo(raw: Buffer, op: string, details: ErrorDetails): ProxyInfo {
-    let doc: unknown;
-    try {
-      doc = JSON.parse(raw.toString('utf8'));
-    } catch (err) {
-      throw new FerryError('MODULE_INVALID', `${op} ${describe(details)}: invalid JSON: ${(err as Error).message}`, { ...details, op, cause: err });
-    }
-    const d = doc as { Version?: unknown; Time?: unknown } | null;
-    if (typeof d !== 'object' || d === null || typeof d.Version !== 'string' || !isValid(d.Version)) {
-      throw new FerryError('MODULE_INVALID', `${op} ${describe(details)}: response has no valid "Version"`, { ...details, op });
-    }
-    if (d.Time !== undefined && typeof d.Time !== 'string') {
-      throw new FerryError('MODULE_INVALID', `${op} ${describe(details)}: "Time" is not a string`, { ...details, op });
-    }
-    return { Version: d.Version, ...(typeof d.Time === 'string' ? { Time: d.Time } : {}), raw };
+    return { ...parseInfoDocument(raw, `${op} ${describe(details)}`, { ...details, op }), raw };
   }
 
   /**

@@ -3,6 +3,7 @@ export * from './client.js';
 export * from './escape.js';
 export * from './gomod.js';
 export * from './h1.js';
+export * from './modcheck.js';
 export * from './semver.js';
 export * from './zipcheck.js';
 export { IN_MEMORY_ZIP } from './zipread.js';

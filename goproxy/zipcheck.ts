@@ -41,6 +41,8 @@ export interface CheckedZip {
   readonly uncompressed: number;
   /** The zip's own digest ("sha256:…"), when it was read whole (at most IN_MEMORY_ZIP). */
   readonly digest?: string;
+  /** sha256 of the module's go.mod (the zip's root `go.mod`), or undefined when the zip has none. */
+  readonly goModSha256?: Buffer;
 }
 
 /** Go's path.Clean for slash-separated paths. */
@@ -178,7 +180,8 @@ export async function checkModuleZip(zipFile: string, opts: CheckZipOptions): Pr
     const collisions = new CollisionChecker();
     let total = 0;
     let files = 0;
-    for (const e of z.entries) {
+    let goModAt = -1;
+    for (const [at, e] of z.entries.entries()) {
       const shown = JSON.stringify(e.name.toString('utf8'));
       const entryFail = (rule: string): FerryError => fail(`zip entry ${shown}: ${rule}`);
       if (e.name.length < prefix.length || !e.name.subarray(0, prefix.length).equals(prefix)) {
@@ -204,6 +207,7 @@ export async function checkModuleZip(zipFile: string, opts: CheckZipOptions): Pr
         // A go.mod below the root marks another module: CheckZip refuses it rather than omit it.
         if (base !== name) throw entryFail('go.mod file not in module root directory');
         if (name !== 'go.mod') throw entryFail('go.mod files must have lowercase names');
+        goModAt = at;
       }
       const sz = e.uncompressedSize;
       if (sz >= 0 && max - total >= sz) total += sz;
@@ -224,7 +228,13 @@ export async function checkModuleZip(zipFile: string, opts: CheckZipOptions): Pr
         throw fail(`zip entry ${JSON.stringify(e.name.toString('utf8'))}: cannot read (declared uncompressed size ${e.uncompressedSize}): ${(err as Error).message}`, err);
       }
     }
-    return { h1: hash1(hashed), files, uncompressed: total, ...(z.digest !== undefined ? { digest: `sha256:${z.digest}` } : {}) };
+    return {
+      h1: hash1(hashed),
+      files,
+      uncompressed: total,
+      ...(z.digest !== undefined ? { digest: `sha256:${z.digest}` } : {}),
+      ...(goModAt >= 0 ? { goModSha256: hashed[goModAt]!.sha256 } : {}),
+    };
   } finally {
     z.close();
   }

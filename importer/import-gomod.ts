@@ -1,15 +1,17 @@
 /**
  * Import into a static GOPROXY tree (`GOPROXY=file:///DIR` or any web server over DIR). Files are
  * staged in a hidden directory inside DIR while the tar streams (the go command never asks for a
- * path starting with a dot), every .mod and .zip re-hashed against the signed module list, and
- * renamed into place only in commit(); `@v/list` is merged with what was there.
+ * path starting with a dot), every module file checked as `ferry verify` checks it
+ * (BundleModuleChecks: the module zip rules, .info, .mod and zip agreeing, the h1 hashes of the
+ * signed module list), and renamed into place only in commit(); `@v/list` is merged with what was
+ * there.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import type { BundleManifest, BundleModule } from '../bundle/index.js';
-import { FerryError, errorMessage } from '../errors/index.js';
-import { checkModuleZip, compare, escapePath, escapeVersion, hashGoMod, isPseudoVersion, unescapePath, unescapeVersion } from '../goproxy/index.js';
+import { BundleModuleChecks, moduleFilePath, type BundleManifest } from '../bundle/index.js';
+import { FerryError } from '../errors/index.js';
+import { compare, escapePath, escapeVersion, isPseudoVersion } from '../goproxy/index.js';
 import type { Ledger } from '../store/index.js';
 import { planSumdbMerge, sumdbFileKind } from './import-sumdb.js';
 import { emptyReport, type ImportTarget, type PlanLine, type TargetContext, type TargetReport } from './import-target.js';
@@ -17,54 +19,7 @@ import { openSource, readSmall, writeFileAtomic, writeStreamFile, type EntrySour
 
 const STAGING_PREFIX = '.ferry-staging-';
 const MAX_LIST_BYTES = 16 * 1024 * 1024;
-const MODULE_FILE = /^(.+)\/@v\/([^/]+)\.(info|mod|zip)$/;
 const LIST_FILE = /^(.+)\/@v\/list$/;
-
-/** A module file path under the tree, split; undefined for other files. */
-export function parseModuleFile(rel: string): { module: string; version: string; ext: 'info' | 'mod' | 'zip' } | undefined {
-  if (rel.startsWith('sumdb/')) return undefined;
-  const m = MODULE_FILE.exec(rel);
-  if (!m) return undefined;
-  try {
-    return { module: unescapePath(m[1]!), version: unescapeVersion(m[2]!), ext: m[3] as 'info' | 'mod' | 'zip' };
-  } catch (err) {
-    throw new FerryError('BUNDLE_INVALID', `gomod/${rel}: not a valid module file path: ${errorMessage(err)}`, { file: `gomod/${rel}` });
-  }
-}
-
-/**
- * Re-checks a module file against the signed module list: the .mod's h1, the zip's h1 (and the
- * zip rules the go command enforces). The file is already verified against its sha256.
- */
-export async function checkModuleFile(
-  path: string,
-  file: string,
-  mf: { module: string; version: string; ext: string },
-  modules: ReadonlyMap<string, BundleModule>,
-  signal?: AbortSignal,
-): Promise<void> {
-  const entry = modules.get(`${mf.module}@${mf.version}`);
-  const ids = { file: path, module: mf.module, version: mf.version };
-  if (!entry) throw new FerryError('BUNDLE_INVALID', `${path}: ${mf.module}@${mf.version} is not listed in the bundle's modules`, ids);
-  if (mf.ext === 'mod') {
-    const h1 = hashGoMod(await readFile(file));
-    if (h1 !== entry.goModH1) throw new FerryError('DIGEST_MISMATCH', `${path}: go.mod hash is ${h1}, the signed module list says ${entry.goModH1}`, ids);
-  } else if (mf.ext === 'zip') {
-    if (entry.h1 === null) throw new FerryError('BUNDLE_INVALID', `${path}: a zip is carried but the module list gives it no h1`, ids);
-    let h1: string;
-    try {
-      h1 = (await checkModuleZip(file, { module: mf.module, version: mf.version, ...(signal ? { signal } : {}) })).h1;
-    } catch (err) {
-      throw new FerryError('ZIP_INVALID', `${path}: ${errorMessage(err)}`, { ...ids, cause: err });
-    }
-    if (h1 !== entry.h1) throw new FerryError('DIGEST_MISMATCH', `${path}: zip hash is ${h1}, the signed module list says ${entry.h1}`, ids);
-  }
-}
-
-/** The signed module list keyed by `path@version`. */
-export function moduleMap(m: BundleManifest): Map<string, BundleModule> {
-  return new Map(m.modules.map((x) => [`${x.path}@${x.version}`, x]));
-}
 
 async function readIfExists(file: string): Promise<Buffer | undefined> {
   try {
@@ -95,7 +50,7 @@ export class GomodTarget implements ImportTarget {
   private staged: string[] = [];
   private lists = new Map<string, string[]>();
   private sumdb = new Set<string>();
-  private modules = new Map<string, BundleModule>();
+  private checks: BundleModuleChecks | undefined;
 
   constructor(dir: string) {
     this.dir = resolve(dir);
@@ -115,7 +70,7 @@ export class GomodTarget implements ImportTarget {
       .filter((f) => f.path.startsWith('gomod/'))
       .map((f) => {
         const rel = f.path.slice('gomod/'.length);
-        const mf = parseModuleFile(rel);
+        const mf = moduleFilePath(f.path);
         const done = mf !== undefined && ledger?.isDone(this.name, 'module', '', `${mf.module}@${mf.version}`) === true && existsSync(join(this.dir, rel));
         return { target: this.name, action: done ? 'skip' : 'write-file', what: join(this.dir, rel), size: f.size } satisfies PlanLine;
       });
@@ -123,7 +78,7 @@ export class GomodTarget implements ImportTarget {
 
   async begin(ctx: TargetContext): Promise<void> {
     this.ctx = ctx;
-    this.modules = moduleMap(ctx.manifest);
+    this.checks = new BundleModuleChecks(ctx.manifest);
     await mkdir(this.dir, { recursive: true });
     // Staging directories of killed imports: remove them (their pid is gone).
     for (const name of await readdir(this.dir)) {
@@ -149,8 +104,7 @@ export class GomodTarget implements ImportTarget {
     }
     const file = join(this.staging, rel);
     await writeStreamFile(openSource(src, ctx.signal), file, ctx.signal);
-    const mf = parseModuleFile(rel);
-    if (mf) await checkModuleFile(src.path, file, mf, this.modules, ctx.signal);
+    await this.checks!.check(src.path, { file }, ctx.signal);
     this.staged.push(rel);
   }
 
@@ -158,6 +112,7 @@ export class GomodTarget implements ImportTarget {
     const ctx = this.ctx;
     if (!ctx) throw new FerryError('INTERNAL', 'gomod target used before begin()');
     try {
+      this.checks!.finish();
       // Decided before anything moves: a forked log refuses the bundle with the tree untouched.
       const keep = await this.sumdbFilesToKeep();
       // .info and .mod first, then the database (tiles, lookups, `latest` last, so a client that

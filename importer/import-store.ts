@@ -4,12 +4,11 @@
  * one hop further. Blobs go in as they stream (a stored blob nothing references is invisible);
  * manifests, tags and module versions are recorded only in commit().
  */
-import type { BundleManifest } from '../bundle/index.js';
+import { BundleModuleChecks, moduleFilePath, type BundleManifest } from '../bundle/index.js';
 import { FerryError } from '../errors/index.js';
 import { escapePath, escapeVersion } from '../goproxy/index.js';
 import { isIndexMediaType, MAX_MANIFEST_BYTES, sha256Digest, parseManifest, platformMatches, platformString, referencedDescriptors, parseReference, type Digest } from '../oci/index.js';
 import type { Store } from '../store/index.js';
-import { checkModuleFile, moduleMap, parseModuleFile } from './import-gomod.js';
 import { planSumdbMerge, splitSumdbPath, sumdbFileKind, type SumdbMergePlan } from './import-sumdb.js';
 import { emptyReport, type ImportTarget, type PlanLine, type TargetContext, type TargetReport } from './import-target.js';
 import { openSource, prefixed, readSmall, type EntrySource } from './import-util.js';
@@ -28,6 +27,7 @@ export class StoreTarget implements ImportTarget {
   private counts = { uploaded: 0, mounted: 0, existing: 0, skipped: 0, bytes: 0 };
   /** Checksum-database files by database, then by path under `sumdb/<name>/` (all small). */
   private sumdb = new Map<string, Map<string, Buffer>>();
+  private checks: BundleModuleChecks | undefined;
 
   constructor(store: Store, opts: { readonly prefix?: string } = {}) {
     this.store = store;
@@ -37,7 +37,7 @@ export class StoreTarget implements ImportTarget {
 
   wants(path: string): boolean {
     if (splitSumdbPath(path)) return true;
-    return path.startsWith('blobs/') || parseModuleFile(path.startsWith('gomod/') ? path.slice(6) : '') !== undefined;
+    return path.startsWith('blobs/') || moduleFilePath(path) !== undefined;
   }
 
   async missingRequires(m: BundleManifest): Promise<string[]> {
@@ -58,6 +58,7 @@ export class StoreTarget implements ImportTarget {
 
   async begin(ctx: TargetContext): Promise<void> {
     this.ctx = ctx;
+    this.checks = new BundleModuleChecks(ctx.manifest);
   }
 
   private get c(): TargetContext {
@@ -92,14 +93,12 @@ export class StoreTarget implements ImportTarget {
         this.counts.bytes += w.size;
       } else this.counts.existing++;
     }
-    if (src.path.startsWith('gomod/')) {
-      const mf = parseModuleFile(src.path.slice(6));
-      if (mf) await checkModuleFile(src.path, this.store.blobPath(d), mf, moduleMap(this.c.manifest), signal);
-    }
+    await this.checks!.check(src.path, { file: this.store.blobPath(d) }, signal);
   }
 
   async commit(): Promise<TargetReport> {
     const m = this.c.manifest;
+    this.checks!.finish();
     const signal = this.c.signal;
     // Decided before anything is recorded: a forked log refuses the bundle with the store untouched.
     const sumdbPlans = new Map<string, SumdbMergePlan>();

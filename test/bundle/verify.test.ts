@@ -30,8 +30,7 @@ async function fresh(opts: { splitSize?: number; fixture?: Fixture } = {}): Prom
   return out;
 }
 
-const checkGoZip = (zipPath: string): Promise<string> => zipH1(zipPath);
-const verify = (p: string): ReturnType<typeof verifyBundle> => verifyBundle(p, { trust: keys.trust, checkGoZip });
+const verify = (p: string): ReturnType<typeof verifyBundle> => verifyBundle(p, { trust: keys.trust });
 const blobPath = (i: number): string => `blobs/sha256/${fx.blobs[i]!.digest.slice(7)}`;
 
 describe('verifyBundle', () => {
@@ -118,10 +117,12 @@ describe('verifyBundle', () => {
     await expect(verify(good)).rejects.toMatchObject({ code: 'SIGNATURE_INVALID', details: { file: `${NAME}.parts.json` } });
   });
 
-  it('checks module zips with the injected h1 function', async () => {
-    const out = await fresh();
-    const err = await verifyBundle(out, { trust: keys.trust, checkGoZip: () => Promise.resolve(`h1:${'A'.repeat(43)}=`) }).catch((e: unknown) => e);
+  it('checks each module zip against the h1 of the signed module list', async () => {
+    const wrong = `h1:${'A'.repeat(43)}=`;
+    const out = await fresh({ fixture: { ...fx, manifest: { ...fx.manifest, modules: [{ ...fx.module, h1: wrong }] } } });
+    const err = await verify(out).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'DIGEST_MISMATCH', details: { file: fx.modPaths.zip } });
+    expect((err as Error).message).toContain(`zip hash is ${await zipH1(join(dir, 'fixture.zip'))}, the signed module list says ${wrong}`);
   });
 
   it('checks the layout: references must be carried or required', async () => {
