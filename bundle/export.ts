@@ -9,7 +9,7 @@ import { errorMessage, FerryError } from '../errors/index.js';
 import { proxyPath } from '../goproxy/client.js';
 import { compare as compareVersions, isPseudoVersion } from '../goproxy/semver.js';
 import { digestHex, formatReference, type Digest } from '../oci/index.js';
-import type { BundleRow, ModuleVersionRow, Store, TagRow } from '../store/index.js';
+import type { BundleRow, JournalEntry, ModuleVersionRow, Store, TagRow } from '../store/index.js';
 import { bundleFileName, GOMOD_DIR, newBundleId, type BundleFile, type BundleImage, type BundleModule } from './format.js';
 import { IMPORT_SCRIPT } from './import-script.js';
 import { loadPrivateKey } from './keys.js';
@@ -42,6 +42,8 @@ export interface ExportResult {
   readonly id: string;
   readonly sequence: number;
   readonly parent: string | null;
+  /** The sources carried (`only`), or null for every source. */
+  readonly sources: readonly string[] | null;
   readonly name: string;
   /** Absolute paths written. */
   readonly files: readonly string[];
@@ -73,6 +75,53 @@ export function chooseParent(store: Store, opts: { full?: boolean; since?: strin
     return b;
   }
   return store.lastBundle();
+}
+
+/**
+ * What the chain ending at `parent` carried, per source: the journal seq up to which each
+ * source's changes travelled. A bundle carried every source's entries up to its `seqTo`, or
+ * only those of its `sources` (an `export --only`); for any other source the nearest ancestor
+ * that carried it decides. `floor` is the lowest of them all (the nearest bundle that carried
+ * every source), below which nothing needs reading.
+ */
+export function chainCoverage(store: Store, parent: BundleRow | undefined): { readonly floor: number; carriedTo(source: string | undefined): number } {
+  const chain: Array<{ seqTo: number; sources: ReadonlySet<string> | null }> = [];
+  for (let cur = parent; cur; cur = cur.parentId ? store.getBundle(cur.parentId) : undefined) {
+    chain.push({ seqTo: cur.seqTo, sources: cur.sources === null ? null : new Set(cur.sources) });
+    if (cur.sources === null) break; // every source was carried up to here, so its ancestors decide nothing
+  }
+  const last = chain[chain.length - 1];
+  const floor = last && last.sources === null ? last.seqTo : 0;
+  const memo = new Map<string | undefined, number>();
+  return {
+    floor,
+    carriedTo(source) {
+      let to = memo.get(source);
+      if (to === undefined) {
+        to = chain.find((b) => b.sources === null || (source !== undefined && b.sources.has(source)))?.seqTo ?? 0;
+        memo.set(source, to);
+      }
+      return to;
+    },
+  };
+}
+
+/**
+ * The journal entries up to `until` that no bundle of the chain ending at `parent` carried,
+ * of the `only` sources when given. A partial export (`--only`) advances only its sources, so
+ * the next export still carries every other source's changes.
+ */
+export function uncarriedJournal(store: Store, parent: BundleRow | undefined, opts: { until?: number; only?: ReadonlySet<string> } = {}): JournalEntry[] {
+  const cover = chainCoverage(store, parent);
+  const only = opts.only;
+  return store
+    .journalSince(cover.floor, opts.until !== undefined ? { until: opts.until } : {})
+    .filter((e) => e.seq > cover.carriedTo(e.source) && (!only || (e.source !== undefined && only.has(e.source))));
+}
+
+/** How many journal entries no bundle of the chain ending at `parent` carried (0: an export would be empty). */
+export function pendingChanges(store: Store, parent: BundleRow | undefined): number {
+  return uncarriedJournal(store, parent).length;
 }
 
 /** Ids of a bundle's ancestors and itself, oldest first. */
@@ -111,6 +160,30 @@ export function tagClosure(store: Store, tag: TagRow): NeededBlob[] {
   return [...out.values()];
 }
 
+/**
+ * Two entries that send one tag name to one target (overlapping tag filters into one
+ * repository) would push twice to one place: the row that changed last wins, as the later push
+ * would, and the other is logged.
+ */
+function oneRowPerTarget(tags: readonly TagRow[], logger: Logger | undefined): TagRow[] {
+  const byTarget = new Map<string, TagRow>();
+  for (const t of tags) {
+    const key = `${t.target}:${t.tag}`;
+    const have = byTarget.get(key);
+    if (have === undefined) {
+      byTarget.set(key, t);
+      continue;
+    }
+    const [win, lose] = t.changedAt > have.changedAt || (t.changedAt === have.changedAt && t.source > have.source) ? [t, have] : [have, t];
+    byTarget.set(key, win);
+    logger?.warn(
+      { target: key, carried: `${win.source} (${win.digest})`, left: `${lose.source} (${lose.digest})` },
+      `image entries ${win.source} and ${lose.source} both send a tag to ${key}: the bundle carries the one that changed last`,
+    );
+  }
+  return tags.filter((t) => byTarget.get(`${t.target}:${t.tag}`) === t);
+}
+
 function moduleFiles(m: ModuleVersionRow): Array<{ path: string; digest: Digest }> {
   const files = [
     { path: `${GOMOD_DIR}/${proxyPath(m.module, 'info', m.version)}`, digest: m.infoDigest as Digest },
@@ -120,26 +193,42 @@ function moduleFiles(m: ModuleVersionRow): Array<{ path: string; digest: Digest 
   return files;
 }
 
-/** Writes one signed bundle from the store and records it. */
+/**
+ * Writes one signed bundle from the store and records it. Takes the store's export lock first:
+ * while another export runs this fails at once with EXPORT_BUSY, before any work.
+ */
 export async function exportBundle(opts: ExportOptions): Promise<ExportResult> {
+  const lock = opts.store.lockExport();
+  try {
+    return await exportLocked(opts);
+  } finally {
+    lock.release();
+  }
+}
+
+async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
   const { store } = opts;
   const now = (opts.now ?? (() => new Date()))();
   const privateKey = await loadPrivateKey(opts.signingKey, opts.passphrase);
   const parent = chooseParent(store, opts);
-  const seqFrom = parent ? parent.seqTo : 0;
   const seqTo = store.currentSeq();
   const only = opts.only && opts.only.length > 0 ? new Set(opts.only) : undefined;
+  const seqFrom = chainCoverage(store, parent).floor;
 
-  // Tags and module versions that changed in (seqFrom, seqTo].
-  const journal = store.journalSince(seqFrom, { until: seqTo });
-  const changedTags = new Set(journal.filter((e) => e.kind === 'tag').map((e) => `${e.registry}\0${e.repository}\0${e.tag}`));
+  // Tags and module versions whose changes up to seqTo no bundle of the parent's chain carried,
+  // per source (an earlier --only export carried only its own sources).
+  const journal = uncarriedJournal(store, parent, { until: seqTo, ...(only ? { only } : {}) });
+  // A tag is one image entry's (source's) row: one upstream tag in two entries is two images.
+  const changedTags = new Set(journal.filter((e) => e.kind === 'tag').map((e) => `${e.source}\0${e.registry}\0${e.repository}\0${e.tag}`));
   const changedModules = new Set(journal.filter((e) => e.kind === 'module').map((e) => `${e.module}@${e.version}`));
-  const tags = store
-    .listTags()
-    .filter((t) => changedTags.has(`${t.registry}\0${t.repository}\0${t.tag}`) && (!only || only.has(t.source)));
+  const tags = oneRowPerTarget(
+    store.listTags().filter((t) => changedTags.has(`${t.source}\0${t.registry}\0${t.repository}\0${t.tag}`) && (!only || only.has(t.source))),
+    opts.logger,
+  );
   const modules = store
     .listModuleVersions()
     .filter((m) => changedModules.has(`${m.module}@${m.version}`) && (!only || only.has(m.root)));
+  const sources = only ? [...only].sort() : null;
 
   const carriedBefore = parent ? store.blobsCarriedByChain(parent.id) : new Set<Digest>();
   const needed = new Map<string, NeededBlob>();
@@ -235,6 +324,7 @@ export async function exportBundle(opts: ExportOptions): Promise<ExportResult> {
       chain: parent ? chainIds(store, parent) : [],
       created: now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
       store: { id: store.id },
+      ...(sources ? { sources } : {}),
       images,
       modules: bundleModules,
       requires,
@@ -253,15 +343,17 @@ export async function exportBundle(opts: ExportOptions): Promise<ExportResult> {
     createdAt: now.toISOString(),
     seqFrom,
     seqTo,
+    sources,
     files: result.manifest.files satisfies readonly BundleFile[],
     blobs: carry.map((b) => b.digest),
     moduleFiles: moduleFilePaths,
   });
-  opts.logger?.info({ id, sequence, parent: parent?.id ?? null, images: images.length, modules: modules.length, blobs: carry.length }, 'bundle exported');
+  opts.logger?.info({ id, sequence, parent: parent?.id ?? null, sources, images: images.length, modules: modules.length, blobs: carry.length }, 'bundle exported');
   return {
     id,
     sequence,
     parent: parent?.id ?? null,
+    sources,
     name,
     files: result.files,
     bytes: result.totalSize,

@@ -82,6 +82,12 @@ export interface BundleManifest {
   /** Creation time, RFC 3339 UTC. */
   readonly created: string;
   readonly store: { readonly id: string };
+  /**
+   * Present only on a bundle made with `export --only`: the sources (image entry names, module
+   * roots) whose changes it carried. Every other source's changes since the parent are not in
+   * it; a later bundle of the chain carries them.
+   */
+  readonly sources?: readonly string[];
   readonly images: readonly BundleImage[];
   readonly modules: readonly BundleModule[];
   /** Every tar entry after the signature, in tar order. */
@@ -200,6 +206,7 @@ const manifestSchema = z.strictObject({
   chain: z.array(z.string().regex(ID_RE, 'must be a bundle id')),
   created: z.string().regex(RFC3339, 'must be an RFC 3339 time'),
   store: z.strictObject({ id: z.string().min(1).max(128) }),
+  sources: z.array(z.string().min(1).max(1024)).min(1).max(100_000).optional(),
   images: z.array(imageSchema),
   modules: z.array(moduleSchema),
   files: z.array(fileSchema),
@@ -275,6 +282,9 @@ function checkManifestRules(m: BundleManifest, file: string): void {
       if (c > 0) throw invalid(file, `files[${i}].path`, `"${f.path}" is out of order (must follow canonical tar order)`);
     }
   }
+  m.sources?.forEach((x, i) => {
+    if (i > 0 && m.sources![i - 1]! >= x) throw invalid(file, `sources[${i}]`, `"${x}" is out of order or listed twice (sources are sorted and unique)`);
+  });
   const req = new Set<string>();
   m.requires.forEach((d, i) => {
     if (req.has(d)) throw invalid(file, `requires[${i}]`, `"${d}" is listed twice`);
@@ -359,6 +369,7 @@ export function serializeBundleManifest(m: BundleManifest): Buffer {
     ['chain', arrayBlock(m.chain)],
     ['created', line(m.created)],
     ['store', line({ id: m.store.id })],
+    ...(m.sources !== undefined ? [['sources', arrayBlock(m.sources)] as const] : []),
     ['images', arrayBlock(images)],
     ['modules', arrayBlock(modules)],
     ['files', arrayBlock(files)],

@@ -17,7 +17,7 @@ export const ANNOTATION_PLATFORMS = 'io.ferry.platforms';
 
 /** One tag to list in index.json. */
 export interface LayoutImage {
-  /** Full upstream reference `registry/repo:tag`; becomes the ref.name annotation. */
+  /** Full upstream reference `registry/repo:tag`; the ref.name annotation (see layoutRefNames). */
   readonly reference: string;
   /** Intranet repository path. */
   readonly target: string;
@@ -34,11 +34,30 @@ export function ociLayoutFile(): Buffer {
 }
 
 /**
+ * The name of each image in index.json (`org.opencontainers.image.ref.name`): the full upstream
+ * reference, unless several images of the bundle share it (one repository split into image
+ * entries by platform, tags or target). Layout readers take the first descriptor of a name
+ * (skopeo's `oci:DIR:NAME` does, silently), so each of those is named by where it goes,
+ * `<target>:<tag>`, which is unique in a bundle.
+ */
+export function layoutRefNames(images: readonly Pick<LayoutImage, 'reference' | 'target'>[]): string[] {
+  const count = new Map<string, number>();
+  for (const im of images) count.set(im.reference, (count.get(im.reference) ?? 0) + 1);
+  return images.map((im) => ((count.get(im.reference) ?? 0) > 1 ? `${im.target}:${referenceTag(im.reference)}` : im.reference));
+}
+
+/** The tag of a `registry/repo:tag` reference. */
+export function referenceTag(reference: string): string {
+  return reference.slice(reference.lastIndexOf(':') + 1);
+}
+
+/**
  * Builds index.json: one descriptor per image, sorted by reference then target so the bytes
- * depend only on the set of images.
+ * depend only on the set of images; names as layoutRefNames gives them.
  */
 export function buildIndexJson(images: readonly LayoutImage[]): Buffer {
   const sorted = [...images].sort((a, b) => cmp(a.reference, b.reference) || cmp(a.target, b.target));
+  const names = layoutRefNames(sorted);
   const lines = sorted.map((im, i) => {
     if (!isDigest(im.digest)) throw new FerryError('DIGEST_INVALID', `index.json image ${i} (${im.reference}): bad digest "${String(im.digest)}"`);
     if (!isManifestMediaType(im.mediaType)) {
@@ -46,10 +65,11 @@ export function buildIndexJson(images: readonly LayoutImage[]): Buffer {
     }
     if (!Number.isSafeInteger(im.size) || im.size < 0) throw new FerryError('USAGE', `index.json image ${im.reference}: bad size ${im.size}`);
     // Keys in fixed (sorted) order: the bytes are signed and parsed by import.sh.
-    const annotations: Record<string, string> = { [ANNOTATION_CONTAINERD_NAME]: im.reference };
+    const name = names[i]!;
+    const annotations: Record<string, string> = { [ANNOTATION_CONTAINERD_NAME]: name };
     if (im.platforms !== null) annotations[ANNOTATION_PLATFORMS] = [...im.platforms].sort().join(',');
     annotations[ANNOTATION_TARGET] = im.target;
-    annotations[ANNOTATION_REF_NAME] = im.reference;
+    annotations[ANNOTATION_REF_NAME] = name;
     for (const v of Object.values(annotations)) {
       if (/["\\\s]/.test(v)) throw new FerryError('REFERENCE_INVALID', `index.json image ${im.reference}: "${v}" contains quotes, backslashes or spaces`);
     }

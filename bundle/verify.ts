@@ -23,7 +23,7 @@ import {
 } from '../oci/index.js';
 import { INDEX_FILE, OCI_LAYOUT_FILE, type BundleImage, type BundleManifest } from './format.js';
 import type { TrustedKey } from './keys.js';
-import { ANNOTATION_REF_NAME, ANNOTATION_TARGET } from './layout.js';
+import { ANNOTATION_REF_NAME, ANNOTATION_TARGET, layoutRefNames, referenceTag } from './layout.js';
 import { BundleModuleChecks, moduleFilePath } from './module-check.js';
 import { openBundle, PART_SHA256_OP, type OpenedBundle } from './reader.js';
 
@@ -177,11 +177,16 @@ async function checkLayout(
   }
   if (idx.kind !== 'index') throw bad(INDEX_FILE, 'is not an image index');
   const byTarget = new Map<string, BundleImage>(m.images.map((im) => [`${im.target}:${im.tag}`, im]));
+  const names = layoutRefNames(m.images);
+  const nameOf = new Map<string, string>(m.images.map((im, i) => [`${im.target}:${im.tag}`, names[i]!]));
   const listed = new Set<string>();
+  // Each image is checked on its own terms: one index may be carried for an entry that keeps
+  // every child (all must be carried or required) and for one that keeps some (only those).
   const visited = new Set<string>();
 
   const walk = async (d: Descriptor, from: string, platforms: readonly string[] | null, optional: boolean): Promise<void> => {
-    if (visited.has(d.digest)) return;
+    const key = `${d.digest}\0${optional ? 'optional' : 'required'}\0${platforms === null ? '*' : platforms.join(',')}`;
+    if (visited.has(key)) return;
     const blobPath = `blobs/sha256/${digestHex(d.digest)}`;
     const file = files.get(blobPath);
     if (isManifestMediaType(d.mediaType)) {
@@ -191,7 +196,7 @@ async function checkLayout(
         if (requires.has(d.digest) || optional) return;
         throw bad(from, `references manifest ${d.digest}, which is neither carried nor listed in requires`);
       }
-      visited.add(d.digest);
+      visited.add(key);
       if (file?.mediaType !== d.mediaType) {
         throw bad(blobPath, `file list says media type ${String(file?.mediaType)}, ${from} says ${d.mediaType}`);
       }
@@ -208,7 +213,7 @@ async function checkLayout(
       }
       return;
     }
-    visited.add(d.digest);
+    visited.add(key);
     if (file) {
       if (file.mediaType !== undefined) throw bad(blobPath, `is listed as manifest type ${file.mediaType}, but ${from} references it as ${d.mediaType}`);
       return;
@@ -223,12 +228,14 @@ async function checkLayout(
     const ref = annotation(d, ANNOTATION_REF_NAME);
     const target = annotation(d, ANNOTATION_TARGET);
     if (ref === undefined || target === undefined) throw bad(INDEX_FILE, `manifests[${i}] lacks the ${ANNOTATION_REF_NAME} or ${ANNOTATION_TARGET} annotation`);
-    const tag = ref.slice(ref.lastIndexOf(':') + 1);
+    const tag = referenceTag(ref);
     const im = byTarget.get(`${target}:${tag}`);
     if (!im) throw bad(INDEX_FILE, `manifests[${i}] (${ref} → ${target}) is not listed in images`);
-    if (im.reference !== ref || im.digest !== d.digest || im.mediaType !== d.mediaType) {
-      throw bad(INDEX_FILE, `manifests[${i}] (${ref}) does not match images: ${d.digest} ${d.mediaType} vs ${im.digest} ${im.mediaType}`);
+    const name = nameOf.get(`${target}:${tag}`);
+    if (name !== ref || im.digest !== d.digest || im.mediaType !== d.mediaType) {
+      throw bad(INDEX_FILE, `manifests[${i}] (${ref}) does not match images: ${ref} ${d.digest} ${d.mediaType} vs ${String(name)} ${im.digest} ${im.mediaType}`);
     }
+    if (listed.has(`${target}:${tag}`)) throw bad(INDEX_FILE, `manifests[${i}] lists ${target}:${tag} a second time`);
     listed.add(`${target}:${tag}`);
     await walk(d, where, im.platforms, false);
   }

@@ -37,12 +37,14 @@ export function registerBundleCommands(program: Command): void {
     .action(async (o: { config?: string; out?: string; full?: boolean; since?: string; splitSize?: string; key?: string; only: string[]; json?: boolean }) => {
       if (o.full && o.since !== undefined) throw new FerryError('USAGE', '--full and --since exclude each other');
       const config = await loadConfigOption(o.config);
-      const [{ exportBundle }, { parseByteSize, resolveSecret }, { Store }, { createLogger }] = await Promise.all([
+      const [{ exportBundle }, { parseByteSize, resolveSecret }, { Store }, { createLogger }, { checkOnly }] = await Promise.all([
         import('../bundle/index.js'),
         import('../config/index.js'),
         import('../store/index.js'),
         import('./logger.js'),
+        import('../daemon/index.js'),
       ]);
+      checkOnly(config, o.only);
       const out = o.out ?? config.export?.out;
       if (!out) throw new FerryError('USAGE', 'no output directory: pass --out DIR or set export.out');
       const key = o.key ?? config.export?.signingKey;
@@ -73,7 +75,7 @@ export function registerBundleCommands(program: Command): void {
         if (o.json) printJson(r);
         else {
           process.stdout.write(
-            `bundle ${r.name} (sequence ${r.sequence}, ${r.parent ? `since ${r.parent}` : 'full'}): ${r.images} images, ${r.modules} module versions, ${r.blobs} blobs, ${formatBytes(r.bytes)}${r.requires ? `; requires ${r.requires} blobs from earlier bundles` : ''}\n`,
+            `bundle ${r.name} (sequence ${r.sequence}, ${r.parent ? `since ${r.parent}` : 'full'}${r.sources ? `, only ${r.sources.join(', ')}` : ''}): ${r.images} images, ${r.modules} module versions, ${r.blobs} blobs, ${formatBytes(r.bytes)}${r.requires ? `; requires ${r.requires} blobs from earlier bundles` : ''}\n`,
           );
           for (const f of r.files) process.stdout.write(`  ${f}\n`);
         }

@@ -57,10 +57,16 @@ async function printStatus(file: string, json: boolean | undefined): Promise<voi
   for (const c of chains) {
     out.push(`source store ${c.sourceStore}: highest sequence imported ${c.highest}`);
     for (const b of c.bundles) {
-      out.push(`  ${String(b.sequence).padStart(4)}  ${b.id}  ${b.result.padEnd(7)}  ${b.target}  ${b.finishedAt ?? b.startedAt}${b.error ? `  ${b.error}` : ''}`);
+      const only = b.sources ? `  only ${b.sources.join(', ')}` : '';
+      out.push(`  ${String(b.sequence).padStart(4)}  ${b.id}  ${b.result.padEnd(7)}  ${b.target}  ${b.finishedAt ?? b.startedAt}${only}${b.error ? `  ${b.error}` : ''}`);
     }
     if (c.missing.length === 0) out.push('  chain complete');
     else out.push(`  missing: ${c.missing.map((x) => `sequence ${x.sequence}${x.id ? ` (${x.id})` : ''}`).join(', ')}`);
+    for (const p of c.partial) {
+      out.push(
+        `  sequence ${p.sequence} carried only ${p.sources.join(', ')} (export --only): other sources are as of ${c.allSourcesThrough > 0 ? `sequence ${c.allSourcesThrough}` : 'no bundle yet'}`,
+      );
+    }
   }
   process.stdout.write(`${out.join('\n')}\n`);
 }

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { createTask, validateDetailed, type ScheduledTask } from 'node-cron';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
-import { exportBundle } from '../bundle/export.js';
+import { exportBundle, pendingChanges } from '../bundle/export.js';
 import { loadConfig, moduleConcurrency, parseByteSize, resolveSecret, type Config } from '../config/index.js';
 import { FerryError, toFerryError } from '../errors/index.js';
 import type { RetryOptions } from '../net/index.js';
@@ -541,9 +541,9 @@ export class Daemon {
     const log = this.logger.child({ job: EXPORT_JOB });
     try {
       const last = store.lastBundle();
-      const seq = store.currentSeq();
-      if (seq <= (last?.seqTo ?? 0)) {
-        log.info({ lastBundle: last?.id ?? null, journal: seq }, 'nothing changed since the last bundle: no export');
+      // Per source: after an operator's `export --only`, the other sources' changes are still due.
+      if (pendingChanges(store, last) === 0) {
+        log.info({ lastBundle: last?.id ?? null, journal: store.currentSeq() }, 'nothing changed since the last bundle: no export');
         this.finish(job, started, { ok: true, aborted: false, skippedReason: 'nothing changed since the last bundle' });
         return;
       }
@@ -566,6 +566,13 @@ export class Daemon {
       this.finish(job, started, { ok: true, aborted: false, bundle: r.id });
     } catch (err) {
       const fe = toFerryError(err, 'INTERNAL');
+      if (fe.code === 'EXPORT_BUSY') {
+        // An operator's `ferry export` holds the store: this round is skipped, the next one exports.
+        this.metrics.recordSkip(job.name);
+        log.warn({ code: fe.code, err: fe.message }, 'another export is running: skipped this round');
+        this.finish(job, started, { ok: true, aborted: false, skippedReason: fe.message });
+        return;
+      }
       this.metrics.recordExportError(fe.code);
       log.error({ code: fe.code, err: fe.message }, 'export failed');
       this.finish(job, started, { ok: false, aborted: this.abort.signal.aborted, error: fe.message });

@@ -19,7 +19,7 @@ import {
   type ParsedManifest,
 } from '../oci/index.js';
 import type { RegistryClient } from '../registry/index.js';
-import type { Store } from '../store/index.js';
+import type { SourceTagKey, Store } from '../store/index.js';
 import { allSettledOrThrow } from './settle.js';
 
 /** Progress and accounting events the engine emits. */
@@ -56,8 +56,9 @@ export interface SyncContext {
   readonly counters: { blobsFetched: number; bytesFetched: number; manifestsFetched: number };
 }
 
-function repoKey(img: ImageConfig, tag: string): { registry: string; repository: string; tag: string } {
-  return { registry: img.ref.registry, repository: img.ref.repository, tag };
+/** The entry's own row of an upstream tag: several entries may mirror one tag, each its own way. */
+function repoKey(img: ImageConfig, tag: string): SourceTagKey {
+  return { source: img.name, registry: img.ref.registry, repository: img.ref.repository, tag };
 }
 
 /** Syncs one configured image source. Never throws for a tag-level failure; returns the result. */
@@ -74,7 +75,7 @@ export async function syncImage(ctx: SyncContext, img: ImageConfig, client: Regi
     selected = selectTags(tags, img.tags);
     if (selected.length === 0) log.warn({ available: tags.length }, 'no tag matches the filters');
     // Unchanged tags are marked checked together: one commit per image, not one per tag.
-    const untouched: Array<{ registry: string; repository: string; tag: string }> = [];
+    const untouched: SourceTagKey[] = [];
     await Promise.all(
       selected.map(async (tag) => {
         try {
@@ -136,13 +137,14 @@ async function syncTag(ctx: SyncContext, img: ImageConfig, client: RegistryClien
     }
     await allSettledOrThrow(children.map((c) => syncImageManifest(ctx, client, repo, c)));
     kept = children.map((c) => c.digest);
-    await ctx.store.putManifest({ digest: head.digest, mediaType: top.mediaType, bytes: top.bytes, references: children });
+    // The index's references are all its children, whatever this entry keeps (the tag row's
+    // kept set says that): another entry may mirror the same index with other platforms.
+    await ctx.store.putManifest({ digest: head.digest, mediaType: top.mediaType, bytes: top.bytes, references: top.parsed.index.manifests });
   } else {
     await storeImageContent(ctx, client, repo, head.digest, top);
   }
   const r = ctx.store.setTag({
     ...key,
-    source: img.name,
     target: img.target,
     digest: head.digest,
     mediaType: top.mediaType,

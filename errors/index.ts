@@ -44,11 +44,13 @@ export const ErrorCodes = [
   'STORE_LOCKED',
   'STORE_IO',
   'STORE_NOT_FOUND',
+  'EXPORT_BUSY',
   // bundles and import
   'BUNDLE_INVALID',
   'BUNDLE_IO',
   'SIGNATURE_INVALID',
   'CHAIN_BROKEN',
+  'BUNDLE_CONFLICT',
   'REQUIRES_MISSING',
   'KEY_INVALID',
   'INTERNAL',

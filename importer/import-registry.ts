@@ -262,7 +262,7 @@ export class RegistryTarget implements ImportTarget {
     const tops: Array<{ repo: string; tag: string; upstream: Digest; node: ManifestNode }> = [];
     for (const im of images) {
       const repo = this.repo(im.target);
-      const node = await this.resolve(repo, im.digest, im.mediaType, im.platforms, false, nodes, memo, blobNeeds);
+      const node = await this.resolve(repo, im.digest, im.mediaType, im.platforms, nodes, memo, blobNeeds);
       if (!node) throw new FerryError('REQUIRES_MISSING', `${repo}:${im.tag}: manifest ${im.digest} is neither carried nor at the target`, { repository: repo, digest: im.digest });
       tops.push({ repo, tag: im.tag, upstream: im.digest, node });
     }
@@ -335,7 +335,6 @@ export class RegistryTarget implements ImportTarget {
     digest: Digest,
     mediaTypeHint: string,
     platforms: readonly string[] | null,
-    optional: boolean,
     nodes: ManifestNode[],
     memo: Map<string, ManifestNode | undefined>,
     blobNeeds: Map<string, { repo: string; digest: Digest; size: number }>,
@@ -368,7 +367,6 @@ export class RegistryTarget implements ImportTarget {
       }
       if (bytes === undefined) {
         memo.set(key, undefined);
-        if (optional) return undefined;
         throw new FerryError('REQUIRES_MISSING', `${this.client.host}/${repo}: manifest ${digest} is neither in the bundle nor at the target`, {
           registry: this.client.host,
           repository: repo,
@@ -383,7 +381,13 @@ export class RegistryTarget implements ImportTarget {
     if (parsed.kind === 'index') {
       for (const child of parsed.index.manifests) {
         const wanted = platforms === null || platforms.some((p) => platformMatches(child.platform, p));
-        const r = await this.resolve(repo, child.digest, child.mediaType, null, !wanted, nodes, memo, blobNeeds);
+        if (!wanted) {
+          // Left out by the image's platforms, even when the bundle carries it for another
+          // image entry of the same upstream tag: a filtered target gets only its platforms.
+          missingChildren = true;
+          continue;
+        }
+        const r = await this.resolve(repo, child.digest, child.mediaType, null, nodes, memo, blobNeeds);
         if (r) kept.push(child.digest);
         else missingChildren = true;
       }

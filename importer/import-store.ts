@@ -140,7 +140,7 @@ export class StoreTarget implements ImportTarget {
         registry: ref.registry,
         repository: ref.repository,
         tag: im.tag,
-        source: `${ref.registry}/${ref.repository}`,
+        source: importedSource(ref.registry, ref.repository, im.target),
         target,
         digest: im.digest,
         mediaType: im.mediaType,
@@ -214,6 +214,16 @@ export class StoreTarget implements ImportTarget {
   async abort(): Promise<void> {
     // Blobs already written are unreferenced until a later import records what uses them.
   }
+}
+
+/**
+ * The source (image entry) an imported tag is recorded under. Bundles name no entries, so the
+ * upstream repository stands for one; an entry with a target of its own adds it (`#target`), so
+ * the entries that split one upstream repository (by platform, tags or target) keep their own
+ * rows here too.
+ */
+export function importedSource(registry: string, repository: string, target: string): string {
+  return target === repository ? `${registry}/${repository}` : `${registry}/${repository}#${target}`;
 }
 
 function platformOf(s: string): { os: string; architecture: string; variant?: string } {

@@ -11,8 +11,9 @@ import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { openBundle, type OpenedBundle, type TrustedKey } from '../bundle/index.js';
 import { errorMessage, FerryError, toFerryError } from '../errors/index.js';
+import { sha256Digest } from '../oci/index.js';
 import type { RegistryClient } from '../registry/index.js';
-import { sequenceFromBundleId, type Ledger, type Store } from '../store/index.js';
+import { sequenceFromBundleId, type Ledger, type LedgerBundle, type Store } from '../store/index.js';
 import { buildClientConfig, type ClientConfig } from './client-config.js';
 import { GomodTarget } from './import-gomod.js';
 import { RegistryTarget } from './import-registry.js';
@@ -77,6 +78,8 @@ export interface BundleImportResult {
   readonly sourceStore: string;
   /** Name of the key that verified the signature, or null when skipped. */
   readonly signer: string | null;
+  /** `sha256:` digest of the signed ferry-bundle.json: what the ledger records of this bundle. */
+  readonly manifestDigest: string;
   readonly status: 'imported' | 'already-imported' | 'dry-run';
   /** Per target reports (imports). */
   readonly targets: TargetReport[];
@@ -125,7 +128,16 @@ export async function importBundles(opts: ImportOptions): Promise<ImportResult> 
   const opened: OpenedBundle[] = [];
   for (const p of opts.bundles) {
     const b = await openBundle(p, { trust: opts.trust, ...(opts.insecureSkipSignature ? { skipSignature: true } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
-    if (!opened.some((o) => o.manifest.id === b.manifest.id)) opened.push(b);
+    const twin = opened.find((o) => o.manifest.id === b.manifest.id);
+    if (!twin) opened.push(b);
+    else if (!twin.manifestBytes.equals(b.manifestBytes)) {
+      throw new FerryError(
+        'BUNDLE_CONFLICT',
+        `bundles ${twin.name} and ${b.name} both claim the id ${b.manifest.id} but their signed manifests differ ` +
+          `(${sha256Digest(twin.manifestBytes)} and ${sha256Digest(b.manifestBytes)}); nothing imported`,
+        { op: 'import', file: b.name },
+      );
+    }
   }
   // Chain order, whatever order the operator named them in.
   opened.sort((a, b) => (a.manifest.store.id < b.manifest.store.id ? -1 : a.manifest.store.id > b.manifest.store.id ? 1 : a.manifest.sequence - b.manifest.sequence));
@@ -183,7 +195,9 @@ async function importOne(b: OpenedBundle, targets: ImportTarget[], opts: ImportO
   const m = b.manifest;
   const ledger = opts.ledger;
   const signal = opts.signal;
-  const base = { id: m.id, name: b.name, sequence: m.sequence, parent: m.parent, sourceStore: m.store.id, signer: b.signer };
+  const manifestDigest = sha256Digest(b.manifestBytes);
+  const base = { id: m.id, name: b.name, sequence: m.sequence, parent: m.parent, sourceStore: m.store.id, signer: b.signer, manifestDigest };
+  if (ledger) checkSameBundle(ledger, b, manifestDigest, warn);
   const alreadyAt = targets.filter((t) => ledger?.isImported(m.id, t.name)).map((t) => t.name);
   const active = targets.filter((t) => !alreadyAt.includes(t.name));
   if (active.length === 0) {
@@ -231,7 +245,7 @@ async function importOne(b: OpenedBundle, targets: ImportTarget[], opts: ImportO
 
   opts.onEvent?.({ type: 'bundle-start', id: m.id, sequence: m.sequence, targets: active.map((t) => t.name) });
   for (const t of active) {
-    ledger.startBundle({ id: m.id, target: t.name, sequence: m.sequence, parent: m.parent, chain: m.chain, sourceStore: m.store.id, created: m.created });
+    ledger.startBundle({ id: m.id, target: t.name, sequence: m.sequence, parent: m.parent, chain: m.chain, sourceStore: m.store.id, created: m.created, manifestDigest, sources: m.sources ?? null });
   }
   const tmp = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'ferry-import-'));
   const committed: TargetReport[] = [];
@@ -288,6 +302,53 @@ async function importOne(b: OpenedBundle, targets: ImportTarget[], opts: ImportO
   }
   opts.onEvent?.({ type: 'bundle-done', id: m.id, status: 'imported' });
   return { ...base, status: 'imported', targets: committed, alreadyAt, filtered };
+}
+
+/**
+ * A bundle id names one signed manifest: every ledger record of this id must be of the same
+ * ferry-bundle.json bytes, else BUNDLE_CONFLICT names both digests (a bundle re-signed with
+ * the id of one already imported, or an altered copy, is never taken for it). Records written
+ * before the digest was kept are compared on what they hold (sequence, parent, chain, source
+ * store, creation time): a difference is a conflict; a match is accepted with a warning that
+ * the content itself could not be compared.
+ */
+function checkSameBundle(ledger: Ledger, b: OpenedBundle, digest: string, warn: (m: string) => void): void {
+  const m = b.manifest;
+  const records = ledger.bundleRecords(m.id);
+  const where = (r: LedgerBundle): string => `${r.target} (${r.result}, ${r.finishedAt ?? r.startedAt})`;
+  const other = records.find((r) => r.manifestDigest !== null && r.manifestDigest !== digest);
+  if (other) {
+    throw new FerryError(
+      'BUNDLE_CONFLICT',
+      `bundle ${m.id} (${b.name}): the ledger ${ledger.file} records this id for a bundle whose signed manifest is ${other.manifestDigest} ` +
+        `(imported into ${where(other)}), but this one's is ${digest}: the same id with different content. Nothing imported; ` +
+        `a bundle id names one bundle, so check where this one came from (a re-signed or altered copy?)`,
+      { op: 'import', file: b.name },
+    );
+  }
+  const legacy = records.filter((r) => r.manifestDigest === null);
+  for (const r of legacy) {
+    const differs: string[] = [];
+    if (r.sequence !== m.sequence) differs.push(`sequence ${r.sequence} vs ${m.sequence}`);
+    if (r.parent !== m.parent) differs.push(`parent ${String(r.parent)} vs ${String(m.parent)}`);
+    if (JSON.stringify(r.chain) !== JSON.stringify(m.chain)) differs.push('chain');
+    if (r.sourceStore !== m.store.id) differs.push(`source store ${r.sourceStore} vs ${m.store.id}`);
+    if (r.created !== m.created) differs.push(`created ${r.created} vs ${m.created}`);
+    if (differs.length > 0) {
+      throw new FerryError(
+        'BUNDLE_CONFLICT',
+        `bundle ${m.id} (${b.name}, signed manifest ${digest}): the ledger ${ledger.file} records this id for another bundle ` +
+          `(imported into ${where(r)}; ${differs.join(', ')}): the same id with different content. Nothing imported`,
+        { op: 'import', file: b.name },
+      );
+    }
+  }
+  if (legacy.some((r) => r.result === 'ok')) {
+    warn(
+      `bundle ${m.id}: the ledger's record of it was written by an older Ferry that did not keep the signed manifest's digest; ` +
+        `its sequence, parent, chain, source store and creation time match this bundle (${digest}), but its content could not be compared`,
+    );
+  }
 }
 
 /** Where the ledger lives unless --ledger says: beside the store, beside the Go module tree, else here. */

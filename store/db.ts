@@ -15,6 +15,7 @@ import type {
   ChangeResult,
   FinishRunInput,
   JournalEntry,
+  LockHolder,
   ManifestReference,
   ManifestRow,
   ModuleListRow,
@@ -27,6 +28,7 @@ import type {
   SetTagInput,
   SourceResultInput,
   SourceState,
+  SourceTagKey,
   StoreStats,
   TagFilter,
   TagKey,
@@ -168,6 +170,37 @@ export const MIGRATIONS: readonly string[] = [
   `,
   // 2: checksum-database heads, files and records (store/sumdb.ts).
   SUMDB_MIGRATION,
+  // 3: which sources a bundle carried (`export --only`; NULL: every source), and the source of
+  // every module journal entry (its root, as for tags), so exports can tell per source what the
+  // chain carried. Module entries of older versions take the root their version row names.
+  `
+  ALTER TABLE bundles ADD COLUMN sources TEXT;
+  UPDATE journal SET source = (SELECT m.root FROM module_versions m WHERE m.module = journal.module AND m.version = journal.version)
+    WHERE kind = 'module' AND source IS NULL;
+  `,
+  // 4: each image entry (source) owns its tag rows: one upstream tag may be mirrored by several
+  // entries, each with its own platforms, kept children and target.
+  `
+  CREATE TABLE tags_by_source (
+    source       TEXT NOT NULL,
+    registry     TEXT NOT NULL,
+    repository   TEXT NOT NULL,
+    tag          TEXT NOT NULL,
+    target       TEXT NOT NULL,
+    digest       TEXT NOT NULL,
+    media_type   TEXT NOT NULL,
+    platforms    TEXT,
+    kept_digests TEXT NOT NULL,
+    checked_at   TEXT NOT NULL,
+    changed_at   TEXT NOT NULL,
+    PRIMARY KEY (source, registry, repository, tag)
+  ) WITHOUT ROWID;
+  INSERT INTO tags_by_source (source, registry, repository, tag, target, digest, media_type, platforms, kept_digests, checked_at, changed_at)
+    SELECT source, registry, repository, tag, target, digest, media_type, platforms, kept_digests, checked_at, changed_at FROM tags;
+  DROP TABLE tags;
+  ALTER TABLE tags_by_source RENAME TO tags;
+  CREATE INDEX tags_reference ON tags(registry, repository, tag);
+  `,
 ];
 
 /** The schema version this code writes. */
@@ -259,6 +292,7 @@ interface BundleDbRow {
   seq_from: number;
   seq_to: number;
   files: string;
+  sources: string | null;
   blob_count: number;
 }
 
@@ -420,6 +454,42 @@ export class StoreIndex {
     });
   }
 
+  // ---- locks ----
+
+  /**
+   * Takes the named lock for `holder` in one immediate transaction, unless the recorded holder
+   * is still live (`isLive` decides): then returns that holder and changes nothing.
+   */
+  takeLock(name: string, holder: LockHolder, isLive: (h: LockHolder) => boolean): LockHolder | undefined {
+    return this.run('takeLock', () =>
+      this.db
+        .transaction((): LockHolder | undefined => {
+          const key = `lock:${name}`;
+          const r = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+          if (r) {
+            let held: LockHolder | undefined;
+            try {
+              held = JSON.parse(r.value) as LockHolder;
+            } catch {
+              held = undefined; // an unreadable record holds nothing
+            }
+            if (held && isLive(held)) return held;
+          }
+          this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, JSON.stringify(holder));
+          return undefined;
+        })
+        .immediate(),
+    );
+  }
+
+  /** Releases the named lock if `token` still holds it; false when it did not. */
+  releaseLock(name: string, token: string): boolean {
+    return this.run('releaseLock', () => {
+      const r = this.db.prepare(`DELETE FROM meta WHERE key = ? AND json_extract(value, '$.token') = ?`).run(`lock:${name}`, token);
+      return r.changes > 0;
+    });
+  }
+
   // ---- blobs ----
 
   /** The row of a blob, if indexed. */
@@ -457,14 +527,21 @@ export class StoreIndex {
           const ins = this.db
             .prepare('INSERT OR IGNORE INTO manifests (digest, media_type, size, platform, created_at) VALUES (?, ?, ?, ?, ?)')
             .run(d, mediaType, size, platform ?? null, this.iso());
-          if (ins.changes === 0) {
-            // Same digest, same bytes, same references; only a platform learned later is new.
-            if (platform !== undefined) this.db.prepare('UPDATE manifests SET platform = COALESCE(platform, ?) WHERE digest = ?').run(platform, d);
-            return;
-          }
           const stmt = this.db.prepare(
             'INSERT INTO manifest_refs (manifest, position, digest, media_type, size, platform) VALUES (?, ?, ?, ?, ?, ?)',
           );
+          if (ins.changes === 0) {
+            // Same digest, same bytes, same references; only a platform learned later is new.
+            if (platform !== undefined) this.db.prepare('UPDATE manifests SET platform = COALESCE(platform, ?) WHERE digest = ?').run(platform, d);
+            // Older versions recorded an index with only the children a platform filter kept;
+            // its bytes list them all, and another image entry may keep the others.
+            const have = this.db.prepare('SELECT COUNT(*) FROM manifest_refs WHERE manifest = ?').pluck().get(d) as number;
+            if (have < refs.length) {
+              this.db.prepare('DELETE FROM manifest_refs WHERE manifest = ?').run(d);
+              refs.forEach((r, i) => stmt.run(d, i, r.digest, r.mediaType, r.size, r.platform ?? null));
+            }
+            return;
+          }
           refs.forEach((r, i) => stmt.run(d, i, r.digest, r.mediaType, r.size, r.platform ?? null));
         })
         .immediate();
@@ -513,38 +590,45 @@ export class StoreIndex {
 
   // ---- tags and journal ----
 
-  /** One tag's state. */
-  getTag(k: TagKey): TagRow | undefined {
+  /** One source's state of a tag. */
+  getTag(k: SourceTagKey): TagRow | undefined {
     return this.run('getTag', () => {
-      const r = this.cached('SELECT * FROM tags WHERE registry = ? AND repository = ? AND tag = ?').get(k.registry, k.repository, k.tag) as
+      const r = this.cached('SELECT * FROM tags WHERE source = ? AND registry = ? AND repository = ? AND tag = ?').get(k.source, k.registry, k.repository, k.tag) as
         | TagDbRow
         | undefined;
       return r && tagRow(r);
     });
   }
 
+  /** Every source's row of one upstream tag, by source. */
+  tagRows(k: TagKey): TagRow[] {
+    return this.run('tagRows', () =>
+      (this.cached('SELECT * FROM tags WHERE registry = ? AND repository = ? AND tag = ? ORDER BY source').all(k.registry, k.repository, k.tag) as TagDbRow[]).map(tagRow),
+    );
+  }
+
   /** Updates only the checked time of an unchanged tag; false when the tag is unknown. */
-  touchTag(k: TagKey, checkedAt: string | undefined): boolean {
+  touchTag(k: SourceTagKey, checkedAt: string | undefined): boolean {
     return this.run('touchTag', () => {
       const r = this.db
-        .prepare('UPDATE tags SET checked_at = ? WHERE registry = ? AND repository = ? AND tag = ?')
-        .run(checkedAt ?? this.iso(), k.registry, k.repository, k.tag);
+        .prepare('UPDATE tags SET checked_at = ? WHERE source = ? AND registry = ? AND repository = ? AND tag = ?')
+        .run(checkedAt ?? this.iso(), k.source, k.registry, k.repository, k.tag);
       return r.changes > 0;
     });
   }
 
   /** Marks many tags as checked in one transaction (one commit for a whole unchanged image). */
-  touchTags(keys: readonly TagKey[], checkedAt: string | undefined): number {
+  touchTags(keys: readonly SourceTagKey[], checkedAt: string | undefined): number {
     return this.run('touchTags', () => {
       const at = checkedAt ?? this.iso();
-      const stmt = this.db.prepare('UPDATE tags SET checked_at = ? WHERE registry = ? AND repository = ? AND tag = ?');
-      return this.db.transaction(() => keys.reduce((n, k) => n + stmt.run(at, k.registry, k.repository, k.tag).changes, 0))();
+      const stmt = this.db.prepare('UPDATE tags SET checked_at = ? WHERE source = ? AND registry = ? AND repository = ? AND tag = ?');
+      return this.db.transaction(() => keys.reduce((n, k) => n + stmt.run(at, k.source, k.registry, k.repository, k.tag).changes, 0))();
     });
   }
 
   /**
-   * Upserts a tag and, in the same transaction, journals it when it is new or its digest,
-   * kept set or target changed. `keptDigests` must arrive sorted and unique.
+   * Upserts a source's tag and, in the same transaction, journals it when it is new or its
+   * digest, kept set or target changed. `keptDigests` must arrive sorted and unique.
    */
   setTag(row: SetTagInput): ChangeResult {
     return this.run('setTag', () =>
@@ -559,8 +643,8 @@ export class StoreIndex {
             .prepare(
               `INSERT INTO tags (registry, repository, tag, source, target, digest, media_type, platforms, kept_digests, checked_at, changed_at)
                VALUES (@registry, @repository, @tag, @source, @target, @digest, @mediaType, @platforms, @kept, @now, @now)
-               ON CONFLICT(registry, repository, tag) DO UPDATE SET
-                 source = excluded.source, target = excluded.target, digest = excluded.digest,
+               ON CONFLICT(source, registry, repository, tag) DO UPDATE SET
+                 target = excluded.target, digest = excluded.digest,
                  media_type = excluded.media_type, platforms = excluded.platforms,
                  kept_digests = excluded.kept_digests, checked_at = excluded.checked_at,
                  changed_at = CASE WHEN @changed THEN excluded.changed_at ELSE tags.changed_at END`,
@@ -608,7 +692,7 @@ export class StoreIndex {
         where.push('repository = ?');
         args.push(f.repository);
       }
-      const sql = `SELECT * FROM tags ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY registry, repository, tag`;
+      const sql = `SELECT * FROM tags ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY registry, repository, tag, source`;
       return (this.db.prepare(sql).all(...args) as TagDbRow[]).map(tagRow);
     });
   }
@@ -681,7 +765,13 @@ export class StoreIndex {
            zip_digest = excluded.zip_digest, h1_zip = excluded.h1_zip, h1_mod = excluded.h1_mod,
            root = excluded.root, retracted = excluded.retracted, updated_at = excluded.updated_at`,
     ).run({ ...next, now });
-    const j = this.cached(`INSERT INTO journal (at, kind, digest, module, version) VALUES (?, 'module', ?, ?, ?)`).run(now, next.zipDigest ?? next.modDigest, row.module, row.version);
+    const j = this.cached(`INSERT INTO journal (at, kind, digest, source, module, version) VALUES (?, 'module', ?, ?, ?, ?)`).run(
+      now,
+      next.zipDigest ?? next.modDigest,
+      row.root,
+      row.module,
+      row.version,
+    );
     return { changed: true, seq: Number(j.lastInsertRowid) };
   }
 
@@ -842,8 +932,8 @@ export class StoreIndex {
             throw new FerryError('CHAIN_BROKEN', `bundle ${b.id}: parent bundle ${b.parentId} is not recorded in this store`, { op: 'addBundle' });
           }
           this.db
-            .prepare('INSERT INTO bundles (id, sequence, parent_id, created_at, seq_from, seq_to, files) VALUES (?, ?, ?, ?, ?, ?, ?)')
-            .run(b.id, b.sequence, b.parentId, b.createdAt, b.seqFrom, b.seqTo, JSON.stringify(b.files ?? null));
+            .prepare('INSERT INTO bundles (id, sequence, parent_id, created_at, seq_from, seq_to, files, sources) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+            .run(b.id, b.sequence, b.parentId, b.createdAt, b.seqFrom, b.seqTo, JSON.stringify(b.files ?? null), b.sources ? JSON.stringify([...b.sources]) : null);
           const blob = this.db.prepare('INSERT OR IGNORE INTO bundle_blobs (bundle_id, digest) VALUES (?, ?)');
           for (const d of b.blobs) blob.run(b.id, d);
           const file = this.db.prepare('INSERT OR IGNORE INTO bundle_module_files (bundle_id, path) VALUES (?, ?)');
@@ -862,6 +952,7 @@ export class StoreIndex {
       createdAt: r.created_at,
       seqFrom: r.seq_from,
       seqTo: r.seq_to,
+      sources: r.sources === null ? null : (JSON.parse(r.sources) as string[]),
       files: JSON.parse(r.files) as unknown,
       moduleFiles: files,
       blobCount: r.blob_count,

@@ -47,6 +47,15 @@ export const LEDGER_MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX items_digest ON items(target, digest);
   `,
+  // 2: the sha256 of the signed ferry-bundle.json each import read, so a bundle that reuses an
+  // imported bundle's id with other content is told apart (NULL in records of older versions).
+  `
+  ALTER TABLE bundles ADD COLUMN manifest_digest TEXT;
+  `,
+  // 3: the sources a bundle made with `export --only` carried (JSON; NULL: every source).
+  `
+  ALTER TABLE bundles ADD COLUMN sources TEXT;
+  `,
 ];
 
 /** The ledger schema version this code writes. */
@@ -70,6 +79,10 @@ export interface LedgerBundle {
   readonly sourceStore: string;
   /** The bundle's creation time. */
   readonly created: string;
+  /** `sha256:` digest of the signed ferry-bundle.json bytes; null in records written before it was kept. */
+  readonly manifestDigest: string | null;
+  /** The sources a bundle made with `export --only` carried; null: every source. */
+  readonly sources: readonly string[] | null;
   readonly startedAt: string;
   readonly finishedAt: string | null;
   readonly result: LedgerResult;
@@ -109,6 +122,13 @@ export interface LedgerChainStatus {
   readonly highest: number;
   /** Bundles (sequence and id when known) that later bundles need but that never arrived successfully. */
   readonly missing: Array<{ readonly sequence: number; readonly id: string | null }>;
+  /** The highest sequence imported successfully that carried every source (0 when none). */
+  readonly allSourcesThrough: number;
+  /**
+   * Bundles imported after that one which carried only some sources (`export --only`): a source
+   * not named in them is as of `allSourcesThrough`, however high `highest` is.
+   */
+  readonly partial: Array<{ readonly sequence: number; readonly id: string; readonly sources: readonly string[] }>;
 }
 
 interface BundleDbRow {
@@ -119,6 +139,9 @@ interface BundleDbRow {
   chain: string;
   source_store: string;
   created: string;
+  /** Absent when a read-only open left an older schema as it was. */
+  manifest_digest?: string | null;
+  sources?: string | null;
   started_at: string;
   finished_at: string | null;
   result: LedgerResult;
@@ -147,6 +170,8 @@ function bundleRow(r: BundleDbRow): LedgerBundle {
     chain: JSON.parse(r.chain) as string[],
     sourceStore: r.source_store,
     created: r.created,
+    manifestDigest: r.manifest_digest ?? null,
+    sources: r.sources === undefined || r.sources === null ? null : (JSON.parse(r.sources) as string[]),
     startedAt: r.started_at,
     finishedAt: r.finished_at,
     result: r.result,
@@ -236,8 +261,10 @@ export class Ledger {
           file: abs,
         });
       }
-      if (have < LEDGER_SCHEMA_VERSION) {
-        if (ro) throw new FerryError('STORE_CORRUPT', `import ledger ${abs} needs migrating to schema ${LEDGER_SCHEMA_VERSION}; run an import once`, { op: 'open', file: abs });
+      // Read-only, an older ledger is read as it is (columns added since read as unknown): `ferry
+      // ledger` and dry runs work right after an upgrade; the next import migrates it.
+      if (have === 0 && ro) throw new FerryError('STORE_CORRUPT', `import ledger ${abs} has no schema yet; run an import once`, { op: 'open', file: abs });
+      if (have < LEDGER_SCHEMA_VERSION && !ro) {
         for (let v = have; v < LEDGER_SCHEMA_VERSION; v++) {
           const step = LEDGER_MIGRATIONS[v] ?? '';
           db.transaction(() => {
@@ -294,11 +321,12 @@ export class Ledger {
     this.run('startBundle', () =>
       this.db
         .prepare(
-          `INSERT INTO bundles (id, target, sequence, parent, chain, source_store, created, started_at, finished_at, result, error, summary)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, 'running', NULL, NULL)
-           ON CONFLICT(id, target) DO UPDATE SET started_at = excluded.started_at, finished_at = NULL, result = 'running', error = NULL, summary = NULL`,
+          `INSERT INTO bundles (id, target, sequence, parent, chain, source_store, created, manifest_digest, sources, started_at, finished_at, result, error, summary)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 'running', NULL, NULL)
+           ON CONFLICT(id, target) DO UPDATE SET manifest_digest = excluded.manifest_digest, sources = excluded.sources,
+             started_at = excluded.started_at, finished_at = NULL, result = 'running', error = NULL, summary = NULL`,
         )
-        .run(b.id, b.target, b.sequence, b.parent, JSON.stringify(b.chain), b.sourceStore, b.created, at),
+        .run(b.id, b.target, b.sequence, b.parent, JSON.stringify(b.chain), b.sourceStore, b.created, b.manifestDigest, b.sources ? JSON.stringify(b.sources) : null, at),
     );
   }
 
@@ -400,11 +428,17 @@ export class Ledger {
       const newest = bundles.reduce((a, b) => (b.sequence > a.sequence ? b : a));
       const start = newest.chain.length === 0 ? newest.sequence : (sequenceFromBundleId(newest.chain[0]!) ?? newest.sequence);
       for (let s = start; s < newest.sequence; s++) if (!okSeqs.has(s) && !missing.has(s)) missing.set(s, null);
+      const ok = bundles.filter((b) => b.result === 'ok');
+      const allSourcesThrough = Math.max(0, ...ok.filter((b) => b.sources === null).map((b) => b.sequence));
+      const partial = new Map<string, { sequence: number; id: string; sources: readonly string[] }>();
+      for (const b of ok) if (b.sources !== null && b.sequence > allSourcesThrough) partial.set(b.id, { sequence: b.sequence, id: b.id, sources: b.sources });
       out.push({
         sourceStore,
         bundles,
         highest,
         missing: [...missing.entries()].sort((a, b) => a[0] - b[0]).map(([sequence, id]) => ({ sequence, id })),
+        allSourcesThrough,
+        partial: [...partial.values()].sort((a, b) => a.sequence - b.sequence),
       });
     }
     return out;

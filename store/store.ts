@@ -5,6 +5,7 @@
  * killed process therefore leaves at most temp files, which the next open removes.
  */
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { createReadStream, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -12,6 +13,7 @@ import { FerryError, toFerryError } from '../errors/index.js';
 import { INDEX_MEDIA_TYPES, parseDigest, platformString, sha256Digest, type Digest } from '../oci/index.js';
 import { BlobFiles, discardSource, type BlobSource } from './blobs.js';
 import { StoreIndex } from './db.js';
+import { pidAlive, processStartTime } from './pid.js';
 import type { SumdbFileRow, SumdbHeadRow, SumdbRecordRow } from './sumdb.js';
 import type {
   AddBundleInput,
@@ -24,6 +26,7 @@ import type {
   FsckResult,
   ImportFileOptions,
   JournalEntry,
+  LockHolder,
   ManifestRow,
   ModuleListRow,
   ModuleVersionFilter,
@@ -36,6 +39,8 @@ import type {
   RunRow,
   SetTagInput,
   SourceState,
+  SourceTagKey,
+  StoreLock,
   StoreLogger,
   StoreOpenOptions,
   StoreStats,
@@ -121,6 +126,23 @@ function settleOrAbort(p: Promise<unknown>, signal: AbortSignal | undefined, d: 
       res();
     });
   });
+}
+
+/** Tokens of the store locks this process holds now (a lock row with our pid and another token is a dead process's). */
+const heldLockTokens = new Set<string>();
+
+/** True while the recorded holder of a lock may still be running. */
+function lockHolderLive(h: LockHolder): boolean {
+  if (typeof h.pid !== 'number' || typeof h.token !== 'string') return false;
+  // The index is SQLite in WAL mode, which only processes of one host may share: a holder on
+  // another host is a process of the store's previous home (a recreated container, a restored
+  // copy) and is not running against this store.
+  if (h.host !== hostname()) return false;
+  if (h.pid === process.pid) return heldLockTokens.has(h.token);
+  if (!pidAlive(h.pid)) return false;
+  if (h.startTime === undefined) return true;
+  const now = processStartTime(h.pid);
+  return now === undefined || now === h.startTime;
 }
 
 /** A Ferry store: content-addressed blob files plus the SQLite index that describes them. */
@@ -215,6 +237,45 @@ export class Store {
 
   private assertWritable(op: string): void {
     if (this.readonly) throw new FerryError('STORE_IO', `${op}: store ${this.dir} is open read-only`, { op, file: this.dir });
+  }
+
+  // ---- locks ----
+
+  /**
+   * Takes the store's export lock, before any export work: one export at a time, so two never
+   * race for the bundle sequence. EXPORT_BUSY names the holder when another export (in any
+   * process on this host, or in this one) has it; a holder killed without releasing it (kill -9)
+   * is recognised by its pid and process start time and replaced.
+   */
+  lockExport(): StoreLock {
+    this.assertWritable('lockExport');
+    const startTime = processStartTime(process.pid);
+    const holder: LockHolder = {
+      pid: process.pid,
+      ...(startTime !== undefined ? { startTime } : {}),
+      host: hostname(),
+      token: randomUUID(),
+      since: this.now().toISOString(),
+    };
+    const held = this.index.takeLock('export', holder, lockHolderLive);
+    if (held) {
+      throw new FerryError('EXPORT_BUSY', `store ${this.dir}: another export is running (process ${held.pid}, since ${held.since}); try again when it has finished`, {
+        op: 'export',
+        file: this.dir,
+        temporary: true,
+      });
+    }
+    heldLockTokens.add(holder.token);
+    let released = false;
+    return {
+      holder,
+      release: () => {
+        if (released) return;
+        released = true;
+        heldLockTokens.delete(holder.token);
+        this.index.releaseLock('export', holder.token);
+      },
+    };
   }
 
   // ---- blobs ----
@@ -418,25 +479,40 @@ export class Store {
 
   // ---- tags and journal ----
 
-  /** One tag's state. */
-  getTag(key: TagKey): TagRow | undefined {
-    return this.index.getTag(key);
+  /**
+   * One source's state of a tag. Without `source`: the tag's row when a single source mirrors
+   * it; USAGE naming the sources when several do.
+   */
+  getTag(key: TagKey & { readonly source?: string }): TagRow | undefined {
+    if (key.source !== undefined) return this.index.getTag({ ...key, source: key.source });
+    const rows = this.index.tagRows(key);
+    if (rows.length > 1) {
+      throw new FerryError('USAGE', `getTag ${key.registry}/${key.repository}:${key.tag}: mirrored by several sources (${rows.map((r) => r.source).join(', ')}); name one`, {
+        op: 'getTag',
+      });
+    }
+    return rows[0];
   }
 
-  /** Records that an unchanged tag was checked (cheap); false when the tag is unknown. */
-  touchTag(key: TagKey, checkedAt?: string): boolean {
+  /** Every source's row of one upstream tag. */
+  tagRows(key: TagKey): TagRow[] {
+    return this.index.tagRows(key);
+  }
+
+  /** Records that a source's unchanged tag was checked (cheap); false when the tag is unknown. */
+  touchTag(key: SourceTagKey, checkedAt?: string): boolean {
     this.assertWritable('touchTag');
     return this.index.touchTag(key, checkedAt);
   }
 
   /** Marks many unchanged tags as checked in one commit; returns how many were known. */
-  touchTags(keys: readonly TagKey[], checkedAt?: string): number {
+  touchTags(keys: readonly SourceTagKey[], checkedAt?: string): number {
     this.assertWritable('touchTags');
     return keys.length === 0 ? 0 : this.index.touchTags(keys, checkedAt);
   }
 
   /**
-   * Moves a tag. Call it only after the manifest and the kept children are stored
+   * Moves a source's tag. Call it only after the manifest and the kept children are stored
    * (MANIFEST_UNKNOWN otherwise). Journals the change when the digest, kept set or target changed.
    */
   setTag(row: SetTagInput): ChangeResult {

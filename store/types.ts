@@ -141,10 +141,14 @@ export interface TagKey {
   readonly tag: string;
 }
 
-/** The state of one mirrored tag. */
-export interface TagRow extends TagKey {
-  /** The config's image entry name this tag came from. */
+/** Identifies one image entry's (source's) row of an upstream tag: several entries may mirror one tag. */
+export interface SourceTagKey extends TagKey {
+  /** The config's image entry name. */
   readonly source: string;
+}
+
+/** The state of one mirrored tag, as one image entry (source) mirrors it. */
+export interface TagRow extends SourceTagKey {
   /** The intranet path the tag is carried to. */
   readonly target: string;
   readonly digest: Digest;
@@ -186,6 +190,7 @@ export interface JournalEntry {
   readonly tag?: string;
   readonly digest?: Digest;
   readonly previousDigest?: Digest;
+  /** The image entry (tags) or module root (module versions) the change belongs to. */
   readonly source?: string;
   readonly target?: string;
   readonly module?: string;
@@ -277,6 +282,25 @@ export interface SourceResultInput {
   readonly moduleList?: { readonly module: string; readonly listDigest: string } | undefined;
 }
 
+/** Who holds a store lock (recorded in the index, so a killed holder is recognised). */
+export interface LockHolder {
+  readonly pid: number;
+  /** The holder's process start time (see processStartTime), when the host tells it. */
+  readonly startTime?: string;
+  readonly host: string;
+  /** Unique per taking: a lock is released only by the one that took it. */
+  readonly token: string;
+  /** ISO time the lock was taken. */
+  readonly since: string;
+}
+
+/** A lock on the store, held until released. */
+export interface StoreLock {
+  readonly holder: LockHolder;
+  /** Releases the lock (idempotent). */
+  release(): void;
+}
+
 /** A bundle to record. */
 export interface AddBundleInput {
   readonly id: string;
@@ -285,6 +309,11 @@ export interface AddBundleInput {
   readonly createdAt: string;
   readonly seqFrom: number;
   readonly seqTo: number;
+  /**
+   * The sources (image names, module roots) whose journal entries up to `seqTo` the bundle
+   * carried, for an `export --only`; null or absent: every source.
+   */
+  readonly sources?: readonly string[] | null;
   /** The bundle's file list, as the bundle format defines it (stored as JSON). */
   readonly files: unknown;
   /** The blobs this bundle carried. */
@@ -301,6 +330,8 @@ export interface BundleRow {
   readonly createdAt: string;
   readonly seqFrom: number;
   readonly seqTo: number;
+  /** The sources an `export --only` carried up to `seqTo`; null: every source. */
+  readonly sources: string[] | null;
   readonly files: unknown;
   readonly moduleFiles: string[];
   readonly blobCount: number;

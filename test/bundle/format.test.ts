@@ -110,3 +110,15 @@ describe('names', () => {
     expect(() => bundleFileName(d, 0)).toThrow();
   });
 });
+
+describe('sources (export --only)', () => {
+  it('is written after store only on a partial bundle, round-trips, and must be sorted and unique', () => {
+    const partial = { ...manifest, sources: ['a', 'example.com/m'] };
+    const bytes = serializeBundleManifest(partial);
+    expect(bytes.toString('utf8')).toContain('  "store": {"id":"s1"},\n  "sources": [\n    "a",\n    "example.com/m"\n  ],\n  "images"');
+    expect(parseBundleManifest(bytes)).toEqual(partial);
+    expect(serializeBundleManifest(manifest).toString('utf8')).not.toContain('"sources"');
+    expect(() => parseBundleManifest(withField({ sources: ['b', 'a'] }))).toThrow(expect.objectContaining({ code: 'BUNDLE_INVALID', message: expect.stringContaining('sources[1]') }));
+    expect(() => parseBundleManifest(withField({ sources: [] }))).toThrow(expect.objectContaining({ code: 'BUNDLE_INVALID', message: expect.stringContaining('sources') }));
+  });
+});

@@ -116,20 +116,26 @@ describe('tags and the journal', () => {
     expect(store.getTag(tagInput(a.digest))).toMatchObject({ checkedAt: '2025-01-01T00:00:02.000Z', changedAt: '2025-01-01T00:00:00.000Z' });
     store.touchTag(tagInput(a.digest), '2025-02-01T00:00:00.000Z');
     expect(store.getTag(tagInput(a.digest))?.checkedAt).toBe('2025-02-01T00:00:00.000Z');
-    expect(store.touchTag({ registry: 'x', repository: 'y', tag: 'z' })).toBe(false);
+    expect(store.touchTag({ source: 'golang', registry: 'x', repository: 'y', tag: 'z' })).toBe(false);
 
     clock.tick();
     const moved = store.setTag(tagInput(b.digest));
     expect(moved).toEqual({ changed: true, seq: 2 });
     expect(store.getTag(tagInput(b.digest))).toMatchObject({ digest: b.digest, changedAt: '2025-01-01T00:00:03.000Z' });
 
-    // Target and kept-set changes are journaled too; source-only changes are not.
+    // Target and kept-set changes are journaled too.
     expect(store.setTag(tagInput(b.digest, { target: 'other/golang' }))).toEqual({ changed: true, seq: 3 });
-    expect(store.setTag(tagInput(b.digest, { target: 'other/golang', source: 'renamed' }))).toEqual({ changed: false });
-    expect(store.getTag(tagInput(b.digest))?.source).toBe('renamed');
+    // Another source (image entry) mirroring the same tag owns a row of its own.
+    expect(store.setTag(tagInput(b.digest, { target: 'mirror/amd64', source: 'golang-amd64', platforms: ['linux/amd64'] }))).toEqual({ changed: true, seq: 4 });
+    expect(store.tagRows(tagInput(b.digest)).map((t) => [t.source, t.target, t.platforms])).toEqual([
+      ['golang', 'other/golang', null],
+      ['golang-amd64', 'mirror/amd64', ['linux/amd64']],
+    ]);
+    expect(store.getTag({ ...tagInput(b.digest), source: 'golang-amd64' })?.target).toBe('mirror/amd64');
+    expect(() => store.getTag({ registry: 'docker.io', repository: 'library/golang', tag: '1.22' })).toThrow(expect.objectContaining({ code: 'USAGE' }));
 
     const entries = store.journalSince(0);
-    expect(entries.map((e) => e.seq)).toEqual([1, 2, 3]);
+    expect(entries.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
     expect(entries[0]).toEqual({
       seq: 1,
       at: '2025-01-01T00:00:00.000Z',
@@ -143,9 +149,10 @@ describe('tags and the journal', () => {
     });
     expect(entries[1]).toMatchObject({ digest: b.digest, previousDigest: a.digest });
     expect(entries[2]).toMatchObject({ digest: b.digest, previousDigest: b.digest, target: 'other/golang' });
-    expect(store.journalSince(1).map((e) => e.seq)).toEqual([2, 3]);
+    expect(entries[3]).toMatchObject({ digest: b.digest, source: 'golang-amd64', target: 'mirror/amd64' });
+    expect(store.journalSince(1).map((e) => e.seq)).toEqual([2, 3, 4]);
     expect(store.journalSince(1, { until: 2 }).map((e) => e.seq)).toEqual([2]);
-    expect(store.journalSince(3)).toEqual([]);
+    expect(store.journalSince(4)).toEqual([]);
   });
 
   it('journals a change of the kept children of an index and stores them sorted', async () => {
@@ -219,9 +226,9 @@ describe('Go module versions', () => {
     expect(store.getModuleVersion('example.com/m', 'v1.0.0')?.updatedAt).toBe('2025-01-01T00:00:01.000Z');
     store.putModuleVersion({ ...row, version: 'v1.1.0', infoDigest: f2.info, modDigest: f2.mod, zipDigest: null, h1Zip: null });
     expect(store.journalSince(0)).toEqual([
-      { seq: 1, at: '2025-01-01T00:00:00.000Z', kind: 'module', module: 'example.com/m', version: 'v1.0.0', digest: f1.zip },
-      { seq: 2, at: '2025-01-01T00:00:01.000Z', kind: 'module', module: 'example.com/m', version: 'v1.0.0', digest: f1.zip },
-      { seq: 3, at: '2025-01-01T00:00:01.000Z', kind: 'module', module: 'example.com/m', version: 'v1.1.0', digest: f2.mod },
+      { seq: 1, at: '2025-01-01T00:00:00.000Z', kind: 'module', source: 'example.com/m', module: 'example.com/m', version: 'v1.0.0', digest: f1.zip },
+      { seq: 2, at: '2025-01-01T00:00:01.000Z', kind: 'module', source: 'example.com/m', module: 'example.com/m', version: 'v1.0.0', digest: f1.zip },
+      { seq: 3, at: '2025-01-01T00:00:01.000Z', kind: 'module', source: 'example.com/m', module: 'example.com/m', version: 'v1.1.0', digest: f2.mod },
     ]);
     expect(store.listModuleVersions().map((r) => r.version)).toEqual(['v1.0.0', 'v1.1.0']);
     expect(store.listModuleVersions({ withZip: true }).map((r) => r.version)).toEqual(['v1.0.0']);
@@ -353,7 +360,7 @@ describe('bundles', () => {
 
     expect(store.nextBundleSequence()).toBe(4);
     expect(store.lastBundle()?.id).toBe('b3');
-    expect(store.getBundle(2)).toEqual({ ...common, id: 'b2', sequence: 2, parentId: 'b1', seqFrom: 5, seqTo: 9, moduleFiles: [], blobCount: 1 });
+    expect(store.getBundle(2)).toEqual({ ...common, id: 'b2', sequence: 2, parentId: 'b1', seqFrom: 5, seqTo: 9, sources: null, moduleFiles: [], blobCount: 1 });
     expect(store.getBundle('b3')?.blobCount).toBe(2);
     expect(store.getBundle('zz')).toBeUndefined();
     expect(store.listBundles().map((b) => b.id)).toEqual(['b1', 'b2', 'b3']);
