@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 // Option definitions are static; each action loads what it runs (`--help` stays cheap).
 import type { Command } from 'commander';
 import { FerryError } from '../errors/index.js';
-import { abortOnSignals, collect, EXIT_FAILED, loadConfigOption, printJson } from './common.js';
+import { abortOnSignals, collect, EXIT_FAILED, loadConfigOption, logFormat, printJson } from './common.js';
 import { ByteProgress, formatBytes } from './progress.js';
 
 /** Registers keygen, export and verify. */
@@ -53,7 +53,8 @@ export function registerBundleCommands(program: Command): void {
       const splitSize = splitRaw !== undefined ? parseByteSize(splitRaw) : undefined;
       const passRef = config.export?.signingKeyPassphrase;
       const passphrase = passRef ? resolveSecret(passRef, 'export.signingKeyPassphrase', dirname(config.file)) : undefined;
-      const logger = createLogger(config.logLevel);
+      // In text for a person, the summary below says what the info record "bundle exported" would.
+      const logger = createLogger(logFormat() === 'text' && !o.json && config.logLevel === 'info' ? 'warn' : config.logLevel);
       const ac = abortOnSignals();
       const store = Store.open(config.store, { logger, create: false });
       const progress = new ByteProgress('export', process.stderr.isTTY === true && !o.json);

@@ -17,11 +17,14 @@ import {
   request,
   resolveRetry,
   statusError,
+  tlsAdvice,
+  withAdvice,
   type HttpMethod,
   type HttpResponse,
   type ResolvedRetry,
   type RetryOptions,
   type TlsMode,
+  type TlsSettingNames,
 } from '../net/index.js';
 import {
   MANIFEST_MEDIA_TYPES,
@@ -49,6 +52,24 @@ export interface ResponseInfo {
   readonly headers: HttpResponse['headers'];
 }
 
+/**
+ * What the user can change about a client, in their own terms (configuration keys or command-line
+ * flags): certificate errors and 401/403 answers then say what to do, not only what failed.
+ */
+export interface RegistryAdvice {
+  /** @default the configuration's keys: caFile, tls: insecure, tls: plain-http */
+  readonly tls?: TlsSettingNames;
+  /** Said when no credentials were sent, e.g. where Ferry looked for them and how to set them. */
+  readonly noCredentials?: string;
+}
+
+/** TLS advice in the configuration's terms when the caller gives none. */
+const CONFIG_TLS_NAMES: TlsSettingNames = {
+  trustCa: "set caFile: in the registry's entry under registries to that CA's PEM certificate",
+  insecure: 'tls: insecure',
+  plainHttp: 'tls: plain-http',
+};
+
 /** Options for a RegistryClient. */
 export interface RegistryClientOptions {
   /** API host[:port], e.g. registry-1.docker.io or 127.0.0.1:5001. */
@@ -61,6 +82,8 @@ export interface RegistryClientOptions {
   readonly dispatcher?: Dispatcher;
   /** Static credentials or a resolver called when first needed. */
   readonly credentials?: CredentialsSource;
+  /** What errors tell the user to change (see RegistryAdvice). */
+  readonly advice?: RegistryAdvice;
   readonly retry?: RetryOptions;
   /** @default 'ferry' */
   readonly userAgent?: string;
@@ -175,6 +198,9 @@ export class RegistryClient {
   private readonly onResponse: ((info: ResponseInfo) => void) | undefined;
   private readonly auth: Authenticator;
   private readonly tagLimits: Required<TagListLimits>;
+  private readonly tlsNames: TlsSettingNames;
+  /** The Authorization header each response was requested with, for the note a 401/403 error carries. */
+  private readonly sentWith = new WeakMap<HttpResponse, string>();
   private closed = false;
 
   constructor(opts: RegistryClientOptions) {
@@ -213,6 +239,7 @@ export class RegistryClient {
     this.userAgent = opts.userAgent ?? 'ferry';
     this.logger = opts.logger;
     this.onResponse = opts.onResponse;
+    this.tlsNames = opts.advice?.tls ?? CONFIG_TLS_NAMES;
     if (opts.dispatcher) {
       this.dispatcher = opts.dispatcher;
       this.ownsDispatcher = false;
@@ -232,6 +259,7 @@ export class RegistryClient {
       registry: this.host,
       secure: opts.tls !== 'plain-http',
       now: opts.now ?? Date.now,
+      ...(opts.advice?.noCredentials !== undefined ? { noCredentials: opts.advice.noCredentials } : {}),
     });
   }
 
@@ -360,7 +388,7 @@ export class RegistryClient {
     });
     await discardBody(res.body);
     if (res.statusCode === 404) return undefined;
-    if (res.statusCode !== 200) throw statusError('manifestHead', res.statusCode, { ...details, url: redactUrl(res.url), method: 'HEAD' });
+    if (res.statusCode !== 200) throw await this.withCredentialNote(statusError('manifestHead', res.statusCode, { ...details, url: redactUrl(res.url), method: 'HEAD' }), res);
     const digest = header(res.headers, 'docker-content-digest');
     const mediaType = mediaTypeOf(header(res.headers, 'content-type'));
     const length = Number(header(res.headers, 'content-length'));
@@ -663,7 +691,7 @@ export class RegistryClient {
     });
     await discardBody(res.body);
     if (res.statusCode === 404) return undefined;
-    if (res.statusCode !== 200) throw statusError('blobHead', res.statusCode, { ...details, url: redactUrl(res.url), method: 'HEAD' });
+    if (res.statusCode !== 200) throw await this.withCredentialNote(statusError('blobHead', res.statusCode, { ...details, url: redactUrl(res.url), method: 'HEAD' }), res);
     const size = Number(header(res.headers, 'content-length'));
     if (!Number.isSafeInteger(size) || size < 0) {
       throw new FerryError('HTTP_STATUS', `blobHead ${this.host}/${repo}@${digest}: no valid Content-Length`, { ...details, op: 'blobHead', status: 200 });
@@ -696,9 +724,10 @@ export class RegistryClient {
           onResponse: (o) => this.observe(spec.op, o.method, o.url, o.statusCode, o.headers),
         });
       } catch (err) {
-        throw await this.scrub(err);
+        throw await this.scrub(withAdvice(err, tlsAdvice(err, this.host, this.tlsNames)));
       }
       const safeUrl = redactUrl(res.url);
+      if (authz !== undefined) this.sentWith.set(res, authz);
       if (res.statusCode !== 401) return res;
       let body: Buffer | undefined;
       try {
@@ -713,9 +742,7 @@ export class RegistryClient {
         continue;
       }
       const err = statusError(spec.op, 401, { ...spec.details, url: safeUrl, method: spec.method, temporary: false }, body);
-      throw await this.scrub(
-        new FerryError('UNAUTHORIZED', `${err.message}${authz === undefined ? ' (no credentials were sent)' : ' (credentials were rejected)'}`, err.details),
-      );
+      throw await this.scrub(await this.withCredentialNote(new FerryError('UNAUTHORIZED', err.message, err.details), res));
     }
   }
 
@@ -741,7 +768,18 @@ export class RegistryClient {
     }
     const err = statusError(op, res.statusCode, { ...details, url: redactUrl(res.url) }, body);
     const out = force !== undefined && err.code !== force ? new FerryError(force, err.message, err.details) : err;
-    return (await this.scrub(out)) as FerryError;
+    return (await this.scrub(await this.withCredentialNote(out, res))) as FerryError;
+  }
+
+  /**
+   * A 401 or 403 error with what was sent: credentials and where they came from (config,
+   * Docker's config.json, a credential helper), or none and where Ferry looked; never their values.
+   */
+  private async withCredentialNote(err: FerryError, res: HttpResponse): Promise<FerryError> {
+    if (res.statusCode !== 401 && res.statusCode !== 403) return err;
+    const note = await this.auth.credentialNote(this.sentWith.get(res));
+    const outcome = !note.sent ? '' : res.statusCode === 401 ? ' and rejected' : `, but the account they belong to may not ${err.details.op === 'manifestPut' || err.details.op === 'blobPut' ? 'push to' : 'pull from'} this repository`;
+    return new FerryError(err.code, `${err.message} (${note.text}${outcome})`, err.details);
   }
 
   /** Makes sure no password or token survives in an error message. */
