@@ -8,8 +8,17 @@ import type { Logger } from 'pino';
 import { errorMessage, FerryError } from '../errors/index.js';
 import { proxyPath } from '../goproxy/client.js';
 import { compare as compareVersions, isPseudoVersion } from '../goproxy/semver.js';
-import { digestHex, filteredIndexFor, formatReference, isIndexMediaType, MAX_MANIFEST_BYTES, parseManifest, type Digest } from '../oci/index.js';
-import type { BundleRow, JournalEntry, ModuleVersionRow, Store, TagRow } from '../store/index.js';
+import {
+  digestHex,
+  filteredIndexFor,
+  formatReference,
+  isIndexMediaType,
+  isNonDistributableMediaType,
+  MAX_MANIFEST_BYTES,
+  parseManifest,
+  type Digest,
+} from '../oci/index.js';
+import type { BundleRow, JournalEntry, ManifestReference, ModuleVersionRow, Store, TagRow } from '../store/index.js';
 import { bundleFileName, GOMOD_DIR, newBundleId, type BundleFile, type BundleImage, type BundleModule } from './format.js';
 import { IMPORT_SCRIPT } from './import-script.js';
 import { loadPrivateKey } from './keys.js';
@@ -52,6 +61,8 @@ export interface ExportResult {
   readonly modules: number;
   readonly blobs: number;
   readonly requires: number;
+  /** Foreign (non-distributable) layers the manifests name and the bundle does not carry, by design. */
+  readonly foreignLayers: readonly string[];
   /** True when nothing changed since the parent (the bundle carries no image and no module). */
   readonly empty: boolean;
 }
@@ -135,8 +146,12 @@ export function chainIds(store: Store, b: BundleRow): string[] {
   return ids;
 }
 
-/** Every blob a tag's content needs: the top manifest, kept children, their configs and layers. */
-export function tagClosure(store: Store, tag: TagRow): NeededBlob[] {
+/**
+ * Every blob a tag's content needs: the top manifest, kept children, their configs and layers.
+ * A foreign (non-distributable) layer the store lacks was left out at sync by design: it is
+ * passed to `onForeign` instead.
+ */
+export function tagClosure(store: Store, tag: TagRow, onForeign?: (layer: ManifestReference) => void): NeededBlob[] {
   const out = new Map<string, NeededBlob>();
   const visit = (digest: Digest, onlyChildren?: ReadonlySet<string>): void => {
     if (out.has(digest)) return;
@@ -152,6 +167,10 @@ export function tagClosure(store: Store, tag: TagRow): NeededBlob[] {
     out.set(digest, { digest, size: m.size, mediaType: m.mediaType });
     for (const r of m.references) {
       if (onlyChildren && !onlyChildren.has(r.digest)) continue;
+      if (isNonDistributableMediaType(r.mediaType) && store.blobSize(r.digest) === undefined) {
+        onForeign?.(r);
+        continue;
+      }
       visit(r.digest);
     }
   };
@@ -245,7 +264,8 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
 
   const carriedBefore = parent ? store.blobsCarriedByChain(parent.id) : new Set<Digest>();
   const needed = new Map<string, NeededBlob>();
-  for (const t of tags) for (const b of tagClosure(store, t)) if (!needed.has(b.digest)) needed.set(b.digest, b);
+  const foreign = new Map<string, ManifestReference>();
+  for (const t of tags) for (const b of tagClosure(store, t, (r) => foreign.set(r.digest, r))) if (!needed.has(b.digest)) needed.set(b.digest, b);
   // The index an image names travels in every bundle that names the image, with its filtered
   // form when platforms leave children out, even when an earlier bundle carried it: an earlier
   // import may have pushed only the filtered form (the registry refusing the original), so what
@@ -379,6 +399,7 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
     moduleFiles: moduleFilePaths,
   });
   opts.logger?.info({ id, sequence, parent: parent?.id ?? null, sources, images: images.length, modules: modules.length, blobs: carry.length + extra.size }, 'bundle exported');
+  if (foreign.size > 0) opts.logger?.warn({ layers: [...foreign.keys()] }, 'foreign layers not carried (non-distributable, left out at sync)');
   return {
     id,
     sequence,
@@ -391,6 +412,7 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
     modules: modules.length,
     blobs: carry.length + extra.size,
     requires: requires.length,
+    foreignLayers: [...foreign.keys()].sort(),
     empty: images.length === 0 && modules.length === 0,
   };
 }

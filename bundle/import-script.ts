@@ -1202,10 +1202,22 @@ elif [ "$NIMAGES" -gt 0 ]; then
   done < "$TMP/images"
   awk '!seen[$0]++' "$TMP/plan" > "$TMP/plan.u"
 
+  # Foreign (non-distributable) layers that manifests name by urls travel in no bundle, by design.
+  : > "$TMP/foreign"
+  while read -r hex _mt; do
+    tr -d '\n\r\t ' < "$X/blobs/sha256/$hex" | tr '{}' '\n\n' \
+      | grep -E '"mediaType":"application/vnd\.(docker\.image\.rootfs\.foreign\.diff\.tar\.gzip|oci\.image\.layer\.nondistributable\.v1\.tar[+a-z]*)"' \
+      | grep '"urls":\[' | grep -o 'sha256:[0-9a-f]\{64\}' >> "$TMP/foreign" || :
+  done < "$TMP/manifests"
+
   # Content a manifest references but the bundle does not carry must already be in the registry.
   nmiss=0
   while read -r repo kind dg rest; do
     [ "$kind" = external ] || continue
+    if grep -qx "$dg" "$TMP/foreign"; then
+      say "$repo: foreign layer $dg not carried (non-distributable; clients fetch it from its urls)"
+      continue
+    fi
     SCOPE="repository:$repo:pull,push"
     if ! blob_exists "$repo" "$dg"; then
       warn "$repo: $dg is referenced but neither in the bundle nor in the registry"

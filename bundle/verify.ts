@@ -14,6 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import { FerryError, errorMessage } from '../errors/index.js';
 import {
   digestHex,
+  isForeignLayer,
   isManifestMediaType,
   MAX_MANIFEST_BYTES,
   MediaType,
@@ -49,6 +50,8 @@ export interface VerifyBundleResult {
   readonly files: number;
   /** Content bytes checked. */
   readonly bytes: number;
+  /** Foreign (non-distributable) layers the manifests name and the bundle does not carry, by design. */
+  readonly foreignLayers: readonly string[];
 }
 
 function bad(file: string, why: string): FerryError {
@@ -90,6 +93,7 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions): Pro
   const requires = new Set<string>(m.requires);
   const work = await mkdtemp(join(tmpdir(), 'ferry-verify-'));
   const spooled = new Map<string, string>(); // manifest digest → temp file
+  const foreign = new Set<string>();
   let layoutSeen = false;
   let indexBytes: Buffer | undefined;
   let files = 0;
@@ -134,9 +138,9 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions): Pro
     if (m.images.length > 0 || indexBytes !== undefined) {
       if (!layoutSeen) throw bad(OCI_LAYOUT_FILE, 'is missing but the bundle carries images');
       if (!indexBytes) throw bad(INDEX_FILE, 'is missing but the bundle carries images');
-      await checkLayout(m, indexBytes, spooled, filesByPath, requires);
+      await checkLayout(m, indexBytes, spooled, filesByPath, requires, foreign);
     }
-    return { ok: true, manifest: m, signer: bundle.signer ?? '', files, bytes };
+    return { ok: true, manifest: m, signer: bundle.signer ?? '', files, bytes, foreignLayers: [...foreign].sort() };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -169,6 +173,7 @@ async function checkLayout(
   spooled: Map<string, string>,
   files: Map<string, { mediaType?: string }>,
   requires: Set<string>,
+  foreign: Set<string>,
 ): Promise<void> {
   let idx;
   try {
@@ -220,6 +225,11 @@ async function checkLayout(
       return;
     }
     if (!requires.has(d.digest) && !optional) {
+      // A foreign layer is absent by design: clients fetch it from its urls.
+      if (isForeignLayer(d)) {
+        foreign.add(d.digest);
+        return;
+      }
       throw bad(from, `references blob ${d.digest} (${d.mediaType}), which is neither carried nor listed in requires`);
     }
   };

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 // Option definitions are static; each action loads what it runs (`--help` stays cheap).
 import type { Command } from 'commander';
 import { FerryError } from '../errors/index.js';
-import { abortOnSignals, collect, EXIT_FAILED, loadConfigOption, printJson } from './common.js';
+import { abortOnSignals, collect, EXIT_FAILED, loadConfigOption, logFormat, printJson } from './common.js';
 import { ByteProgress, formatBytes } from './progress.js';
 
 /** Registers keygen, export and verify. */
@@ -53,7 +53,8 @@ export function registerBundleCommands(program: Command): void {
       const splitSize = splitRaw !== undefined ? parseByteSize(splitRaw) : undefined;
       const passRef = config.export?.signingKeyPassphrase;
       const passphrase = passRef ? resolveSecret(passRef, 'export.signingKeyPassphrase', dirname(config.file)) : undefined;
-      const logger = createLogger(config.logLevel);
+      // In text for a person, the summary below says what the info record "bundle exported" would.
+      const logger = createLogger(logFormat() === 'text' && !o.json && config.logLevel === 'info' ? 'warn' : config.logLevel);
       const ac = abortOnSignals();
       const store = Store.open(config.store, { logger, create: false });
       const progress = new ByteProgress('export', process.stderr.isTTY === true && !o.json);
@@ -77,6 +78,7 @@ export function registerBundleCommands(program: Command): void {
             `bundle ${r.name} (sequence ${r.sequence}, ${r.parent ? `since ${r.parent}` : 'full'}${r.sources ? `, only ${r.sources.join(', ')}` : ''}): ${r.images} images, ${r.modules} module versions, ${r.blobs} blobs, ${formatBytes(r.bytes)}${r.requires ? `; requires ${r.requires} blobs from earlier bundles` : ''}\n`,
           );
           for (const f of r.files) process.stdout.write(`  ${f}\n`);
+          for (const d of r.foreignLayers) process.stdout.write(`  not carried: foreign layer ${d} (non-distributable, left out at sync)\n`);
         }
       } finally {
         progress.stop();
@@ -96,8 +98,12 @@ export function registerBundleCommands(program: Command): void {
       const progress = new ByteProgress('verify', process.stderr.isTTY === true && !o.json);
       try {
         const r = await verifyBundle(bundle, { trust, onProgress: (p) => progress.update(p.bytes) }).finally(() => progress.stop());
-        if (o.json) printJson({ ok: true, id: r.manifest.id, sequence: r.manifest.sequence, parent: r.manifest.parent, signer: r.signer, files: r.files, bytes: r.bytes });
-        else process.stdout.write(`${bundle}: ok — bundle ${r.manifest.id} (sequence ${r.manifest.sequence}), signed by ${r.signer}, ${r.files} files, ${formatBytes(r.bytes)} verified\n`);
+        if (o.json) {
+          printJson({ ok: true, id: r.manifest.id, sequence: r.manifest.sequence, parent: r.manifest.parent, signer: r.signer, files: r.files, bytes: r.bytes, foreignLayers: r.foreignLayers });
+        } else {
+          process.stdout.write(`${bundle}: ok — bundle ${r.manifest.id} (sequence ${r.manifest.sequence}), signed by ${r.signer}, ${r.files} files, ${formatBytes(r.bytes)} verified\n`);
+          for (const d of r.foreignLayers) process.stdout.write(`  not carried: foreign layer ${d} (non-distributable; clients fetch it from its urls)\n`);
+        }
       } catch (err) {
         if (o.json && err instanceof FerryError) {
           printJson({ ok: false, code: err.code, message: err.message, file: err.details.file });

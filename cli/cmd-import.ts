@@ -176,7 +176,11 @@ async function runImport(bundles: string[], o: ImportCliOptions): Promise<void> 
           host: o.registry,
           tls: o.plainHttp ? 'plain-http' : o.insecure ? 'insecure' : 'verify',
           ...(o.caFile !== undefined ? { caFile: o.caFile } : {}),
-          ...(o.username !== undefined && password !== undefined ? { credentials: { username: o.username, password } } : {}),
+          ...(o.username !== undefined && password !== undefined ? { credentials: { username: o.username, password, origin: `--username and --password ${o.password}` } } : {}),
+          advice: {
+            tls: { trustCa: "pass --ca-file with that CA's PEM certificate", insecure: '--insecure', plainHttp: '--plain-http' },
+            noCredentials: 'pass --username USER --password env:NAME (or file:PATH) if the registry needs them',
+          },
           logger,
         })
       : undefined;

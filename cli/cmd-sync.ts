@@ -1,7 +1,7 @@
 /** `ferry sync`, `ferry status`, `ferry fsck`, `ferry config check`. */
 // Option definitions are static; each action loads what it runs (`--help` stays cheap).
 import type { Command } from 'commander';
-import { abortOnSignals, collect, EXIT_FAILED, EXIT_OK, loadConfigOption, printJson } from './common.js';
+import { abortOnSignals, collect, EXIT_FAILED, EXIT_OK, loadConfigOption, logFormat, printJson } from './common.js';
 import { formatBytes, Progress } from './progress.js';
 
 /** Registers the sync-side commands. */
@@ -22,6 +22,8 @@ export function registerSyncCommands(program: Command): void {
       ]);
       checkOnly(config, o.only);
       const tty = process.stderr.isTTY === true && !o.json;
+      // A person reads text logs: the summary is a plain line for them, not a log record.
+      const human = logFormat() === 'text' && !o.json;
       const logger = createLogger(tty ? 'warn' : config.logLevel);
       const ac = abortOnSignals((sig) => logger.warn({ signal: sig }, 'stopping: finishing in-flight work'));
       const store = Store.open(config.store, { logger });
@@ -37,9 +39,12 @@ export function registerSyncCommands(program: Command): void {
             `tags: ${s.tags.changed} changed of ${s.tags.checked}; modules: ${s.modules.versionsNew} new of ${s.modules.versionsChecked} versions` +
             `${s.modules.modOnly > 0 ? ` (${s.modules.modOnly} without a zip)` : ''}, ${s.modules.failed} roots failed; ` +
             `blobs: ${s.blobs.fetched} fetched (${formatBytes(s.blobs.bytes)}) in ${(s.durationMs / 1000).toFixed(1)}s`;
-          if (tty) process.stderr.write(`${line}\n`);
+          if (human) process.stderr.write(`${line}\n`);
           else logger.info({ summary: { ...s, results: undefined, moduleResults: undefined } }, line);
           for (const w of s.warnings) process.stderr.write(`ferry: warning: ${w.source}: ${w.message}\n`);
+          for (const f of s.foreignLayers) {
+            if (!f.stored) process.stderr.write(`ferry: ${f.source}: foreign layer ${f.digest} (${f.mediaType}) left out; its urls: ${f.urls.map((u) => JSON.stringify(u)).join(' ')}\n`);
+          }
           for (const f of s.failures) process.stderr.write(`ferry: ${f.source}${f.tag ? `:${f.tag}` : ''}: ${f.message}\n`);
         }
         process.exitCode = s.ok ? EXIT_OK : EXIT_FAILED;
@@ -110,6 +115,13 @@ export function registerSyncCommands(program: Command): void {
         else {
           for (const p of r.problems) process.stdout.write(`${p.kind}: ${p.digest ? `${p.digest}: ` : ''}${p.detail}\n`);
           process.stdout.write(`${r.checked} blobs checked, ${r.problems.length} problem(s)\n`);
+          if (r.foreignLayers.length > 0) {
+            process.stdout.write(`${r.foreignLayers.length} foreign layer(s) not stored, by design (non-distributable): ${r.foreignLayers.join(', ')}\n`);
+          }
+          if (r.unreferenced.length > 0) {
+            const bytes = r.unreferenced.reduce((n, b) => n + b.size, 0);
+            process.stdout.write(`${r.unreferenced.length} unreferenced blob(s) (${bytes} bytes): nothing in the index uses them; an interrupted sync or import left them (not damage)\n`);
+          }
         }
         process.exitCode = r.problems.length === 0 ? EXIT_OK : EXIT_FAILED;
       } finally {

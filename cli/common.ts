@@ -23,6 +23,24 @@ export function reportError(err: unknown): number {
   return EXIT_FAILED;
 }
 
+/** How logs on stderr are written: JSON lines (for journald, log shippers) or human-readable text. */
+export type LogFormat = 'json' | 'text';
+
+/** The `--log-format` values. */
+export const LOG_FORMATS: readonly LogFormat[] = ['json', 'text'];
+
+let chosenLogFormat: LogFormat | undefined;
+
+/** Records `--log-format` for the command about to run (main.ts, before the action). */
+export function setLogFormat(format: LogFormat | undefined): void {
+  chosenLogFormat = format;
+}
+
+/** The log format: `--log-format` when given, else text on a terminal and JSON lines otherwise. */
+export function logFormat(): LogFormat {
+  return chosenLogFormat ?? (process.stderr.isTTY === true ? 'text' : 'json');
+}
+
 /** Loads `-c FILE`, defaulting to ./ferry.yaml (the schema code loads only now: `--help` never needs it). */
 export async function loadConfigOption(file: string | undefined): Promise<Config> {
   const path = file ?? 'ferry.yaml';

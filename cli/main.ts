@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /** Ferry's command line: parses arguments, runs a command, maps outcomes to exit codes (0 ok, 1 failed, 2 usage/config). */
 import './runtime.js';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { registerCommands } from './commands.js';
-import { EXIT_USAGE, reportError } from './common.js';
+import { EXIT_USAGE, LOG_FORMATS, reportError, setLogFormat, type LogFormat } from './common.js';
 
 const program = new Command();
 program
@@ -11,6 +11,9 @@ program
   .description('Carry container images and Go modules across an air gap.')
   .version('0.1.0')
   .showHelpAfterError('(run with --help for usage)')
+  .addOption(new Option('--log-format <format>', 'logs on stderr as JSON lines or human-readable text (default: text on a terminal, else json)').choices(LOG_FORMATS))
+  .configureHelp({ showGlobalOptions: true })
+  .hook('preAction', (_program, command) => setLogFormat(command.optsWithGlobals<{ logFormat?: LogFormat }>().logFormat))
   .exitOverride();
 
 registerCommands(program);

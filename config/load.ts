@@ -26,6 +26,8 @@ export interface ImageConfig {
   /** Repository path inside the intranet. */
   readonly target: string;
   readonly schedule: string | undefined;
+  /** Foreign (non-distributable) layers: left out (`skip`) or fetched from their `urls`. */
+  readonly foreignLayers: 'skip' | 'fetch';
 }
 
 /** A Go module root after resolution. */
@@ -216,7 +218,8 @@ const KNOWN_KEYS: readonly string[] = [
   'version', 'store', 'concurrency', 'schedule', 'log', 'level', 'registries', 'host', 'tls', 'caFile', 'username', 'password',
   'images', 'name', 'source', 'tags', 'include', 'exclude', 'semver', 'latest', 'platforms', 'target', 'goModules', 'proxy',
   'sumdb', 'noSumCheck', 'modules', 'path', 'versions', 'deps', 'gomod', 'export', 'signingKey', 'signingKeyPassphrase', 'out',
-  'splitSize', 'keep', 'confirmations', 'mirrorOf',
+  'splitSize', 'keep', 'confirmations', 'mirrorOf', 'idleTimeout', 'maxTagPages', 'maxTags', 'maxTagListBytes',
+  'foreignLayers',
 ];
 
 function suggest(key: string): string {
@@ -309,6 +312,7 @@ function resolveConfig(raw: RawConfig, file: string, doc: Document, lc: LineCoun
       platforms: img.platforms,
       target: img.target ?? ref.repository,
       schedule: img.schedule,
+      foreignLayers: img.foreignLayers,
     };
   });
 
@@ -357,6 +361,16 @@ function resolveConfig(raw: RawConfig, file: string, doc: Document, lc: LineCoun
 /** How many GOPROXY requests may be in flight (goModules.concurrency, or its default without goModules). */
 export function moduleConcurrency(config: Config): number {
   return config.goModules?.concurrency ?? DEFAULT_MODULE_CONCURRENCY;
+}
+
+/** Parses a duration such as `30s`, `2m`, `500ms`, `1h` (a bare number is seconds) into milliseconds. */
+export function parseDuration(v: string | number): number {
+  const m = typeof v === 'number' ? [String(v), String(v), 's'] : /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(v);
+  if (!m) throw new FerryError('USAGE', `"${String(v)}" is not a duration (examples: 30s, 2m, 500ms)`);
+  const n = Number(m[1]);
+  const ms = Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h']);
+  if (!Number.isSafeInteger(ms) || ms <= 0) throw new FerryError('USAGE', `"${String(v)}" is not a positive duration`);
+  return ms;
 }
 
 /** Parses a byte size such as `4GiB`, `700MB`, `1024` into bytes. */

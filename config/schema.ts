@@ -29,6 +29,12 @@ export const ByteSize = z.union([
   z.string().regex(/^\s*\d+(\.\d+)?\s*([kKmMgGtT]i?[bB]?|[bB])?\s*$/, 'expected a size such as 700MB, 4GiB or a number of bytes'),
 ]);
 
+/** Durations like `30s`, `2m`, `500ms`, `1h`, or a number of seconds. */
+export const Duration = z.union([
+  z.number().positive(),
+  z.string().regex(/^\s*\d+(\.\d+)?\s*(ms|s|m|h)\s*$/, 'expected a duration such as 30s, 2m or 500ms (a bare number means seconds)'),
+]);
+
 const Cron = z.string().min(1).superRefine((s, ctx) => {
   const fields = s.trim().split(/\s+/);
   if (fields.length < 5 || fields.length > 6) {
@@ -53,6 +59,14 @@ export const RegistrySchema = z.strictObject({
   password: SecretRef.optional(),
   /** Extra registry names that resolve to the same host (rarely needed). */
   mirrorOf: z.string().optional(),
+  /** Silence allowed while a response body arrives before the transfer resumes with Range. @default 30s */
+  idleTimeout: Duration.optional(),
+  /** Tag list pages followed per repository. @default 10000 */
+  maxTagPages: z.number().int().positive().optional(),
+  /** Tags per repository. @default 100000 */
+  maxTags: z.number().int().positive().optional(),
+  /** Bytes of one repository's tag list pages together. @default 64MiB */
+  maxTagListBytes: ByteSize.optional(),
 });
 
 const TagFilter = z.strictObject({
@@ -78,6 +92,11 @@ export const ImageSchema = z.strictObject({
     .refine((t) => isValidRepository(t), 'expected a repository path (lowercase letters, digits, . _ - separated by /)')
     .optional(),
   schedule: Cron.optional(),
+  /**
+   * Foreign (non-distributable) layers, e.g. Windows base layers: `skip` carries the manifest
+   * without them, as registries and skopeo do; `fetch` downloads them from their `urls`.
+   */
+  foreignLayers: z.enum(['skip', 'fetch']).default('skip'),
 });
 
 const GoVersions = z.union([
@@ -116,6 +135,8 @@ export const GoModulesSchema = z.strictObject({
   tls: TlsMode.default('verify'),
   caFile: z.string().min(1).optional(),
   schedule: Cron.optional(),
+  /** Silence allowed while a GOPROXY or checksum database response body arrives. @default 30s */
+  idleTimeout: Duration.optional(),
   /** GOPROXY requests in flight. @default DEFAULT_MODULE_CONCURRENCY */
   concurrency: z.number().int().min(1).max(256).default(DEFAULT_MODULE_CONCURRENCY),
   modules: z.array(z.union([GoModuleByPath, GoModuleByGomod])).default([]),

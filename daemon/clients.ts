@@ -1,10 +1,10 @@
 /** Builds one registry client per upstream host from the configuration, with its TLS and credentials. */
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { resolveSecret, type Config, type RegistryConfig } from '../config/index.js';
+import { parseByteSize, parseDuration, resolveSecret, type Config, type RegistryConfig } from '../config/index.js';
 import type { RetryOptions } from '../net/index.js';
 import { registryApiHost } from '../oci/reference.js';
-import { dockerCredentials, RegistryClient, type Credentials } from '../registry/index.js';
+import { dockerConfigPath, dockerCredentials, RegistryClient, type Credentials, type RegistryAdvice, type TagListLimits } from '../registry/index.js';
 
 /** Hook for every registry response (metrics, rate-limit tracking, request counting). */
 export type ResponseHook = (info: { method: string; url: string; status: number; headers: Record<string, string | string[] | undefined> }) => void;
@@ -56,15 +56,19 @@ export class RegistryClients {
         return {
           username: resolveSecret(s.username, `registries[${s.host}].username`, baseDir),
           password: resolveSecret(s.password, `registries[${s.host}].password`, baseDir),
+          origin: `the registries entry for ${s.host} in ${this.opts.config.file}`,
         };
       }
       return (await dockerCredentials(registry, lookup)) ?? (api !== registry ? await dockerCredentials(api, lookup) : undefined);
     };
     c = new RegistryClient({
       host: api,
+      advice: this.advice(registry, s),
       tls: s?.tls ?? 'verify',
       ...(s?.caFile ? { caFile: s.caFile } : {}),
       credentials,
+      ...(s?.idleTimeout !== undefined ? { idleTimeoutMs: parseDuration(s.idleTimeout) } : {}),
+      ...(s ? { tagListLimits: tagListLimits(s) } : {}),
       ...(this.opts.retry ? { retry: this.opts.retry } : {}),
       ...(this.opts.logger ? { logger: this.opts.logger } : {}),
       ...(this.opts.onResponse ? { onResponse: this.opts.onResponse } : {}),
@@ -74,6 +78,22 @@ export class RegistryClients {
     return c;
   }
 
+  /** What errors about `registry` tell the user to change, in the configuration's terms. */
+  private advice(registry: string, s: RegistryConfig | undefined): RegistryAdvice {
+    const file = this.opts.config.file;
+    const entry = s ? `the registries entry for ${s.host} in ${file}` : `a registries entry for ${registry} in ${file}`;
+    return {
+      tls: {
+        trustCa: `set caFile: in ${entry} to that CA's PEM certificate`,
+        insecure: `tls: insecure in ${entry}`,
+        plainHttp: `tls: plain-http in ${entry}`,
+      },
+      noCredentials:
+        `none are set in ${entry} (username: and password:), and ${dockerConfigPath(this.opts.env ?? process.env)} ` +
+        `holds none for ${registry} (docker login ${registry} stores them there)`,
+    };
+  }
+
   /** Closes every client's connection pool (after a reload or at shutdown). */
   async close(): Promise<void> {
     this.closing.abort();
@@ -81,4 +101,13 @@ export class RegistryClients {
     this.clients.clear();
     await Promise.allSettled(all.map((c) => c.close()));
   }
+}
+
+/** The tag list limits a registry entry sets (the client's defaults for the rest). */
+function tagListLimits(s: RegistryConfig): TagListLimits {
+  return {
+    ...(s.maxTagPages !== undefined ? { maxPages: s.maxTagPages } : {}),
+    ...(s.maxTags !== undefined ? { maxTags: s.maxTags } : {}),
+    ...(s.maxTagListBytes !== undefined ? { maxBytes: parseByteSize(s.maxTagListBytes) } : {}),
+  };
 }

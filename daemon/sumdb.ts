@@ -7,12 +7,12 @@
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
-import { resolveSecret, type Config } from '../config/index.js';
-import { FerryError } from '../errors/index.js';
+import { parseDuration, resolveSecret, type Config } from '../config/index.js';
+import { FerryError, isFerryError } from '../errors/index.js';
 import { matchPrefixPatterns } from '../goproxy/match.js';
 import { parseSumdbSetting, SumdbClient, sumdbLookupPath, type SignedHead, type TileCache } from '../goproxy/sumdb-client.js';
 import { parseHash } from '../goproxy/tlog.js';
-import { createDispatcher, type RetryOptions } from '../net/index.js';
+import { createDispatcher, withAdvice, type RetryOptions } from '../net/index.js';
 import type { Store } from '../store/index.js';
 import type { SumdbHeadRow } from '../store/sumdb.js';
 import type { SumCheck } from './modules.js';
@@ -68,6 +68,21 @@ export function storeTileCache(store: Store, database: string, signal?: AbortSig
 }
 
 /**
+ * What to do when the checksum database `key` names cannot be reached (a DMZ host that may not
+ * talk to sum.golang.org): name a mirror after the key, or turn the check off knowing what that
+ * gives up.
+ */
+export function sumdbUnreachableAdvice(name: string, key: string): string {
+  return (
+    `the checksum database ${name} cannot be reached from this host. If a mirror of it is reachable, put the mirror's URL ` +
+    `after the key: goModules.sumdb: "${key} https://mirror.example/sumdb/${name}" (a goModules.proxy that serves ` +
+    `sumdb/${name}/ is used for it without that). Or set goModules.sumdb: off, which gives up checking every module ` +
+    `version against the database (a proxy serving altered code would go unnoticed) and carrying it inside (go there ` +
+    `then needs GOSUMDB=off)`
+  );
+}
+
+/**
  * Builds the checker for `config.goModules.sumdb` (`off` → undefined; a known name such as
  * sum.golang.org, or `name+hash+key [URL]`), reached through `goModules.proxy` first.
  * Module paths matching `goModules.noSumCheck` (GONOSUMDB patterns) are not checked.
@@ -84,9 +99,14 @@ export function createSumChecker(opts: SumCheckerOptions): SumChecker | undefine
     gm.username !== undefined && gm.password !== undefined
       ? { username: resolveSecret(gm.username, 'goModules.username', baseDir), password: resolveSecret(gm.password, 'goModules.password', baseDir) }
       : undefined;
-  const dispatcher = opts.dispatcher ?? createDispatcher({ tls: gm.tls, ...(gm.caFile ? { caFile: gm.caFile } : {}) });
+  const dispatcher =
+    opts.dispatcher ??
+    createDispatcher({ tls: gm.tls, ...(gm.caFile ? { caFile: gm.caFile } : {}), ...(gm.idleTimeout !== undefined ? { bodyTimeoutMs: parseDuration(gm.idleTimeout) } : {}) });
   const database = setting.name;
   const tileCache = storeTileCache(store, database);
+  // Connection failures (not HTTP answers) mean the database is out of reach from here.
+  const advise = (err: unknown): unknown =>
+    isFerryError(err) && (err.code === 'NETWORK' || err.code === 'TIMEOUT') ? withAdvice(err, sumdbUnreachableAdvice(database, setting.key)) : err;
   const client = new SumdbClient({
     setting,
     proxyUrl: gm.proxy,
@@ -114,10 +134,14 @@ export function createSumChecker(opts: SumCheckerOptions): SumChecker | undefine
       return;
     }
     const call = signal ? { signal } : {};
-    const raw = await client.fetchLookup(module, version, call);
+    const raw = await client.fetchLookup(module, version, call).catch((err: unknown) => {
+      throw advise(err);
+    });
     await locked(async () => {
       const before = known();
-      const res = await client.verifyLookup(raw, module, version, before, call);
+      const res = await client.verifyLookup(raw, module, version, before, call).catch((err: unknown) => {
+        throw advise(err);
+      });
       if (res.advanced) {
         store.putSumdbHead(database, { size: res.latest.n, hash: res.latest.hash.toString('base64'), note: res.latest.note.toString('utf8') });
         logger?.info({ database, treeSize: res.latest.n, previous: before?.n ?? 0 }, 'checksum database head advanced (proved consistent)');
@@ -155,9 +179,13 @@ export function createSumChecker(opts: SumCheckerOptions): SumChecker | undefine
       const records = store.listSumdbRecords(database);
       const tiles = new Map<string, Buffer>();
       const call = o.signal ? { signal: o.signal } : {};
-      await client.proveRecords(head, records.map((r) => ({ id: r.recordId, text: Buffer.from(r.text, 'utf8') })), tiles, call);
-      for (const h of store.sumdbHeads(database)) {
-        if (h.exported && h.size < head.n) await client.checkTrees(signedHead(h), head, tiles, call);
+      try {
+        await client.proveRecords(head, records.map((r) => ({ id: r.recordId, text: Buffer.from(r.text, 'utf8') })), tiles, call);
+        for (const h of store.sumdbHeads(database)) {
+          if (h.exported && h.size < head.n) await client.checkTrees(signedHead(h), head, tiles, call);
+        }
+      } catch (err) {
+        throw advise(err);
       }
       // Kept only now that every proof succeeded: the store holds no tile of a refused head.
       for (const [path, data] of tiles) await tileCache.save(path, data);

@@ -6,12 +6,12 @@ import type { Config } from '../config/index.js';
 import { FerryError, toFerryError } from '../errors/index.js';
 import type { SourceResultInput, Store } from '../store/index.js';
 import { RegistryClients, type ResponseHook } from './clients.js';
-import { syncImage, type ImageResult, type SyncContext, type SyncEvent } from './images.js';
+import { syncImage, type ForeignLayerReport, type ImageResult, type SyncContext, type SyncEvent } from './images.js';
 import { closeModuleContext, createModuleContext, modOnlyMessage, syncModuleRoot, type ModuleRootResult, type SumCheck } from './modules.js';
 import { createSumChecker, type SumChecker } from './sumdb.js';
 import { createDispatcher, type RetryOptions } from '../net/index.js';
 import { GoProxyClient } from '../goproxy/index.js';
-import { moduleConcurrency, resolveSecret } from '../config/index.js';
+import { moduleConcurrency, parseDuration, resolveSecret } from '../config/index.js';
 
 /** Options for runSync. */
 export interface RunSyncOptions {
@@ -53,6 +53,8 @@ export interface SyncSummary {
   readonly failures: ReadonlyArray<{ source: string; tag?: string; module?: string; version?: string; code: string; message: string }>;
   /** What worked but deserves a look: each version a root reached that is carried without its zip. */
   readonly warnings: ReadonlyArray<{ source: string; module: string; version: string; message: string }>;
+  /** Foreign (non-distributable) layers of the manifests fetched: `stored` false when left out. */
+  readonly foreignLayers: ReadonlyArray<{ source: string } & ForeignLayerReport>;
   readonly results: readonly ImageResult[];
   readonly moduleResults: readonly ModuleRootResult[];
 }
@@ -68,7 +70,15 @@ export function createProxyClient(config: Config, retry?: RetryOptions): GoProxy
       : undefined;
   return new GoProxyClient({
     baseUrl: gm.proxy,
-    ...(gm.proxy.startsWith('file:') ? {} : { dispatcher: createDispatcher({ tls: gm.tls, ...(gm.caFile ? { caFile: gm.caFile } : {}) }) }),
+    ...(gm.proxy.startsWith('file:')
+      ? {}
+      : {
+          dispatcher: createDispatcher({
+            tls: gm.tls,
+            ...(gm.caFile ? { caFile: gm.caFile } : {}),
+            ...(gm.idleTimeout !== undefined ? { bodyTimeoutMs: parseDuration(gm.idleTimeout) } : {}),
+          }),
+        }),
     ...(retry ? { retry } : {}),
     ...(credentials ? { credentials } : {}),
   });
@@ -195,6 +205,7 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
     },
     failures,
     warnings,
+    foreignLayers: results.flatMap((r) => r.foreignLayers.map((f) => ({ source: r.name, ...f }))),
     results,
     moduleResults,
   };

@@ -19,12 +19,20 @@ export const ErrorCodes = [
   'RATE_LIMITED',
   'BODY_TOO_LARGE',
   'ABORTED',
+  /** A `Link` page on another origin than the registry's. */
+  'LINK_OFF_HOST',
+  /** A token realm over a weaker transport than the registry's own (http for an https registry). */
+  'REALM_INSECURE',
+  /** A tag list past its configured pages, tags or bytes. */
+  'TAG_LIST_LIMIT',
   // registry / protocol
   'UNAUTHORIZED',
   'DENIED',
   'NOT_FOUND',
   'MANIFEST_INVALID',
   'MANIFEST_UNKNOWN',
+  /** A manifest format Ferry does not carry (Docker schema 1). */
+  'MANIFEST_UNSUPPORTED',
   'BLOB_UNKNOWN',
   'UNSUPPORTED_MEDIA_TYPE',
   'REFERENCE_INVALID',

@@ -10,7 +10,21 @@ import { pipeline, Transform, type Readable, type TransformCallback } from 'node
 import { fileURLToPath } from 'node:url';
 import type { Dispatcher } from 'undici';
 import { FerryError, type ErrorDetails } from '../errors/index.js';
-import { discardBody, header, readBody, redactUrl, request, requestBytes, statusError, ERROR_BODY_LIMIT, type HttpRequest, type RetryOptions } from '../net/index.js';
+import {
+  discardBody,
+  header,
+  readBody,
+  redactUrl,
+  request,
+  requestBytes,
+  resolveRetry,
+  resumableBody,
+  statusError,
+  ERROR_BODY_LIMIT,
+  type HttpRequest,
+  type HttpResponse,
+  type RetryOptions,
+} from '../net/index.js';
 import { escapePath, escapeVersion } from './escape.js';
 import { parseInfoDocument } from './modcheck.js';
 import { canonicalModuleVersion, isPseudoVersion, isValid, sortVersions } from './semver.js';
@@ -178,6 +192,7 @@ export class GoProxyClient {
     details: ErrorDetails,
     signal: AbortSignal | undefined,
     maxBytes: number,
+    resumable = false,
   ): Promise<{ body: Readable; bounded: boolean } | undefined> {
     this.checkAborted(signal, details);
     if (this.fileRoot !== undefined) {
@@ -223,7 +238,53 @@ export class GoProxyClient {
       res.body.destroy();
       throw new FerryError('BODY_TOO_LARGE', `${op} ${describe(details)}: Content-Length ${length} exceeds ${maxBytes} bytes`, { ...reqDetailsOf(), op });
     }
-    return { body: res.body, bounded: Number.isFinite(length) };
+    if (!resumable) return { body: res.body, bounded: Number.isFinite(length) };
+    const size = Number.isFinite(length) ? length : undefined;
+    const body = resumableBody({
+      first: res,
+      reopen: (offset) => this.reopen(url, offset, size, op, details, signal),
+      ...(size !== undefined ? { size } : {}),
+      retry: resolveRetry(this.opts.retry),
+      ...(signal ? { signal } : {}),
+      details: { ...details, op },
+      label: `${op} ${describe(details)}`,
+    });
+    // Each resumed response is held to the rest of the first one's Content-Length (reopen), so
+    // the whole stays bounded by it.
+    return { body, bounded: size !== undefined };
+  }
+
+  /**
+   * Asks for a body again from `offset` (Range), after a reset or a stall. A 206 must start at
+   * `offset`, which the caller checks; when the first response gave a length, the new one must
+   * carry exactly the rest of it (a 200 restarts from byte 0 and carries all of it).
+   */
+  private async reopen(url: URL, offset: number, size: number | undefined, op: string, details: ErrorDetails, signal: AbortSignal | undefined): Promise<HttpResponse> {
+    const init = this.requestInit(url, signal);
+    const res = await request({ ...init, headers: { ...init.headers, range: `bytes=${offset}-` }, op, details });
+    const reqDetails: ErrorDetails = { ...details, op, url: redactUrl(url), method: 'GET' };
+    if (res.statusCode !== 200 && res.statusCode !== 206) {
+      let body: Buffer | undefined;
+      try {
+        body = await readBody(res.body, ERROR_BODY_LIMIT, reqDetails);
+      } catch {
+        body = undefined;
+      }
+      throw statusError(op, res.statusCode, reqDetails, body);
+    }
+    if (size !== undefined) {
+      const want = res.statusCode === 206 ? size - offset : size;
+      const got = header(res.headers, 'content-length');
+      if (got === undefined || !/^\d+$/.test(got) || Number(got) !== want) {
+        res.body.on('error', () => undefined);
+        res.body.destroy();
+        throw new FerryError('SIZE_MISMATCH', `${op} ${describe(details)}: resumed at byte ${offset} of ${size}, but the proxy answered ${res.statusCode} with Content-Length ${got ?? 'none'} (expected ${want})`, {
+          ...reqDetails,
+          temporary: false,
+        });
+      }
+    }
+    return res;
   }
 
   private async getBytes(rel: string, op: string, details: ErrorDetails, signal: AbortSignal | undefined, maxBytes: number): Promise<Buffer | undefined> {
@@ -308,7 +369,8 @@ export class GoProxyClient {
   async zip(module: string, version: string, opts: CallOptions = {}): Promise<Readable | undefined> {
     const details: ErrorDetails = { module, version };
     const max = this.opts.maxZipBytes ?? MAX_ZIP_FILE;
-    const got = await this.open(proxyPath(module, 'zip', version), 'goproxyZip', details, this.signalFor(opts), max);
+    // A zip stalled or cut mid-body resumes with Range from where it stopped.
+    const got = await this.open(proxyPath(module, 'zip', version), 'goproxyZip', details, this.signalFor(opts), max, true);
     if (got === undefined) return undefined;
     // One Transform less per zip when Content-Length already bounds the body.
     if (got.bounded) return got.body;

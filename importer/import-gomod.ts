@@ -203,7 +203,8 @@ export class GomodTarget implements ImportTarget {
     await writeFileAtomic(file, all.map((v) => `${v}\n`).join(''));
   }
 
-  async abort(): Promise<void> {
+  async abort(): Promise<undefined> {
     if (this.staging !== '') await rm(this.staging, { recursive: true, force: true });
+    return undefined;
   }
 }

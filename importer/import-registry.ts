@@ -15,6 +15,7 @@ import {
   ANNOTATION_FILTERED_FROM,
   filteredIndex,
   MAX_MANIFEST_BYTES,
+  isForeignLayer,
   parseManifest,
   platformMatches,
   referencedDescriptors,
@@ -64,6 +65,28 @@ function refusedForMissingChildren(err: unknown): boolean {
   return err.details.status === 400 && (err.code === 'MANIFEST_INVALID' || err.code === 'BLOB_UNKNOWN' || err.code === 'MANIFEST_UNKNOWN');
 }
 
+/**
+ * A refused image manifest that names foreign layers: says why a registry may refuse it (it
+ * validates their urls; distribution accepts none unless validation.manifests.urls.allow is set).
+ */
+function withForeignHint(err: unknown, bytes: Buffer, mediaType: string): unknown {
+  if (!isFerryError(err)) return err;
+  let foreign: string[];
+  try {
+    const parsed = parseManifest(bytes, mediaType);
+    foreign = parsed.kind === 'image' ? parsed.manifest.layers.filter(isForeignLayer).map((d) => d.digest) : [];
+  } catch {
+    return err;
+  }
+  if (foreign.length === 0) return err;
+  return new FerryError(
+    err.code,
+    `${err.message} (the manifest names foreign layers ${foreign.join(', ')} by their urls: the registry must accept such urls, ` +
+      'e.g. docker-registry with validation.manifests.urls.allow)',
+    err.details,
+  );
+}
+
 /** An OCI registry as an import target. */
 export class RegistryTarget implements ImportTarget {
   readonly name: string;
@@ -85,6 +108,9 @@ export class RegistryTarget implements ImportTarget {
   private counts = { uploaded: 0, mounted: 0, existing: 0, skipped: 0, bytes: 0 };
   private manifestCount = 0;
   private aborted = false;
+  /** Foreign layers left out, by design (neither carried nor required). */
+  private foreign = new Set<Digest>();
+  private carried: Set<string> | undefined;
 
   constructor(opts: RegistryTargetOptions) {
     this.client = opts.client;
@@ -304,7 +330,14 @@ export class RegistryTarget implements ImportTarget {
       });
       tags.push(base);
     }
-    return { ...emptyReport(this.name, 'registry'), blobs: { ...this.counts }, manifests: this.manifestCount, tags };
+    return { ...emptyReport(this.name, 'registry'), blobs: { ...this.counts }, manifests: this.manifestCount, tags, foreignLayers: [...this.foreign].sort() };
+  }
+
+  /** True when this bundle carries the blob or names it in requires (an earlier bundle carried it). */
+  private carries(digest: Digest): boolean {
+    const m = this.c.manifest;
+    this.carried ??= new Set([...m.files.filter((f) => f.path.startsWith('blobs/sha256/')).map((f) => `sha256:${f.sha256}`), ...m.requires]);
+    return this.carried.has(digest);
   }
 
   private noBytes(repo: string, digest: Digest): never {
@@ -386,7 +419,16 @@ export class RegistryTarget implements ImportTarget {
       }
     } else {
       skip = this.ledger?.isDone(this.name, 'manifest', repo, digest) === true;
-      if (!skip) for (const d of referencedDescriptors(parsed)) blobNeeds.set(`${repo}\0${d.digest}`, { repo, digest: d.digest, size: d.size });
+      if (!skip) {
+        for (const d of referencedDescriptors(parsed)) {
+          // A foreign layer left out upstream stays out: the registry accepts the manifest without it.
+          if (isForeignLayer(d) && !this.carries(d.digest)) {
+            this.foreign.add(d.digest);
+            continue;
+          }
+          blobNeeds.set(`${repo}\0${d.digest}`, { repo, digest: d.digest, size: d.size });
+        }
+      }
     }
     const node: ManifestNode = { repo, digest, mediaType, bytes, kind: parsed.kind, kept, missingChildren, skip };
     memo.set(key, node);
@@ -430,6 +472,7 @@ export class RegistryTarget implements ImportTarget {
     try {
       await this.client.manifestPut(n.repo, n.digest, n.bytes, n.mediaType, this.sig());
     } catch (err) {
+      if (n.kind === 'image') throw withForeignHint(err, n.bytes, n.mediaType);
       if (n.kind !== 'index' || !n.missingChildren || !refusedForMissingChildren(err)) throw err;
       // The registry insists on every child (distribution 2.8 answers MANIFEST_BLOB_UNKNOWN): push
       // the index with only the platforms carried, annotated with the upstream digest: the bytes
@@ -456,10 +499,23 @@ export class RegistryTarget implements ImportTarget {
     });
   }
 
-  async abort(): Promise<void> {
+  /**
+   * Stops the queued uploads and waits for those under way. Blobs already pushed stay: the
+   * distribution API gives a client no general way to delete them (DELETE is optional and mostly
+   * disabled), and they are harmless: untagged, no manifest names them, no client sees them. An
+   * import of the bundle again reuses them (the ledger knows them); otherwise the registry's own
+   * garbage collection removes them. The error message says so.
+   */
+  async abort(): Promise<string | undefined> {
     this.aborted = true;
     await this.queue.onIdle().catch(() => undefined);
     await Promise.all(this.jobs).catch(() => undefined);
     this.jobs = [];
+    const pushed = this.counts.uploaded + this.counts.mounted;
+    if (pushed === 0) return undefined;
+    return (
+      `${pushed} blob(s) already pushed to ${this.name} stay there untagged (no tag or manifest refers to them, so no client sees them): ` +
+      `importing the bundle again reuses them; otherwise the registry's garbage collection removes them`
+    );
   }
 }

@@ -2,12 +2,14 @@
  * Import into a Ferry store: the same blobs, manifests, tags and module versions that sync would
  * have written, journalled, so `ferry serve --store` serves them and `ferry export` carries them
  * one hop further. Blobs go in as they stream (a stored blob nothing references is invisible);
- * manifests, tags and module versions are recorded only in commit().
+ * manifests, tags and module versions are recorded only in commit(). Each blob this import adds
+ * is noted in the ledger, so a failed import (this run, or a killed earlier run of the same
+ * bundle) removes the ones nothing came to use.
  */
 import { BundleModuleChecks, moduleFilePath, type BundleManifest } from '../bundle/index.js';
 import { FerryError } from '../errors/index.js';
 import { escapePath, escapeVersion } from '../goproxy/index.js';
-import { isIndexMediaType, MAX_MANIFEST_BYTES, sha256Digest, parseManifest, platformMatches, platformString, referencedDescriptors, parseReference, type Digest } from '../oci/index.js';
+import { isForeignLayer, isIndexMediaType, MAX_MANIFEST_BYTES, sha256Digest, parseManifest, platformMatches, platformString, referencedDescriptors, parseReference, type Digest } from '../oci/index.js';
 import type { Store } from '../store/index.js';
 import { planSumdbMerge, splitSumdbPath, sumdbFileKind, type SumdbMergePlan } from './import-sumdb.js';
 import { emptyReport, type ImportTarget, type PlanLine, type TargetContext, type TargetReport } from './import-target.js';
@@ -25,6 +27,8 @@ export class StoreTarget implements ImportTarget {
   private ctx: TargetContext | undefined;
   private manifests = new Map<Digest, { bytes: Buffer; mediaType: string }>();
   private counts = { uploaded: 0, mounted: 0, existing: 0, skipped: 0, bytes: 0 };
+  /** Blobs this run added to the store (the ledger notes them too, for a run killed before its abort). */
+  private added = new Set<Digest>();
   /** Checksum-database files by database, then by path under `sumdb/<name>/` (all small). */
   private sumdb = new Map<string, Map<string, Buffer>>();
   private checks: BundleModuleChecks | undefined;
@@ -91,6 +95,8 @@ export class StoreTarget implements ImportTarget {
       if (w.written) {
         this.counts.uploaded++;
         this.counts.bytes += w.size;
+        this.added.add(d);
+        this.c.ledger?.recordItem({ target: this.name, kind: 'blob', scope: '', key: d, digest: d, state: 'done', bundleId: this.c.manifest.id, detail: null });
       } else this.counts.existing++;
     }
     await this.checks!.check(src.path, { file: this.store.blobPath(d) }, signal);
@@ -100,7 +106,18 @@ export class StoreTarget implements ImportTarget {
     const m = this.c.manifest;
     this.checks!.finish();
     const signal = this.c.signal;
-    // Decided before anything is recorded: a forked log refuses the bundle with the store untouched.
+    // Decided before anything is recorded: a module version without its files, or a forked log,
+    // refuses the bundle with the store untouched.
+    const sha = new Map(m.files.map((f) => [f.path, `sha256:${f.sha256}` as Digest]));
+    const modules = m.modules.map((x) => {
+      const base = `gomod/${moduleBase(x.path, x.version)}`;
+      const info = sha.get(`${base}.info`);
+      const mod = sha.get(`${base}.mod`);
+      const zip = x.h1 !== null ? sha.get(`${base}.zip`) : undefined;
+      if (!info || !mod || (x.h1 !== null && !zip)) throw new FerryError('BUNDLE_INVALID', `${x.path}@${x.version}: the bundle lacks its .info, .mod or .zip`, { module: x.path, version: x.version });
+      const row = { module: x.path, version: x.version, time: x.time, infoDigest: info, modDigest: mod, zipDigest: zip ?? null, h1Zip: x.h1, h1Mod: x.goModH1, root: x.path };
+      return { x, row };
+    });
     const sumdbPlans = new Map<string, SumdbMergePlan>();
     for (const [name, files] of this.sumdb) {
       const kept = await this.store.readSumdbFile(name, 'latest', signal ? { signal } : {});
@@ -108,6 +125,7 @@ export class StoreTarget implements ImportTarget {
     }
     // Manifests children first: a post-order walk from every image, then anything not reached.
     const done = new Set<Digest>();
+    const foreign = new Set<Digest>();
     let manifests = 0;
     const put = async (digest: Digest, platform?: string): Promise<void> => {
       if (done.has(digest)) return;
@@ -116,6 +134,8 @@ export class StoreTarget implements ImportTarget {
       if (!mm) return; // required: an earlier bundle stored it
       const parsed = parseManifest(mm.bytes, mm.mediaType);
       const refs = referencedDescriptors(parsed);
+      // Foreign layers left out upstream: recorded as references, absent by design (fsck knows).
+      if (parsed.kind === 'image') for (const d of parsed.manifest.layers) if (isForeignLayer(d) && !this.store.hasBlob(d.digest)) foreign.add(d.digest);
       if (parsed.kind === 'index') for (const c of refs) await put(c.digest, c.platform ? platformString(c.platform) : undefined);
       await this.store.putManifest({ digest, mediaType: mm.mediaType, bytes: mm.bytes, references: refs, ...(platform ? { platform } : {}), ...(signal ? { signal } : {}) });
       manifests++;
@@ -151,29 +171,13 @@ export class StoreTarget implements ImportTarget {
       tags.push({ repository: target, tag: im.tag, digest: im.digest, upstreamDigest: im.digest });
     }
 
-    const sha = new Map(m.files.map((f) => [f.path, `sha256:${f.sha256}` as Digest]));
-    for (const x of m.modules) {
-      const base = `gomod/${moduleBase(x.path, x.version)}`;
-      const info = sha.get(`${base}.info`);
-      const mod = sha.get(`${base}.mod`);
-      const zip = x.h1 !== null ? sha.get(`${base}.zip`) : undefined;
-      if (!info || !mod || (x.h1 !== null && !zip)) throw new FerryError('BUNDLE_INVALID', `${x.path}@${x.version}: the bundle lacks its .info, .mod or .zip`, { module: x.path, version: x.version });
-      this.store.putModuleVersion({
-        module: x.path,
-        version: x.version,
-        time: x.time,
-        infoDigest: info,
-        modDigest: mod,
-        zipDigest: zip ?? null,
-        h1Zip: x.h1,
-        h1Mod: x.goModH1,
-        root: x.path,
-      });
+    for (const { x, row } of modules) {
+      this.store.putModuleVersion(row);
       this.c.ledger?.recordItem({ target: this.name, kind: 'module', scope: '', key: `${x.path}@${x.version}`, digest: null, state: 'done', bundleId: m.id, detail: null });
     }
     let files = 0;
     for (const [name, plan] of sumdbPlans) files += await this.mergeSumdb(name, this.sumdb.get(name)!, plan);
-    return { ...emptyReport(this.name, 'store'), blobs: { ...this.counts }, manifests, tags, modules: m.modules.length, files, sumdb: [...this.sumdb.keys()].sort() };
+    return { ...emptyReport(this.name, 'store'), blobs: { ...this.counts }, manifests, tags, modules: m.modules.length, files, sumdb: [...this.sumdb.keys()].sort(), foreignLayers: [...foreign].sort() };
   }
 
   /**
@@ -211,8 +215,26 @@ export class StoreTarget implements ImportTarget {
     return written;
   }
 
-  async abort(): Promise<void> {
-    // Blobs already written are unreferenced until a later import records what uses them.
+  /**
+   * Removes the blobs this bundle's imports added (this run's, and those the ledger notes from a
+   * killed earlier run of the same bundle) that nothing in the store uses: a failed import leaves
+   * the store as it found it. A kill -9 can still leave some; `ferry fsck` lists them as
+   * unreferenced, and importing the bundle again either uses them or, failing again, removes them.
+   */
+  async abort(): Promise<string | undefined> {
+    const ctx = this.ctx;
+    if (!ctx) return undefined;
+    const m = ctx.manifest;
+    const noted = ctx.ledger?.bundleItems(m.id, this.name).filter((i) => i.kind === 'blob' && i.state === 'done' && i.digest !== null) ?? [];
+    const candidates = new Set<Digest>([...this.added, ...noted.map((i) => i.digest as Digest)]);
+    if (candidates.size === 0) return undefined;
+    const r = await this.store.removeUnreferencedBlobs(candidates);
+    for (const b of r.removed) {
+      ctx.ledger?.recordItem({ target: this.name, kind: 'blob', scope: '', key: b.digest, digest: b.digest, state: 'failed', bundleId: m.id, detail: 'removed: the import failed before anything used it' });
+    }
+    if (r.removed.length === 0) return undefined;
+    ctx.logger?.info({ target: this.name, blobs: r.removed.length, bytes: r.bytes }, 'removed the blobs the failed import had added to the store');
+    return `the ${r.removed.length} blob(s) (${r.bytes} bytes) it had added to ${this.name} were removed`;
   }
 }
 

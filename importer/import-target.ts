@@ -42,6 +42,8 @@ export interface TargetReport {
   readonly files: number;
   /** Checksum databases the bundle carried (names under gomod/sumdb/). */
   readonly sumdb: string[];
+  /** Foreign (non-distributable) layers the manifests name and the bundle does not carry, by design. */
+  readonly foreignLayers?: string[];
 }
 
 /** One line of a dry run's plan. */
@@ -69,8 +71,12 @@ export interface ImportTarget {
   take(src: EntrySource): Promise<void>;
   /** Called once every entry verified: waits for background work, then makes the bundle visible. */
   commit(): Promise<TargetReport>;
-  /** Called after a failure: cancels background work and removes staged files. */
-  abort(): Promise<void>;
+  /**
+   * Called after a failure, unless the target committed: cancels background work and removes
+   * staged files. Returns a sentence on what the failed import leaves at the target, or removed
+   * from it, for the error message; undefined when there is nothing to say.
+   */
+  abort(): Promise<string | undefined>;
 }
 
 /** A zeroed report for a target. */

@@ -285,8 +285,15 @@ async function importOne(b: OpenedBundle, targets: ImportTarget[], opts: ImportO
       ledger.finishBundle(m.id, t.name, 'ok', { summary: committed[committed.length - 1]! });
     }
   } catch (err) {
-    for (const t of active) await t.abort().catch(() => undefined);
-    const fe = toFerryError(err);
+    // What the failed import leaves at (or removed from) each target it did not commit to.
+    const notes: string[] = [];
+    for (const t of active) {
+      if (committed.some((c) => c.target === t.name)) continue;
+      const note = await t.abort().catch((e: unknown) => `${t.name}: cleaning up failed: ${errorMessage(e)}`);
+      if (note !== undefined) notes.push(note);
+    }
+    let fe = toFerryError(err);
+    if (notes.length > 0) fe = new FerryError(fe.code, `${fe.message}; ${notes.join('; ')}`, fe.details);
     const result = committed.length > 0 ? 'partial' : 'failed';
     for (const t of active) {
       if (committed.some((c) => c.target === t.name)) continue;
@@ -295,6 +302,10 @@ async function importOne(b: OpenedBundle, targets: ImportTarget[], opts: ImportO
     throw fe;
   } finally {
     await rm(tmp, { recursive: true, force: true });
+  }
+  const foreign = [...new Set(committed.flatMap((r) => r.foreignLayers ?? []))].sort();
+  if (foreign.length > 0) {
+    warn(`bundle ${m.id}: ${foreign.length} foreign layer(s) not carried (non-distributable; clients fetch them from their urls): ${foreign.join(', ')}`);
   }
   const filtered = committed.flatMap((r) => r.tags.filter((t) => t.filteredFrom !== undefined));
   for (const f of filtered) {

@@ -81,12 +81,45 @@ export function bufferResource(bytes: Buffer, contentType: string, extra: { head
 }
 
 /**
+ * A request path split into its elements, each percent-decoded once (`%2e` and `%2E` are dots,
+ * `%252e` stays the three characters `%2e`); the first element is the empty one before the
+ * leading `/`. 'malformed' for broken percent-encoding; 'hidden' when any element starts with a
+ * dot (`.`, `..`, `.ferry-ledger.db`, `.ferry-staging-*`) or holds what no served path holds: a
+ * slash once decoded (`%2F`), a backslash or a NUL. Nothing a route serves has such an element:
+ * Go module paths and versions never start an element with a dot (golang.org/x/mod CheckPath),
+ * nor do OCI repository names, tags or digests (distribution-spec name grammar `[a-z0-9]…`,
+ * tag grammar `[a-zA-Z0-9_]…`), so refusing them costs no client anything and keeps every
+ * dot-file of a served directory (the import ledger, an import's staging directory) private.
+ */
+export function pathElements(rawPath: string): string[] | 'malformed' | 'hidden' {
+  const out: string[] = [];
+  let hidden = false;
+  for (const raw of rawPath.split('/')) {
+    let e: string;
+    try {
+      e = decodeURIComponent(raw);
+    } catch {
+      return 'malformed';
+    }
+    if (isHiddenElement(e)) hidden = true;
+    out.push(e);
+  }
+  return hidden ? 'hidden' : out;
+}
+
+/** True for a decoded path element that is never served (see pathElements). */
+function isHiddenElement(e: string): boolean {
+  return e.startsWith('.') || e.includes('/') || e.includes('\\') || e.includes('\0');
+}
+
+/**
  * The file at `relPath` (already percent-decoded, '/'-separated) under `root`, or undefined when
- * it is missing, not a regular file or escapes `root` (a `..` element is refused outright).
+ * it is missing, not a regular file, escapes `root` or has an element starting with a dot (a
+ * hidden file, `.` or `..`, refused outright).
  */
 export async function fileResource(root: string, relPath: string, contentType: string): Promise<ServedResource | undefined> {
   const parts = relPath.split('/').filter((p) => p !== '');
-  if (parts.some((p) => p === '..' || p === '.' || p.includes('\\') || p.includes('\0'))) return undefined;
+  if (parts.some(isHiddenElement)) return undefined;
   const base = resolve(root);
   const file = resolve(base, ...parts);
   if (!file.startsWith(base + sep)) return undefined;

@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { errorMessage, FerryError, isFerryError } from '../errors/index.js';
 import type { Store } from '../store/index.js';
 import { notFound, serveModuleFromDir, serveModuleFromStore, serveSumdb, staticSumdbSource, storeSumdbSource, type SumdbSource } from './serve-goproxy.js';
-import { sendText, type ServeContext } from './serve-http.js';
+import { pathElements, sendText, type ServeContext } from './serve-http.js';
 import { OciRepositories, sendDistributionError, serveOci } from './serve-oci.js';
 
 /** A checksum-database source (see serve-goproxy.ts). */
@@ -96,16 +96,23 @@ export function createServeHandler(opts: ServeHandlerOptions): (req: IncomingMes
 
   const route = async (ctx: ServeContext): Promise<void> => {
     const { rawPath } = ctx;
-    if (rawPath === '/v2' || rawPath.startsWith('/v2/')) {
+    const isV2 = rawPath === '/v2' || rawPath.startsWith('/v2/');
+    // Decoded once, here, for every route: no element starting with a dot is ever served (the
+    // module tree holds the import ledger and an import's unchecked staging files).
+    const elements = pathElements(rawPath);
+    if (elements === 'malformed') {
+      if (isV2) return sendDistributionError(ctx, 400, 'NAME_INVALID', 'malformed percent-encoding in the path');
+      return sendText(ctx, 400, 'bad request: malformed percent-encoding in the path');
+    }
+    if (elements === 'hidden') {
+      if (isV2) return sendDistributionError(ctx, 404, 'NAME_UNKNOWN', 'no such route in the registry API');
+      return notFound(ctx, 'path elements starting with a dot are never served');
+    }
+    if (isV2) {
       if (!store || !repos) return sendDistributionError(ctx, 404, 'NAME_UNKNOWN', 'this server has no store: it serves no images');
       return serveOci(ctx, store, repos);
     }
-    let decoded: string;
-    try {
-      decoded = decodeURIComponent(rawPath);
-    } catch {
-      return sendText(ctx, 400, 'bad request: malformed percent-encoding in the path');
-    }
+    const decoded = elements.join('/');
     if (decoded.startsWith('/sumdb/')) return serveSumdb(ctx, decoded, sumdb);
     if (gomodDir !== undefined) return serveModuleFromDir(ctx, gomodDir, decoded);
     if (store) return serveModuleFromStore(ctx, store, decoded);

@@ -24,9 +24,16 @@ export interface DispatcherOptions {
   readonly connectTimeoutMs?: number;
   /** Milliseconds to wait for response headers. @default 300_000 */
   readonly headersTimeoutMs?: number;
-  /** Milliseconds of silence allowed while reading a body. @default 300_000 */
+  /** Milliseconds of silence allowed while reading a body. @default DEFAULT_IDLE_TIMEOUT_MS */
   readonly bodyTimeoutMs?: number;
 }
+
+/**
+ * Silence allowed while a body arrives, by default: long enough for any live upstream, short
+ * enough that a body stalled with its connection open is given up (and resumed, where the
+ * caller can) in tens of seconds rather than minutes.
+ */
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 
 function checkPositiveInt(v: number | undefined, name: string): void {
   if (v !== undefined && (!Number.isSafeInteger(v) || v <= 0)) {
@@ -70,7 +77,7 @@ export function createDispatcher(opts: DispatcherOptions = {}): Dispatcher {
     connect: tlsOpts,
     ...(opts.connections !== undefined ? { connections: opts.connections } : {}),
     headersTimeout: opts.headersTimeoutMs ?? 300_000,
-    bodyTimeout: opts.bodyTimeoutMs ?? 300_000,
+    bodyTimeout: opts.bodyTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
   };
   // With no proxy in the environment, EnvHttpProxyAgent sends everything through one plain Agent
   // anyway, after parsing each request's origin and reading NO_PROXY from the environment again:

@@ -103,3 +103,65 @@ export function statusError(op: string, status: number, details: ErrorDetails = 
     ...(registryCodes.length ? { registryCodes } : {}),
   });
 }
+
+/** How the user sets TLS for one upstream, in their own terms: the advice on a certificate error names these. */
+export interface TlsSettingNames {
+  /** How to trust a private CA, e.g. `set caFile: in the registries entry for HOST to that CA's PEM certificate`. */
+  readonly trustCa: string;
+  /** Skipping verification, e.g. `tls: insecure` or `--insecure`. */
+  readonly insecure: string;
+  /** Plain HTTP, e.g. `tls: plain-http` or `--plain-http`. */
+  readonly plainHttp: string;
+}
+
+/** Chain errors a CA the user names can fix (OpenSSL's verify codes as Node reports them). */
+const UNTRUSTED_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_UNTRUSTED',
+  'CERT_CHAIN_TOO_LONG',
+]);
+
+/** The system or OpenSSL code of an error or of its causes. */
+function causeCode(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let i = 0; i < 5 && e !== null && typeof e === 'object'; i++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && !(e instanceof FerryError)) return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/**
+ * What to do about a TLS failure (a FerryError with code TLS) talking to `host`, by what failed:
+ * a certificate of a CA this host does not trust, an expired one, one for other names, or an
+ * upstream that does not speak TLS at all. Undefined for any other error.
+ */
+export function tlsAdvice(err: unknown, host: string, names: TlsSettingNames): string | undefined {
+  if (!(err instanceof FerryError) || err.code !== 'TLS') return undefined;
+  const code = causeCode(err);
+  const skip = `${names.insecure} skips verification altogether (anyone on the path could then pose as ${host})`;
+  if (code !== undefined && UNTRUSTED_CODES.has(code)) {
+    return `the certificate of ${host} is not signed by a CA this host trusts (${code}): if a private CA signed it, ${names.trustCa} (trusted for ${host} alone); ${skip}`;
+  }
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
+    return `the certificate of ${host} is outside its validity period (${code}; check this host's clock): it must be renewed; ${skip}`;
+  }
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return `the certificate of ${host} is issued for other names (${code}): reach it by a name the certificate lists; ${skip}`;
+  }
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'EPROTO') {
+    return `${host} did not answer in TLS (${code}): if it speaks plain HTTP, set ${names.plainHttp}`;
+  }
+  return `TLS with ${host} failed${code ? ` (${code})` : ''}: if its certificate comes from a private CA, ${names.trustCa}; ${skip}`;
+}
+
+/** `err` with `advice` appended to its message (same code and details), or `err` when there is none. */
+export function withAdvice<E>(err: E, advice: string | undefined): E | FerryError {
+  if (advice === undefined || !(err instanceof FerryError)) return err;
+  return new FerryError(err.code, `${err.message.trimEnd()} — ${advice}`, err.details);
+}

@@ -3,4 +3,5 @@ export * from './dispatcher.js';
 export * from './errors.js';
 export * from './redact.js';
 export * from './request.js';
+export * from './resume.js';
 export * from './retry.js';

@@ -1,5 +1,5 @@
 /** Media types, descriptors, manifests and indexes (OCI image-spec and Docker v2.2). */
-import { FerryError } from '../errors/index.js';
+import { FerryError, type ErrorDetails } from '../errors/index.js';
 import { isDigest, type Digest } from './digest.js';
 
 /** Media types Ferry understands. */
@@ -14,12 +14,70 @@ export const MediaType = {
   DockerLayer: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
 } as const;
 
+/**
+ * Layer media types a registry need not hold (Windows base layers, older MCR tags): clients
+ * fetch them from the descriptor's `urls` (Docker "foreign" layers, OCI "non-distributable").
+ */
+export const NON_DISTRIBUTABLE_MEDIA_TYPES: readonly string[] = [
+  'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+zstd',
+];
+
+/** True for a foreign (Docker) or non-distributable (OCI) layer media type. */
+export function isNonDistributableMediaType(mt: string): boolean {
+  return NON_DISTRIBUTABLE_MEDIA_TYPES.includes(mt);
+}
+
+/**
+ * A foreign layer: a non-distributable media type with `urls` to fetch it from. Registries accept
+ * a manifest without its blob and clients skip it (skopeo, regclient); so does Ferry by default,
+ * and a store, bundle or import may lack it by design.
+ */
+export function isForeignLayer(d: Pick<Descriptor, 'mediaType' | 'urls'>): boolean {
+  return isNonDistributableMediaType(d.mediaType) && Array.isArray(d.urls) && d.urls.length > 0;
+}
+
 /** Manifest media types that are indexes (lists of manifests). */
 export const INDEX_MEDIA_TYPES: readonly string[] = [MediaType.OciIndex, MediaType.DockerManifestList];
 /** Manifest media types that are single-image manifests. */
 export const IMAGE_MEDIA_TYPES: readonly string[] = [MediaType.OciManifest, MediaType.DockerManifest];
 /** Every manifest media type, in Accept order. */
 export const MANIFEST_MEDIA_TYPES: readonly string[] = [...INDEX_MEDIA_TYPES, ...IMAGE_MEDIA_TYPES];
+
+/**
+ * Docker image manifest schema 1 (signed and unsigned): deprecated since 2017 and never carried.
+ * Its digest is over the payload without the signatures, so its bytes never match the digest the
+ * registry reports: it must be recognised before any digest check blames the registry.
+ */
+export const SCHEMA1_MEDIA_TYPES: readonly string[] = [
+  'application/vnd.docker.distribution.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.v1+prettyjws',
+];
+
+/** True when the media type, or (when given) the body's `schemaVersion: 1`, says Docker schema 1. */
+export function isSchema1(mediaType: string | undefined, bytes?: Uint8Array): boolean {
+  if (mediaType !== undefined && SCHEMA1_MEDIA_TYPES.includes(mediaType)) return true;
+  if (bytes === undefined) return false;
+  try {
+    const o = JSON.parse(Buffer.from(bytes).toString('utf8')) as { schemaVersion?: unknown } | null;
+    return typeof o === 'object' && o !== null && o.schemaVersion === 1;
+  } catch {
+    return false;
+  }
+}
+
+/** The MANIFEST_UNSUPPORTED error for a schema 1 manifest; `where` names it (registry/repo:tag). */
+export function schema1Error(where: string, details: ErrorDetails = {}): FerryError {
+  return new FerryError(
+    'MANIFEST_UNSUPPORTED',
+    `${where}: a Docker schema 1 manifest; Ferry does not support schema 1 (deprecated since 2017, and its digest cannot be ` +
+      'checked against its bytes). The registry must serve a schema 2 or OCI manifest for it: re-push the image with a current ' +
+      'client (e.g. skopeo copy --format v2s2, or docker pull and docker push)',
+    { ...details, temporary: false },
+  );
+}
 
 /** Largest manifest Ferry will buffer (the distribution spec suggests registries accept at least 4 MiB). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -87,6 +145,9 @@ function checkDescriptor(d: unknown, where: string): Descriptor {
   if (typeof o['size'] !== 'number' || !Number.isSafeInteger(o['size']) || o['size'] < 0) {
     throw invalid(`${where}.size is not a non-negative integer`);
   }
+  if (o['urls'] !== undefined && (!Array.isArray(o['urls']) || !o['urls'].every((u) => typeof u === 'string'))) {
+    throw invalid(`${where}.urls is not a list of strings`);
+  }
   return o as unknown as Descriptor;
 }
 
@@ -108,6 +169,7 @@ export function parseManifest(bytes: Uint8Array, mediaType?: string): ParsedMani
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw invalid('not a JSON object');
   const o = json as Record<string, unknown>;
+  if (o['schemaVersion'] === 1) throw schema1Error('manifest');
   if (o['schemaVersion'] !== 2) throw invalid(`schemaVersion ${String(o['schemaVersion'])} is not supported (need 2)`);
   const bodyType = typeof o['mediaType'] === 'string' ? (o['mediaType'] as string) : undefined;
   let mt = bodyType ?? mediaType ?? '';

@@ -8,6 +8,11 @@ import type { Challenge } from './challenge.js';
 export interface Credentials {
   readonly username: string;
   readonly password: string;
+  /**
+   * Where they came from, for error messages (never their values), e.g. `"auths" in
+   * /root/.docker/config.json` or `the registries entry for HOST in /etc/ferry/ferry.yaml`.
+   */
+  readonly origin?: string;
 }
 
 /** Credentials, or a function that resolves them when first needed (e.g. from a secret store). */
@@ -30,7 +35,14 @@ export interface AuthenticatorOptions {
   readonly retry?: RetryOptions;
   readonly userAgent: string;
   readonly registry: string;
+  /**
+   * The registry is reached over https: its token realm must be too (credentials and tokens
+   * never travel over a weaker transport than the registry's own). @default true
+   */
+  readonly secure?: boolean;
   readonly now: () => number;
+  /** Where credentials would have come from, said in errors when none were sent (see RegistryAdvice). */
+  readonly noCredentials?: string;
 }
 
 /** The `repository:NAME:ACTIONS` scope string. */
@@ -72,6 +84,19 @@ export class Authenticator {
       });
     });
     return this.credsPromise;
+  }
+
+  /**
+   * For an error message: whether the request that carried `authz` sent credentials (or got its
+   * token with them), and where they came from; never what they are.
+   */
+  async credentialNote(authz: string | undefined): Promise<{ sent: boolean; text: string }> {
+    const c = await this.credentials().catch(() => undefined);
+    if (c && authz !== undefined) {
+      return { sent: true, text: `credentials from ${c.origin ?? 'the client options'} were sent${authz.startsWith('Bearer ') ? ' (for the token)' : ''}` };
+    }
+    if (c) return { sent: false, text: `no credentials were sent: the registry did not ask for the ones from ${c.origin ?? 'the client options'}` };
+    return { sent: false, text: `no credentials were sent${this.opts.noCredentials ? `: ${this.opts.noCredentials}` : ''}` };
   }
 
   /** Secrets that must never appear in messages (the password and cached tokens). */
@@ -150,6 +175,23 @@ export class Authenticator {
         temporary: false,
       });
     }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+      throw new FerryError('UNAUTHORIZED', `${details.op ?? 'auth'}: registry ${this.opts.registry} sent a token realm that is not http(s): "${redactUrl(url)}"`, {
+        ...details,
+        temporary: false,
+      });
+    }
+    // The realm may be another host (Docker Hub's is auth.docker.io) and gets the credentials,
+    // but never over plain http when the registry itself speaks https.
+    if (url.protocol === 'http:' && this.opts.secure !== false) {
+      throw new FerryError(
+        'REALM_INSECURE',
+        `${details.op ?? 'auth'}: registry https://${this.opts.registry} asks for tokens at ${redactUrl(url)} over plain http; Ferry sends ` +
+          'credentials and takes tokens only over a transport as strong as the registry\'s own, so nothing was sent there ' +
+          '(the registry\'s token realm must be https)',
+        { ...details, url: redactUrl(url), temporary: false },
+      );
+    }
     if (b.service !== undefined) url.searchParams.set('service', b.service);
     for (const s of [...scopes].sort()) url.searchParams.append('scope', s);
     const creds = await this.credentials();
@@ -171,7 +213,9 @@ export class Authenticator {
     const body = await readBody(res.body, MAX_TOKEN_BODY, tokenDetails);
     if (res.statusCode !== 200) {
       const err = statusError(details.op ?? 'token', res.statusCode, tokenDetails, body);
-      throw new FerryError(err.code, `${err.message} (token request${creds ? ` as ${creds.username}` : ' without credentials'})`, err.details);
+      const note = await this.credentialNote(creds ? 'Basic' : undefined);
+      const rejected = note.sent && (res.statusCode === 401 || res.statusCode === 403) ? ' and rejected' : '';
+      throw new FerryError(err.code, `${err.message} (token request: ${note.text}${rejected})`, err.details);
     }
     let json: Record<string, unknown>;
     try {

@@ -1,5 +1,6 @@
 /** RegistryClient: the OCI distribution API over undici, with auth, retries and verification. */
-import type { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { pipeline, type Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { FerryError, isFerryError, type ErrorDetails } from '../errors/index.js';
@@ -16,18 +17,23 @@ import {
   request,
   resolveRetry,
   statusError,
+  tlsAdvice,
+  withAdvice,
   type HttpMethod,
   type HttpResponse,
   type ResolvedRetry,
   type RetryOptions,
   type TlsMode,
+  type TlsSettingNames,
 } from '../net/index.js';
 import {
   MANIFEST_MEDIA_TYPES,
   MAX_MANIFEST_BYTES,
   VerifyingStream,
+  schema1Error,
   isDigest,
   isManifestMediaType,
+  isSchema1,
   isValidRepository,
   isValidTag,
   sha256Digest,
@@ -46,6 +52,24 @@ export interface ResponseInfo {
   readonly headers: HttpResponse['headers'];
 }
 
+/**
+ * What the user can change about a client, in their own terms (configuration keys or command-line
+ * flags): certificate errors and 401/403 answers then say what to do, not only what failed.
+ */
+export interface RegistryAdvice {
+  /** @default the configuration's keys: caFile, tls: insecure, tls: plain-http */
+  readonly tls?: TlsSettingNames;
+  /** Said when no credentials were sent, e.g. where Ferry looked for them and how to set them. */
+  readonly noCredentials?: string;
+}
+
+/** TLS advice in the configuration's terms when the caller gives none. */
+const CONFIG_TLS_NAMES: TlsSettingNames = {
+  trustCa: "set caFile: in the registry's entry under registries to that CA's PEM certificate",
+  insecure: 'tls: insecure',
+  plainHttp: 'tls: plain-http',
+};
+
 /** Options for a RegistryClient. */
 export interface RegistryClientOptions {
   /** API host[:port], e.g. registry-1.docker.io or 127.0.0.1:5001. */
@@ -58,6 +82,8 @@ export interface RegistryClientOptions {
   readonly dispatcher?: Dispatcher;
   /** Static credentials or a resolver called when first needed. */
   readonly credentials?: CredentialsSource;
+  /** What errors tell the user to change (see RegistryAdvice). */
+  readonly advice?: RegistryAdvice;
   readonly retry?: RetryOptions;
   /** @default 'ferry' */
   readonly userAgent?: string;
@@ -66,6 +92,13 @@ export interface RegistryClientOptions {
   readonly onResponse?: (info: ResponseInfo) => void;
   /** Clock for token expiry; tests pass their own. @default Date.now */
   readonly now?: () => number;
+  /** Bounds on a repository's tag list. @default DEFAULT_TAG_LIST_LIMITS */
+  readonly tagListLimits?: TagListLimits;
+  /**
+   * Milliseconds of silence allowed while a response body arrives (ignored when `dispatcher` is
+   * given); a blob download then resumes with Range. @default DEFAULT_IDLE_TIMEOUT_MS
+   */
+  readonly idleTimeoutMs?: number;
 }
 
 /** Options every call takes. */
@@ -96,10 +129,21 @@ export interface BlobPutOptions extends CallOptions {
   readonly chunkSize?: number;
 }
 
-/** Largest tag list page Ferry reads. */
-const MAX_TAGS_BODY = 16 * 1024 * 1024;
-/** Most tag pages followed (a loop guard). */
-const MAX_TAG_PAGES = 100_000;
+/** Bounds on one repository's tag list: a registry can always link to one more page. */
+export interface TagListLimits {
+  /** Pages followed through `Link: rel="next"`. @default 10_000 */
+  readonly maxPages?: number;
+  /** Tags in all pages together. @default 100_000 */
+  readonly maxTags?: number;
+  /** Bytes of all page bodies together. @default 64 MiB */
+  readonly maxBytes?: number;
+}
+
+/** The tag list bounds when none are configured. */
+export const DEFAULT_TAG_LIST_LIMITS: Required<TagListLimits> = { maxPages: 10_000, maxTags: 100_000, maxBytes: 64 * 1024 * 1024 };
+
+/** Largest single tag list page Ferry reads (within maxBytes). */
+const MAX_TAGS_PAGE_BODY = 16 * 1024 * 1024;
 
 interface SendSpec {
   readonly op: string;
@@ -153,6 +197,10 @@ export class RegistryClient {
   private readonly logger: Logger | undefined;
   private readonly onResponse: ((info: ResponseInfo) => void) | undefined;
   private readonly auth: Authenticator;
+  private readonly tagLimits: Required<TagListLimits>;
+  private readonly tlsNames: TlsSettingNames;
+  /** The Authorization header each response was requested with, for the note a 401/403 error carries. */
+  private readonly sentWith = new WeakMap<HttpResponse, string>();
   private closed = false;
 
   constructor(opts: RegistryClientOptions) {
@@ -165,6 +213,9 @@ export class RegistryClient {
       throw configError(`tls must be one of ${TLS_MODES.join(', ')}, got "${String(opts.tls)}"`);
     }
     if (opts.caFile !== undefined && typeof opts.caFile !== 'string') throw configError('caFile must be a string');
+    if (opts.idleTimeoutMs !== undefined && (!Number.isSafeInteger(opts.idleTimeoutMs) || opts.idleTimeoutMs <= 0)) {
+      throw configError(`idleTimeoutMs must be a positive integer, got ${String(opts.idleTimeoutMs)}`);
+    }
     const c = opts.credentials;
     if (c !== undefined && typeof c !== 'function') {
       if (typeof c !== 'object' || c === null || typeof c.username !== 'string' || typeof c.password !== 'string') {
@@ -175,6 +226,12 @@ export class RegistryClient {
       throw configError('userAgent must be a non-empty string');
     }
     if (opts.onResponse !== undefined && typeof opts.onResponse !== 'function') throw configError('onResponse must be a function');
+    const limits = opts.tagListLimits ?? {};
+    for (const k of ['maxPages', 'maxTags', 'maxBytes'] as const) {
+      const v = limits[k];
+      if (v !== undefined && (!Number.isSafeInteger(v) || v <= 0)) throw configError(`tagListLimits.${k} must be a positive integer, got ${String(v)}`);
+    }
+    this.tagLimits = { ...DEFAULT_TAG_LIST_LIMITS, ...stripUndefined(limits) };
     this.host = opts.host;
     this.baseUrl = `${opts.tls === 'plain-http' ? 'http' : 'https'}://${opts.host}`;
     this.retryOpts = opts.retry ?? {};
@@ -182,6 +239,7 @@ export class RegistryClient {
     this.userAgent = opts.userAgent ?? 'ferry';
     this.logger = opts.logger;
     this.onResponse = opts.onResponse;
+    this.tlsNames = opts.advice?.tls ?? CONFIG_TLS_NAMES;
     if (opts.dispatcher) {
       this.dispatcher = opts.dispatcher;
       this.ownsDispatcher = false;
@@ -189,6 +247,7 @@ export class RegistryClient {
       this.dispatcher = createDispatcher({
         ...(opts.tls !== undefined ? { tls: opts.tls } : {}),
         ...(opts.caFile !== undefined ? { caFile: opts.caFile } : {}),
+        ...(opts.idleTimeoutMs !== undefined ? { bodyTimeoutMs: opts.idleTimeoutMs } : {}),
       });
       this.ownsDispatcher = true;
     }
@@ -198,7 +257,9 @@ export class RegistryClient {
       retry: this.retryOpts,
       userAgent: this.userAgent,
       registry: this.host,
+      secure: opts.tls !== 'plain-http',
       now: opts.now ?? Date.now,
+      ...(opts.advice?.noCredentials !== undefined ? { noCredentials: opts.advice.noCredentials } : {}),
     });
   }
 
@@ -220,42 +281,95 @@ export class RegistryClient {
     throw await this.errorFrom('ping', res, details);
   }
 
-  /** Every tag of a repository, following `Link: <…>; rel="next"` pages. */
+  /**
+   * Every tag of a repository, following `Link: <…>; rel="next"` pages on this registry's own
+   * origin only (LINK_OFF_HOST for a page anywhere else: the registry's credentials never go
+   * there), within the client's tag list limits (TAG_LIST_LIMIT past them).
+   */
   async tagList(repo: string, opts: CallOptions & { readonly pageSize?: number } = {}): Promise<string[]> {
+    const tags: string[] = [];
+    for await (const page of this.tagPages(repo, opts)) for (const t of page) tags.push(t);
+    return tags;
+  }
+
+  /**
+   * The tag list page by page, as it arrives: each page is read, parsed and handed on, and only
+   * a hash of each page URL (for the loop guard) is kept. Bounded by the client's tag list limits.
+   */
+  async *tagPages(repo: string, opts: CallOptions & { readonly pageSize?: number } = {}): AsyncGenerator<string[]> {
     this.checkRepo(repo);
     if (opts.pageSize !== undefined && (!Number.isSafeInteger(opts.pageSize) || opts.pageSize <= 0)) {
       throw configError(`tagList: pageSize must be a positive integer, got ${String(opts.pageSize)}`);
     }
-    const details = this.details({ repository: repo });
+    const details = this.details({ repository: repo, op: 'tagList' });
+    const where = `tagList ${this.host}/${repo}`;
+    const { maxPages, maxTags, maxBytes } = this.tagLimits;
+    const limit = (what: string, key: string, value: number): FerryError =>
+      new FerryError(
+        'TAG_LIST_LIMIT',
+        `${where}: the tag list is longer than ${value} ${what} (${key}); the registry may be linking pages without end. ` +
+          `If the repository really is that large, raise ${key} on the registries entry for ${this.host}`,
+        { ...details, temporary: false },
+      );
+    const origin = new URL(this.baseUrl).origin;
     let url: URL | undefined = new URL(`${this.baseUrl}/v2/${repo}/tags/list`);
     if (opts.pageSize !== undefined) url.searchParams.set('n', String(opts.pageSize));
-    const tags: string[] = [];
+    // Page URLs seen, as hashes: a hostile registry's Link URLs may each be as long as a header.
     const seen = new Set<string>();
+    let tagCount = 0;
+    let bytes = 0;
     while (url) {
-      if (seen.has(url.href) || seen.size >= MAX_TAG_PAGES) {
-        throw new FerryError('HTTP_STATUS', `tagList ${this.host}/${repo}: the registry's Link pages loop at ${redactUrl(url)}`, {
-          ...details,
-          op: 'tagList',
-          url: redactUrl(url),
-        });
+      const key = createHash('sha256').update(url.href).digest('base64');
+      if (seen.has(key)) {
+        throw new FerryError('HTTP_STATUS', `${where}: the registry's Link pages loop at ${redactUrl(url)}`, { ...details, url: redactUrl(url) });
       }
-      seen.add(url.href);
+      if (seen.size >= maxPages) throw limit('pages', 'maxTagPages', maxPages);
+      seen.add(key);
       const res = await this.send({ op: 'tagList', method: 'GET', url, scopes: [repositoryScope(repo, ['pull'])], details, ...sig(opts) });
       if (res.statusCode !== 200) throw await this.errorFrom('tagList', res, details);
-      const body = await readBody(res.body, MAX_TAGS_BODY, { ...details, op: 'tagList' });
+      const left = maxBytes - bytes;
+      let body: Buffer;
+      try {
+        body = await readBody(res.body, Math.min(MAX_TAGS_PAGE_BODY, left), details);
+      } catch (err) {
+        if (isFerryError(err, 'BODY_TOO_LARGE') && left < MAX_TAGS_PAGE_BODY) throw limit('bytes', 'maxTagListBytes', maxBytes);
+        throw err;
+      }
+      bytes += body.length;
       let json: unknown;
       try {
         json = JSON.parse(body.toString('utf8'));
       } catch {
-        throw new FerryError('HTTP_STATUS', `tagList ${this.host}/${repo}: tag list is not JSON`, { ...details, op: 'tagList' });
+        throw new FerryError('HTTP_STATUS', `${where}: tag list is not JSON`, details);
       }
-      const page = (json as { tags?: unknown } | null)?.tags;
+      const raw = (json as { tags?: unknown } | null)?.tags;
       // A repository without tags may answer `"tags": null`.
-      if (Array.isArray(page)) for (const t of page) if (typeof t === 'string') tags.push(t);
+      const page = Array.isArray(raw) ? raw.filter((t): t is string => typeof t === 'string') : [];
+      tagCount += page.length;
+      if (tagCount > maxTags) throw limit('tags', 'maxTags', maxTags);
       const next = parseLinkNext(header(res.headers, 'link'));
-      url = next === undefined ? undefined : new URL(next, res.url);
+      url = next === undefined ? undefined : this.nextTagPage(next, res.url, origin, where, details);
+      yield page;
     }
-    return tags;
+  }
+
+  /** The next tag page's URL, only on the registry's own origin (scheme, host and port). */
+  private nextTagPage(next: string, base: string, origin: string, where: string, details: ErrorDetails): URL {
+    let u: URL;
+    try {
+      u = new URL(next, base);
+    } catch {
+      throw new FerryError('HTTP_STATUS', `${where}: the registry's Link header names no valid URL (${JSON.stringify(redactUrl(next))})`, details);
+    }
+    if (u.origin !== origin) {
+      throw new FerryError(
+        'LINK_OFF_HOST',
+        `${where}: the registry's Link header sends the next tag page to ${redactUrl(u)}, outside ${origin}; ` +
+          'Ferry follows tag pages only on the registry itself and never sends its credentials elsewhere',
+        { ...details, url: redactUrl(u), temporary: false },
+      );
+    }
+    return u;
   }
 
   /** Digest, media type and size of a manifest without its body; undefined when it does not exist. */
@@ -274,10 +388,11 @@ export class RegistryClient {
     });
     await discardBody(res.body);
     if (res.statusCode === 404) return undefined;
-    if (res.statusCode !== 200) throw statusError('manifestHead', res.statusCode, { ...details, url: redactUrl(res.url), method: 'HEAD' });
+    if (res.statusCode !== 200) throw await this.withCredentialNote(statusError('manifestHead', res.statusCode, { ...details, url: redactUrl(res.url), method: 'HEAD' }), res);
     const digest = header(res.headers, 'docker-content-digest');
     const mediaType = mediaTypeOf(header(res.headers, 'content-type'));
     const length = Number(header(res.headers, 'content-length'));
+    if (isSchema1(mediaType)) throw schema1Error(`${this.host}/${repo}${refSuffix(ref)}`, { ...details, op: 'manifestHead' });
     if (!isDigest(digest) || mediaType === undefined || !isManifestMediaType(mediaType) || !Number.isSafeInteger(length)) {
       // Some registries omit Docker-Content-Digest on HEAD: the body is the only truth then.
       const m = await this.manifestGet(repo, ref, opts);
@@ -315,6 +430,12 @@ export class RegistryClient {
       throw new FerryError('BODY_TOO_LARGE', `manifestGet ${this.host}/${repo}: manifest of ${declared} bytes exceeds ${MAX_MANIFEST_BYTES}`, readDetails);
     }
     const bytes = await readBody(res.body, MAX_MANIFEST_BYTES, readDetails);
+    const contentType = mediaTypeOf(header(res.headers, 'content-type'));
+    // Schema 1 before any digest check: its digest excludes its signatures, so a mismatch would
+    // wrongly blame the registry. The body decides when the Content-Type is not a schema 2 type.
+    if (isSchema1(contentType, contentType !== undefined && isManifestMediaType(contentType) ? undefined : bytes)) {
+      throw schema1Error(`${this.host}/${repo}${refSuffix(ref)}`, { ...readDetails, op: 'manifestGet' });
+    }
     const digest = sha256Digest(bytes);
     if (isDigest(ref) && digest !== ref) {
       throw new FerryError('DIGEST_MISMATCH', `manifestGet ${this.host}/${repo}@${ref}: received bytes have digest ${digest}`, readDetails);
@@ -324,7 +445,7 @@ export class RegistryClient {
     if (sent !== undefined && sent.startsWith('sha256:') && sent !== digest) {
       throw new FerryError('DIGEST_MISMATCH', `manifestGet ${this.host}/${repo}:${ref}: Docker-Content-Digest ${sent} but received bytes have digest ${digest}`, readDetails);
     }
-    let mediaType = mediaTypeOf(header(res.headers, 'content-type'));
+    let mediaType = contentType;
     if (mediaType === undefined || !isManifestMediaType(mediaType)) {
       const fromBody = bodyMediaType(bytes);
       if (fromBody !== undefined) mediaType = fromBody;
@@ -570,7 +691,7 @@ export class RegistryClient {
     });
     await discardBody(res.body);
     if (res.statusCode === 404) return undefined;
-    if (res.statusCode !== 200) throw statusError('blobHead', res.statusCode, { ...details, url: redactUrl(res.url), method: 'HEAD' });
+    if (res.statusCode !== 200) throw await this.withCredentialNote(statusError('blobHead', res.statusCode, { ...details, url: redactUrl(res.url), method: 'HEAD' }), res);
     const size = Number(header(res.headers, 'content-length'));
     if (!Number.isSafeInteger(size) || size < 0) {
       throw new FerryError('HTTP_STATUS', `blobHead ${this.host}/${repo}@${digest}: no valid Content-Length`, { ...details, op: 'blobHead', status: 200 });
@@ -603,9 +724,10 @@ export class RegistryClient {
           onResponse: (o) => this.observe(spec.op, o.method, o.url, o.statusCode, o.headers),
         });
       } catch (err) {
-        throw await this.scrub(err);
+        throw await this.scrub(withAdvice(err, tlsAdvice(err, this.host, this.tlsNames)));
       }
       const safeUrl = redactUrl(res.url);
+      if (authz !== undefined) this.sentWith.set(res, authz);
       if (res.statusCode !== 401) return res;
       let body: Buffer | undefined;
       try {
@@ -620,9 +742,7 @@ export class RegistryClient {
         continue;
       }
       const err = statusError(spec.op, 401, { ...spec.details, url: safeUrl, method: spec.method, temporary: false }, body);
-      throw await this.scrub(
-        new FerryError('UNAUTHORIZED', `${err.message}${authz === undefined ? ' (no credentials were sent)' : ' (credentials were rejected)'}`, err.details),
-      );
+      throw await this.scrub(await this.withCredentialNote(new FerryError('UNAUTHORIZED', err.message, err.details), res));
     }
   }
 
@@ -648,7 +768,18 @@ export class RegistryClient {
     }
     const err = statusError(op, res.statusCode, { ...details, url: redactUrl(res.url) }, body);
     const out = force !== undefined && err.code !== force ? new FerryError(force, err.message, err.details) : err;
-    return (await this.scrub(out)) as FerryError;
+    return (await this.scrub(await this.withCredentialNote(out, res))) as FerryError;
+  }
+
+  /**
+   * A 401 or 403 error with what was sent: credentials and where they came from (config,
+   * Docker's config.json, a credential helper), or none and where Ferry looked; never their values.
+   */
+  private async withCredentialNote(err: FerryError, res: HttpResponse): Promise<FerryError> {
+    if (res.statusCode !== 401 && res.statusCode !== 403) return err;
+    const note = await this.auth.credentialNote(this.sentWith.get(res));
+    const outcome = !note.sent ? '' : res.statusCode === 401 ? ' and rejected' : `, but the account they belong to may not ${err.details.op === 'manifestPut' || err.details.op === 'blobPut' ? 'push to' : 'pull from'} this repository`;
+    return new FerryError(err.code, `${err.message} (${note.text}${outcome})`, err.details);
   }
 
   /** Makes sure no password or token survives in an error message. */
@@ -691,8 +822,17 @@ export class RegistryClient {
   }
 }
 
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 function sig(opts: CallOptions): { signal?: AbortSignal } {
   return opts.signal ? { signal: opts.signal } : {};
+}
+
+/** `@sha256:…` or `:tag`, as a reference is written after its repository. */
+function refSuffix(ref: string): string {
+  return isDigest(ref) ? `@${ref}` : `:${ref}`;
 }
 
 function refDetails(repo: string, ref: string): ErrorDetails {
@@ -715,11 +855,16 @@ function withDigest(location: string, digest: Digest): string {
   return `${base}${base.includes('?') ? '&' : '?'}digest=${encodeURIComponent(digest)}`;
 }
 
-/** The upload body, hashed as it is sent so a wrong local file fails before the registry decides. */
+/**
+ * The upload body, hashed as it is sent so a wrong local file fails before the registry decides.
+ * pipeline, not pipe: when the upload is aborted (undici destroys the body) the source (a file
+ * stream) is destroyed and closed too.
+ */
 function verified(src: Readable, digest: Digest, size: number, details: ErrorDetails): Readable {
   const v = new VerifyingStream({ digest, size, details: { ...details, op: 'blobPut' } });
-  src.on('error', (err) => v.destroy(err));
-  return src.pipe(v);
+  // Errors reach the consumer through `v`, which pipeline destroys with them.
+  pipeline(src, v, () => {});
+  return v;
 }
 
 /** Re-slices a stream into pieces of exactly `size` bytes (the last may be shorter); holds one piece at most. */

@@ -127,8 +127,8 @@ export function planDockerCredentials(cfg: DockerConfigFile, host: string): Dock
 
 /**
  * Looks up credentials for `host` the way `docker login` stored them: the credential helper
- * config.json names for it (or its `credsStore`), then `auths`. Undefined when none are stored
- * (or there is no config.json). A helper that fails, is missing, prints something unreadable or
+ * config.json names for it (or its `credsStore`), then `auths`; `origin` says which. Undefined
+ * when none are stored (or there is no config.json). A helper that fails, is missing, prints something unreadable or
  * does not answer in time is an error naming the helper and the host.
  */
 export async function dockerCredentials(host: string, opts: DockerCredentialOptions = {}): Promise<Credentials | undefined> {
@@ -153,10 +153,10 @@ export async function dockerCredentials(host: string, opts: DockerCredentialOpti
         env,
         what: `${plan.helper.via} in ${file} for ${host}`,
       });
-      if (c) return c;
+      if (c) return { ...c, origin: `the credential helper docker-credential-${plan.helper.name} (${plan.helper.via} in ${file})` };
     }
   }
-  return plan.stored;
+  return plan.stored && { ...plan.stored, origin: `"auths" in ${file}` };
 }
 
 /**

@@ -4,3 +4,4 @@ export * from './blob-reader.js';
 export * from './challenge.js';
 export * from './client.js';
 export * from './credentials.js';
+export * from './foreign.js';

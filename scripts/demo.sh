@@ -13,10 +13,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DEMO=$ROOT/.demo
-FERRY="node $ROOT/dist/ferry.mjs"
+# Logs as human-readable text, not JSON lines: this output is read by a person.
+FERRY="node $ROOT/dist/ferry.mjs --log-format text"
 
 for cmd in docker-registry skopeo sha256sum gzip tar python3 curl; do
-  command -v "$cmd" >/dev/null || { echo "demo: $cmd is missing (apt-get install -y docker-registry skopeo)" >&2; exit 2; }
+  command -v "$cmd" >/dev/null || { echo "demo: $cmd is missing (npm run demo installs what the demo needs)" >&2; exit 2; }
 done
 
 rm -rf "$DEMO"
@@ -167,12 +168,12 @@ EOF
 echo "== ferry config check"
 $FERRY config check "$DEMO/ferry.yaml"
 echo "== ferry sync (cold)"
-$FERRY sync -c "$DEMO/ferry.yaml" --json
+$FERRY sync -c "$DEMO/ferry.yaml"
 echo "== ferry sync (nothing changed upstream)"
-$FERRY sync -c "$DEMO/ferry.yaml" --json
+$FERRY sync -c "$DEMO/ferry.yaml"
 echo "== move lab/app:v1.0 to the v1.1 content, then ferry sync (only the new blobs)"
 skopeo copy --all --quiet --src-tls-verify=false --dest-tls-verify=false "docker://127.0.0.1:$UP/lab/app:v1.1" "docker://127.0.0.1:$UP/lab/app:v1.0"
-$FERRY sync -c "$DEMO/ferry.yaml" --json
+$FERRY sync -c "$DEMO/ferry.yaml"
 echo "== ferry status"
 $FERRY status -c "$DEMO/ferry.yaml"
 echo "== ferry fsck"
@@ -205,7 +206,7 @@ fi
 
 echo "== a new tag upstream: sync, incremental export, import"
 skopeo copy --all --quiet --src-tls-verify=false --dest-tls-verify=false "docker://127.0.0.1:$UP/lab/tools:1.0" "docker://127.0.0.1:$UP/lab/app:v2.0"
-$FERRY sync -c "$DEMO/ferry.yaml" --json >/dev/null
+$FERRY sync -c "$DEMO/ferry.yaml"
 $FERRY export -c "$DEMO/ferry.yaml"
 $FERRY import "$DEMO"/outbox/ferry-*-0002.tar --trust "$DEMO/keys/ferry.pub" \
   --registry "127.0.0.1:$IN" --plain-http --gomod-dir "$DEMO/gomod" --ledger "$DEMO/ledger.db"

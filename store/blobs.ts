@@ -456,6 +456,16 @@ export class BlobFiles {
     return { digest: `sha256:${h.digest('hex')}`, size };
   }
 
+  /** Removes a blob's file (the caller has deleted its index row first); absent is fine. */
+  async remove(d: Digest): Promise<void> {
+    const file = this.path(d);
+    try {
+      await rm(file, { force: true });
+    } catch (err) {
+      throw ioError(err, 'remove', file, d);
+    }
+  }
+
   /** Every file under blobs/sha256, with the digest its path names when well-formed. */
   async *walk(): AsyncGenerator<BlobFile> {
     let shards: string[];

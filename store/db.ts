@@ -203,6 +203,20 @@ export const MIGRATIONS: readonly string[] = [
   `,
 ];
 
+/** Blob rows nothing in the index names (the tables that hold digests of stored blobs). */
+const UNREFERENCED_BLOBS = `
+  WITH used(digest) AS (
+    SELECT digest FROM manifests
+    UNION SELECT digest FROM manifest_refs
+    UNION SELECT digest FROM tags
+    UNION SELECT k.value FROM tags t, json_each(t.kept_digests) k
+    UNION SELECT info_digest FROM module_versions
+    UNION SELECT mod_digest FROM module_versions
+    UNION SELECT zip_digest FROM module_versions WHERE zip_digest IS NOT NULL
+    UNION SELECT digest FROM sumdb_files
+  )
+  SELECT b.digest, b.size FROM blobs b WHERE b.digest NOT IN (SELECT digest FROM used)`;
+
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
@@ -517,6 +531,36 @@ export class StoreIndex {
     return this.run('allBlobs', () => this.db.prepare('SELECT digest, size FROM blobs ORDER BY digest').all() as Array<{ digest: Digest; size: number }>);
   }
 
+  /**
+   * Indexed blobs nothing in the index names: no manifest row, manifest reference, tag (or its
+   * kept children), module version or checksum-database file. An interrupted sync or import
+   * leaves them; `only` (a list of digests) narrows the answer to those.
+   */
+  unreferencedBlobs(only?: readonly Digest[]): Array<{ digest: Digest; size: number }> {
+    return this.run('unreferencedBlobs', () =>
+      this.db
+        .prepare(`${UNREFERENCED_BLOBS} ${only ? 'AND b.digest IN (SELECT value FROM json_each(?))' : ''} ORDER BY b.digest`)
+        .all(...(only ? [JSON.stringify(only)] : [])) as Array<{ digest: Digest; size: number }>,
+    );
+  }
+
+  /**
+   * Deletes the rows of those of `digests` that nothing in the index names (see
+   * unreferencedBlobs), deciding and deleting in one write transaction; returns what it deleted.
+   */
+  deleteUnreferencedBlobs(digests: readonly Digest[]): Array<{ digest: Digest; size: number }> {
+    return this.run('deleteUnreferencedBlobs', () =>
+      this.db
+        .transaction(() => {
+          const gone = this.unreferencedBlobs(digests);
+          const del = this.db.prepare('DELETE FROM blobs WHERE digest = ?');
+          for (const b of gone) del.run(b.digest);
+          return gone;
+        })
+        .immediate(),
+    );
+  }
+
   // ---- manifests ----
 
   /** Records a manifest (its blob row must exist) and its references, once. */
@@ -638,7 +682,11 @@ export class StoreIndex {
           const old = this.getTag(row);
           const kept = JSON.stringify(row.keptDigests);
           const changed =
-            old === undefined || old.digest !== row.digest || old.target !== row.target || JSON.stringify(old.keptDigests) !== kept;
+            old === undefined ||
+            old.digest !== row.digest ||
+            old.target !== row.target ||
+            JSON.stringify(old.keptDigests) !== kept ||
+            row.contentAdded === true;
           this.db
             .prepare(
               `INSERT INTO tags (registry, repository, tag, source, target, digest, media_type, platforms, kept_digests, checked_at, changed_at)

@@ -10,7 +10,7 @@ import { createReadStream, existsSync, mkdirSync, readFileSync, readdirSync, ren
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { FerryError, toFerryError } from '../errors/index.js';
-import { INDEX_MEDIA_TYPES, parseDigest, platformString, sha256Digest, type Digest } from '../oci/index.js';
+import { INDEX_MEDIA_TYPES, isNonDistributableMediaType, parseDigest, platformString, sha256Digest, type Digest } from '../oci/index.js';
 import { BlobFiles, discardSource, type BlobSource } from './blobs.js';
 import { StoreIndex } from './db.js';
 import { pidAlive, processStartTime } from './pid.js';
@@ -35,6 +35,7 @@ import type {
   PutManifestInput,
   PutModuleVersionOptions,
   ReadBlobOptions,
+  RemovedBlobs,
   RunKind,
   RunRow,
   SetTagInput,
@@ -434,6 +435,24 @@ export class Store {
     return this.merged(digest, opts.signal, () => {}, () => this.writeOnce(digest, o, () => this.blobs.writeBytes(digest, bytes, size), () => {}));
   }
 
+  /**
+   * Removes those of `digests` that nothing in the index uses (no manifest, reference, tag,
+   * module version or checksum-database file names them): the rows in one write transaction,
+   * then the files. For content a failed piece of work stored before it recorded what uses it
+   * (an import's abort). A digest being written in this process is left alone. Another process
+   * that saw such a blob as present just before and records a use of it just after is the one
+   * race left (no cross-process writer lock yet): its next write of that digest finds the file
+   * missing and rewrites it, and fsck reports the gap until then.
+   */
+  async removeUnreferencedBlobs(digests: Iterable<Digest>): Promise<RemovedBlobs> {
+    this.assertWritable('removeUnreferencedBlobs');
+    const wanted = [...new Set(digests)].filter((d) => !this.inflight.has(d) && !this.unindexed.has(d));
+    if (wanted.length === 0) return { removed: [], bytes: 0 };
+    const removed = this.index.deleteUnreferencedBlobs(wanted);
+    for (const b of removed) await this.blobs.remove(b.digest);
+    return { removed, bytes: removed.reduce((n, b) => n + b.size, 0) };
+  }
+
   /** A stream of a stored blob, verified as it flows unless `verify: false`; BLOB_UNKNOWN when not stored. */
   readBlob(d: Digest, opts: ReadBlobOptions = {}): Readable {
     const row = this.index.getBlob(d);
@@ -513,7 +532,8 @@ export class Store {
 
   /**
    * Moves a source's tag. Call it only after the manifest and the kept children are stored
-   * (MANIFEST_UNKNOWN otherwise). Journals the change when the digest, kept set or target changed.
+   * (MANIFEST_UNKNOWN otherwise). Journals the change when the digest, kept set or target changed,
+   * or when `contentAdded` says the closure gained content.
    */
   setTag(row: SetTagInput): ChangeResult {
     this.assertWritable('setTag');
@@ -824,7 +844,8 @@ export class Store {
   /**
    * Checks the store end to end: re-hashes every blob file, finds files without a row,
    * references of image manifests to unstored blobs, tags whose manifest or kept children
-   * are missing, and module versions whose files are missing. Reports; repairs nothing.
+   * are missing, and module versions whose files are missing. Reports; repairs nothing. Blobs
+   * nothing uses (an interrupted sync or import leaves them) are listed apart: not damage.
    */
   async fsck(opts: FsckOptions = {}): Promise<FsckResult> {
     const problems: FsckProblem[] = [];
@@ -857,7 +878,13 @@ export class Store {
       }
     }
     // Index children may be absent on purpose (platform filtering); the tags' kept sets say which must exist.
+    // Foreign (non-distributable) layers are left out at sync by design: reported, not problems.
+    const foreignLayers = new Set<Digest>();
     for (const r of this.index.danglingRefs(false, INDEX_MEDIA_TYPES)) {
+      if (isNonDistributableMediaType(r.mediaType)) {
+        foreignLayers.add(r.digest);
+        continue;
+      }
       problems.push({ kind: 'dangling-ref', digest: r.digest, detail: `manifest ${r.manifest} references ${r.mediaType} ${r.digest}, which is not stored` });
     }
     for (const t of this.index.listTags()) {
@@ -871,7 +898,7 @@ export class Store {
     for (const m of this.index.moduleMissingBlobs()) {
       problems.push({ kind: 'module-missing-blob', digest: m.digest, detail: `${m.module}@${m.version}: .${m.file} blob ${m.digest} is not stored` });
     }
-    return { checked, problems };
+    return { checked, problems, foreignLayers: [...foreignLayers].sort(), unreferenced: this.index.unreferencedBlobs() };
   }
 
   private throwIfAborted(signal: AbortSignal | undefined): void {

@@ -164,7 +164,14 @@ export interface TagRow extends SourceTagKey {
 }
 
 /** What `setTag` records: a tag row without its times. */
-export type SetTagInput = Omit<TagRow, 'checkedAt' | 'changedAt'>;
+export type SetTagInput = Omit<TagRow, 'checkedAt' | 'changedAt'> & {
+  /**
+   * The tag's closure gained content it lacked (foreign layers fetched after an entry left
+   * them out): journal the tag again although it did not move, so the next bundle carries it.
+   * @default false
+   */
+  readonly contentAdded?: boolean;
+};
 
 /** The outcome of `setTag` / `putModuleVersion`. */
 export interface ChangeResult {
@@ -383,4 +390,17 @@ export interface FsckResult {
   /** Blob files re-hashed. */
   readonly checked: number;
   readonly problems: FsckProblem[];
+  /** Foreign (non-distributable) layers manifests name and the store lacks by design. */
+  readonly foreignLayers: readonly string[];
+  /**
+   * Indexed blobs nothing in the index uses (no manifest, reference, tag, module version or
+   * checksum-database file names them): left by an interrupted sync or import. Not damage.
+   */
+  readonly unreferenced: ReadonlyArray<{ readonly digest: Digest; readonly size: number }>;
+}
+
+/** What `removeUnreferencedBlobs` removed. */
+export interface RemovedBlobs {
+  readonly removed: ReadonlyArray<{ readonly digest: Digest; readonly size: number }>;
+  readonly bytes: number;
 }

@@ -1,7 +1,11 @@
 // GOPROXY requests have a queue of their own, goModules.concurrency wide, apart from the
-// registries' `concurrency`. The server holds its first answers back until `want` requests are
-// open at once (or, if the client never opens that many, until a fallback moment), so the
-// count does not depend on how fast anything runs.
+// registries' `concurrency`. Open requests are counted at the client, from the moment undici
+// creates a request until its response completes or fails (its diagnostics channels), which lies
+// inside the time the request holds its queue slot: the server's view (until its response's
+// `close`) can outlast the client's, which had read the last byte and moved on. The server holds
+// its first answers back until `want` requests are open at once, so the count does not depend on
+// how fast anything runs.
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +19,12 @@ import { serveDir, type StaticServer } from '../helpers/static-server.js';
 
 const logger = pino({ level: 'silent' });
 const ROOTS = 6;
+/**
+ * Only for liveness: if the client never opens `want` requests at once (a broken queue), the
+ * held ones are released after this long so the test fails on its count instead of hanging.
+ * A correct client reaches `want` without it.
+ */
+const LIVENESS_MS = 30_000;
 
 describe('Go module request queue', () => {
   let dir: string;
@@ -22,10 +32,25 @@ describe('Go module request queue', () => {
   /** Requests the server holds, waiting for `want` open at once; after that it holds none. */
   const held: Array<() => void> = [];
   let barrier = true;
-  let open = 0;
-  let widest = 0;
   let want = 1;
   let fallback: NodeJS.Timeout | undefined;
+  /** Requests to the proxy open at the client (undici's), the most seen at once, and what happened (shown when a count is off). */
+  const open = new Set<object>();
+  let widest = 0;
+  const events: string[] = [];
+  type Msg = { request: { origin?: unknown; path?: unknown }; error?: { message?: unknown } };
+  const onCreate = (m: unknown): void => {
+    const { request } = m as Msg;
+    if (String(request.origin) !== server?.url) return;
+    open.add(request);
+    widest = Math.max(widest, open.size);
+    events.push(`+ ${String(request.path)} (${open.size} open)`);
+  };
+  const onEnd = (m: unknown): void => {
+    const { request, error } = m as Msg;
+    if (!open.delete(request)) return;
+    events.push(`- ${String(request.path)}${error ? ` failed: ${String(error.message)}` : ''}`);
+  };
 
   const releaseAll = (): void => {
     barrier = false;
@@ -35,6 +60,9 @@ describe('Go module request queue', () => {
   };
 
   beforeAll(async () => {
+    subscribe('undici:request:create', onCreate);
+    subscribe('undici:request:trailers', onEnd);
+    subscribe('undici:request:error', onEnd);
     dir = mkdtempSync(join(tmpdir(), 'ferry-modqueue-'));
     await buildProxyTree(
       join(dir, 'upstream'),
@@ -42,16 +70,13 @@ describe('Go module request queue', () => {
     );
     const served = await serveDir(join(dir, 'upstream'), {
       intercept: (req, res) => {
-        open++;
-        widest = Math.max(widest, open);
-        res.on('close', () => open--);
         if (!barrier) return false;
         if (held.length + 1 >= want) {
           releaseAll();
           return false;
         }
         held.push(() => served.serve(req, res));
-        fallback ??= setTimeout(releaseAll, 2000);
+        fallback ??= setTimeout(releaseAll, LIVENESS_MS);
         return true;
       },
     });
@@ -59,6 +84,9 @@ describe('Go module request queue', () => {
   });
 
   afterAll(async () => {
+    unsubscribe('undici:request:create', onCreate);
+    unsubscribe('undici:request:trailers', onEnd);
+    unsubscribe('undici:request:error', onEnd);
     releaseAll();
     await server?.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -83,17 +111,20 @@ describe('Go module request queue', () => {
   it('keeps goModules.concurrency requests open at once, whatever the registries allow', async () => {
     want = 4;
     widest = 0;
+    events.length = 0;
     barrier = true;
     await syncWith('  concurrency: 4\n', 'store-4');
-    expect(widest).toBe(4);
+    expect(open.size).toBe(0);
+    expect(widest, events.join('\n')).toBe(4);
   });
 
   it('defaults to 32: the six version lists of this pass are all asked for at once', async () => {
     want = ROOTS;
     widest = 0;
+    events.length = 0;
     barrier = true;
     await syncWith('', 'store-default');
-    expect(widest).toBeGreaterThanOrEqual(ROOTS);
-    expect(widest).toBeLessThanOrEqual(32);
+    expect(widest, events.join('\n')).toBeGreaterThanOrEqual(ROOTS);
+    expect(widest, events.join('\n')).toBeLessThanOrEqual(32);
   });
 });

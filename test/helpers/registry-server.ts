@@ -40,6 +40,13 @@ export interface StartRegistryOptions {
   readonly users?: Record<string, string>;
   /** Token lifetime in seconds the token server reports (token auth). @default 300 */
   readonly tokenExpiresIn?: number;
+  /** Accept Docker schema 1 manifests (`compatibility.schema1.enabled`), as old registries hold them. @default false */
+  readonly schema1?: boolean;
+  /**
+   * Accept manifests whose foreign layers name http(s) `urls` (`validation.manifests.urls.allow`),
+   * as Docker Hub and MCR do; distribution refuses any URL by default. @default false
+   */
+  readonly foreignUrls?: boolean;
 }
 
 /** A running registry. */
@@ -108,6 +115,8 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Ru
       `version: 0.1\nlog:\n  level: warn\n  formatter: json\n  accesslog:\n    disabled: false\n` +
       `storage:\n  filesystem:\n    rootdirectory: ${dataDir}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n` +
       `http:\n  addr: ${host}\n  secret: ferry-test-secret\n` +
+      (opts.schema1 ? 'compatibility:\n  schema1:\n    enabled: true\n' : '') +
+      (opts.foreignUrls ? "validation:\n  manifests:\n    urls:\n      allow:\n        - '^https?://'\n" : '') +
       authYaml;
     const configPath = join(dir, 'config.yml');
     await writeFile(configPath, config);

@@ -99,8 +99,9 @@ describe('Docker credentials and credential helpers', () => {
       },
     });
     expect(dockerConfigPath(env)).toBe(join(dir, 'auths', 'config.json'));
-    expect(await dockerCredentials('127.0.0.1:5001', { env })).toEqual({ username: 'alice', password: 'pw:with:colons' });
-    expect(await dockerCredentials('registry-1.docker.io', { env })).toEqual({ username: 'bob', password: 'hub' });
+    const origin = `"auths" in ${join(dir, 'auths', 'config.json')}`;
+    expect(await dockerCredentials('127.0.0.1:5001', { env })).toEqual({ username: 'alice', password: 'pw:with:colons', origin });
+    expect(await dockerCredentials('registry-1.docker.io', { env })).toEqual({ username: 'bob', password: 'hub', origin });
     expect(await dockerCredentials('ghcr.io', { env })).toBeUndefined();
     expect(await dockerCredentials('ghcr.io', { env: { ...env, DOCKER_CONFIG: join(dir, 'none') } })).toBeUndefined();
   });
@@ -117,7 +118,11 @@ describe('Docker credentials and credential helpers', () => {
 
   it('a real helper script supplies the credentials that reach the registry (htpasswd)', async () => {
     const env = dockerEnv('helper', { credHelpers: { [reg.host]: 'ferrytest' } }, { HELPER_USER: USER, HELPER_PASS: PASS });
-    expect(await dockerCredentials(reg.host, { env })).toEqual({ username: USER, password: PASS });
+    expect(await dockerCredentials(reg.host, { env })).toEqual({
+      username: USER,
+      password: PASS,
+      origin: `the credential helper docker-credential-ferrytest (credHelpers in ${join(dir, 'helper', 'config.json')})`,
+    });
     const c = clients(env);
     try {
       await c.get(reg.host).ping();
@@ -147,7 +152,7 @@ describe('Docker credentials and credential helpers', () => {
       order.push('callback ran');
       writeFileSync(gate, '');
     });
-    expect(await lookup).toEqual({ username: 'gated', password: 'opened' });
+    expect(await lookup).toMatchObject({ username: 'gated', password: 'opened' });
     expect(order).toEqual(['callback ran', 'lookup resolved']);
   });
 
@@ -183,7 +188,11 @@ describe('Docker credentials and credential helpers', () => {
 
   it('"credentials not found" falls back to auths; a failing or missing helper is an error naming it', async () => {
     const stored = { auths: { [reg.host]: { auth: Buffer.from('stored:pw').toString('base64') } } };
-    expect(await dockerCredentials(reg.host, { env: dockerEnv('empty', { ...stored, credHelpers: { [reg.host]: 'empty' } }) })).toEqual({ username: 'stored', password: 'pw' });
+    expect(await dockerCredentials(reg.host, { env: dockerEnv('empty', { ...stored, credHelpers: { [reg.host]: 'empty' } }) })).toEqual({
+      username: 'stored',
+      password: 'pw',
+      origin: `"auths" in ${join(dir, 'empty', 'config.json')}`,
+    });
     expect(await dockerCredentials(reg.host, { env: dockerEnv('empty2', { credsStore: 'empty' }) })).toBeUndefined();
     const broken = await dockerCredentials(reg.host, { env: dockerEnv('broken', { credHelpers: { [reg.host]: 'broken' } }) }).catch((e: unknown) => e);
     expect(broken).toMatchObject({ code: 'SECRET_UNRESOLVED', message: expect.stringMatching(/docker-credential-broken .* failed for 127\.0\.0\.1:\d+ \(exit 3\): the keychain is locked/) });

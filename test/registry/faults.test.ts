@@ -1,6 +1,7 @@
 // RegistryClient against in-process fakes, for faults a real registry will not produce on demand:
 // rate limits, resets mid-blob, wrong bytes, persistent 5xx, auth edge cases, redaction.
 import { createHash } from 'node:crypto';
+import { get } from 'node:http';
 import type { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isFerryError, type FerryError } from '../../errors/index.js';
@@ -25,6 +26,17 @@ function client(host: string, extra: Partial<ConstructorParameters<typeof Regist
   const c = new RegistryClient({ host, tls: 'plain-http', retry: { retries: 3, baseDelayMs: 1, maxDelayMs: 20, sleep: recordingSleep().sleep }, ...extra });
   clients.push(c);
   return c;
+}
+
+/** One GET on a connection of its own, answered before it resolves. */
+function ping(url: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    get(url, { agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve());
+      res.on('error', reject);
+    }).on('error', reject);
+  });
 }
 
 async function collect(s: Readable): Promise<Buffer> {
@@ -188,16 +200,47 @@ describe('blobGet faults', () => {
   });
 
   it('applies backpressure: an unread stream does not pull the whole blob', async () => {
-    const big = Buffer.alloc(8 * 1024 * 1024, 1);
-    const s = await fake((_req, res) => {
+    // Larger than what the socket buffers on both ends can hold (Linux caps them at a few MiB
+    // when nothing reads), so a client that reads only as it is read cannot let it all through.
+    const big = Buffer.alloc(64 * 1024 * 1024, 1);
+    const CHUNK = 64 * 1024;
+    /** Bytes the server's socket has taken: each chunk is written once the last one was. */
+    let sent = 0;
+    const s = await fake((req, res) => {
+      if (req.url === '/ping') {
+        res.writeHead(204).end();
+        return;
+      }
       res.writeHead(200, { 'content-length': String(big.length) });
-      res.end(big);
+      const next = (): void => {
+        if (sent >= big.length) {
+          res.end();
+          return;
+        }
+        const chunk = big.subarray(sent, sent + CHUNK);
+        res.write(chunk, () => {
+          sent += chunk.length;
+          next();
+        });
+      };
+      next();
     });
     const stream = await client(s.host).blobGet('team/app', sha256Digest(big), { size: big.length });
-    await new Promise((r) => setTimeout(r, 100));
+    // Left unread until the transfer is still: a round trip to the server on a connection of its
+    // own passes with the server no further and the stream holding no more. A client that kept
+    // reading would have moved one of them (its socket is as ready as the ping's).
+    for (;;) {
+      const before = { sent, held: stream.readableLength };
+      await ping(`${s.url}/ping`);
+      if (sent === before.sent && stream.readableLength === before.held) break;
+    }
+    expect(sent).toBeLessThan(big.length);
     expect(stream.readableLength).toBeLessThan(big.length);
-    const got = await collect(stream);
-    expect(got.length).toBe(big.length);
+    // Read now, it all arrives (and verifies).
+    let got = 0;
+    for await (const c of stream) got += (c as Buffer).length;
+    expect(got).toBe(big.length);
+    expect(sent).toBe(big.length);
   });
 
   it('errors the stream with ABORTED when the signal aborts mid-body', async () => {

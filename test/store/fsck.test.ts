@@ -76,7 +76,7 @@ describe('fsck', () => {
     const { store } = await fixture();
     const progress: FsckProgress[] = [];
     const r = await store.fsck({ onProgress: (p) => progress.push(p) });
-    expect(r).toEqual({ checked: 7, problems: [] });
+    expect(r).toEqual({ checked: 7, problems: [], foreignLayers: [], unreferenced: [] });
     expect(progress).toHaveLength(7);
     expect(progress.at(-1)).toMatchObject({ checked: 7, total: 7 });
   });
@@ -151,6 +151,25 @@ describe('fsck', () => {
       ]),
     );
     expect(problems).toHaveLength(2);
+  });
+
+  it('lists blobs nothing uses apart from problems; removeUnreferencedBlobs removes only those, row and file', async () => {
+    const f = await fixture();
+    const { store } = f;
+    const stray = blob('left by an interrupted import');
+    await store.writeBlobBytes(stray.digest, stray.bytes);
+    const tile = await store.putSumdbFile('sum.example.com', 'tile/8/0/000', Buffer.from('tile bytes'));
+    const r = await store.fsck();
+    expect(r.problems).toEqual([]);
+    expect(r.unreferenced).toEqual([{ digest: stray.digest, size: stray.bytes.length }]);
+    // Every other blob is used: by a manifest row, a reference, a kept child, a module version, a database file.
+    const all = [f.config, f.layer, f.manifest, f.index, f.modZip, tile.digest, stray.digest];
+    const gone = await store.removeUnreferencedBlobs(all);
+    expect(gone).toEqual({ removed: [{ digest: stray.digest, size: stray.bytes.length }], bytes: stray.bytes.length });
+    expect(store.hasBlob(stray.digest)).toBe(false);
+    expect(() => readFileSync(store.blobPath(stray.digest))).toThrow();
+    for (const d of all.slice(0, -1)) expect(store.hasBlob(d), d).toBe(true);
+    expect(await store.fsck()).toMatchObject({ problems: [], unreferenced: [] });
   });
 
   it('stops on abort with ABORTED', async () => {
