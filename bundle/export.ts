@@ -8,7 +8,16 @@ import type { Logger } from 'pino';
 import { errorMessage, FerryError } from '../errors/index.js';
 import { proxyPath } from '../goproxy/client.js';
 import { compare as compareVersions, isPseudoVersion } from '../goproxy/semver.js';
-import { digestHex, formatReference, isNonDistributableMediaType, type Digest } from '../oci/index.js';
+import {
+  digestHex,
+  filteredIndexFor,
+  formatReference,
+  isIndexMediaType,
+  isNonDistributableMediaType,
+  MAX_MANIFEST_BYTES,
+  parseManifest,
+  type Digest,
+} from '../oci/index.js';
 import type { BundleRow, JournalEntry, ManifestReference, ModuleVersionRow, Store, TagRow } from '../store/index.js';
 import { bundleFileName, GOMOD_DIR, newBundleId, type BundleFile, type BundleImage, type BundleModule } from './format.js';
 import { IMPORT_SCRIPT } from './import-script.js';
@@ -194,6 +203,19 @@ function oneRowPerTarget(tags: readonly TagRow[], logger: Logger | undefined): T
   return tags.filter((t) => byTarget.get(`${t.target}:${t.tag}`) === t);
 }
 
+/**
+ * The filtered index of a tag whose platforms leave children of its index out (filteredIndexFor,
+ * the rule both importers apply), or undefined when nothing is left out.
+ */
+async function filteredFor(store: Store, t: TagRow, signal: AbortSignal | undefined): Promise<{ digest: Digest; bytes: Buffer; mediaType: string } | undefined> {
+  if (t.platforms === null || !isIndexMediaType(t.mediaType)) return undefined;
+  const bytes = await store.readBlobBytes(t.digest, MAX_MANIFEST_BYTES, signal ? { signal } : {});
+  const parsed = parseManifest(bytes, t.mediaType);
+  if (parsed.kind !== 'index') return undefined;
+  const f = filteredIndexFor(bytes, parsed.index, t.platforms, t.digest);
+  return f && { ...f, mediaType: t.mediaType };
+}
+
 function moduleFiles(m: ModuleVersionRow): Array<{ path: string; digest: Digest }> {
   const files = [
     { path: `${GOMOD_DIR}/${proxyPath(m.module, 'info', m.version)}`, digest: m.infoDigest as Digest },
@@ -244,8 +266,23 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
   const needed = new Map<string, NeededBlob>();
   const foreign = new Map<string, ManifestReference>();
   for (const t of tags) for (const b of tagClosure(store, t, (r) => foreign.set(r.digest, r))) if (!needed.has(b.digest)) needed.set(b.digest, b);
-  const carry = [...needed.values()].filter((b) => !carriedBefore.has(b.digest));
-  const requires = [...needed.values()].filter((b) => carriedBefore.has(b.digest)).map((b) => b.digest).sort();
+  // The index an image names travels in every bundle that names the image, with its filtered
+  // form when platforms leave children out, even when an earlier bundle carried it: an earlier
+  // import may have pushed only the filtered form (the registry refusing the original), so what
+  // the intranet registry holds of either is unknown here and neither is left to `requires`.
+  const filtered = new Map<TagRow, { digest: Digest; bytes: Buffer; mediaType: string }>();
+  for (const t of tags) {
+    const f = await filteredFor(store, t, opts.signal);
+    if (f) filtered.set(t, f);
+  }
+  const mustCarry = new Set<Digest>([
+    ...tags.filter((t) => isIndexMediaType(t.mediaType)).map((t) => t.digest),
+    ...[...filtered.values()].map((f) => f.digest),
+  ]);
+  const carry = [...needed.values()].filter((b) => mustCarry.has(b.digest) || !carriedBefore.has(b.digest));
+  const requires = [...needed.values()].filter((b) => !mustCarry.has(b.digest) && carriedBefore.has(b.digest)).map((b) => b.digest).sort();
+  const extra = new Map<Digest, { bytes: Buffer; mediaType: string }>();
+  for (const f of filtered.values()) if (!needed.has(f.digest)) extra.set(f.digest, f);
 
   const entries: BundleEntry[] = [];
   entries.push(bufferEntry('oci-layout', ociLayoutFile()));
@@ -268,6 +305,7 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
       open: ({ signal }) => store.readBlob(b.digest, { verify: false, ...(signal ? { signal } : {}) }),
     });
   }
+  for (const [digest, f] of extra) entries.push(bufferEntry(`blobs/sha256/${digestHex(digest)}`, f.bytes, f.mediaType));
   const moduleFilePaths: string[] = [];
   const byModule = new Map<string, ModuleVersionRow[]>();
   for (const m of modules) {
@@ -312,6 +350,7 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
     digest: t.digest,
     mediaType: t.mediaType,
     platforms: t.platforms,
+    ...(filtered.has(t) ? { filtered: filtered.get(t)!.digest } : {}),
   }));
   const bundleModules: BundleModule[] = modules.map((m) => ({
     path: m.module,
@@ -356,10 +395,10 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
     seqTo,
     sources,
     files: result.manifest.files satisfies readonly BundleFile[],
-    blobs: carry.map((b) => b.digest),
+    blobs: [...carry.map((b) => b.digest), ...extra.keys()],
     moduleFiles: moduleFilePaths,
   });
-  opts.logger?.info({ id, sequence, parent: parent?.id ?? null, sources, images: images.length, modules: modules.length, blobs: carry.length }, 'bundle exported');
+  opts.logger?.info({ id, sequence, parent: parent?.id ?? null, sources, images: images.length, modules: modules.length, blobs: carry.length + extra.size }, 'bundle exported');
   if (foreign.size > 0) opts.logger?.warn({ layers: [...foreign.keys()] }, 'foreign layers not carried (non-distributable, left out at sync)');
   return {
     id,
@@ -371,7 +410,7 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
     bytes: result.totalSize,
     images: images.length,
     modules: modules.length,
-    blobs: carry.length,
+    blobs: carry.length + extra.size,
     requires: requires.length,
     foreignLayers: [...foreign.keys()].sort(),
     empty: images.length === 0 && modules.length === 0,

@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { FerryError } from '../errors/index.js';
-import { isDigest, type Digest } from '../oci/index.js';
+import { digestHex, isDigest, isIndexMediaType, type Digest } from '../oci/index.js';
 
 /** The only bundle format version this code reads and writes. */
 export const FORMAT_VERSION = 1;
@@ -40,6 +40,13 @@ export interface BundleImage {
   readonly mediaType: string;
   /** Platforms kept (`os/arch[/variant]`), or null when all platforms are carried. */
   readonly platforms: readonly string[] | null;
+  /**
+   * Present when `platforms` leave children of the index `digest` out: the digest of the filtered
+   * index (only the kept children, annotated `io.ferry.filtered-from`) that the bundle carries
+   * beside the original, for registries that refuse the original with children missing. Both
+   * importers push these exact bytes, so they tag the same digest.
+   */
+  readonly filtered?: Digest;
 }
 
 /** One Go module version a bundle carries. */
@@ -178,6 +185,7 @@ const imageSchema = z.strictObject({
   digest: digestSchema,
   mediaType: z.string().min(1).max(255),
   platforms: z.array(z.string().regex(/^[a-z0-9._-]+\/[a-z0-9._-]+(\/[a-z0-9._-]+)?$/, 'must be os/arch[/variant]')).nullable(),
+  filtered: digestSchema.optional(),
 });
 
 const moduleSchema = z.strictObject({
@@ -291,10 +299,21 @@ function checkManifestRules(m: BundleManifest, file: string): void {
     req.add(d);
   });
   const seen = new Set<string>();
+  const manifestType = new Map(m.files.filter((f) => f.mediaType !== undefined).map((f) => [f.path, f.mediaType]));
   m.images.forEach((im, i) => {
     const key = `${im.target}:${im.tag}`;
     if (seen.has(key)) throw invalid(file, `images[${i}]`, `target ${key} is listed twice`);
     seen.add(key);
+    if (im.filtered === undefined) return;
+    const where = `images[${i}].filtered`;
+    if (im.platforms === null) throw invalid(file, where, 'is set but platforms is null (nothing is filtered)');
+    if (!isIndexMediaType(im.mediaType)) throw invalid(file, where, `is set but the image is not an index (${im.mediaType})`);
+    if (im.filtered === im.digest) throw invalid(file, where, 'must differ from digest');
+    // The original and its filtered form travel together, so either can be pushed from this bundle alone.
+    for (const d of [im.digest, im.filtered]) {
+      const path = `blobs/sha256/${digestHex(d)}`;
+      if (manifestType.get(path) !== im.mediaType) throw invalid(file, where, `needs ${path} carried as ${im.mediaType} (the files list has ${manifestType.get(path) ?? 'no such manifest'})`);
+    }
   });
 }
 
@@ -354,6 +373,8 @@ export function serializeBundleManifest(m: BundleManifest): Buffer {
     digest: i.digest,
     mediaType: i.mediaType,
     platforms: i.platforms === null ? null : [...i.platforms],
+    // Last, and only when present: import.sh reads each line with a fixed key order.
+    ...(i.filtered !== undefined ? { filtered: i.filtered } : {}),
   }));
   const modules = m.modules.map((x) => ({ path: x.path, version: x.version, h1: x.h1, goModH1: x.goModH1, time: x.time }));
   const files = m.files.map((f) =>

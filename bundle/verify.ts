@@ -2,7 +2,8 @@
  * Full verification of a bundle without importing it: parts, signatures, every file's size and
  * sha256, the OCI layout's internal references, and every check `ferry import` runs on the Go
  * module files (BundleModuleChecks: the module zip rules, .info, .mod and zip agreeing, the h1
- * hashes of the signed module list).
+ * hashes of the signed module list), and that each carried filtered index is exactly what
+ * `ferry import` would make of its original.
  */
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -24,7 +25,7 @@ import {
 } from '../oci/index.js';
 import { INDEX_FILE, OCI_LAYOUT_FILE, type BundleImage, type BundleManifest } from './format.js';
 import type { TrustedKey } from './keys.js';
-import { ANNOTATION_REF_NAME, ANNOTATION_TARGET, layoutRefNames, referenceTag } from './layout.js';
+import { ANNOTATION_REF_NAME, ANNOTATION_TARGET, checkFilteredImage, layoutRefNames, referenceTag } from './layout.js';
 import { BundleModuleChecks, moduleFilePath } from './module-check.js';
 import { openBundle, PART_SHA256_OP, type OpenedBundle } from './reader.js';
 
@@ -249,7 +250,12 @@ async function checkLayout(
     listed.add(`${target}:${tag}`);
     await walk(d, where, im.platforms, false);
   }
-  for (const im of m.images) {
+  for (const [i, im] of m.images.entries()) {
     if (!listed.has(`${im.target}:${im.tag}`)) throw bad(INDEX_FILE, `has no entry for image ${im.reference} → ${im.target}:${im.tag}`);
+    // The carried filtered index is what ferry import would make of the original (both are carried: format rules).
+    if (im.filtered === undefined) continue;
+    const original = spooled.get(im.digest);
+    if (original === undefined) throw bad(`blobs/sha256/${digestHex(im.digest)}`, `is the index of filtered image ${im.target}:${im.tag} but is not carried`);
+    checkFilteredImage(im, i, await readFile(original), im.mediaType);
   }
 }

@@ -9,24 +9,22 @@ import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import PQueue from 'p-queue';
-import type { BundleManifest } from '../bundle/index.js';
+import { checkFilteredImage, type BundleManifest } from '../bundle/index.js';
 import { FerryError, isFerryError } from '../errors/index.js';
 import {
+  ANNOTATION_FILTERED_FROM,
+  filteredIndex,
   MAX_MANIFEST_BYTES,
   isForeignLayer,
   parseManifest,
   platformMatches,
   referencedDescriptors,
-  sha256Digest,
   type Digest,
 } from '../oci/index.js';
 import type { BlobPutResult, RegistryClient } from '../registry/index.js';
 import type { Ledger } from '../store/index.js';
 import { emptyReport, type ImportTarget, type PlanLine, type TagReport, type TargetContext, type TargetReport } from './import-target.js';
 import { openSource, prefixed, readSmall, writeStreamFile, type EntrySource } from './import-util.js';
-
-/** Annotation on an index Ferry rewrote because the registry refused children left out on purpose. */
-export const ANNOTATION_FILTERED_FROM = 'io.ferry.filtered-from';
 
 /** Options for a registry target. */
 export interface RegistryTargetOptions {
@@ -55,19 +53,8 @@ interface ManifestNode {
   pushedDigest?: Digest;
   pushedBytes?: Buffer;
   filteredFrom?: Digest;
-}
-
-/**
- * The index with only the kept children and an annotation naming the original digest. Its bytes
- * depend only on the original and the kept set, so an import that resumes produces the same digest.
- */
-export function filteredIndex(original: Buffer, kept: readonly string[], originalDigest: string): { bytes: Buffer; digest: Digest } {
-  const json = JSON.parse(original.toString('utf8')) as { manifests: Array<{ digest: string }>; annotations?: Record<string, string> };
-  const keep = new Set(kept);
-  json.manifests = json.manifests.filter((m) => keep.has(m.digest));
-  json.annotations = { ...(json.annotations ?? {}), [ANNOTATION_FILTERED_FROM]: originalDigest };
-  const bytes = Buffer.from(JSON.stringify(json), 'utf8');
-  return { bytes, digest: sha256Digest(bytes) };
+  /** The filtered index the bundle carries for this index (images[].filtered), pushed where the original is refused. */
+  filtered?: Digest;
 }
 
 /** True when a registry refused an index because some children are not in the repository. */
@@ -290,6 +277,12 @@ export class RegistryTarget implements ImportTarget {
       const repo = this.repo(im.target);
       const node = await this.resolve(repo, im.digest, im.mediaType, im.platforms, nodes, memo, blobNeeds);
       if (!node) throw new FerryError('REQUIRES_MISSING', `${repo}:${im.tag}: manifest ${im.digest} is neither carried nor at the target`, { repository: repo, digest: im.digest });
+      if (im.filtered !== undefined) {
+        // Checked before anything is pushed: the carried bytes are the ones both importers push.
+        if (node.bytes === undefined) throw new FerryError('BUNDLE_INVALID', `${repo}:${im.tag}: the index ${im.digest} of a filtered image is not carried`, { repository: repo, digest: im.digest });
+        checkFilteredImage(im, m.images.indexOf(im), node.bytes, node.mediaType);
+        node.filtered = im.filtered;
+      }
       tops.push({ repo, tag: im.tag, upstream: im.digest, node });
     }
 
@@ -482,8 +475,10 @@ export class RegistryTarget implements ImportTarget {
       if (n.kind === 'image') throw withForeignHint(err, n.bytes, n.mediaType);
       if (n.kind !== 'index' || !n.missingChildren || !refusedForMissingChildren(err)) throw err;
       // The registry insists on every child (distribution 2.8 answers MANIFEST_BLOB_UNKNOWN): push
-      // the index with only the platforms carried, annotated with the upstream digest.
-      const f = filteredIndex(n.bytes, n.kept, n.digest);
+      // the index with only the platforms carried, annotated with the upstream digest: the bytes
+      // the bundle carries (checked equal to these in commit), which import.sh pushes too.
+      const carried = n.filtered !== undefined ? this.manifests.get(n.filtered) : undefined;
+      const f = carried && n.filtered !== undefined ? { bytes: carried.bytes, digest: n.filtered } : filteredIndex(n.bytes, n.kept, n.digest);
       await this.client.manifestPut(n.repo, f.digest, f.bytes, n.mediaType, this.sig());
       n.pushedDigest = f.digest;
       n.pushedBytes = f.bytes;

@@ -371,6 +371,7 @@ export function defaultLedgerPath(t: { readonly store?: string; readonly gomodDi
 
 export { buildClientConfig, type ClientConfig, type ClientConfigInput } from './client-config.js';
 export { GomodTarget } from './import-gomod.js';
-export { ANNOTATION_FILTERED_FROM, filteredIndex, RegistryTarget, type RegistryTargetOptions } from './import-registry.js';
+export { ANNOTATION_FILTERED_FROM, filteredIndex } from '../oci/index.js';
+export { RegistryTarget, type RegistryTargetOptions } from './import-registry.js';
 export { StoreTarget } from './import-store.js';
 export type { ImportTarget, PlanLine, TagReport, TargetContext, TargetReport } from './import-target.js';

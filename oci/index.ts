@@ -1,5 +1,6 @@
-/** The OCI types at the bottom of Ferry: digests, references, manifests, a verifying stream. */
+/** The OCI types at the bottom of Ferry: digests, references, manifests, a verifying stream, the platform filter. */
 export * from './digest.js';
+export * from './filtered.js';
 export * from './manifest.js';
 export * from './reference.js';
 export * from './verify.js';

@@ -122,3 +122,27 @@ describe('sources (export --only)', () => {
     expect(() => parseBundleManifest(withField({ sources: [] }))).toThrow(expect.objectContaining({ code: 'BUNDLE_INVALID', message: expect.stringContaining('sources') }));
   });
 });
+
+describe('images[].filtered (a platform-filtered index carried beside its original)', () => {
+  const f = 'b'.repeat(64);
+  const im = manifest.images[0]!;
+  const files = [...manifest.files.slice(0, 4), { path: `blobs/sha256/${f}`, size: 5, sha256: f, mediaType: im.mediaType }, manifest.files[4]!];
+  const withFiltered = { ...manifest, images: [{ ...im, filtered: `sha256:${f}` as const }], files };
+
+  it('is written last on its image line, only when present, and round-trips', () => {
+    const bytes = serializeBundleManifest(withFiltered);
+    expect(bytes.toString('utf8')).toContain(`"platforms":["linux/amd64"],"filtered":"sha256:${f}"}`);
+    expect(parseBundleManifest(bytes)).toEqual(withFiltered);
+    expect(serializeBundleManifest(manifest).toString('utf8')).not.toContain('"filtered"');
+  });
+
+  it.each<[string, Record<string, unknown>, string]>([
+    ['without platforms', { images: [{ ...im, platforms: null, filtered: `sha256:${f}` }], files }, 'is set but platforms is null'],
+    ['on an image manifest', { images: [{ ...im, mediaType: 'application/vnd.oci.image.manifest.v1+json', filtered: `sha256:${f}` }], files }, 'is set but the image is not an index'],
+    ['equal to the digest', { images: [{ ...im, filtered: im.digest }], files }, 'must differ'],
+    ['not carried', { images: [{ ...im, filtered: `sha256:${f}` }] }, `needs blobs/sha256/${f}`],
+    ['carried as another media type', { images: [{ ...im, filtered: `sha256:${f}` }], files: files.map((x) => (x.sha256 === f ? { ...x, mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json' } : x)) }, `needs blobs/sha256/${f}`],
+  ])('is refused %s', (_what, patch, why) => {
+    expect(() => parseBundleManifest(withField(patch))).toThrow(expect.objectContaining({ code: 'BUNDLE_INVALID', message: expect.stringContaining(`images[0].filtered ${why}`) }));
+  });
+});

@@ -1,13 +1,19 @@
 // import.sh, run with /bin/sh (dash) against a real docker-registry: verify first, then push
-// blobs, manifests and tags; merge the Go module tree; refuse damaged or untrusted bundles
-// without tagging anything.
+// blobs, manifests and tags where the signed images[] says (not index.json); merge the Go module
+// tree; refuse damaged or untrusted bundles, and a filtered index that is not made from its
+// image's index, without tagging anything.
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IMPORT_SCRIPT } from '../../bundle/index.js';
+import { pino } from 'pino';
+import { bufferEntry, buildIndexJson, IMPORT_SCRIPT, verifyBundle } from '../../bundle/index.js';
+import { importBundles } from '../../importer/index.js';
+import { ANNOTATION_FILTERED_FROM, MediaType, sha256Digest, type Digest } from '../../oci/index.js';
+import { RegistryClient } from '../../registry/index.js';
+import { Ledger } from '../../store/index.js';
 import { flipByteInEntry, makeFixture, makeKeys, MODULE_PATH, MODULE_VERSION, tempDir, writeFixture, type Fixture } from './fixtures.js';
 import { startRegistry, type RunningRegistry as TestRegistry } from '../helpers/registry-server.js';
 
@@ -45,6 +51,15 @@ async function bundle(fx: Fixture, splitSize?: number): Promise<string> {
   await mkdir(out);
   await writeFixture(out, fx, keys.privateKey, splitSize !== undefined ? { splitSize } : {});
   return out;
+}
+
+/** A filtered index as ferry export writes it, with `edit` applied before serialising. */
+function filteredOf(index: Buffer, kept: readonly string[], from: string, edit?: (json: { manifests: Array<{ mediaType: string; digest: string; size: number }> }) => void): Buffer {
+  const json = JSON.parse(index.toString('utf8')) as { manifests: Array<{ mediaType: string; digest: string; size: number }>; annotations?: Record<string, string> };
+  json.manifests = json.manifests.filter((m) => kept.includes(m.digest));
+  json.annotations = { ...(json.annotations ?? {}), [ANNOTATION_FILTERED_FROM]: from };
+  edit?.(json);
+  return Buffer.from(JSON.stringify(json));
 }
 
 async function remoteDigest(repoTag: string, host = registry.host): Promise<string> {
@@ -150,6 +165,65 @@ describe('import.sh', () => {
     expect(res.stderr).toContain(layer.digest);
     expect(await tags('incr/app')).toBe(0);
     expect(await tags('incr/multi')).toBe(0);
+  });
+
+  it('pushes to the targets of the signed images[], whatever index.json says', async () => {
+    const fx = await makeFixture(dir, { targetPrefix: 'signed' });
+    // index.json is in the signed file list too, but it is only the OCI layout: here it names
+    // other targets for both images.
+    const sizeOf = (d: string): number => fx.blobs.find((b) => b.digest === d)!.bytes.length;
+    const indexJson = buildIndexJson(fx.images.map((im, i) => ({ ...im, target: `elsewhere/img${i}`, size: sizeOf(im.digest) })));
+    const out = await bundle({ ...fx, entries: fx.entries.map((e) => (e.path === 'index.json' ? bufferEntry('index.json', indexJson) : e)) });
+    const res = await sh(['--trust', keys.pubPath, '--registry', registry.host, '--plain-http', `${NAME}.tar`], out);
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    expect(await remoteDigest('signed/app:1.0')).toBe(fx.images[0]!.digest);
+    expect(await remoteDigest('signed/multi:latest')).toBe(fx.images[1]!.digest);
+    expect(await tags('elsewhere/img0')).toBe(0);
+    expect(await tags('elsewhere/img1')).toBe(0);
+  });
+
+  it.each<[string, (index: Buffer, indexDigest: Digest, amd: Digest, arm: Digest) => Buffer, RegExp]>([
+    [
+      'names another index as its origin',
+      (index, _d, amd) => filteredOf(index, [amd], sha256Digest('another index')),
+      /does not name .* in io\.ferry\.filtered-from/,
+    ],
+    [
+      'keeps a child its platforms leave out',
+      (index, d) => filteredOf(index, [], d, (json) => json.manifests.push({ mediaType: MediaType.OciManifest, digest: sha256Digest('not a child'), size: 1 })),
+      /lists sha256:[0-9a-f]{64}, which sha256:[0-9a-f]{64} does not/,
+    ],
+  ])('refuses a filtered index that %s, as ferry verify and ferry import do', async (_what, make, why) => {
+    const fx = await makeFixture(dir, { targetPrefix: 'tampered' });
+    const im = fx.images[1]!;
+    const index = fx.blobs.find((b) => b.digest === im.digest)!.bytes;
+    const children = (JSON.parse(index.toString('utf8')) as { manifests: Array<{ digest: Digest }> }).manifests.map((m) => m.digest);
+    const bad = make(index, im.digest, children[0]!, children[1]!);
+    const filtered = sha256Digest(bad);
+    const images = [fx.images[0]!, { ...im, platforms: ['linux/amd64'], filtered }];
+    const out = await bundle({
+      ...fx,
+      images,
+      entries: [...fx.entries, bufferEntry(`blobs/sha256/${filtered.slice(7)}`, bad, MediaType.OciIndex)],
+      manifest: { ...fx.manifest, images },
+    });
+    await expect(verifyBundle(out, { trust: keys.trust })).rejects.toMatchObject({ code: 'BUNDLE_INVALID', message: expect.stringContaining('images[1].filtered') });
+    const other = await startRegistry();
+    const ledger = Ledger.open(join(out, 'ledger.db'));
+    try {
+      const client = new RegistryClient({ host: other.host, tls: 'plain-http', retry: { retries: 1, baseDelayMs: 1, maxDelayMs: 5 } });
+      await expect(importBundles({ bundles: [out], trust: keys.trust, registry: client, ledger, logger: pino({ level: 'silent' }) })).rejects.toMatchObject({ code: 'BUNDLE_INVALID' });
+    } finally {
+      ledger.close();
+      await other.stop();
+    }
+    const res = await sh(['--trust', keys.pubPath, '--registry', registry.host, '--plain-http', `${NAME}.tar`], out);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(why);
+    expect(res.stderr).toContain('images[1].filtered');
+    expect(await tags('tampered/app')).toBe(0);
+    expect(await tags('tampered/multi')).toBe(0);
   });
 
   it('pushes with Basic auth read from a password file', async () => {

@@ -1,8 +1,10 @@
-// `ferry verify` and `ferry import` agree on Go modules: signed bundles carrying a module version
-// that breaks the module zip rules, or whose .info, .mod and zip disagree, are refused by both
-// (into a module tree and into a store) with the same code; the legitimate odd cases (a
-// +incompatible zip with no go.mod, a version carried with only .info and .mod) pass both.
-import { spawn } from 'node:child_process';
+// `ferry verify`, `ferry import` and import.sh agree on Go modules: signed bundles carrying a
+// module version that breaks the module zip rules, or whose .info, .mod and zip disagree, are
+// refused by all three (ferry import into a module tree and into a store) with the same code and
+// message, import.sh (run with dash) writing nothing to its --gomod-dir; the legitimate odd cases
+// (a +incompatible zip with no go.mod, a version carried with only .info and .mod, a quoted
+// module path) pass all three.
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,6 +108,13 @@ async function importBoth(out: string): Promise<{ tree: string; store: string; t
   }
 }
 
+/** Runs the bundle's import.sh with dash into a fresh --gomod-dir. */
+function importSh(out: string): { code: number | null; stdout: string; stderr: string; tree: string } {
+  const tree = join(dir, `shtree${n++}`);
+  const r = spawnSync('dash', ['import.sh', '--trust', keys.pubPath, '--gomod-dir', tree, `${NAME}.tar`], { cwd: out, encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, tree };
+}
+
 /** Module files in a tree (staging directories and the ledger left out). */
 function treeFiles(tree: string): string[] {
   if (!existsSync(tree)) return [];
@@ -113,6 +122,8 @@ function treeFiles(tree: string): string[] {
 }
 
 const prefixed = (name: string): string => `${MV}/${name}`;
+
+const zipOf = (...names: Array<string | Buffer>): BadZipEntry[] => [{ name: prefixed('go.mod'), data: MOD }, ...names.map((name) => ({ name, data: 'package m\n' }))];
 
 describe('module checks at verify and import', () => {
   it.each<[string, Carried, string, RegExp]>([
@@ -135,20 +146,55 @@ describe('module checks at verify and import', () => {
       'MODULE_INVALID',
       /no go\.mod/,
     ],
-  ])('%s: verify and import both refuse it', async (_what, carried, code, why) => {
+    ['a Windows reserved name', { zip: zipOf(prefixed('sub/aux.go')) }, 'ZIP_INVALID', /"aux" disallowed/],
+    ['a character outside the allowed set', { zip: zipOf(prefixed('a:b.go')) }, 'ZIP_INVALID', /invalid char ':'/],
+    ['an unclean path', { zip: zipOf(prefixed('./m.go')) }, 'ZIP_INVALID', /not clean/],
+    ['an empty path element', { zip: zipOf(prefixed('a//m.go')) }, 'ZIP_INVALID', /not clean/],
+    ['a trailing dot', { zip: zipOf(prefixed('m.')) }, 'ZIP_INVALID', /trailing dot/],
+    ['a duplicate file', { zip: zipOf(prefixed('m.go'), prefixed('m.go')) }, 'ZIP_INVALID', /multiple entries/],
+    ['a file that is also a directory', { zip: zipOf(prefixed('a'), prefixed('a/m.go')) }, 'ZIP_INVALID', /both a file and a directory/],
+    ['a go.mod below the root', { zip: zipOf(prefixed('sub/go.mod')) }, 'ZIP_INVALID', /not in module root/],
+    ['an upper-case GO.MOD', { zip: [{ name: prefixed('GO.MOD'), data: MOD }] }, 'ZIP_INVALID', /lowercase names/],
+    ['a name that is not UTF-8', { zip: zipOf(Buffer.concat([Buffer.from(prefixed('m')), Buffer.from([0xff]), Buffer.from('.go')])) }, 'ZIP_INVALID', /invalid UTF-8/],
+    ['an over-size go.mod', { zip: [{ name: prefixed('go.mod'), data: MOD, declaredSize: 17 * 1024 * 1024 }] }, 'ZIP_INVALID', /go\.mod file too large/],
+    ['a version that is not canonical', { version: 'v1.0', info: '{"Version":"v1.0"}\n', zip: { 'go.mod': MOD } }, 'VERSION_INVALID', /not canonical/],
+    ['a version that does not fit the major version suffix', { path: 'example.com/m/v2', zip: { 'go.mod': 'module example.com/m/v2\n' }, mod: 'module example.com/m/v2\n' }, 'VERSION_INVALID', /should be v2, not v1/],
+  ])('%s: verify, import and import.sh all refuse it', async (_what, carried, code, why) => {
     const { out } = await bundleOf(carried);
     const verr = await verifyBundle(out, { trust: keys.trust }).catch((e: unknown) => e);
     expect(verr, 'verify').toMatchObject({ code, details: { module: carried.path ?? M, version: carried.version ?? V } });
     expect((verr as Error).message).toMatch(why);
-    expect((verr as Error).message).toContain('gomod/example.com/m/@v/v1.0.0.');
+    expect((verr as Error).message).toContain(`gomod/${carried.path ?? M}/@v/${carried.version ?? V}.`);
     const { tree, treeErr, storeErr } = await importBoth(out);
     expect(treeErr, 'import --gomod-dir').toMatchObject({ code, details: { module: carried.path ?? M, version: carried.version ?? V } });
     expect(storeErr, 'import --store').toMatchObject({ code });
     expect((treeErr as Error).message).toBe((verr as Error).message);
     expect(treeFiles(tree)).toEqual([]);
+    // import.sh refuses it too, in the same words, before it writes anything.
+    const sh = importSh(out);
+    expect(sh.stderr).toBe(`import.sh: error: ${(verr as Error).message}\n`);
+    expect(sh.code).toBe(1);
+    expect(existsSync(sh.tree)).toBe(false);
   });
 
-  it('a +incompatible zip with no go.mod and the .mod go synthesizes passes both', async () => {
+  it.each<[string, BadZipEntry[], RegExp]>([
+    ['a go.mod shorter than it declares', [{ name: prefixed('go.mod'), data: MOD, declaredSize: MOD.length + 5 }], /not enough bytes in the stream/],
+    ['a go.mod longer than it declares', [{ name: prefixed('go.mod'), data: MOD, declaredSize: MOD.length - 3 }], /too many bytes in the stream/],
+  ])('%s: all refuse the zip whose data is not what its directory says', async (_what, zip, why) => {
+    const { out } = await bundleOf({ zip });
+    const verr = await verifyBundle(out, { trust: keys.trust }).catch((e: unknown) => e);
+    expect(verr).toMatchObject({ code: 'ZIP_INVALID' });
+    expect((verr as Error).message).toMatch(why);
+    const { treeErr } = await importBoth(out);
+    expect(treeErr).toMatchObject({ code: 'ZIP_INVALID' });
+    const sh = importSh(out);
+    expect(sh.code).toBe(1);
+    expect(sh.stderr).toMatch(why);
+    expect(sh.stderr).toContain(`gomod/example.com/m/@v/v1.0.0.zip: ${MV}: zip entry "${prefixed('go.mod')}": cannot read`);
+    expect(existsSync(sh.tree)).toBe(false);
+  });
+
+  it('a +incompatible zip with no go.mod and the .mod go synthesizes passes all three', async () => {
     const old = 'example.com/old';
     const inc = 'v2.0.0+incompatible';
     const { out } = await bundleOf({ path: old, version: inc, info: `{"Version":"${inc}","Time":"2024-01-01T00:00:00Z"}\n`, mod: `module ${old}\n`, zip: { 'old.go': 'package old\n' } });
@@ -157,15 +203,35 @@ describe('module checks at verify and import', () => {
     expect(treeErr).toBeUndefined();
     expect(storeErr).toBeUndefined();
     expect(treeFiles(tree).sort()).toEqual(['example.com/old/@v/list', `example.com/old/@v/${inc}.info`, `example.com/old/@v/${inc}.mod`, `example.com/old/@v/${inc}.zip`]);
+    const sh = importSh(out);
+    expect(sh.stderr).toBe('');
+    expect(sh.code).toBe(0);
+    expect(treeFiles(sh.tree).sort()).toEqual(treeFiles(tree).sort());
   });
 
-  it('a version carried with only .info and .mod passes both; its .mod is installed and @v/list does not name it', async () => {
+  it('a .mod and go.mod that quote the module path, in a block, with comments, pass all three', async () => {
+    const mod = `// a comment\nmodule (\n\t"${M}" // the path\n)\n\ngo 1.21\n`;
+    const { out } = await bundleOf({ mod, zip: { 'go.mod': mod, 'm.go': 'package m\n' } });
+    await expect(verifyBundle(out, { trust: keys.trust })).resolves.toMatchObject({ ok: true });
+    const { treeErr } = await importBoth(out);
+    expect(treeErr).toBeUndefined();
+    const sh = importSh(out);
+    expect(sh.stderr).toBe('');
+    expect(sh.code).toBe(0);
+    expect(treeFiles(sh.tree).sort()).toEqual(['example.com/m/@v/list', 'example.com/m/@v/v1.0.0.info', 'example.com/m/@v/v1.0.0.mod', 'example.com/m/@v/v1.0.0.zip']);
+  });
+
+  it('a version carried with only .info and .mod passes all three; its .mod is installed and @v/list does not name it', async () => {
     const { out } = await bundleOf({ zip: null });
     await expect(verifyBundle(out, { trust: keys.trust })).resolves.toMatchObject({ ok: true });
     const { tree, store, treeErr, storeErr } = await importBoth(out);
     expect(treeErr).toBeUndefined();
     expect(storeErr).toBeUndefined();
     expect(treeFiles(tree).sort()).toEqual(['example.com/m/@v/v1.0.0.info', 'example.com/m/@v/v1.0.0.mod']);
+    const sh = importSh(out);
+    expect(sh.stderr).toBe('');
+    expect(sh.code).toBe(0);
+    expect(treeFiles(sh.tree).sort()).toEqual(['example.com/m/@v/v1.0.0.info', 'example.com/m/@v/v1.0.0.mod']);
     const s = Store.open(store);
     try {
       expect(s.getModuleVersion(M, V)).toMatchObject({ zipDigest: null, h1Zip: null, h1Mod: hashGoMod(Buffer.from(MOD)) });
