@@ -13,7 +13,7 @@ import { FerryError, type ErrorDetails } from '../errors/index.js';
 import {
   discardBody,
   header,
-  readBody,
+  readErrorBody,
   redactUrl,
   request,
   requestBytes,
@@ -222,12 +222,7 @@ export class GoProxyClient {
     const reqDetailsOf = (): ErrorDetails => ({ ...details, url: redactUrl(url), method: 'GET' });
     if (res.statusCode !== 200) {
       const reqDetails = reqDetailsOf();
-      let body: Buffer | undefined;
-      try {
-        body = await readBody(res.body, ERROR_BODY_LIMIT, reqDetails);
-      } catch {
-        body = undefined;
-      }
+      const body = await readErrorBody(res.body, reqDetails);
       throw statusError(op, res.statusCode, reqDetails, body);
     }
     const lengthHeader = header(res.headers, 'content-length');
@@ -264,12 +259,7 @@ export class GoProxyClient {
     const res = await request({ ...init, headers: { ...init.headers, range: `bytes=${offset}-` }, op, details });
     const reqDetails: ErrorDetails = { ...details, op, url: redactUrl(url), method: 'GET' };
     if (res.statusCode !== 200 && res.statusCode !== 206) {
-      let body: Buffer | undefined;
-      try {
-        body = await readBody(res.body, ERROR_BODY_LIMIT, reqDetails);
-      } catch {
-        body = undefined;
-      }
+      const body = await readErrorBody(res.body, reqDetails);
       throw statusError(op, res.statusCode, reqDetails, body);
     }
     if (size !== undefined) {

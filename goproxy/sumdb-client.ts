@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Dispatcher } from 'undici';
 import { FerryError, type ErrorDetails } from '../errors/index.js';
-import { discardBody, readBody, redactUrl, request, statusError, ERROR_BODY_LIMIT, type RetryOptions } from '../net/index.js';
+import { discardBody, readBody, readErrorBody, redactUrl, request, statusError, ERROR_BODY_LIMIT, type RetryOptions } from '../net/index.js';
 import { escapePath, escapeVersion } from './escape.js';
 import { NoteError, openNote, parseVerifierKey, type NoteVerifier } from './sumdb-note.js';
 import {
@@ -248,7 +248,7 @@ export class SumdbClient {
     }
     const d: ErrorDetails = { ...details, op, url: redactUrl(url), method: 'GET' };
     if (res.statusCode !== 200) {
-      const body = await readBody(res.body, ERROR_BODY_LIMIT, d).catch(() => undefined);
+      const body = await readErrorBody(res.body, d);
       throw statusError(op, res.statusCode, d, body);
     }
     return readBody(res.body, maxBytes, d);

@@ -102,6 +102,18 @@ export async function readBody(body: Readable, maxBytes: number, details: ErrorD
   return Buffer.concat(chunks, total);
 }
 
+/**
+ * The first ERROR_BODY_LIMIT bytes of an error response's body (for the registry's error codes
+ * in the message), or undefined when it cannot be read: the status is the error either way.
+ */
+export async function readErrorBody(body: Readable, details: ErrorDetails = {}): Promise<Buffer | undefined> {
+  try {
+    return await readBody(body, ERROR_BODY_LIMIT, details);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Consumes and discards a body (small ones are drained so the connection can be reused). */
 export async function discardBody(body: Readable): Promise<void> {
   let total = 0;
@@ -168,13 +180,7 @@ const STREAM: BodyKind<Readable> = {
     return { statusCode: res.statusCode, headers: res.headers, body: res.body };
   },
   discard: discardBody,
-  async errorBody(body, details) {
-    try {
-      return await readBody(body, ERROR_BODY_LIMIT, details);
-    } catch {
-      return undefined;
-    }
-  },
+  errorBody: readErrorBody,
 };
 
 /**

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { FerryError, isFerryError, type ErrorDetails } from '../errors/index.js';
 import {
-  ERROR_BODY_LIMIT,
+  readErrorBody,
   TLS_MODES,
   backoffDelay,
   createDispatcher,
@@ -729,12 +729,7 @@ export class RegistryClient {
       const safeUrl = redactUrl(res.url);
       if (authz !== undefined) this.sentWith.set(res, authz);
       if (res.statusCode !== 401) return res;
-      let body: Buffer | undefined;
-      try {
-        body = await readBody(res.body, ERROR_BODY_LIMIT, spec.details);
-      } catch {
-        body = undefined;
-      }
+      const body = await readErrorBody(res.body, spec.details);
       const challenges = parseWwwAuthenticate(header(res.headers, 'www-authenticate'));
       const retry = round < 3 && (await this.auth.onChallenge(challenges, authz, scopes, refreshed));
       if (retry) {
@@ -760,12 +755,7 @@ export class RegistryClient {
 
   /** The error for an unexpected response (reads a bounded part of its body for registry codes). */
   private async errorFrom(op: string, res: HttpResponse, details: ErrorDetails, force?: 'MANIFEST_UNKNOWN' | 'BLOB_UNKNOWN'): Promise<FerryError> {
-    let body: Buffer | undefined;
-    try {
-      body = await readBody(res.body, ERROR_BODY_LIMIT, details);
-    } catch {
-      body = undefined;
-    }
+    const body = await readErrorBody(res.body, details);
     const err = statusError(op, res.statusCode, { ...details, url: redactUrl(res.url) }, body);
     const out = force !== undefined && err.code !== force ? new FerryError(force, err.message, err.details) : err;
     return (await this.scrub(await this.withCredentialNote(out, res))) as FerryError;
