@@ -1,7 +1,7 @@
 /**
  * Go module sync: choose versions for each root, follow `require` edges transitively without
  * pruning, and store `.info`, `.mod` and `.zip` verbatim for every version reached, each
- * validated (goproxy's checkModFiles and checkModuleVersion, as verify and import check them)
+ * validated (gomod's checkModFiles and checkModuleVersion, as verify and import check them)
  * before it is stored. A version whose zip the proxy does not have (404/410 while its .info and
  * .mod are there) is stored with those two only: go reads the go.mod of every version minimal
  * version selection visits but needs the zip only of those it builds.
@@ -11,6 +11,7 @@ import { open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { GoModuleRoot } from '../config/index.js';
 import { FerryError, toFerryError } from '../errors/index.js';
+import type { GoProxyClient, ProxyInfo } from '../goproxy/index.js';
 import {
   checkModFiles,
   checkModuleVersion,
@@ -24,9 +25,7 @@ import {
   proxyPath,
   type CheckedModFiles,
   type GoMod,
-  type GoProxyClient,
-  type ProxyInfo,
-} from '../goproxy/index.js';
+} from '../gomod/index.js';
 import { sha256Digest, type Digest } from '../oci/index.js';
 import type { SourceResultInput, Store } from '../store/index.js';
 import type { SyncContext } from './images.js';

@@ -4,7 +4,7 @@
  * from a static module tree, and the checksum-database passthrough under `/sumdb/<name>/`.
  */
 import { isFerryError } from '../errors/index.js';
-import { compare, isPseudoVersion, latestVersion, sortVersions, unescapePath, unescapeVersion } from '../goproxy/index.js';
+import { compare, isPseudoVersion, latestVersion, sortVersions, unescapePath, unescapeVersion } from '../gomod/index.js';
 import type { ModuleVersionRow, Store } from '../store/index.js';
 import { bufferResource, fileResource, sendResource, sendText, storeBlobResource, type ServeContext, type ServedResource } from './serve-http.js';
 

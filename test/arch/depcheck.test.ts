@@ -12,13 +12,15 @@ const allowed: Record<string, readonly string[]> = {
   oci: ['errors'],
   net: ['errors'],
   registry: ['errors', 'oci', 'net'],
-  goproxy: ['errors', 'oci', 'net'],
+  gomod: ['errors'],
+  goproxy: ['errors', 'gomod', 'net'],
+  sumdb: ['errors', 'gomod', 'net'],
   store: ['errors', 'oci'],
   config: ['errors', 'oci'],
-  bundle: ['errors', 'oci', 'store', 'goproxy'],
-  importer: ['errors', 'oci', 'bundle', 'registry', 'goproxy', 'store', 'net'],
-  daemon: ['errors', 'oci', 'net', 'registry', 'goproxy', 'store', 'config', 'bundle', 'importer'],
-  cli: ['errors', 'oci', 'net', 'registry', 'goproxy', 'store', 'config', 'daemon', 'bundle', 'importer'],
+  bundle: ['errors', 'oci', 'store', 'gomod', 'sumdb'],
+  importer: ['errors', 'oci', 'bundle', 'registry', 'gomod', 'sumdb', 'store', 'net'],
+  daemon: ['errors', 'oci', 'net', 'registry', 'gomod', 'goproxy', 'sumdb', 'store', 'config', 'bundle', 'importer'],
+  cli: ['errors', 'oci', 'net', 'registry', 'gomod', 'goproxy', 'sumdb', 'store', 'config', 'daemon', 'bundle', 'importer'],
 };
 
 function sources(dir: string): string[] {

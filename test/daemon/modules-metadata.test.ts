@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../config/index.js';
 import { runSync } from '../../daemon/index.js';
 import { createSumChecker } from '../../daemon/sumdb.js';
-import { proxyPath } from '../../goproxy/index.js';
+import { proxyPath } from '../../gomod/index.js';
 import { Store } from '../../store/index.js';
 import { buildProxyTree, type ProxyTree } from '../helpers/goproxy-tree.js';
 import { serveDir, type StaticServer } from '../helpers/static-server.js';

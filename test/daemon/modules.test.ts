@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../config/index.js';
 import { runSync } from '../../daemon/index.js';
-import { hashZip, IN_MEMORY_ZIP, proxyPath } from '../../goproxy/index.js';
+import { hashZip, IN_MEMORY_ZIP, proxyPath } from '../../gomod/index.js';
 import { Store } from '../../store/index.js';
 import { buildProxyTree, makeBadZip, type ProxyTree } from '../helpers/goproxy-tree.js';
 import { serveDir, type StaticServer } from '../helpers/static-server.js';

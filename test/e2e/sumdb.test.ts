@@ -16,7 +16,7 @@ import { sumdbBundleEntries } from '../../bundle/sumdb.js';
 import { parseConfig, type Config } from '../../config/index.js';
 import { createSumChecker, type SumChecker } from '../../daemon/sumdb.js';
 import { runSync } from '../../daemon/index.js';
-import { proxyPath } from '../../goproxy/index.js';
+import { proxyPath } from '../../gomod/index.js';
 import type { Digest } from '../../oci/index.js';
 import { Store } from '../../store/index.js';
 import { buildProxyTree, writeModuleZip, type ProxyTree } from '../helpers/goproxy-tree.js';

@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../config/index.js';
 import { runSync } from '../../daemon/index.js';
-import { proxyPath } from '../../goproxy/client.js';
+import { proxyPath } from '../../gomod/index.js';
 import { sha256Digest, type Digest } from '../../oci/index.js';
 import { Store } from '../../store/index.js';
 import { buildProxyTree } from '../helpers/goproxy-tree.js';

@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashGoMod, hashZip, proxyPath } from '../../goproxy/index.js';
+import { hashGoMod, hashZip, proxyPath } from '../../gomod/index.js';
 import { createServeHandler, parseListen, startServe, type RunningServe } from '../../importer/serve.js';
 import { parseRange } from '../../importer/serve-http.js';
 import type { Descriptor, Digest } from '../../oci/index.js';

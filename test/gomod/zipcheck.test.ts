@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isFerryError } from '../../errors/index.js';
-import { checkModuleZip, cleanPath, foldKey, hashZip } from '../../goproxy/index.js';
+import { checkModuleZip, cleanPath, foldKey, hashZip } from '../../gomod/index.js';
 import { makeBadZip, writeModuleZip, type BadZipEntry } from '../helpers/goproxy-tree.js';
 
 const MOD = 'github.com/x/y';

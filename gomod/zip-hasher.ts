@@ -5,7 +5,7 @@
  * a zip's bytes go to a hasher thread in one message and its entries come back in one: names,
  * declared sizes and content hashes, with the module zip rules still applied by the caller
  * (zipcheck.ts) on this thread. Zips bigger than IN_MEMORY_ZIP stay on the streamed path
- * (zipread.ts), whose checks and messages this path matches (test/goproxy/zipread.test.ts).
+ * (zipread.ts), whose checks and messages this path matches (test/gomod/zipread.test.ts).
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkModuleZip, hash1, hashGoMod, hashZip, proxyPath } from '../../goproxy/index.js';
+import { checkModuleZip, hash1, hashGoMod, hashZip, proxyPath } from '../../gomod/index.js';
 import { buildProxyTree, type TreeModule } from '../helpers/goproxy-tree.js';
 import { serveDir, type StaticServer } from '../helpers/static-server.js';
 

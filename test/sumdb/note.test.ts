@@ -2,9 +2,9 @@
 // documentation, GOSUMDB parsing, and GONOSUMDB pattern matching.
 import { describe, expect, it } from 'vitest';
 import { isFerryError } from '../../errors/index.js';
-import { matchPrefixPatterns, pathMatch } from '../../goproxy/match.js';
-import { parseSumdbSetting, recordHashes, sumdbLookupPath } from '../../goproxy/sumdb-client.js';
-import { noteKeyHash, noteKeysFromSeed, openNote, parseSignerKey, parseVerifierKey, signNote } from '../../goproxy/sumdb-note.js';
+import { matchPrefixPatterns, pathMatch } from '../../gomod/match.js';
+import { parseSumdbSetting, recordHashes, sumdbLookupPath } from '../../sumdb/client.js';
+import { noteKeyHash, noteKeysFromSeed, openNote, parseSignerKey, parseVerifierKey, signNote } from '../../sumdb/note.js';
 
 const VKEY = 'PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW';
 const SKEY = 'PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isFerryError } from '../../errors/index.js';
-import { isRetracted, parseGoMod, retractionRationale } from '../../goproxy/index.js';
+import { isRetracted, parseGoMod, retractionRationale } from '../../gomod/index.js';
 
 const REALISTIC = `// Deprecated: use example.com/new instead.
 module example.com/old

@@ -9,7 +9,7 @@ import {
   splitPathVersion,
   unescapePath,
   unescapeVersion,
-} from '../../goproxy/index.js';
+} from '../../gomod/index.js';
 
 function code(fn: () => unknown): string | undefined {
   try {

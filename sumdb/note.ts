@@ -4,7 +4,7 @@
  * `PRIVATE+KEY+name+hash+base64(0x01 ‖ seed)`, and `Open`: the text, a blank line, then lines
  * `— NAME BASE64(keyhash[4] ‖ signature[64])`.
  */
-import { isWellFormedUnicode } from './escape.js';
+import { isWellFormedUnicode } from '../gomod/escape.js';
 import { createHash, createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 
 const ALG_ED25519 = 1;

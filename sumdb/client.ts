@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 import type { Dispatcher } from 'undici';
 import { FerryError, type ErrorDetails } from '../errors/index.js';
 import { discardBody, readBody, readErrorBody, redactUrl, request, statusError, ERROR_BODY_LIMIT, type RetryOptions } from '../net/index.js';
-import { escapePath, escapeVersion } from './escape.js';
-import { NoteError, openNote, parseVerifierKey, type NoteVerifier } from './sumdb-note.js';
+import { escapePath, escapeVersion } from '../gomod/escape.js';
+import { NoteError, openNote, parseVerifierKey, type NoteVerifier } from './note.js';
 import {
   HASH_SIZE,
   parseRecord,

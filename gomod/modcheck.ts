@@ -17,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import { FerryError, type ErrorDetails } from '../errors/index.js';
 import { checkVersion } from './escape.js';
-import { parseGoMod, type GoMod } from './gomod.js';
+import { parseGoMod, type GoMod } from './modfile.js';
 import { hash1, hashGoMod } from './h1.js';
 import { canonicalModuleVersion, isValid } from './semver.js';
 import { checkModuleZip, MAX_GO_MOD, type CheckedZip } from './zipcheck.js';

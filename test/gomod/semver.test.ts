@@ -13,7 +13,7 @@ import {
   prerelease,
   pseudoVersionTime,
   sortVersions,
-} from '../../goproxy/index.js';
+} from '../../gomod/index.js';
 
 describe('Go semver', () => {
   it('validates like golang.org/x/mod/semver', () => {

@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FerryError } from '../../errors/index.js';
-import { hash1 } from '../../goproxy/index.js';
-import { ZipHasherPool } from '../../goproxy/zip-hasher.js';
-import { hashEntry, openZip } from '../../goproxy/zipread.js';
+import { hash1 } from '../../gomod/index.js';
+import { ZipHasherPool } from '../../gomod/zip-hasher.js';
+import { hashEntry, openZip } from '../../gomod/zipread.js';
 import { makeBadZip, writeModuleZip, type BadZipEntry } from '../helpers/goproxy-tree.js';
 
 const P = 'github.com/x/y@v1.0.0/';

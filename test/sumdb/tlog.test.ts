@@ -28,7 +28,7 @@ import {
   type HashReader,
   type Tile,
   type TileReader,
-} from '../../goproxy/tlog.js';
+} from '../../sumdb/tlog.js';
 
 /** RFC 6962 §2.1 Merkle Tree Hash, computed directly from the leaves. */
 function mth(leaves: readonly Buffer[]): Buffer {

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isFerryError } from '../../errors/index.js';
-import { parseSumdbSetting, SumdbClient, type SumdbSetting } from '../../goproxy/sumdb-client.js';
+import { parseSumdbSetting, SumdbClient, type SumdbSetting } from '../../sumdb/client.js';
 import { Store } from '../../store/index.js';
 import { serveDir, type StaticServer } from '../helpers/static-server.js';
 import { sumdbIntercept, TestSumdb } from '../helpers/sumdb.js';
