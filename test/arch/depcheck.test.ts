@@ -19,8 +19,9 @@ const allowed: Record<string, readonly string[]> = {
   config: ['errors', 'oci'],
   bundle: ['errors', 'oci', 'store', 'gomod', 'sumdb'],
   importer: ['errors', 'oci', 'bundle', 'registry', 'gomod', 'sumdb', 'store', 'net'],
-  daemon: ['errors', 'oci', 'net', 'registry', 'gomod', 'goproxy', 'sumdb', 'store', 'config', 'bundle', 'importer'],
-  cli: ['errors', 'oci', 'net', 'registry', 'gomod', 'goproxy', 'sumdb', 'store', 'config', 'daemon', 'bundle', 'importer'],
+  sync: ['errors', 'oci', 'net', 'registry', 'gomod', 'goproxy', 'sumdb', 'store', 'config'],
+  daemon: ['errors', 'sync', 'bundle', 'store', 'config'],
+  cli: ['errors', 'oci', 'net', 'registry', 'gomod', 'goproxy', 'sumdb', 'store', 'config', 'sync', 'daemon', 'bundle', 'importer'],
 };
 
 function sources(dir: string): string[] {

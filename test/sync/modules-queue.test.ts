@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../config/index.js';
-import { runSync } from '../../daemon/index.js';
+import { runSync } from '../../sync/index.js';
 import { Store } from '../../store/index.js';
 import { buildProxyTree } from '../helpers/goproxy-tree.js';
 import { serveDir, type StaticServer } from '../helpers/static-server.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig, type Config } from '../../config/index.js';
-import { runSync, type SyncSummary } from '../../daemon/index.js';
+import { runSync, type SyncSummary } from '../../sync/index.js';
 import { sha256Digest } from '../../oci/index.js';
 import { Store } from '../../store/index.js';
 import { OciLayoutBuilder, pushLayout, skopeoInspect, type Image, type Index, type Layer } from '../helpers/images.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig, type Config } from '../../config/index.js';
-import { runSync } from '../../daemon/index.js';
+import { runSync } from '../../sync/index.js';
 import { sha256Digest, type Digest } from '../../oci/index.js';
 import { Store } from '../../store/index.js';
 import { OCI, randomData } from '../helpers/images.js';

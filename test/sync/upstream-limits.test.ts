@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../config/index.js';
-import { runSync } from '../../daemon/index.js';
+import { runSync } from '../../sync/index.js';
 import { proxyPath } from '../../gomod/index.js';
 import { sha256Digest, type Digest } from '../../oci/index.js';
 import { Store } from '../../store/index.js';

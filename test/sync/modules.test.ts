@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../config/index.js';
-import { runSync } from '../../daemon/index.js';
+import { runSync } from '../../sync/index.js';
 import { hashZip, IN_MEMORY_ZIP, proxyPath } from '../../gomod/index.js';
 import { Store } from '../../store/index.js';
 import { buildProxyTree, makeBadZip, type ProxyTree } from '../helpers/goproxy-tree.js';

@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../config/index.js';
-import { runSync } from '../../daemon/index.js';
+import { runSync } from '../../sync/index.js';
 import { isFerryError, type FerryError } from '../../errors/index.js';
 import { SCHEMA1_MEDIA_TYPES, sha256Digest } from '../../oci/index.js';
 import { RegistryClient } from '../../registry/index.js';
