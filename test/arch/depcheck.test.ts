@@ -19,9 +19,10 @@ const allowed: Record<string, readonly string[]> = {
   config: ['errors', 'oci'],
   bundle: ['errors', 'oci', 'store', 'gomod', 'sumdb'],
   importer: ['errors', 'oci', 'bundle', 'registry', 'gomod', 'sumdb', 'store', 'net'],
+  serve: ['errors', 'store', 'importer', 'oci', 'gomod'],
   sync: ['errors', 'oci', 'net', 'registry', 'gomod', 'goproxy', 'sumdb', 'store', 'config'],
   daemon: ['errors', 'sync', 'bundle', 'store', 'config'],
-  cli: ['errors', 'oci', 'net', 'registry', 'gomod', 'goproxy', 'sumdb', 'store', 'config', 'sync', 'daemon', 'bundle', 'importer'],
+  cli: ['errors', 'oci', 'net', 'registry', 'gomod', 'goproxy', 'sumdb', 'store', 'config', 'sync', 'daemon', 'bundle', 'importer', 'serve'],
 };
 
 function sources(dir: string): string[] {

@@ -5,7 +5,7 @@
  */
 import { isDigest, isManifestMediaType, isValidRepository, type Digest } from '../oci/index.js';
 import type { Store, TagRow } from '../store/index.js';
-import { sendJson, sendResource, storeBlobResource, type ServeContext } from './serve-http.js';
+import { sendJson, sendResource, storeBlobResource, type ServeContext } from './http.js';
 
 /** Sent on every /v2 response; clients use it to recognise a registry. */
 export const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' } as const;

@@ -12,12 +12,12 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { errorMessage, FerryError, isFerryError } from '../errors/index.js';
 import type { Store } from '../store/index.js';
-import { notFound, serveModuleFromDir, serveModuleFromStore, serveSumdb, staticSumdbSource, storeSumdbSource, type SumdbSource } from './serve-goproxy.js';
-import { pathElements, sendText, type ServeContext } from './serve-http.js';
-import { OciRepositories, sendDistributionError, serveOci } from './serve-oci.js';
+import { notFound, serveModuleFromDir, serveModuleFromStore, serveSumdb, staticSumdbSource, storeSumdbSource, type SumdbSource } from './goproxy.js';
+import { pathElements, sendText, type ServeContext } from './http.js';
+import { OciRepositories, sendDistributionError, serveOci } from './oci.js';
 
-/** A checksum-database source (see serve-goproxy.ts). */
-export type { SumdbSource } from './serve-goproxy.js';
+/** A checksum-database source (see goproxy.ts). */
+export type { SumdbSource } from './goproxy.js';
 
 /** Options for `createServeHandler`. */
 export interface ServeHandlerOptions {

@@ -6,7 +6,7 @@
 import { isFerryError } from '../errors/index.js';
 import { compare, isPseudoVersion, latestVersion, sortVersions, unescapePath, unescapeVersion } from '../gomod/index.js';
 import type { ModuleVersionRow, Store } from '../store/index.js';
-import { bufferResource, fileResource, sendResource, sendText, storeBlobResource, type ServeContext, type ServedResource } from './serve-http.js';
+import { bufferResource, fileResource, sendResource, sendText, storeBlobResource, type ServeContext, type ServedResource } from './http.js';
 
 const TEXT = 'text/plain; charset=utf-8';
 const JSON_TYPE = 'application/json';

@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultLedgerPath, importBundles } from '../../importer/index.js';
-import { startServe, type RunningServe } from '../../importer/serve.js';
+import { startServe, type RunningServe } from '../../serve/server.js';
 import { Ledger, Store } from '../../store/index.js';
 import { makeFixture, makeKeys, tempDir, writeFixture } from '../bundle/fixtures.js';
 
