@@ -6,11 +6,10 @@
  */
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import type { Dispatcher } from 'undici';
 import { parseDuration, resolveSecret, type Config } from '../config/index.js';
 import { FerryError, isFerryError } from '../errors/index.js';
 import { matchPrefixPatterns } from '../gomod/match.js';
-import { parseSumdbSetting, SumdbClient, sumdbLookupPath, type SignedHead, type TileCache } from '../sumdb/client.js';
+import { parseSumdbSetting, SumdbClient, sumdbLookupPath, type SignedHead, type SumdbClientOptions, type TileCache } from '../sumdb/client.js';
 import { parseHash } from '../sumdb/tlog.js';
 import { createDispatcher, withAdvice, type RetryOptions } from '../net/index.js';
 import type { Store } from '../store/index.js';
@@ -43,8 +42,8 @@ export interface SumChecker extends SumCheck {
 export interface SumCheckerOptions {
   readonly store: Store;
   readonly config: Config;
-  /** @default a dispatcher with goModules.tls / caFile */
-  readonly dispatcher?: Dispatcher;
+  /** The checksum database client's dispatcher. @default a dispatcher with goModules.tls / caFile */
+  readonly dispatcher?: SumdbClientOptions['dispatcher'];
   readonly retry?: RetryOptions;
   readonly logger?: Logger;
 }
