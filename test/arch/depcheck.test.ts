@@ -180,3 +180,19 @@ describe('package rooms', () => {
     expect(Object.keys(packages).filter((p) => !(p in pkg.dependencies))).toEqual([]);
   });
 });
+
+/** Node built-ins that start processes or open connections. */
+const PROCESS_OR_NETWORK = new Set(['child_process', 'cluster', 'net', 'tls', 'dgram', 'dns', 'http', 'https', 'http2']);
+
+describe('folders STYLE.md calls pure', () => {
+  // config/ and gomod/ (which reads zips from disk, on helper threads for small ones) never start
+  // a process or open a connection: Docker's credential helpers run from registry/.
+  for (const folder of ['config', 'gomod']) {
+    it(`${folder}/ starts no process and opens no connection`, () => {
+      const bad = importsOf(folder)
+        .filter((i) => isBuiltin(i.spec) && PROCESS_OR_NETWORK.has(i.spec.replace(/^node:/, '').split('/')[0] ?? ''))
+        .map((i) => `${relative(root, i.file)} imports ${i.spec}`);
+      expect(bad).toEqual([]);
+    });
+  }
+});
