@@ -6,8 +6,8 @@
 import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { errorMessage, FerryError } from '../errors/index.js';
-import { proxyPath } from '../goproxy/client.js';
-import { compare as compareVersions, isPseudoVersion } from '../goproxy/semver.js';
+import { proxyPath } from '../gomod/index.js';
+import { compare as compareVersions, isPseudoVersion } from '../gomod/semver.js';
 import {
   digestHex,
   filteredIndexFor,

@@ -2,7 +2,7 @@
  * The Go module checks of one bundle, shared by `ferry verify` and `ferry import` so that both
  * refuse exactly the same bundles. Fed the bundle's `gomod/` files in tar order (each one already
  * matched its sha256 in the signed file list), it checks every version's .info, .mod and zip with
- * goproxy's checkModFiles and checkModuleVersion, the checks `ferry sync` ran upstream (module
+ * gomod's checkModFiles and checkModuleVersion, the checks `ferry sync` ran upstream (module
  * zip rules; .info, .mod and zip agreeing), and against the signed module list (the h1 of the
  * .mod and of the zip). The canonical tar order puts a version's .info before its .mod before
  * its .zip.
@@ -18,7 +18,7 @@ import {
   unescapePath,
   unescapeVersion,
   type CheckedModFiles,
-} from '../goproxy/index.js';
+} from '../gomod/index.js';
 import { GOMOD_DIR, type BundleManifest, type BundleModule } from './format.js';
 
 /** A module file's place in the tree: module, version and which of the three files. */

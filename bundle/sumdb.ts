@@ -7,7 +7,7 @@
  * The tiles are found by running the same proofs the go client runs, offline, from the store.
  */
 import { FerryError } from '../errors/index.js';
-import { escapePath, escapeVersion } from '../goproxy/escape.js';
+import { escapePath, escapeVersion } from '../gomod/escape.js';
 import {
   HASH_SIZE,
   formatRecord,
@@ -21,7 +21,7 @@ import {
   treeHash,
   type Tile,
   type TileReader,
-} from '../goproxy/tlog.js';
+} from '../sumdb/tlog.js';
 import type { Store } from '../store/index.js';
 import type { SumdbRecordRow } from '../store/sumdb.js';
 import { bufferEntry, type BundleEntry } from './writer.js';

@@ -42,7 +42,7 @@ export function registerBundleCommands(program: Command): void {
         import('../config/index.js'),
         import('../store/index.js'),
         import('./logger.js'),
-        import('../daemon/index.js'),
+        import('../sync/index.js'),
       ]);
       checkOnly(config, o.only);
       const out = o.out ?? config.export?.out;

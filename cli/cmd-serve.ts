@@ -30,7 +30,7 @@ export function registerServeCommand(program: Command): void {
       const config = o.store === undefined && (o.config !== undefined || o.gomodDir === undefined) ? await loadConfigOption(o.config) : undefined;
       const storeDir = o.store ?? config?.store;
       // Loaded per command, not at startup (`--help` and other commands need none of it).
-      const [{ startServe }, { Store }, { createLogger }] = await Promise.all([import('../importer/serve.js'), import('../store/index.js'), import('./logger.js')]);
+      const [{ startServe }, { Store }, { createLogger }] = await Promise.all([import('../serve/server.js'), import('../store/index.js'), import('./logger.js')]);
       const logger = createLogger(o.logLevel ?? config?.logLevel ?? 'info');
       // Read-only: no migrations, no temp cleanup, safe beside a sync writing the same store
       // (SQLite WAL readers see each committed transaction without blocking the writer).

@@ -16,7 +16,7 @@ export function registerSyncCommands(program: Command): void {
       const config = await loadConfigOption(o.config);
       // The sync engine alone, not the daemon (its scheduler, metrics and export code).
       const [{ checkOnly, runSync }, { Store }, { createLogger }] = await Promise.all([
-        import('../daemon/sync.js'),
+        import('../sync/run.js'),
         import('../store/index.js'),
         import('./logger.js'),
       ]);

@@ -1,5 +1,5 @@
 /** A one-line progress display on a terminal (images, blobs, bytes, rate). */
-import type { SyncEvent } from '../daemon/index.js';
+import type { SyncEvent } from '../sync/index.js';
 
 /** Formats a byte count for people (1.5 GiB). */
 export function formatBytes(n: number): string {

@@ -13,15 +13,14 @@ import type { Logger } from 'pino';
 import { exportBundle, pendingChanges } from '../bundle/export.js';
 import { loadConfig, moduleConcurrency, parseByteSize, resolveSecret, type Config } from '../config/index.js';
 import { FerryError, toFerryError } from '../errors/index.js';
-import type { RetryOptions } from '../net/index.js';
 import { Store } from '../store/index.js';
-import { RegistryClients } from './clients.js';
+import { RegistryClients } from '../sync/clients.js';
+import type { SumCheck } from '../sync/modules.js';
+import { runSync, type RunSyncOptions } from '../sync/run.js';
 import { formatListen, parseListen, startHttpServer, type DaemonHttpServer, type ListenAddress } from './http.js';
 import { DEFAULT_GRACE_MS } from './defaults.js';
 import { DaemonMetrics } from './metrics.js';
-import type { SumCheck } from './modules.js';
 import { pruneBundles } from './retention.js';
-import { runSync } from './sync.js';
 
 /** The job name of the automatic export. */
 export const EXPORT_JOB = 'export';
@@ -43,7 +42,8 @@ export interface DaemonOptions {
   readonly graceMs?: number;
   /** Sync every source once at start. @default true */
   readonly catchUp?: boolean;
-  readonly retry?: RetryOptions;
+  /** Retries of upstream requests, passed to runSync and the registry clients. */
+  readonly retry?: RunSyncOptions['retry'];
   /** Checksum-database verification of new module versions, passed to runSync. */
   readonly sumCheck?: SumCheck;
   /** Called after a configuration was loaded (at start and on each successful reload). */

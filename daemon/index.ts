@@ -1,7 +1,4 @@
-/** The sync engine and, later, the long-running daemon. */
-export * from './clients.js';
-export * from './images.js';
-export * from './sync.js';
+/** The long-running daemon: schedules, the shared queues, status and metrics, its lifecycle (it runs sync/). */
 export * from './daemon.js';
 export * from './http.js';
 export * from './metrics.js';

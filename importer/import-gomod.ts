@@ -11,7 +11,7 @@ import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { BundleModuleChecks, moduleFilePath, type BundleManifest } from '../bundle/index.js';
 import { FerryError } from '../errors/index.js';
-import { compare, escapePath, escapeVersion, isPseudoVersion } from '../goproxy/index.js';
+import { compare, escapePath, escapeVersion, isPseudoVersion } from '../gomod/index.js';
 import type { Ledger } from '../store/index.js';
 import { planSumdbMerge, sumdbFileKind } from './import-sumdb.js';
 import { emptyReport, type ImportTarget, type PlanLine, type TargetContext, type TargetReport } from './import-target.js';

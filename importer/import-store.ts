@@ -8,7 +8,7 @@
  */
 import { BundleModuleChecks, moduleFilePath, type BundleManifest } from '../bundle/index.js';
 import { FerryError } from '../errors/index.js';
-import { escapePath, escapeVersion } from '../goproxy/index.js';
+import { escapePath, escapeVersion } from '../gomod/index.js';
 import { isForeignLayer, isIndexMediaType, MAX_MANIFEST_BYTES, sha256Digest, parseManifest, platformMatches, platformString, referencedDescriptors, parseReference, type Digest } from '../oci/index.js';
 import type { Store } from '../store/index.js';
 import { planSumdbMerge, splitSumdbPath, sumdbFileKind, type SumdbMergePlan } from './import-sumdb.js';

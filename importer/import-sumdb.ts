@@ -6,7 +6,7 @@
  * forward, lookups follow the newest head, and tiles (content named by its path) never change.
  */
 import { FerryError, errorMessage } from '../errors/index.js';
-import { parseTree, type Tree } from '../goproxy/tlog.js';
+import { parseTree, type Tree } from '../sumdb/tlog.js';
 
 /** Where a bundle keeps checksum-database files. */
 export const SUMDB_PREFIX = 'gomod/sumdb/';

@@ -1,2 +1,2 @@
-/** Loading bundles inside the air gap (import, ledger) and serving what arrived (serve). */
+/** Loading bundles inside the air gap: verify first, then import (`ferry serve` is in serve/). */
 export * from './import.js';

@@ -1,7 +1,7 @@
 /**
  * The checksum-database part of the index: verified tree heads per database (a history, the
  * newest is the one Ferry trusts), files kept as blobs by database path (tiles, raw lookups),
- * and the record that vouches for each module version. Proofs are the caller's job (goproxy/):
+ * and the record that vouches for each module version. Proofs are the caller's job (sumdb/):
  * this module only refuses to move a head backwards or sideways.
  */
 import type Database from 'better-sqlite3';

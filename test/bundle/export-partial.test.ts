@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportBundle, loadTrustedKey, openBundle, pendingChanges, writeKeyPair, type BundleManifest, type ExportResult, type TrustedKey } from '../../bundle/index.js';
 import { parseConfig, type Config } from '../../config/index.js';
-import { runSync } from '../../daemon/index.js';
+import { runSync } from '../../sync/index.js';
 import { importBundles } from '../../importer/index.js';
 import { RegistryClient } from '../../registry/index.js';
 import { Ledger, Store } from '../../store/index.js';

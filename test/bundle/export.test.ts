@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportBundle, parseBundleManifest, writeKeyPair, type ExportResult } from '../../bundle/index.js';
 import { parseConfig, type Config } from '../../config/index.js';
-import { runSync } from '../../daemon/index.js';
+import { runSync } from '../../sync/index.js';
 import { Store } from '../../store/index.js';
 import { buildTestImage, pushLayout, skopeoInspect, type TestImage } from '../helpers/images.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry-server.js';

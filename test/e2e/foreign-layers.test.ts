@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportBundle, loadTrustedKey, verifyBundle, writeKeyPair, type TrustedKey } from '../../bundle/index.js';
 import { parseConfig, type Config } from '../../config/index.js';
-import { runSync } from '../../daemon/index.js';
+import { runSync } from '../../sync/index.js';
 import { importBundles } from '../../importer/index.js';
 import { MediaType, sha256Digest, type Digest } from '../../oci/index.js';
 import { RegistryClient } from '../../registry/index.js';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { proxyPath } from '../../goproxy/index.js';
+import { proxyPath } from '../../gomod/index.js';
 import { runFerry } from '../helpers/ferry-cli.js';
 import { goEnv } from '../helpers/go-env.js';
 import { buildProxyTree } from '../helpers/goproxy-tree.js';

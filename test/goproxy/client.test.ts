@@ -5,7 +5,8 @@ import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isFerryError } from '../../errors/index.js';
-import { GoProxyClient, proxyPath } from '../../goproxy/index.js';
+import { GoProxyClient } from '../../goproxy/index.js';
+import { proxyPath } from '../../gomod/index.js';
 import { buildProxyTree } from '../helpers/goproxy-tree.js';
 import { serveDir, type StaticServer } from '../helpers/static-server.js';
 

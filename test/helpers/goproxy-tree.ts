@@ -7,9 +7,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { deflateRawSync, crc32 } from 'node:zlib';
 import yazl from 'yazl';
-import { hashGoMod, hashZip } from '../../goproxy/h1.js';
-import { proxyPath } from '../../goproxy/client.js';
-import { compare, isPseudoVersion, latestVersion, pseudoVersionTime, sortVersions } from '../../goproxy/semver.js';
+import { hashGoMod, hashZip } from '../../gomod/h1.js';
+import { proxyPath } from '../../gomod/index.js';
+import { compare, isPseudoVersion, latestVersion, pseudoVersionTime, sortVersions } from '../../gomod/semver.js';
 
 /** One module version to put in the tree. */
 export interface TreeModule {

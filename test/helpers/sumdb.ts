@@ -6,8 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { unescapePath, unescapeVersion } from '../../goproxy/escape.js';
-import { noteKeysFromSeed, parseSignerKey, signNote, type NoteSigner } from '../../goproxy/sumdb-note.js';
+import { unescapePath, unescapeVersion } from '../../gomod/escape.js';
+import { noteKeysFromSeed, parseSignerKey, signNote, type NoteSigner } from '../../sumdb/note.js';
 import {
   formatRecord,
   formatTree,
@@ -18,7 +18,7 @@ import {
   treeHash,
   type HashReader,
   type Tile,
-} from '../../goproxy/tlog.js';
+} from '../../sumdb/tlog.js';
 
 /** A record's go.sum lines for one module version. */
 export function goSumLines(module: string, version: string, h1Zip: string, h1Mod: string): string {

@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportBundle, loadTrustedKey, writeKeyPair, type ExportResult, type TrustedKey } from '../../bundle/index.js';
 import { parseConfig, type Config } from '../../config/index.js';
-import { runSync } from '../../daemon/index.js';
+import { runSync } from '../../sync/index.js';
 import { isFerryError } from '../../errors/index.js';
 import { importBundles, type ImportOptions, type ImportResult } from '../../importer/index.js';
 import { RegistryClient } from '../../registry/index.js';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IMPORT_SCRIPT, verifyBundle, writeBundle, bufferEntry, type BundleEntry, type BundleModule } from '../../bundle/index.js';
-import { hashGoMod, hashZip, proxyPath } from '../../goproxy/index.js';
+import { hashGoMod, hashZip, proxyPath } from '../../gomod/index.js';
 import { importBundles } from '../../importer/index.js';
 import { Ledger, Store } from '../../store/index.js';
 import { makeKeys } from '../bundle/fixtures.js';

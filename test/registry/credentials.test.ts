@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../config/index.js';
-import { RegistryClients } from '../../daemon/clients.js';
+import { RegistryClients } from '../../sync/clients.js';
 import { isFerryError } from '../../errors/index.js';
 import { dockerConfigPath, dockerCredentials, planDockerCredentials } from '../../registry/index.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry-server.js';

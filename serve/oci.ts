@@ -1,0 +1,196 @@
+/**
+ * The pull side of the OCI distribution API over a store (opencontainers/distribution-spec):
+ * repositories are the tags' intranet targets; manifests are served as their exact stored
+ * bytes; a digest is served only under a repository whose tags reach it.
+ */
+import { isDigest, isManifestMediaType, isValidRepository, type Digest } from '../oci/index.js';
+import type { Store, TagRow } from '../store/index.js';
+import { sendJson, sendResource, storeBlobResource, type ServeContext } from './http.js';
+
+/** Sent on every /v2 response; clients use it to recognise a registry. */
+export const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' } as const;
+
+/** The distribution error codes this server answers with. */
+export type DistributionErrorCode =
+  | 'NAME_UNKNOWN'
+  | 'NAME_INVALID'
+  | 'MANIFEST_UNKNOWN'
+  | 'BLOB_UNKNOWN'
+  | 'DIGEST_INVALID'
+  | 'UNSUPPORTED'
+  | 'PAGINATION_NUMBER_INVALID';
+
+/** Sends `{"errors":[{code,message,detail}]}` as the distribution spec defines it. */
+export function sendDistributionError(ctx: ServeContext, status: number, code: DistributionErrorCode, message: string, detail?: unknown, headers: Record<string, string> = {}): void {
+  sendJson(ctx, status, { errors: [{ code, message, ...(detail === undefined ? {} : { detail }) }] }, { ...API_VERSION_HEADER, ...headers });
+}
+
+/** What one repository's tags reach. */
+interface Reach {
+  readonly manifests: Set<Digest>;
+  readonly blobs: Set<Digest>;
+}
+
+/**
+ * The repositories of a store, rebuilt whenever the store's journal moves (every tag change is
+ * journalled), so a sync running in another process shows up without a restart.
+ */
+export class OciRepositories {
+  private seq = -1;
+  private repos = new Map<string, Map<string, TagRow>>();
+  private reach = new Map<string, Reach>();
+
+  constructor(private readonly store: Store) {}
+
+  private refresh(): void {
+    const seq = this.store.currentSeq();
+    if (seq === this.seq) return;
+    const repos = new Map<string, Map<string, TagRow>>();
+    for (const t of this.store.listTags()) {
+      const tags = repos.get(t.target) ?? new Map<string, TagRow>();
+      const have = tags.get(t.tag);
+      // Two sources carried to one target with one tag name: the latest change wins, as a push would.
+      if (!have || t.changedAt > have.changedAt) tags.set(t.tag, t);
+      repos.set(t.target, tags);
+    }
+    this.repos = repos;
+    this.reach = new Map();
+    this.seq = seq;
+  }
+
+  /** Repository names, sorted. */
+  names(): string[] {
+    this.refresh();
+    return [...this.repos.keys()].sort();
+  }
+
+  /** The tags of a repository, or undefined when there is no such repository. */
+  tags(name: string): Map<string, TagRow> | undefined {
+    this.refresh();
+    return this.repos.get(name);
+  }
+
+  /** The manifests and blobs a repository's tags reach, walking recorded references. */
+  reachable(name: string): Reach {
+    this.refresh();
+    const cached = this.reach.get(name);
+    if (cached) return cached;
+    const r: Reach = { manifests: new Set(), blobs: new Set() };
+    const visit = (d: Digest): void => {
+      if (r.manifests.has(d)) return;
+      const m = this.store.getManifest(d);
+      // An index child dropped by a platform filter is not stored: nothing to serve under it.
+      if (!m) return;
+      r.manifests.add(d);
+      for (const ref of m.references) {
+        if (isManifestMediaType(ref.mediaType) || this.store.hasManifest(ref.digest)) visit(ref.digest);
+        else r.blobs.add(ref.digest);
+      }
+    };
+    for (const t of this.repos.get(name)?.values() ?? []) {
+      visit(t.digest);
+      for (const k of t.keptDigests) visit(k);
+    }
+    this.reach.set(name, r);
+    return r;
+  }
+}
+
+/** A parsed /v2 route. */
+type OciRoute =
+  | { readonly kind: 'base' }
+  | { readonly kind: 'catalog' }
+  | { readonly kind: 'tags'; readonly name: string }
+  | { readonly kind: 'manifest' | 'blob'; readonly name: string; readonly ref: string };
+
+/** Parses a /v2 path; repository names may hold slashes, so the route is read from the right. */
+export function parseOciPath(rawPath: string): OciRoute | undefined {
+  if (rawPath === '/v2' || rawPath === '/v2/') return { kind: 'base' };
+  if (rawPath === '/v2/_catalog') return { kind: 'catalog' };
+  let m = /^\/v2\/(.+)\/tags\/list$/.exec(rawPath);
+  if (m) return { kind: 'tags', name: m[1] ?? '' };
+  m = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/.exec(rawPath);
+  if (!m) return undefined;
+  let ref: string;
+  try {
+    ref = decodeURIComponent(m[3] ?? '');
+  } catch {
+    return undefined;
+  }
+  return { kind: m[2] === 'manifests' ? 'manifest' : 'blob', name: m[1] ?? '', ref };
+}
+
+/** Pages a sorted list by `n` and `last`; `next` is the last item sent when more remain. */
+function paginate(ctx: ServeContext, items: readonly string[]): { page: string[]; n?: number; next?: string } | undefined {
+  const nText = ctx.query.get('n');
+  const last = ctx.query.get('last');
+  let rest = last === null ? [...items] : items.filter((t) => t > last);
+  if (nText === null || nText === '') return { page: rest };
+  if (!/^\d+$/.test(nText)) {
+    sendDistributionError(ctx, 400, 'PAGINATION_NUMBER_INVALID', 'invalid number of results requested', { n: nText });
+    return undefined;
+  }
+  const n = Number(nText);
+  const more = rest.length > n;
+  rest = rest.slice(0, n);
+  return more && n > 0 ? { page: rest, n, next: rest[rest.length - 1] } : { page: rest };
+}
+
+function nextLink(path: string, n: number, last: string): Record<string, string> {
+  return { Link: `<${path}?n=${n}&last=${encodeURIComponent(last)}>; rel="next"` };
+}
+
+/** Serves one /v2 request from the store. */
+export async function serveOci(ctx: ServeContext, store: Store, repos: OciRepositories): Promise<void> {
+  const route = parseOciPath(ctx.rawPath);
+  if (!route) return sendDistributionError(ctx, 404, 'NAME_UNKNOWN', 'no such route in the registry API', { path: ctx.rawPath });
+  if (route.kind === 'base') return sendJson(ctx, 200, {}, { ...API_VERSION_HEADER });
+  if (route.kind === 'catalog') {
+    const p = paginate(ctx, repos.names());
+    if (!p) return;
+    const link = p.next !== undefined && p.n !== undefined ? nextLink('/v2/_catalog', p.n, p.next) : {};
+    return sendJson(ctx, 200, { repositories: p.page }, { ...API_VERSION_HEADER, ...link });
+  }
+  const { name } = route;
+  if (!isValidRepository(name)) return sendDistributionError(ctx, 400, 'NAME_INVALID', 'invalid repository name', { name });
+  const tags = repos.tags(name);
+  if (!tags) return sendDistributionError(ctx, 404, 'NAME_UNKNOWN', 'repository name not known to registry', { name });
+
+  if (route.kind === 'tags') {
+    const p = paginate(ctx, [...tags.keys()].sort());
+    if (!p) return;
+    const link = p.next !== undefined && p.n !== undefined ? nextLink(`/v2/${name}/tags/list`, p.n, p.next) : {};
+    return sendJson(ctx, 200, { name, tags: p.page }, { ...API_VERSION_HEADER, ...link });
+  }
+
+  if (route.kind === 'manifest') {
+    let digest: Digest;
+    if (route.ref.includes(':')) {
+      if (!isDigest(route.ref)) return sendDistributionError(ctx, 400, 'DIGEST_INVALID', 'invalid digest', { digest: route.ref });
+      digest = route.ref;
+      if (!repos.reachable(name).manifests.has(digest)) return manifestUnknown(ctx, name, route.ref);
+    } else {
+      const t = tags.get(route.ref);
+      if (!t) return manifestUnknown(ctx, name, route.ref);
+      digest = t.digest;
+    }
+    const m = store.getManifest(digest);
+    const r = m && storeBlobResource(store, digest, m.mediaType, { headers: { ...API_VERSION_HEADER, 'Docker-Content-Digest': digest }, etag: `"${digest}"` });
+    if (!r) return manifestUnknown(ctx, name, route.ref);
+    return sendResource(ctx, r);
+  }
+
+  if (!isDigest(route.ref)) return sendDistributionError(ctx, 400, 'DIGEST_INVALID', 'invalid digest', { digest: route.ref });
+  const digest = route.ref;
+  const reach = repos.reachable(name);
+  const r =
+    reach.blobs.has(digest) || reach.manifests.has(digest)
+      ? storeBlobResource(store, digest, 'application/octet-stream', { headers: { ...API_VERSION_HEADER, 'Docker-Content-Digest': digest }, etag: `"${digest}"` })
+      : undefined;
+  if (!r) return sendDistributionError(ctx, 404, 'BLOB_UNKNOWN', 'blob unknown to registry', { name, digest });
+  return sendResource(ctx, r);
+}
+
+function manifestUnknown(ctx: ServeContext, name: string, reference: string): void {
+  sendDistributionError(ctx, 404, 'MANIFEST_UNKNOWN', 'manifest unknown', { name, reference });
+}
