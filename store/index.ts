@@ -4,3 +4,4 @@ export { SCHEMA_VERSION } from './db.js';
 export type { BlobSource } from './blobs.js';
 export type * from './types.js';
 export * from './ledger.js';
+export { latestRow, StoreSink, StoreSource, storeReader, type StoreSinkOptions, type StoreSourceOptions, type StoreTag } from './media.js';
