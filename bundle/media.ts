@@ -1,0 +1,128 @@
+/**
+ * The bundle as an image medium (oci/media.ts): the writer's image side as a sink (what
+ * `ferry export` carries), and the reader as a one-pass source (what `ferry import` takes).
+ */
+import {
+  digestHex,
+  formatReference,
+  layoutBlobPath,
+  type BlobOpener,
+  type CopiedImage,
+  type Descriptor,
+  type Digest,
+  type ImageSink,
+  type ManifestPut,
+  type PutBlobResult,
+} from '../oci/index.js';
+import type { BundleImage } from './format.js';
+import { buildIndexJson, ociLayoutFile, type LayoutImage } from './layout.js';
+import { bufferEntry, type BundleEntry } from './writer.js';
+
+/** How a bundle names an image: the upstream reference, the intranet target and the tag. */
+export interface BundleTag {
+  readonly registry: string;
+  readonly repository: string;
+  readonly tag: string;
+  readonly target: string;
+}
+
+/** Options for BundleImageSink. */
+export interface BundleImageSinkOptions {
+  /** Digests the parent's chain carried: left to `requires` instead of carried again. */
+  readonly carriedBefore: ReadonlySet<Digest>;
+  /**
+   * Manifests carried even when the chain carried them (the indexes images name): an earlier
+   * import may have pushed only the filtered form, so the original cannot be assumed inside.
+   */
+  readonly mustCarry: ReadonlySet<Digest>;
+}
+
+/**
+ * The images of a bundle being written, as a sink. A blob or manifest the parent's chain carried
+ * is "there" (never sent) and lands in `requires` when an image's closure names it; everything
+ * else is carried: blobs as lazily opened entries the writer streams and verifies, manifests as
+ * their exact bytes with their media type, and each image's filtered index beside its index.
+ * Nothing is written until the caller hands `entries()` to writeBundle with the signed manifest.
+ */
+export class BundleImageSink implements ImageSink<BundleTag> {
+  private readonly carried = new Map<Digest, BundleEntry>();
+  private readonly layout: LayoutImage[] = [];
+  private readonly required = new Set<Digest>();
+  private readonly foreign = new Set<Digest>();
+  /** The images[] of the signed manifest, in the order their tags were put. */
+  readonly images: BundleImage[] = [];
+
+  constructor(private readonly opts: BundleImageSinkOptions) {}
+
+  async hasBlob(d: Descriptor): Promise<boolean> {
+    return this.carried.has(d.digest) || this.opts.carriedBefore.has(d.digest);
+  }
+
+  async hasManifest(d: Descriptor): Promise<boolean> {
+    return this.carried.has(d.digest) || (this.opts.carriedBefore.has(d.digest) && !this.opts.mustCarry.has(d.digest));
+  }
+
+  async putBlob(d: Descriptor, open: BlobOpener): Promise<PutBlobResult> {
+    // The writer opens it when its turn in the tar comes, and hashes it as it streams.
+    this.carried.set(d.digest, { path: layoutBlobPath(d.digest), size: d.size, sha256: digestHex(d.digest), open: () => open() });
+    return 'written';
+  }
+
+  async putManifest(p: ManifestPut): Promise<Digest> {
+    const m = p.manifest;
+    this.carried.set(m.digest, bufferEntry(layoutBlobPath(m.digest), m.bytes, m.mediaType));
+    if (p.fallback) this.carry(p.fallback.digest, p.fallback.bytes, p.fallback.mediaType);
+    return m.digest;
+  }
+
+  private carry(digest: Digest, bytes: Uint8Array, mediaType: string): void {
+    if (!this.carried.has(digest)) this.carried.set(digest, bufferEntry(layoutBlobPath(digest), bytes, mediaType));
+  }
+
+  async putTag(tag: BundleTag, image: CopiedImage): Promise<void> {
+    const c = image.closure;
+    const filtered = c.filtered;
+    // Each image's filtered index travels, also when another image of the same index selected otherwise.
+    if (filtered) this.carry(filtered.digest, filtered.bytes, filtered.mediaType);
+    const named = [...c.manifests.map((m) => m.digest), ...c.external.map((d) => d.digest), ...c.blobs.map((d) => d.digest)];
+    for (const d of named) if (!this.carried.has(d)) this.required.add(d);
+    // A foreign layer travels when the store had it; else neither carried nor required, by design.
+    for (const f of c.foreign) {
+      if (this.carried.has(f.digest)) continue;
+      if (this.opts.carriedBefore.has(f.digest)) this.required.add(f.digest);
+      else this.foreign.add(f.digest);
+    }
+    const reference = formatReference({ registry: tag.registry, repository: tag.repository, tag: tag.tag });
+    const root = c.manifests[c.manifests.length - 1];
+    this.layout.push({ reference, target: tag.target, digest: c.root.digest, mediaType: image.mediaType, size: root?.size ?? c.root.size, platforms: image.selection.platforms });
+    this.images.push({
+      reference,
+      target: tag.target,
+      tag: tag.tag,
+      digest: c.root.digest,
+      mediaType: image.mediaType,
+      platforms: image.selection.platforms,
+      ...(filtered ? { filtered: filtered.digest } : {}),
+    });
+  }
+
+  /** The OCI layout entries: oci-layout, index.json and every carried blob and manifest. */
+  entries(): BundleEntry[] {
+    return [bufferEntry('oci-layout', ociLayoutFile()), bufferEntry('index.json', buildIndexJson(this.layout)), ...this.carried.values()];
+  }
+
+  /** Digests carried under blobs/. */
+  carriedDigests(): Digest[] {
+    return [...this.carried.keys()];
+  }
+
+  /** Digests the images name that the chain carried and this bundle does not, sorted. */
+  requires(): Digest[] {
+    return [...this.required].filter((d) => !this.carried.has(d)).sort();
+  }
+
+  /** Foreign layers the images name that neither this bundle nor its chain carries, sorted. */
+  foreignLayers(): Digest[] {
+    return [...this.foreign].filter((d) => !this.carried.has(d)).sort();
+  }
+}
