@@ -48,7 +48,11 @@ export interface CopyOptions<T = string> {
   readonly inflight?: Map<string, Promise<unknown>>;
   /** @default 'skip' */
   readonly foreign?: ForeignPolicy;
-  /** A manifest the sink has is complete: not walked, not sent. @default true */
+  /**
+   * A manifest the sink has is complete: not walked, not sent, its blobs not asked for. False:
+   * every manifest is walked and every blob asked for (a bundle: the chain carried a manifest
+   * but maybe not a foreign layer it names). @default true
+   */
   readonly trustSink?: boolean;
   /** Reads manifests for the graph. @default the source's `manifest(digest)` */
   readonly read?: ManifestReader;
@@ -84,6 +88,37 @@ export function sourceReader(source: Pick<ImageSource, 'manifest'>, opts: MediaC
 
 /** Copies the roots' closures from `source` to `sink`: blobs, then manifests children first, then tags. */
 export async function copy<T>(source: ImageSource, sink: ImageSink<T>, roots: ReadonlyArray<CopyRoot<T>>, opts: CopyOptions<T> = {}): Promise<CopyResult<T>> {
+  const staged = await copyContent(source, sink, roots, opts);
+  await staged.moveTags();
+  return staged;
+}
+
+/** A copy whose content is in and whose tags have not moved yet. */
+export interface StagedCopy<T = string> extends CopyResult<T> {
+  /** Moves the tags (in the roots' order). */
+  moveTags(): Promise<void>;
+}
+
+/**
+ * Steps 2 and 3 of copy: everything but the tags. For tags that must move together across several
+ * sinks (one registry repository each): run copyContent into each, then moveTags of each.
+ */
+export async function copyContent<T>(source: ImageSource, sink: ImageSink<T>, roots: ReadonlyArray<CopyRoot<T>>, opts: CopyOptions<T> = {}): Promise<StagedCopy<T>> {
+  return (await planCopy(source, sink, roots, opts)).run();
+}
+
+/** A copy whose closures are known and checked, before anything is written. */
+export interface CopyPlan<T = string> {
+  readonly closures: ReadonlyArray<{ readonly root: CopyRoot<T>; readonly closure: Closure }>;
+  /** Steps 2 and 3: blobs, then manifests; the tags are left to the result's moveTags. */
+  run(): Promise<StagedCopy<T>>;
+}
+
+/**
+ * Step 1 of copy: the closures, and the `check`, with nothing written. Several sinks whose
+ * copies must all be checked before any of them writes: plan each, then run each, then move tags.
+ */
+export async function planCopy<T>(source: ImageSource, sink: ImageSink<T>, roots: ReadonlyArray<CopyRoot<T>>, opts: CopyOptions<T> = {}): Promise<CopyPlan<T>> {
   const call: MediaCallOptions = opts.signal ? { signal: opts.signal } : {};
   const queue = opts.queue;
   const baseRead: ManifestReader =
@@ -110,7 +145,19 @@ export async function copy<T>(source: ImageSource, sink: ImageSink<T>, roots: Re
     closures.push({ root, closure: c });
   }
   await opts.check?.(closures);
+  return { closures, run: () => runCopy(source, sink, closures, call, sinkHas, opts) };
+}
+
+async function runCopy<T>(
+  source: ImageSource,
+  sink: ImageSink<T>,
+  closures: ReadonlyArray<{ readonly root: CopyRoot<T>; readonly closure: Closure }>,
+  call: MediaCallOptions,
+  sinkHas: (d: Descriptor) => Promise<boolean>,
+  opts: CopyOptions<T>,
+): Promise<StagedCopy<T>> {
   opts.signal?.throwIfAborted();
+  const queue = opts.queue;
 
   // The manifests to put, each once (the first root's fallback for a shared root), and their blobs.
   const toPut = new Map<Digest, { m: GraphManifest; fallback: Closure['filtered'] }>();
@@ -129,7 +176,9 @@ export async function copy<T>(source: ImageSource, sink: ImageSink<T>, roots: Re
     if (c.filtered && toPut.has(c.root.digest) && toPut.get(c.root.digest)!.fallback === undefined) toPut.get(c.root.digest)!.fallback = c.filtered;
   }
   const blobs = new Map<Digest, Descriptor>();
-  for (const { m } of toPut.values()) {
+  // Trusted, a manifest the sink has vouches for its blobs; untrusted, each blob answers for itself.
+  const withBlobs = opts.trustSink !== false ? [...toPut.values()].map((e) => e.m) : closures.flatMap((c) => c.closure.manifests);
+  for (const m of withBlobs) {
     for (const b of m.blobs) if (!blobs.has(b.digest)) blobs.set(b.digest, b);
     for (const f of m.foreign) {
       if (blobs.has(f.digest) || opts.foreign === undefined || opts.foreign === 'skip') continue;
@@ -191,8 +240,14 @@ export async function copy<T>(source: ImageSource, sink: ImageSink<T>, roots: Re
     const image: CopiedImage = { root: c.root, digest, mediaType: top?.mediaType ?? c.root.mediaType, bytes, selection: root.selection, closure: c };
     images.push({ root, image });
   }
-  opts.signal?.throwIfAborted();
-  for (const { root, image } of images) if (root.tag !== undefined) await sink.putTag(root.tag, image, call);
-  return { images, blobs: counts, manifests: toPut.size };
+  return {
+    images,
+    blobs: counts,
+    manifests: toPut.size,
+    async moveTags() {
+      opts.signal?.throwIfAborted();
+      for (const { root, image } of images) if (root.tag !== undefined) await sink.putTag(root.tag, image, call);
+    },
+  };
 }
 
