@@ -9,3 +9,4 @@ export * from './sign.js';
 export * from './verify.js';
 export * from './writer.js';
 export * from './export.js';
+export * from './media.js';

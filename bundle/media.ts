@@ -8,13 +8,15 @@ import {
   layoutBlobPath,
   type BlobOpener,
   type CopiedImage,
+  type CopyRoot,
   type Descriptor,
   type Digest,
   type ImageSink,
   type ManifestPut,
+  type ManifestReader,
   type PutBlobResult,
 } from '../oci/index.js';
-import type { BundleImage } from './format.js';
+import type { BundleImage, BundleManifest } from './format.js';
 import { buildIndexJson, ociLayoutFile, type LayoutImage } from './layout.js';
 import { bufferEntry, type BundleEntry } from './writer.js';
 
@@ -124,5 +126,76 @@ export class BundleImageSink implements ImageSink<BundleTag> {
   /** Foreign layers the images name that neither this bundle nor its chain carries, sorted. */
   foreignLayers(): Digest[] {
     return [...this.foreign].filter((d) => !this.carried.has(d)).sort();
+  }
+}
+
+/**
+ * A bundle as a one-pass image source: what `ferry import` reads images from.
+ *
+ * Contract. A bundle tar is read once, front to back (a second pass reads every byte again, so it
+ * is only for the rare blob a sink turns out to need twice). Entries arrive in the canonical tar
+ * order: index.json first, then blobs by digest (manifests among them, named by their media type
+ * in the signed file list), each verified against the signed list only when its stream ends. So
+ * a copy from it:
+ * - takes blobs as they come, into the sink, as invisible writes (a large one straight from the
+ *   tar into an upload): a blob whose manifest comes later cannot wait for it;
+ * - keeps manifests (small, capped) here until the pass ends;
+ * - puts manifests and moves tags only after the last entry verified: then `reader()` answers the
+ *   graph from what the bundle carries, the target fills in what an earlier bundle carried, and
+ *   `roots()` names the images of the signed images[] list.
+ */
+export class BundleImageSource {
+  private readonly kept = new Map<Digest, { bytes: Buffer; mediaType: string }>();
+  private readonly carriedSet: ReadonlySet<string>;
+  private readonly requiredSet: ReadonlySet<string>;
+
+  constructor(readonly manifest: BundleManifest) {
+    this.carriedSet = new Set(manifest.files.filter((f) => f.path.startsWith('blobs/sha256/')).map((f) => `sha256:${f.sha256}`));
+    this.requiredSet = new Set(manifest.requires);
+  }
+
+  /** Keeps a manifest entry's verified bytes (the pass calls it as the entry comes). */
+  keep(digest: Digest, bytes: Buffer, mediaType: string): void {
+    this.kept.set(digest, { bytes, mediaType });
+  }
+
+  /** The bytes of a manifest the bundle carries, once the pass has read it. */
+  carriedManifest(d: Digest): { bytes: Buffer; mediaType: string } | undefined {
+    return this.kept.get(d);
+  }
+
+  /** True when the bundle carries the blob or manifest. */
+  carries(d: string): boolean {
+    return this.carriedSet.has(d);
+  }
+
+  /** True when the bundle carries it or lists it in requires (an earlier bundle carried it). */
+  names(d: string): boolean {
+    return this.carriedSet.has(d) || this.requiredSet.has(d);
+  }
+
+  /**
+   * The graph's reader once the pass has ended: carried manifests by their bytes; the others
+   * through `target` (what an import target holds), or, without one, a required manifest as
+   * vouched for ('external') and any other as missing.
+   */
+  reader(target?: ManifestReader): ManifestReader {
+    return async (d) => {
+      const m = this.kept.get(d.digest);
+      if (m) return m;
+      if (target) return target(d);
+      return this.requiredSet.has(d.digest) ? 'external' : undefined;
+    };
+  }
+
+  /** The roots of the signed images[], in its order, each with the index it sits at. */
+  roots<T>(tag: (im: BundleImage, at: number) => T): Array<CopyRoot<T> & { readonly tag: T; readonly image: BundleImage; readonly at: number }> {
+    return this.manifest.images.map((im, at) => ({
+      descriptor: { digest: im.digest, mediaType: im.mediaType, size: this.kept.get(im.digest)?.bytes.length ?? 0 },
+      selection: { platforms: im.platforms },
+      tag: tag(im, at),
+      image: im,
+      at,
+    }));
   }
 }

@@ -21,7 +21,9 @@ import {
   parseManifest,
   platformMatches,
   referencedDescriptors,
+  closure,
   type Descriptor,
+  type ManifestReader,
 } from '../oci/index.js';
 import { INDEX_FILE, OCI_LAYOUT_FILE, type BundleImage, type BundleManifest } from './format.js';
 import type { TrustedKey } from './keys.js';
@@ -256,6 +258,11 @@ async function checkLayout(
     if (im.filtered === undefined) continue;
     const original = spooled.get(im.digest);
     if (original === undefined) throw bad(`blobs/sha256/${digestHex(im.digest)}`, `is the index of filtered image ${im.target}:${im.tag} but is not carried`);
-    checkFilteredImage(im, i, await readFile(original), im.mediaType);
+    const read: ManifestReader = async (d) => {
+      const f = spooled.get(d.digest);
+      if (f) return { bytes: await readFile(f), mediaType: files.get(`blobs/sha256/${digestHex(d.digest)}`)?.mediaType ?? d.mediaType };
+      return requires.has(d.digest) ? 'external' : undefined;
+    };
+    checkFilteredImage(im, i, await closure({ digest: im.digest, mediaType: im.mediaType, size: 0 }, read, { platforms: im.platforms }));
   }
 }
