@@ -241,7 +241,7 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
   const foreign = sink.foreignLayers();
   const carried = sink.carriedDigests();
 
-  const entries: BundleEntry[] = sink.entries();
+  const entries: BundleEntry[] = await sink.entries();
   const moduleFilePaths: string[] = [];
   const byModule = new Map<string, ModuleVersionRow[]>();
   for (const m of modules) {

@@ -10,3 +10,4 @@ export * from './verify.js';
 export * from './writer.js';
 export * from './export.js';
 export * from './media.js';
+export * from './plan.js';

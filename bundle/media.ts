@@ -16,8 +16,9 @@ import {
   type ManifestReader,
   type PutBlobResult,
 } from '../oci/index.js';
-import type { BundleImage, BundleManifest } from './format.js';
+import { PLAN_FILE, type BundleImage, type BundleManifest } from './format.js';
 import { buildIndexJson, ociLayoutFile, type LayoutImage } from './layout.js';
+import { buildImagePlan, checkImagePlan } from './plan.js';
 import { bufferEntry, type BundleEntry } from './writer.js';
 
 /** How a bundle names an image: the upstream reference, the intranet target and the tag. */
@@ -48,6 +49,8 @@ export interface BundleImageSinkOptions {
  */
 export class BundleImageSink implements ImageSink<BundleTag> {
   private readonly carried = new Map<Digest, BundleEntry>();
+  /** The bytes of the manifests carried: the image plan is the graph read from them. */
+  private readonly manifestBytes = new Map<Digest, { bytes: Uint8Array; mediaType: string }>();
   private readonly layout: LayoutImage[] = [];
   private readonly required = new Set<Digest>();
   private readonly foreign = new Set<Digest>();
@@ -73,6 +76,7 @@ export class BundleImageSink implements ImageSink<BundleTag> {
   async putManifest(p: ManifestPut): Promise<Digest> {
     const m = p.manifest;
     this.carried.set(m.digest, bufferEntry(layoutBlobPath(m.digest), m.bytes, m.mediaType));
+    this.manifestBytes.set(m.digest, { bytes: m.bytes, mediaType: m.mediaType });
     if (p.fallback) this.carry(p.fallback.digest, p.fallback.bytes, p.fallback.mediaType);
     return m.digest;
   }
@@ -108,9 +112,18 @@ export class BundleImageSink implements ImageSink<BundleTag> {
     });
   }
 
-  /** The OCI layout entries: oci-layout, index.json and every carried blob and manifest. */
-  entries(): BundleEntry[] {
-    return [bufferEntry('oci-layout', ociLayoutFile()), bufferEntry('index.json', buildIndexJson(this.layout)), ...this.carried.values()];
+  /**
+   * The OCI layout entries: oci-layout, index.json, every carried blob and manifest, and (with
+   * images) the image plan import.sh follows: each image's closure as the bundle supports it,
+   * its carried manifests read, what it requires standing in for itself.
+   */
+  async entries(): Promise<BundleEntry[]> {
+    const out = [bufferEntry('oci-layout', ociLayoutFile()), bufferEntry('index.json', buildIndexJson(this.layout)), ...this.carried.values()];
+    if (this.images.length === 0) return out;
+    const required = new Set<string>(this.requires());
+    const read: ManifestReader = (d) => this.manifestBytes.get(d.digest) ?? (required.has(d.digest) ? 'external' : undefined);
+    out.push(bufferEntry(PLAN_FILE, await buildImagePlan(this.images, read)));
+    return out;
   }
 
   /** Digests carried under blobs/. */
@@ -146,6 +159,7 @@ export class BundleImageSink implements ImageSink<BundleTag> {
  */
 export class BundleImageSource {
   private readonly kept = new Map<Digest, { bytes: Buffer; mediaType: string }>();
+  private plan: Buffer | undefined;
   private readonly carriedSet: ReadonlySet<string>;
   private readonly requiredSet: ReadonlySet<string>;
 
@@ -157,6 +171,20 @@ export class BundleImageSource {
   /** Keeps a manifest entry's verified bytes (the pass calls it as the entry comes). */
   keep(digest: Digest, bytes: Buffer, mediaType: string): void {
     this.kept.set(digest, { bytes, mediaType });
+  }
+
+  /** Keeps the image plan's bytes (the pass calls it as the entry comes). */
+  keepPlan(bytes: Buffer): void {
+    this.plan = bytes;
+  }
+
+  /**
+   * Once the pass has ended: the carried image plan (what import.sh follows) must be the graph's
+   * own of what the bundle carries, so both importers push the same. A bundle from a Ferry
+   * that wrote no plan has none to check.
+   */
+  async checkPlan(): Promise<void> {
+    if (this.plan !== undefined) await checkImagePlan(this.manifest.images, this.reader(), this.plan);
   }
 
   /** The bytes of a manifest the bundle carries, once the pass has read it. */

@@ -2,8 +2,9 @@
  * Full verification of a bundle without importing it: parts, signatures, every file's size and
  * sha256, the OCI layout's internal references, and every check `ferry import` runs on the Go
  * module files (BundleModuleChecks: the module zip rules, .info, .mod and zip agreeing, the h1
- * hashes of the signed module list), and that each carried filtered index is exactly what
- * `ferry import` would make of its original.
+ * hashes of the signed module list), that each carried filtered index is exactly what
+ * `ferry import` would make of its original, and that the image plan import.sh follows is the
+ * image graph's own.
  */
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -23,7 +24,8 @@ import {
   type Digest,
   type ManifestReader,
 } from '../oci/index.js';
-import { INDEX_FILE, OCI_LAYOUT_FILE, type BundleImage, type BundleManifest } from './format.js';
+import { INDEX_FILE, OCI_LAYOUT_FILE, PLAN_FILE, type BundleImage, type BundleManifest } from './format.js';
+import { checkImagePlan, MAX_PLAN_BYTES } from './plan.js';
 import type { TrustedKey } from './keys.js';
 import { ANNOTATION_REF_NAME, ANNOTATION_TARGET, checkFilteredImage, layoutRefNames, referenceTag } from './layout.js';
 import { BundleModuleChecks, moduleFilePath } from './module-check.js';
@@ -96,6 +98,7 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions): Pro
   const foreign = new Set<string>();
   let layoutSeen = false;
   let indexBytes: Buffer | undefined;
+  let planBytes: Buffer | undefined;
   let files = 0;
   let bytes = 0;
   try {
@@ -112,6 +115,8 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions): Pro
         layoutSeen = true;
       } else if (e.path === INDEX_FILE) {
         indexBytes = await readSmall(e.stream, MAX_MANIFEST_BYTES, e.path);
+      } else if (e.path === PLAN_FILE) {
+        planBytes = await readSmall(e.stream, MAX_PLAN_BYTES, e.path);
       } else if (e.path.startsWith('blobs/') && e.mediaType !== undefined) {
         if (e.size > MAX_MANIFEST_BYTES) throw bad(e.path, `is a manifest of ${e.size} bytes, more than ${MAX_MANIFEST_BYTES}`);
         const tmp = join(work, e.sha256);
@@ -138,7 +143,9 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions): Pro
     if (m.images.length > 0 || indexBytes !== undefined) {
       if (!layoutSeen) throw bad(OCI_LAYOUT_FILE, 'is missing but the bundle carries images');
       if (!indexBytes) throw bad(INDEX_FILE, 'is missing but the bundle carries images');
-      await checkLayout(m, indexBytes, spooled, filesByPath, requires, foreign);
+      const read = await checkLayout(m, indexBytes, spooled, filesByPath, requires, foreign);
+      // The plan import.sh follows is the graph's own (a bundle from a Ferry that wrote none has none).
+      if (planBytes !== undefined) await checkImagePlan(m.images, read, planBytes);
     }
     return { ok: true, manifest: m, signer: bundle.signer ?? '', files, bytes, foreignLayers: [...foreign].sort() };
   } finally {
@@ -181,7 +188,7 @@ async function checkLayout(
   files: Map<string, { mediaType?: string }>,
   requires: Set<string>,
   foreign: Set<string>,
-): Promise<void> {
+): Promise<ManifestReader> {
   let idx;
   try {
     idx = parseManifest(indexBytes, MediaType.OciIndex);
@@ -259,4 +266,5 @@ async function checkLayout(
     if (!spooled.has(im.digest)) throw bad(blobPath(im.digest), `is the index of filtered image ${im.target}:${im.tag} but is not carried`);
     checkFilteredImage(im, i, closures.get(im)!);
   }
+  return read;
 }

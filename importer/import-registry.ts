@@ -9,7 +9,7 @@ import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import PQueue from 'p-queue';
-import { BundleImageSource, checkFilteredImage, type BundleManifest } from '../bundle/index.js';
+import { BundleImageSource, checkFilteredImage, MAX_PLAN_BYTES, PLAN_FILE, type BundleManifest } from '../bundle/index.js';
 import { FerryError, isFerryError } from '../errors/index.js';
 import {
   ANNOTATION_FILTERED_FROM,
@@ -137,7 +137,7 @@ export class RegistryTarget implements ImportTarget {
   }
 
   wants(path: string): boolean {
-    return path.startsWith('blobs/');
+    return path.startsWith('blobs/') || path === PLAN_FILE;
   }
 
   async missingRequires(m: BundleManifest, ledger: Ledger | undefined, signal?: AbortSignal): Promise<string[]> {
@@ -187,6 +187,10 @@ export class RegistryTarget implements ImportTarget {
 
   async take(src: EntrySource): Promise<void> {
     this.throwIfFailed();
+    if (src.path === PLAN_FILE) {
+      this.source.keepPlan(await readSmall(openSource(src, this.c.signal), MAX_PLAN_BYTES, src.path));
+      return;
+    }
     const digest = `sha256:${src.sha256}` as Digest;
     if (src.mediaType !== undefined) {
       const bytes = await readSmall(openSource(src, this.c.signal), MAX_MANIFEST_BYTES, src.path);
@@ -274,6 +278,7 @@ export class RegistryTarget implements ImportTarget {
    */
   async commit(): Promise<TargetReport> {
     await this.drain();
+    await this.source.checkPlan();
     const images = this.source.roots((im) => ({ repo: this.repo(im.target), tag: im.tag }));
     const byRepo = new Map<string, typeof images>();
     for (const r of [...images].sort((a, b) => (a.tag.repo + a.tag.tag < b.tag.repo + b.tag.tag ? -1 : 1))) {

@@ -6,7 +6,7 @@
  * is noted in the ledger, so a failed import (this run, or a killed earlier run of the same
  * bundle) removes the ones nothing came to use.
  */
-import { BundleImageSource, BundleModuleChecks, checkFilteredImage, moduleFilePath, type BundleManifest } from '../bundle/index.js';
+import { BundleImageSource, BundleModuleChecks, checkFilteredImage, MAX_PLAN_BYTES, moduleFilePath, PLAN_FILE, type BundleManifest } from '../bundle/index.js';
 import { FerryError } from '../errors/index.js';
 import { escapePath, escapeVersion } from '../gomod/index.js';
 import { copy, MAX_MANIFEST_BYTES, sha256Digest, parseReference, type Digest } from '../oci/index.js';
@@ -42,7 +42,7 @@ export class StoreTarget implements ImportTarget {
 
   wants(path: string): boolean {
     if (splitSumdbPath(path)) return true;
-    return path.startsWith('blobs/') || moduleFilePath(path) !== undefined;
+    return path.startsWith('blobs/') || path === PLAN_FILE || moduleFilePath(path) !== undefined;
   }
 
   async missingRequires(m: BundleManifest): Promise<string[]> {
@@ -52,7 +52,7 @@ export class StoreTarget implements ImportTarget {
   plan(m: BundleManifest): PlanLine[] {
     const out: PlanLine[] = [];
     for (const f of m.files) {
-      if (!this.wants(f.path)) continue;
+      if (!this.wants(f.path) || f.path === PLAN_FILE) continue;
       const d = `sha256:${f.sha256}` as Digest;
       out.push({ target: this.name, action: this.store.hasBlob(d) ? 'skip' : 'store-blob', what: `${f.path}`, size: f.size });
     }
@@ -87,6 +87,10 @@ export class StoreTarget implements ImportTarget {
       const files = this.sumdb.get(sum.name) ?? new Map<string, Buffer>();
       files.set(sum.rel, bytes);
       this.sumdb.set(sum.name, files);
+      return;
+    }
+    if (src.path === PLAN_FILE) {
+      this.source.keepPlan(await readSmall(openSource(src, signal), MAX_PLAN_BYTES, src.path));
       return;
     }
     if (src.mediaType !== undefined) {
@@ -130,6 +134,7 @@ export class StoreTarget implements ImportTarget {
       const kept = await this.store.readSumdbFile(name, 'latest', signal ? { signal } : {});
       sumdbPlans.set(name, planSumdbMerge(name, files.get('latest'), kept, `store ${this.store.dir}`));
     }
+    await this.source.checkPlan();
     // The images: one copy from what the bundle carries (and the store holds from earlier
     // bundles) into the store, through the graph; tags last.
     const store = this.store;
