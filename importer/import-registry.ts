@@ -293,7 +293,10 @@ export class RegistryTarget implements ImportTarget {
       plans.push(
         await planCopy(this.stagedSource(repo), sink, roots, {
           ...this.sig(),
-          read: this.source.reader((d) => this.fromTarget(repo, d)),
+          // Mounts, HEADs and uploads share the target's bound on concurrent registry requests.
+          queue: this.queue,
+          queueManifests: true,
+          read: this.source.reader((d) => this.queue.add(() => this.fromTarget(repo, d))),
           // A foreign layer left out upstream stays out: the registry accepts the manifest without it.
           foreign: 'if-present',
           missing: (root, lost) => {

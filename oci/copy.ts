@@ -44,6 +44,8 @@ export interface CopyOptions<T = string> {
   readonly signal?: AbortSignal;
   /** Blob transfers (and, with the default reader, manifest reads) run through it. @default none: all at once */
   readonly queue?: TaskQueue;
+  /** Manifest puts run through `queue` too (a sink across the network). @default false */
+  readonly queueManifests?: boolean;
   /** Blob transfers under way by digest, shared by copies running together so each blob moves once. */
   readonly inflight?: Map<string, Promise<unknown>>;
   /** @default 'skip' */
@@ -224,7 +226,9 @@ async function runCopy<T>(
     const entry = toPut.get(digest)!;
     p = (async () => {
       await settleAll(entry.m.children.filter((c) => toPut.has(c.digest)).map((c) => putOne(c.digest)));
-      return sink.putManifest(entry.fallback ? { manifest: entry.m, fallback: entry.fallback } : { manifest: entry.m }, call);
+      // Queued only once its children are in, so a waiting index never holds a slot.
+      const put = (): Promise<Digest> => sink.putManifest(entry.fallback ? { manifest: entry.m, fallback: entry.fallback } : { manifest: entry.m }, call);
+      return queue && opts.queueManifests ? queue.add(put) : put();
     })();
     held.set(digest, p);
     return p;
