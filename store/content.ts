@@ -276,7 +276,9 @@ export class StoreContent implements PlacedBlobs, ManifestPresence {
     this.db.assertWritable('removeUnreferencedBlobs');
     const wanted = [...new Set(digests)].filter((d) => !this.inflight.has(d) && !this.unindexed.has(d));
     if (wanted.length === 0) return { removed: [], bytes: 0 };
-    const removed = this.db.write('deleteUnreferencedBlobs', () => {
+    // Durable before any file goes: a row whose deletion a power cut undid, left without its
+    // file, would claim a blob the store no longer has.
+    const removed = this.db.durable('deleteUnreferencedBlobs', () => {
       const gone = this.unreferencedBlobs(wanted);
       const del = this.db.sql.prepare('DELETE FROM blobs WHERE digest = ?');
       for (const b of gone) del.run(b.digest);

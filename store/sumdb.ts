@@ -115,7 +115,10 @@ export class StoreSumdb {
   putHead(name: string, head: { size: number; hash: string; note: string }): boolean {
     this.db.assertWritable('putSumdbHead');
     const { size, hash, note } = head;
-    return this.db.write('sumdbPutHead', () => {
+    // Durable: the newest verified head is the trust anchor every later head is checked
+    // against; forgetting it to a power cut would let a log that forked after the head before
+    // it pass. One commit per database per sync pass.
+    return this.db.durable('sumdbPutHead', () => {
       const latest = this.db.sql.prepare('SELECT * FROM sumdb_heads WHERE name = ? ORDER BY size DESC LIMIT 1').get(name) as HeadDbRow | undefined;
       if (latest) {
         if (size === latest.size && hash === latest.hash) return false;

@@ -2,8 +2,11 @@
 // INDEX_SYNCHRONOUS, and durable() writes reach the disk before they return whatever it says.
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { BlobFiles } from '../../store/blobs.js';
 import { StoreBundles } from '../../store/bundles.js';
+import { StoreContent } from '../../store/content.js';
 import { INDEX_SYNCHRONOUS, IndexDb, type Synchronous } from '../../store/db.js';
+import { StoreSumdb } from '../../store/sumdb.js';
 import { tempDir } from './helpers.js';
 
 const cleanups: Array<() => void> = [];
@@ -44,12 +47,21 @@ describe('index durability', () => {
     expect(db.getMeta('k')).toBe('v');
   });
 
-  it('a bundle record is a durable write', () => {
+  it('bundle records, checksum-database heads and the removal of unused blob rows are durable writes', async () => {
     const db = open('NORMAL');
+    const files = new BlobFiles(db.dir);
+    files.init();
+    cleanups.unshift(() => files.close());
+    const content = new StoreContent(db, files, undefined);
     const durable = vi.spyOn(db, 'durable');
+
     new StoreBundles(db).add({ id: 'b1', sequence: 1, parentId: null, createdAt: 't', seqFrom: 0, seqTo: 0, files: [], blobs: [] });
-    expect(durable.mock.calls.map((c) => c[0])).toEqual(['addBundle']);
     expect(new StoreBundles(db).get('b1')?.sequence).toBe(1);
+    new StoreSumdb(db, content).putHead('sum.golang.org', { size: 1, hash: 'aGFzaA==', note: 'note' });
+    const unused = await content.writeBlobBytes(undefined, Buffer.from('unused'));
+    expect((await content.removeUnreferencedBlobs([unused.digest])).removed).toEqual([{ digest: unused.digest, size: 6 }]);
+
+    expect(durable.mock.calls.map((c) => c[0])).toEqual(['addBundle', 'sumdbPutHead', 'deleteUnreferencedBlobs']);
     expect(level(db)).toBe(1);
   });
 
