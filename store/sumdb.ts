@@ -2,46 +2,13 @@
  * The checksum-database part of the index: verified tree heads per database (a history, the
  * newest is the one Ferry trusts), files kept as blobs by database path (tiles, raw lookups),
  * and the record that vouches for each module version. Proofs are the caller's job (sumdb/):
- * this module only refuses to move a head backwards or sideways.
+ * this part only refuses to move a head backwards or sideways. Its tables are schema step 2
+ * (migrations.ts); a file's blob goes in through content.ts before its row is written.
  */
-import type Database from 'better-sqlite3';
 import { FerryError } from '../errors/index.js';
 import type { Digest } from '../oci/index.js';
-
-/** The schema step that adds these tables (appended to MIGRATIONS in db.ts). */
-export const SUMDB_MIGRATION = `
-  CREATE TABLE sumdb_heads (
-    name        TEXT NOT NULL,
-    size        INTEGER NOT NULL CHECK (size >= 0),
-    hash        TEXT NOT NULL,
-    note        TEXT NOT NULL,
-    verified_at TEXT NOT NULL,
-    exported    INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (name, size)
-  ) WITHOUT ROWID;
-
-  CREATE TABLE sumdb_files (
-    name       TEXT NOT NULL,
-    path       TEXT NOT NULL,
-    digest     TEXT NOT NULL,
-    size       INTEGER NOT NULL CHECK (size >= 0),
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (name, path)
-  ) WITHOUT ROWID;
-
-  CREATE TABLE sumdb_records (
-    name        TEXT NOT NULL,
-    module      TEXT NOT NULL,
-    version     TEXT NOT NULL,
-    record_id   INTEGER NOT NULL CHECK (record_id >= 0),
-    text        TEXT NOT NULL,
-    lookup_path TEXT NOT NULL,
-    head_size   INTEGER NOT NULL,
-    checked_at  TEXT NOT NULL,
-    PRIMARY KEY (name, module, version)
-  ) WITHOUT ROWID;
-  CREATE INDEX sumdb_records_module ON sumdb_records(module, version);
-`;
+import type { IndexDb } from './db.js';
+import type { StoreContent } from './content.js';
 
 /** A verified tree head of a checksum database. */
 export interface SumdbHeadRow {
@@ -80,7 +47,8 @@ export interface SumdbRecordRow {
   readonly checkedAt: string;
 }
 
-type Run = <T>(op: string, fn: () => T) => T;
+/** What the checksum-database part asks of the content family: small blobs in and out. */
+export type SumdbBlobs = Pick<StoreContent, 'writeBlobBytes' | 'readBlobBytes'>;
 
 interface HeadDbRow {
   name: string;
@@ -119,85 +87,96 @@ function recordRow(r: RecordDbRow): SumdbRecordRow {
   };
 }
 
-/** Typed queries over the checksum-database tables. */
-export class SumdbIndex {
+/** Checksum databases: verified heads, files kept as blobs, and the records that vouch for versions. */
+export class StoreSumdb {
   constructor(
-    private readonly db: Database.Database,
-    private readonly run: Run,
-    private readonly iso: () => string,
+    private readonly db: IndexDb,
+    private readonly blobs: SumdbBlobs,
   ) {}
 
-  /** The newest verified head of a database. */
-  latestHead(name: string): SumdbHeadRow | undefined {
-    return this.run('sumdbLatestHead', () => {
-      const r = this.db.prepare('SELECT * FROM sumdb_heads WHERE name = ? ORDER BY size DESC LIMIT 1').get(name) as HeadDbRow | undefined;
+  /** The newest verified tree head of a database. */
+  head(name: string): SumdbHeadRow | undefined {
+    return this.db.run('sumdbLatestHead', () => {
+      const r = this.db.sql.prepare('SELECT * FROM sumdb_heads WHERE name = ? ORDER BY size DESC LIMIT 1').get(name) as HeadDbRow | undefined;
       return r && headRow(r);
     });
   }
 
   /** Every verified head of a database, oldest first. */
   heads(name: string): SumdbHeadRow[] {
-    return this.run('sumdbHeads', () => (this.db.prepare('SELECT * FROM sumdb_heads WHERE name = ? ORDER BY size').all(name) as HeadDbRow[]).map(headRow));
+    return this.db.run('sumdbHeads', () => (this.db.sql.prepare('SELECT * FROM sumdb_heads WHERE name = ? ORDER BY size').all(name) as HeadDbRow[]).map(headRow));
   }
 
   /**
-   * Records a head that the caller has proved consistent with the newest one. A smaller head,
-   * or one of the same size with another hash, is SUMDB_INCONSISTENT; the same head is a no-op.
-   * Returns true when the head was new.
+   * Records a tree head the caller has proved consistent with the newest one (CheckTree). A
+   * smaller head, or one of the same size with another hash, is SUMDB_INCONSISTENT; the same
+   * head is a no-op. Returns true when the head was new.
    */
-  putHead(name: string, size: number, hash: string, note: string): boolean {
-    return this.run('sumdbPutHead', () =>
-      this.db
-        .transaction(() => {
-          const latest = this.db.prepare('SELECT * FROM sumdb_heads WHERE name = ? ORDER BY size DESC LIMIT 1').get(name) as HeadDbRow | undefined;
-          if (latest) {
-            if (size === latest.size && hash === latest.hash) return false;
-            if (size <= latest.size) {
-              throw new FerryError(
-                'SUMDB_INCONSISTENT',
-                `checksum database ${name}: refusing tree#${size} (${hash}): the newest verified head is tree#${latest.size} (${latest.hash}); a log never shrinks or changes`,
-                { op: 'sumdbPutHead' },
-              );
-            }
-          }
-          this.db.prepare('INSERT INTO sumdb_heads (name, size, hash, note, verified_at) VALUES (?, ?, ?, ?, ?)').run(name, size, hash, note, this.iso());
-          return true;
-        })
-        .immediate(),
-    );
-  }
-
-  /** Marks a head as handed out by a bundle. */
-  markExported(name: string, size: number): void {
-    this.run('sumdbMarkExported', () => {
-      this.db.prepare('UPDATE sumdb_heads SET exported = 1 WHERE name = ? AND size = ?').run(name, size);
+  putHead(name: string, head: { size: number; hash: string; note: string }): boolean {
+    this.db.assertWritable('putSumdbHead');
+    const { size, hash, note } = head;
+    // Durable: the newest verified head is the trust anchor every later head is checked
+    // against; forgetting it to a power cut would let a log that forked after the head before
+    // it pass. One commit per database per sync pass.
+    return this.db.durable('sumdbPutHead', () => {
+      const latest = this.db.sql.prepare('SELECT * FROM sumdb_heads WHERE name = ? ORDER BY size DESC LIMIT 1').get(name) as HeadDbRow | undefined;
+      if (latest) {
+        if (size === latest.size && hash === latest.hash) return false;
+        if (size <= latest.size) {
+          throw new FerryError(
+            'SUMDB_INCONSISTENT',
+            `checksum database ${name}: refusing tree#${size} (${hash}): the newest verified head is tree#${latest.size} (${latest.hash}); a log never shrinks or changes`,
+            { op: 'sumdbPutHead' },
+          );
+        }
+      }
+      this.db.sql.prepare('INSERT INTO sumdb_heads (name, size, hash, note, verified_at) VALUES (?, ?, ?, ?, ?)').run(name, size, hash, note, this.db.iso());
+      return true;
     });
   }
 
-  /** Records (or replaces) the blob behind a database file; the blob must already be stored. */
-  putFile(name: string, path: string, digest: Digest, size: number): void {
-    this.run('sumdbPutFile', () => {
-      this.db
+  /** Marks a head as handed out in a bundle (its consistency tiles are carried from then on). */
+  markExported(name: string, size: number): void {
+    this.db.assertWritable('markSumdbHeadExported');
+    this.db.run('sumdbMarkExported', () => {
+      this.db.sql.prepare('UPDATE sumdb_heads SET exported = 1 WHERE name = ? AND size = ?').run(name, size);
+    });
+  }
+
+  /** Stores a database file (a verified tile or lookup body) as a blob and indexes it by path (replacing an earlier one). */
+  async putFile(name: string, path: string, bytes: Buffer, opts: { signal?: AbortSignal } = {}): Promise<SumdbFileRow> {
+    this.db.assertWritable('putSumdbFile');
+    const r = await this.blobs.writeBlobBytes(undefined, bytes, { mediaType: 'application/octet-stream', ...(opts.signal ? { signal: opts.signal } : {}) });
+    this.db.run('sumdbPutFile', () => {
+      this.db.sql
         .prepare(
           `INSERT INTO sumdb_files (name, path, digest, size, created_at) VALUES (?, ?, ?, ?, ?)
            ON CONFLICT(name, path) DO UPDATE SET digest = excluded.digest, size = excluded.size`,
         )
-        .run(name, path, digest, size, this.iso());
+        .run(name, path, r.digest, r.size, this.db.iso());
     });
+    return { name, path, digest: r.digest, size: r.size };
   }
 
-  /** One database file. */
+  /** One database file's row. */
   getFile(name: string, path: string): SumdbFileRow | undefined {
-    return this.run('sumdbGetFile', () => {
-      const r = this.db.prepare('SELECT name, path, digest, size FROM sumdb_files WHERE name = ? AND path = ?').get(name, path) as SumdbFileRow | undefined;
+    return this.db.run('sumdbGetFile', () => {
+      const r = this.db.sql.prepare('SELECT name, path, digest, size FROM sumdb_files WHERE name = ? AND path = ?').get(name, path) as SumdbFileRow | undefined;
       return r && { name: r.name, path: r.path, digest: r.digest, size: r.size };
     });
   }
 
+  /** A database file's bytes (verified against its digest), or undefined when not kept. */
+  async readFile(name: string, path: string, opts: { signal?: AbortSignal } = {}): Promise<Buffer | undefined> {
+    const row = this.getFile(name, path);
+    if (!row) return undefined;
+    return this.blobs.readBlobBytes(row.digest, row.size, opts);
+  }
+
   /** The files of a database whose path starts with `prefix`, by path. */
   listFiles(name: string, prefix = ''): SumdbFileRow[] {
-    return this.run('sumdbListFiles', () =>
-      this.db
+    return this.db.run('sumdbListFiles', () =>
+      this.db.sql
         .prepare(`SELECT name, path, digest, size FROM sumdb_files WHERE name = ? AND substr(path, 1, ?) = ? ORDER BY path`)
         .all(name, prefix.length, prefix) as SumdbFileRow[],
     );
@@ -205,38 +184,39 @@ export class SumdbIndex {
 
   /** The databases that have a file at `path` (e.g. `supported`: those an import carried in). */
   namesWithFile(path: string): string[] {
-    return this.run('sumdbNamesWithFile', () => this.db.prepare('SELECT DISTINCT name FROM sumdb_files WHERE path = ? ORDER BY name').pluck().all(path) as string[]);
+    return this.db.run('sumdbNamesWithFile', () => this.db.sql.prepare('SELECT DISTINCT name FROM sumdb_files WHERE path = ? ORDER BY name').pluck().all(path) as string[]);
   }
 
   /** Records the record vouching for a module version (replacing an earlier one). */
   putRecord(r: Omit<SumdbRecordRow, 'checkedAt'>): void {
-    this.run('sumdbPutRecord', () => {
-      this.db
+    this.db.assertWritable('putSumdbRecord');
+    this.db.run('sumdbPutRecord', () => {
+      this.db.sql
         .prepare(
           `INSERT INTO sumdb_records (name, module, version, record_id, text, lookup_path, head_size, checked_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT(name, module, version) DO UPDATE SET record_id = excluded.record_id, text = excluded.text,
              lookup_path = excluded.lookup_path, head_size = excluded.head_size, checked_at = excluded.checked_at`,
         )
-        .run(r.name, r.module, r.version, r.recordId, r.text, r.lookupPath, r.headSize, this.iso());
+        .run(r.name, r.module, r.version, r.recordId, r.text, r.lookupPath, r.headSize, this.db.iso());
     });
   }
 
   /** The record of a module version in a database. */
   getRecord(name: string, module: string, version: string): SumdbRecordRow | undefined {
-    return this.run('sumdbGetRecord', () => {
-      const r = this.db.prepare('SELECT * FROM sumdb_records WHERE name = ? AND module = ? AND version = ?').get(name, module, version) as RecordDbRow | undefined;
+    return this.db.run('sumdbGetRecord', () => {
+      const r = this.db.sql.prepare('SELECT * FROM sumdb_records WHERE name = ? AND module = ? AND version = ?').get(name, module, version) as RecordDbRow | undefined;
       return r && recordRow(r);
     });
   }
 
   /** Every record of a database (or of all databases), by module and version. */
   listRecords(name?: string): SumdbRecordRow[] {
-    return this.run('sumdbListRecords', () => {
+    return this.db.run('sumdbListRecords', () => {
       const rows = (
         name === undefined
-          ? this.db.prepare('SELECT * FROM sumdb_records ORDER BY name, module, version').all()
-          : this.db.prepare('SELECT * FROM sumdb_records WHERE name = ? ORDER BY module, version').all(name)
+          ? this.db.sql.prepare('SELECT * FROM sumdb_records ORDER BY name, module, version').all()
+          : this.db.sql.prepare('SELECT * FROM sumdb_records WHERE name = ? ORDER BY module, version').all(name)
       ) as RecordDbRow[];
       return rows.map(recordRow);
     });
@@ -244,8 +224,8 @@ export class SumdbIndex {
 
   /** The databases with a head or a record. */
   names(): string[] {
-    return this.run('sumdbNames', () =>
-      this.db.prepare('SELECT name FROM sumdb_heads UNION SELECT name FROM sumdb_records ORDER BY name').pluck().all() as string[],
+    return this.db.run('sumdbNames', () =>
+      this.db.sql.prepare('SELECT name FROM sumdb_heads UNION SELECT name FROM sumdb_records ORDER BY name').pluck().all() as string[],
     );
   }
 }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MIGRATIONS, SCHEMA_VERSION } from '../../store/db.js';
+import { MIGRATIONS, SCHEMA_VERSION } from '../../store/migrations.js';
 import { MediaType, sha256Digest } from '../../oci/index.js';
 import { Store } from '../../store/index.js';
 
