@@ -8,22 +8,13 @@ import type { Logger } from 'pino';
 import { errorMessage, FerryError } from '../errors/index.js';
 import { proxyPath } from '../gomod/index.js';
 import { compare as compareVersions, isPseudoVersion } from '../gomod/semver.js';
-import {
-  digestHex,
-  filteredIndexFor,
-  formatReference,
-  isIndexMediaType,
-  isNonDistributableMediaType,
-  MAX_MANIFEST_BYTES,
-  parseManifest,
-  type Digest,
-} from '../oci/index.js';
-import type { BundleRow, JournalEntry, ManifestReference, ModuleVersionRow, Store, TagRow } from '../store/index.js';
-import { bundleFileName, GOMOD_DIR, newBundleId, type BundleFile, type BundleImage, type BundleModule } from './format.js';
+import { copy, digestHex, isIndexMediaType, type Digest } from '../oci/index.js';
+import { StoreSource, type BundleRow, type JournalEntry, type ModuleVersionRow, type Store, type TagRow } from '../store/index.js';
+import { bundleFileName, GOMOD_DIR, newBundleId, type BundleFile, type BundleModule } from './format.js';
 import { IMPORT_SCRIPT } from './import-script.js';
 import { loadPrivateKey } from './keys.js';
 import { sumdbBundleEntries } from './sumdb.js';
-import { buildIndexJson, ociLayoutFile, type LayoutImage } from './layout.js';
+import { BundleImageSink } from './media.js';
 import { bufferEntry, writeBundle, type BundleEntry, type WriteProgress } from './writer.js';
 
 /** Options for exportBundle. */
@@ -65,12 +56,6 @@ export interface ExportResult {
   readonly foreignLayers: readonly string[];
   /** True when nothing changed since the parent (the bundle carries no image and no module). */
   readonly empty: boolean;
-}
-
-interface NeededBlob {
-  readonly digest: Digest;
-  readonly size: number;
-  readonly mediaType?: string;
 }
 
 /** Resolves the parent bundle for an export: none for full, `since`, or the last exported. */
@@ -147,39 +132,6 @@ export function chainIds(store: Store, b: BundleRow): string[] {
 }
 
 /**
- * Every blob a tag's content needs: the top manifest, kept children, their configs and layers.
- * A foreign (non-distributable) layer the store lacks was left out at sync by design: it is
- * passed to `onForeign` instead.
- */
-export function tagClosure(store: Store, tag: TagRow, onForeign?: (layer: ManifestReference) => void): NeededBlob[] {
-  const out = new Map<string, NeededBlob>();
-  const visit = (digest: Digest, onlyChildren?: ReadonlySet<string>): void => {
-    if (out.has(digest)) return;
-    const m = store.getManifest(digest);
-    if (!m) {
-      const size = store.blobSize(digest);
-      if (size === undefined) {
-        throw new FerryError('BLOB_UNKNOWN', `${tag.registry}/${tag.repository}:${tag.tag}: ${digest} is not in the store (run ferry fsck)`, { digest });
-      }
-      out.set(digest, { digest, size });
-      return;
-    }
-    out.set(digest, { digest, size: m.size, mediaType: m.mediaType });
-    for (const r of m.references) {
-      if (onlyChildren && !onlyChildren.has(r.digest)) continue;
-      if (isNonDistributableMediaType(r.mediaType) && store.blobSize(r.digest) === undefined) {
-        onForeign?.(r);
-        continue;
-      }
-      visit(r.digest);
-    }
-  };
-  const kept = tag.keptDigests.length > 0 ? new Set<string>(tag.keptDigests) : undefined;
-  visit(tag.digest, kept);
-  return [...out.values()];
-}
-
-/**
  * Two entries that send one tag name to one target (overlapping tag filters into one
  * repository) would push twice to one place: the row that changed last wins, as the later push
  * would, and the other is logged.
@@ -201,19 +153,6 @@ function oneRowPerTarget(tags: readonly TagRow[], logger: Logger | undefined): T
     );
   }
   return tags.filter((t) => byTarget.get(`${t.target}:${t.tag}`) === t);
-}
-
-/**
- * The filtered index of a tag whose platforms leave children of its index out (filteredIndexFor,
- * the rule both importers apply), or undefined when nothing is left out.
- */
-async function filteredFor(store: Store, t: TagRow, signal: AbortSignal | undefined): Promise<{ digest: Digest; bytes: Buffer; mediaType: string } | undefined> {
-  if (t.platforms === null || !isIndexMediaType(t.mediaType)) return undefined;
-  const bytes = await store.readBlobBytes(t.digest, MAX_MANIFEST_BYTES, signal ? { signal } : {});
-  const parsed = parseManifest(bytes, t.mediaType);
-  if (parsed.kind !== 'index') return undefined;
-  const f = filteredIndexFor(bytes, parsed.index, t.platforms, t.digest);
-  return f && { ...f, mediaType: t.mediaType };
 }
 
 function moduleFiles(m: ModuleVersionRow): Array<{ path: string; digest: Digest }> {
@@ -262,50 +201,47 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
     .filter((m) => changedModules.has(`${m.module}@${m.version}`) && (!only || only.has(m.root)));
   const sources = only ? [...only].sort() : null;
 
-  const carriedBefore = parent ? store.blobsCarriedByChain(parent.id) : new Set<Digest>();
-  const needed = new Map<string, NeededBlob>();
-  const foreign = new Map<string, ManifestReference>();
-  for (const t of tags) for (const b of tagClosure(store, t, (r) => foreign.set(r.digest, r))) if (!needed.has(b.digest)) needed.set(b.digest, b);
-  // The index an image names travels in every bundle that names the image, with its filtered
-  // form when platforms leave children out, even when an earlier bundle carried it: an earlier
-  // import may have pushed only the filtered form (the registry refusing the original), so what
-  // the intranet registry holds of either is unknown here and neither is left to `requires`.
-  const filtered = new Map<TagRow, { digest: Digest; bytes: Buffer; mediaType: string }>();
-  for (const t of tags) {
-    const f = await filteredFor(store, t, opts.signal);
-    if (f) filtered.set(t, f);
-  }
-  const mustCarry = new Set<Digest>([
-    ...tags.filter((t) => isIndexMediaType(t.mediaType)).map((t) => t.digest),
-    ...[...filtered.values()].map((f) => f.digest),
-  ]);
-  const carry = [...needed.values()].filter((b) => mustCarry.has(b.digest) || !carriedBefore.has(b.digest));
-  const requires = [...needed.values()].filter((b) => !mustCarry.has(b.digest) && carriedBefore.has(b.digest)).map((b) => b.digest).sort();
-  const extra = new Map<Digest, { bytes: Buffer; mediaType: string }>();
-  for (const f of filtered.values()) if (!needed.has(f.digest)) extra.set(f.digest, f);
+  // The images: one copy from the store into the bundle's image side, through the graph. The
+  // index an image names travels in every bundle that names the image, with its filtered form
+  // when platforms leave children out, even when an earlier bundle carried it: an earlier import
+  // may have pushed only the filtered form (the registry refusing the original), so what the
+  // intranet registry holds of either is unknown here and neither is left to `requires`.
+  const sink = new BundleImageSink({
+    carriedBefore: parent ? store.blobsCarriedByChain(parent.id) : new Set<Digest>(),
+    mustCarry: new Set(tags.filter((t) => isIndexMediaType(t.mediaType)).map((t) => t.digest)),
+  });
+  const where = (t: { registry: string; repository: string; tag: string }): string => `${t.registry}/${t.repository}:${t.tag}`;
+  await copy(
+    // The writer hashes while streaming, so the store need not hash the same bytes again.
+    new StoreSource(store, { verifyBlobs: false }),
+    sink,
+    tags.map((t) => ({
+      descriptor: { digest: t.digest, mediaType: t.mediaType, size: store.getManifest(t.digest)?.size ?? 0 },
+      selection: { platforms: t.platforms },
+      tag: { registry: t.registry, repository: t.repository, tag: t.tag, target: t.target },
+    })),
+    {
+      // Every digest an image names is either carried or listed in requires.
+      trustSink: false,
+      // A foreign layer the store holds (fetched from its urls) travels like any layer.
+      foreign: 'if-present',
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      missing: (root, lost) =>
+        new FerryError('BLOB_UNKNOWN', `${where(root.tag!)}: ${lost[0]!.digest} is not in the store (run ferry fsck)`, { digest: lost[0]!.digest }),
+      check: (images) => {
+        for (const { root, closure } of images) {
+          for (const b of closure.blobs) {
+            if (!store.hasBlob(b.digest)) throw new FerryError('BLOB_UNKNOWN', `${where(root.tag!)}: ${b.digest} is not in the store (run ferry fsck)`, { digest: b.digest });
+          }
+        }
+      },
+    },
+  );
+  const requires = sink.requires();
+  const foreign = sink.foreignLayers();
+  const carried = sink.carriedDigests();
 
-  const entries: BundleEntry[] = [];
-  entries.push(bufferEntry('oci-layout', ociLayoutFile()));
-  const layoutImages: LayoutImage[] = tags.map((t) => ({
-    reference: formatReference({ registry: t.registry, repository: t.repository, tag: t.tag }),
-    target: t.target,
-    digest: t.digest,
-    mediaType: t.mediaType,
-    size: store.getManifest(t.digest)?.size ?? store.blobSize(t.digest) ?? 0,
-    platforms: t.platforms,
-  }));
-  entries.push(bufferEntry('index.json', buildIndexJson(layoutImages)));
-  for (const b of carry) {
-    entries.push({
-      path: `blobs/sha256/${digestHex(b.digest)}`,
-      size: b.size,
-      sha256: digestHex(b.digest),
-      ...(b.mediaType ? { mediaType: b.mediaType } : {}),
-      // The writer hashes while streaming, so the store need not hash the same bytes again.
-      open: ({ signal }) => store.readBlob(b.digest, { verify: false, ...(signal ? { signal } : {}) }),
-    });
-  }
-  for (const [digest, f] of extra) entries.push(bufferEntry(`blobs/sha256/${digestHex(digest)}`, f.bytes, f.mediaType));
+  const entries: BundleEntry[] = await sink.entries();
   const moduleFilePaths: string[] = [];
   const byModule = new Map<string, ModuleVersionRow[]>();
   for (const m of modules) {
@@ -343,15 +279,7 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
   const sequence = store.nextBundleSequence();
   const id = newBundleId(now, sequence);
   const name = bundleFileName(now, sequence);
-  const images: BundleImage[] = tags.map((t) => ({
-    reference: formatReference({ registry: t.registry, repository: t.repository, tag: t.tag }),
-    target: t.target,
-    tag: t.tag,
-    digest: t.digest,
-    mediaType: t.mediaType,
-    platforms: t.platforms,
-    ...(filtered.has(t) ? { filtered: filtered.get(t)!.digest } : {}),
-  }));
+  const images = sink.images;
   const bundleModules: BundleModule[] = modules.map((m) => ({
     path: m.module,
     version: m.version,
@@ -395,11 +323,11 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
     seqTo,
     sources,
     files: result.manifest.files satisfies readonly BundleFile[],
-    blobs: [...carry.map((b) => b.digest), ...extra.keys()],
+    blobs: carried,
     moduleFiles: moduleFilePaths,
   });
-  opts.logger?.info({ id, sequence, parent: parent?.id ?? null, sources, images: images.length, modules: modules.length, blobs: carry.length + extra.size }, 'bundle exported');
-  if (foreign.size > 0) opts.logger?.warn({ layers: [...foreign.keys()] }, 'foreign layers not carried (non-distributable, left out at sync)');
+  opts.logger?.info({ id, sequence, parent: parent?.id ?? null, sources, images: images.length, modules: modules.length, blobs: carried.length }, 'bundle exported');
+  if (foreign.length > 0) opts.logger?.warn({ layers: foreign }, 'foreign layers not carried (non-distributable, left out at sync)');
   return {
     id,
     sequence,
@@ -410,9 +338,9 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
     bytes: result.totalSize,
     images: images.length,
     modules: modules.length,
-    blobs: carry.length + extra.size,
+    blobs: carried.length,
     requires: requires.length,
-    foreignLayers: [...foreign.keys()].sort(),
+    foreignLayers: foreign,
     empty: images.length === 0 && modules.length === 0,
   };
 }

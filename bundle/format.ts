@@ -25,6 +25,8 @@ export const IMPORT_SCRIPT_FILE = 'import.sh';
 export const OCI_LAYOUT_FILE = 'oci-layout';
 /** The OCI image layout index. */
 export const INDEX_FILE = 'index.json';
+/** The image plan import.sh follows: each image's closure as the graph gives it (bundle/plan.ts). */
+export const PLAN_FILE = 'image-plan.txt';
 /** Folder of the Go module tree (a GOPROXY layout) inside the tar. */
 export const GOMOD_DIR = 'gomod';
 
@@ -143,7 +145,7 @@ export function tarPathError(p: string): string | undefined {
     if (!PATH_SEGMENT.test(s)) return 'may contain only letters, digits and ._~!+@=,- between slashes';
   }
   if (p === MANIFEST_FILE || p === SIGNATURE_FILE) return 'is reserved for the signed manifest';
-  if (p === IMPORT_SCRIPT_FILE || p === OCI_LAYOUT_FILE || p === INDEX_FILE) return undefined;
+  if (p === IMPORT_SCRIPT_FILE || p === OCI_LAYOUT_FILE || p === INDEX_FILE || p === PLAN_FILE) return undefined;
   if (segments[0] === 'blobs') {
     if (segments.length !== 3 || segments[1] !== 'sha256' || !HEX64.test(segments[2] ?? '')) {
       return 'blobs must be blobs/sha256/<64 lowercase hex>';
@@ -151,21 +153,22 @@ export function tarPathError(p: string): string | undefined {
     return undefined;
   }
   if (segments[0] === GOMOD_DIR && segments.length >= 2) return undefined;
-  return 'must be import.sh, oci-layout, index.json, blobs/sha256/<hex> or under gomod/';
+  return `must be import.sh, oci-layout, index.json, ${PLAN_FILE}, blobs/sha256/<hex> or under gomod/`;
 }
 
-/** The group a path sorts in: import.sh, oci-layout, index.json, blobs, then the Go module tree. */
+/** The group a path sorts in: import.sh, oci-layout, index.json, the image plan, blobs, then the Go module tree. */
 function pathRank(p: string): number {
   if (p === IMPORT_SCRIPT_FILE) return 0;
   if (p === OCI_LAYOUT_FILE) return 1;
   if (p === INDEX_FILE) return 2;
-  if (p.startsWith('blobs/')) return 3;
-  return 4;
+  if (p === PLAN_FILE) return 3;
+  if (p.startsWith('blobs/')) return 4;
+  return 5;
 }
 
 /**
- * Canonical tar order after the signature: import.sh, oci-layout, index.json (so a streaming
- * reader knows the layout before its blobs), blobs/ bytewise, then gomod/ bytewise.
+ * Canonical tar order after the signature: import.sh, oci-layout, index.json and the image plan
+ * (so a streaming reader knows the layout before its blobs), blobs/ bytewise, then gomod/ bytewise.
  */
 export function compareTarPaths(a: string, b: string): number {
   const ra = pathRank(a);

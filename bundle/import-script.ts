@@ -523,6 +523,58 @@ if [ -n "$REGISTRY" ] || [ -z "$GOMOD_DIR" ]; then
   done < "$TMP/images"
 fi
 
+# ---- 2a'. the image plan ----------------------------------------------------------------------
+# ferry export writes each image's closure as Ferry's image graph gives it into image-plan.txt
+# (ferry verify and ferry import check it is the graph's own): the blobs and manifests to push,
+# children before parents, each image's root (with its filtered index) and tag. import.sh follows
+# it rather than walking manifests itself, so both importers push the same content.
+# $TMP/planned: TARGET KIND DIGEST HEX MEDIATYPE|- FILTERED|- (KIND: blob, foreign, manifest, root)
+PLAN="$X/image-plan.txt"
+: > "$TMP/planned"
+if [ "$NIMAGES" -gt 0 ] && { [ -n "$REGISTRY" ] || [ -z "$GOMOD_DIR" ]; }; then
+  if [ ! -f "$PLAN" ]; then
+    [ -z "$REGISTRY" ] || die "the bundle carries no image-plan.txt (made by a Ferry that wrote none): import it with the import.sh it came with, or with ferry import"
+    warn "the bundle carries no image-plan.txt: this import.sh cannot push its images (ferry import can)"
+  else
+    run_awk "$TMP/planned" '
+function bad(why) { fail("image-plan.txt: line " FNR ": " why) }
+function digest(d) { return d ~ /^sha256:[0-9a-f]+$/ && length(d) == 71 }
+BEGIN { init(); cur = 0; n = 0 }
+FNR == NR { target[n] = $1; tag[n] = $2; dg[n] = $3; mt[n] = $4; filt[n] = $5; n++; next }
+FNR == 1 { if ($0 != "ferry image plan 1") bad("not a version 1 image plan"); next }
+{
+  k = $1; kind = $2
+  if (k !~ /^[0-9]+$/ || k + 0 >= n) bad("names no image of images[]")
+  k = k + 0
+  if (k != cur) {
+    if (!(cur in tagged) || k != cur + 1) bad("images[" k "] out of order")
+    cur = k
+  }
+  if (k in tagged) bad("a step of images[" k "] after its tag")
+  if (kind == "blob" || kind == "foreign") {
+    if (NF != 3 || !digest($3)) bad("is not \"IMAGE " kind " DIGEST\"")
+    print target[k], kind, $3, substr($3, 8), "-", "-"
+  } else if (kind == "manifest") {
+    if (NF != 4 || !digest($3) || $4 !~ /^application\/vnd\.(oci\.image\.(index|manifest)\.v1|docker\.distribution\.manifest\.(list\.)?v2)\+json$/) bad("is not \"IMAGE manifest DIGEST MEDIATYPE\"")
+    print target[k], kind, $3, substr($3, 8), $4, "-"
+  } else if (kind == "root") {
+    if (NF != 5) bad("is not \"IMAGE root DIGEST MEDIATYPE FILTERED\"")
+    if ($3 != dg[k] || $4 != mt[k] || $5 != filt[k]) bad("the root of images[" k "] is " $3 " " $4 " " $5 ", images[] says " dg[k] " " mt[k] " " filt[k])
+    rooted[k] = 1
+    print target[k], kind, $3, substr($3, 8), $4, $5
+  } else if (kind == "tag") {
+    if (NF != 3 || $3 != tag[k]) bad("the tag of images[" k "] is not " tag[k])
+    if (!(k in rooted)) bad("images[" k "] is tagged before its root")
+    tagged[k] = 1
+  } else bad("unknown step " jq(kind))
+}
+END {
+  if (FAILED) exit 1
+  if (n > 0 && (cur != n - 1 || !(cur in tagged))) fail("image-plan.txt: does not plan every image of images[]")
+}' "$TMP/images" "$PLAN" || awk_die
+  fi
+fi
+
 # ---- 2b. the Go module files, checked as ferry import checks them ------------------------------
 # modules[]: one {"path","version","h1","goModH1","time"} object per line.
 # $TMP/modules: PATH VERSION H1|- GOMODH1
@@ -1090,23 +1142,6 @@ authenticate() {
   esac
 }
 
-# walk DIGEST [MEDIATYPE]: prints the push plan for one manifest tree, children before parents:
-# "blob D", "manifest D MT" (carried) or "external D" (not carried: must already be in the registry).
-walk() (
-  _d=$1
-  _hex=$(printf '%s' "$_d" | sed 's/^sha256://')
-  _f="$X/blobs/sha256/$_hex"
-  if [ ! -f "$_f" ]; then echo "external $_d"; exit 0; fi
-  _mt=$(awk -v h="$_hex" '$1 == h { print $2; exit }' "$TMP/manifests")
-  [ -n "$_mt" ] || _mt=$2
-  if [ -z "$_mt" ]; then echo "blob $_d"; exit 0; fi
-  # Descriptors are the only objects with a "digest" member; annotations never match this.
-  for _c in $(grep -o '"digest"[[:space:]]*:[[:space:]]*"sha256:[0-9a-f]\{64\}"' "$_f" | sed 's/.*"\(sha256:[0-9a-f]*\)"$/\1/'); do
-    walk "$_c" || exit 1
-  done
-  echo "manifest $_d $_mt"
-)
-
 blob_exists() { # REPO DIGEST: 0 when the registry has it as a blob or a manifest
   reg_req HEAD "$BASE/v2/$1/blobs/$2" /dev/null
   [ "$HTTP_CODE" = 200 ] && return 0
@@ -1183,32 +1218,29 @@ elif [ "$NIMAGES" -gt 0 ]; then
   reg_req GET "$BASE/v2/" /dev/null
   [ "$HTTP_CODE" = 200 ] || die "registry $BASE/v2/ answered HTTP $HTTP_CODE"
 
-  # Plan every image first: tags are pushed only after every blob and manifest of every image.
-  : > "$TMP/plan"
-  : > "$TMP/tags"
+  # The plan of every image first (image-plan.txt): tags are pushed only after every blob and
+  # manifest of every image. What the bundle does not carry (an earlier bundle did) must
+  # already be in the registry; a foreign layer the bundle does not carry is left out, by design.
+  : > "$TMP/foreign"
   : > "$TMP/chosen"
+  while read -r target kind dg hex mt filt; do
+    if [ -f "$X/blobs/sha256/$hex" ]; then have=1; else have=0; fi
+    case "$kind" in
+      blob) if [ "$have" = 1 ]; then echo "$target blob $dg"; else echo "$target external $dg"; fi ;;
+      foreign)
+        if [ "$have" = 1 ]; then echo "$target blob $dg"; else echo "$dg" >> "$TMP/foreign"; echo "$target external $dg"; fi ;;
+      manifest) if [ "$have" = 1 ]; then echo "$target manifest $dg $mt"; else echo "$target external $dg"; fi ;;
+      root)
+        if [ "$filt" != - ]; then echo "$target filtered $dg $mt $filt"
+        elif [ "$have" = 1 ]; then echo "$target manifest $dg $mt"
+        else echo "$target external $dg"; fi ;;
+    esac
+  done < "$TMP/planned" > "$TMP/plan"
+  awk '!seen[$0]++' "$TMP/plan" > "$TMP/plan.u"
+  : > "$TMP/tags"
   while read -r target tag dg mt filt plats ref; do
-    if [ "$filt" = - ]; then
-      walk "$dg" "$mt" > "$TMP/walk" || die "cannot plan $ref"
-    else
-      # A filtered image gets only its platforms: the children its filtered index lists (not
-      # the others, even when the bundle carries them for another image), then its index.
-      walk "$filt" "$mt" > "$TMP/walk.f" || die "cannot plan $ref"
-      sed '$d' "$TMP/walk.f" > "$TMP/walk"
-      echo "filtered $dg $mt $filt" >> "$TMP/walk"
-    fi
-    sed "s|^|$target |" "$TMP/walk" >> "$TMP/plan"
     echo "$target $tag $dg $mt $filt $ref" >> "$TMP/tags"
   done < "$TMP/images"
-  awk '!seen[$0]++' "$TMP/plan" > "$TMP/plan.u"
-
-  # Foreign (non-distributable) layers that manifests name by urls travel in no bundle, by design.
-  : > "$TMP/foreign"
-  while read -r hex _mt; do
-    tr -d '\n\r\t ' < "$X/blobs/sha256/$hex" | tr '{}' '\n\n' \
-      | grep -E '"mediaType":"application/vnd\.(docker\.image\.rootfs\.foreign\.diff\.tar\.gzip|oci\.image\.layer\.nondistributable\.v1\.tar[+a-z]*)"' \
-      | grep '"urls":\[' | grep -o 'sha256:[0-9a-f]\{64\}' >> "$TMP/foreign" || :
-  done < "$TMP/manifests"
 
   # Content a manifest references but the bundle does not carry must already be in the registry.
   nmiss=0
@@ -1225,10 +1257,6 @@ elif [ "$NIMAGES" -gt 0 ]; then
     fi
   done < "$TMP/plan.u"
   if [ "$nmiss" != 0 ]; then
-    # A bundle from a Ferry that did not carry filtered indexes names platforms it left out.
-    if awk '$5 == "-" && $6 != "-" { f = 1 } END { exit !f }' "$TMP/images"; then
-      warn "images with platforms set and no filtered index (a bundle from an older Ferry) need ferry import"
-    fi
     die "$nmiss referenced digest(s) missing (import the earlier bundles of the chain first); nothing was tagged"
   fi
 

@@ -9,3 +9,5 @@ export * from './sign.js';
 export * from './verify.js';
 export * from './writer.js';
 export * from './export.js';
+export * from './media.js';
+export * from './plan.js';

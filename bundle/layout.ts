@@ -3,8 +3,8 @@
  * descriptor per tag. index.json is written one descriptor per line with a fixed key order, so
  * import.sh can read it with sed (the same contract as ferry-bundle.json).
  */
-import { errorMessage, FerryError } from '../errors/index.js';
-import { filteredIndexFor, isDigest, isManifestMediaType, MediaType, parseManifest, type Digest } from '../oci/index.js';
+import { FerryError } from '../errors/index.js';
+import { isDigest, isManifestMediaType, MediaType, type Closure, type Digest } from '../oci/index.js';
 import { MANIFEST_FILE, type BundleImage } from './format.js';
 
 /** Annotation holding the image's name in an OCI layout (skopeo's `oci:DIR:NAME`). */
@@ -82,25 +82,21 @@ export function buildIndexJson(images: readonly LayoutImage[]): Buffer {
 }
 
 /**
- * Checks the filtered index an image carries (`images[at].filtered`) against the original's
- * bytes: it must be exactly the filtered index of the children its platforms keep, the bytes
- * `ferry import` would make itself. Throws BUNDLE_INVALID naming the image.
+ * Checks the filtered index an image carries (`images[at].filtered`) against the graph's closure
+ * of the image (read from what the bundle carries): it must be exactly the filtered index the
+ * graph makes of the original, the bytes `ferry import` would make itself. Throws BUNDLE_INVALID
+ * naming the image.
  */
-export function checkFilteredImage(im: BundleImage, at: number, original: Uint8Array, mediaType: string): void {
+export function checkFilteredImage(im: BundleImage, at: number, c: Closure): void {
   if (im.filtered === undefined) return;
   const bad = (why: string): FerryError =>
     new FerryError('BUNDLE_INVALID', `${MANIFEST_FILE}: images[${at}].filtered (${im.target}:${im.tag}) ${why}`, { file: MANIFEST_FILE, digest: im.filtered });
-  let parsed;
-  try {
-    parsed = parseManifest(original, mediaType);
-  } catch (err) {
-    throw bad(`is set but the index ${im.digest} does not parse: ${errorMessage(err)}`);
-  }
-  if (parsed.kind !== 'index') throw bad(`is set but ${im.digest} is not an index`);
-  const want = filteredIndexFor(original, parsed.index, im.platforms, im.digest);
-  if (want === undefined) throw bad(`is ${im.filtered}, but platforms ${String(im.platforms?.join(','))} keep every child of ${im.digest}: nothing is filtered`);
-  if (want.digest !== im.filtered) {
-    throw bad(`is ${im.filtered}, but the index ${im.digest} with only ${String(im.platforms?.join(','))} kept is ${want.digest}`);
+  const top = c.manifests[c.manifests.length - 1];
+  if (top === undefined || top.digest !== im.digest) throw bad(`is set but the index ${im.digest} is not carried`);
+  if (top.parsed.kind !== 'index') throw bad(`is set but ${im.digest} is not an index`);
+  if (c.filtered === undefined) throw bad(`is ${im.filtered}, but platforms ${String(im.platforms?.join(','))} keep every child of ${im.digest}: nothing is filtered`);
+  if (c.filtered.digest !== im.filtered) {
+    throw bad(`is ${im.filtered}, but the index ${im.digest} with only ${String(im.platforms?.join(','))} kept is ${c.filtered.digest}`);
   }
 }
 

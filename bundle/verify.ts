@@ -2,8 +2,9 @@
  * Full verification of a bundle without importing it: parts, signatures, every file's size and
  * sha256, the OCI layout's internal references, and every check `ferry import` runs on the Go
  * module files (BundleModuleChecks: the module zip rules, .info, .mod and zip agreeing, the h1
- * hashes of the signed module list), and that each carried filtered index is exactly what
- * `ferry import` would make of its original.
+ * hashes of the signed module list), that each carried filtered index is exactly what
+ * `ferry import` would make of its original, and that the image plan import.sh follows is the
+ * image graph's own.
  */
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -13,17 +14,18 @@ import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FerryError, errorMessage } from '../errors/index.js';
 import {
+  closure,
   digestHex,
-  isForeignLayer,
-  isManifestMediaType,
   MAX_MANIFEST_BYTES,
   MediaType,
   parseManifest,
-  platformMatches,
-  referencedDescriptors,
+  type Closure,
   type Descriptor,
+  type Digest,
+  type ManifestReader,
 } from '../oci/index.js';
-import { INDEX_FILE, OCI_LAYOUT_FILE, type BundleImage, type BundleManifest } from './format.js';
+import { INDEX_FILE, OCI_LAYOUT_FILE, PLAN_FILE, type BundleImage, type BundleManifest } from './format.js';
+import { checkImagePlan, MAX_PLAN_BYTES } from './plan.js';
 import type { TrustedKey } from './keys.js';
 import { ANNOTATION_REF_NAME, ANNOTATION_TARGET, checkFilteredImage, layoutRefNames, referenceTag } from './layout.js';
 import { BundleModuleChecks, moduleFilePath } from './module-check.js';
@@ -96,6 +98,7 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions): Pro
   const foreign = new Set<string>();
   let layoutSeen = false;
   let indexBytes: Buffer | undefined;
+  let planBytes: Buffer | undefined;
   let files = 0;
   let bytes = 0;
   try {
@@ -112,6 +115,8 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions): Pro
         layoutSeen = true;
       } else if (e.path === INDEX_FILE) {
         indexBytes = await readSmall(e.stream, MAX_MANIFEST_BYTES, e.path);
+      } else if (e.path === PLAN_FILE) {
+        planBytes = await readSmall(e.stream, MAX_PLAN_BYTES, e.path);
       } else if (e.path.startsWith('blobs/') && e.mediaType !== undefined) {
         if (e.size > MAX_MANIFEST_BYTES) throw bad(e.path, `is a manifest of ${e.size} bytes, more than ${MAX_MANIFEST_BYTES}`);
         const tmp = join(work, e.sha256);
@@ -138,7 +143,9 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions): Pro
     if (m.images.length > 0 || indexBytes !== undefined) {
       if (!layoutSeen) throw bad(OCI_LAYOUT_FILE, 'is missing but the bundle carries images');
       if (!indexBytes) throw bad(INDEX_FILE, 'is missing but the bundle carries images');
-      await checkLayout(m, indexBytes, spooled, filesByPath, requires, foreign);
+      const read = await checkLayout(m, indexBytes, spooled, filesByPath, requires, foreign);
+      // The plan import.sh follows is the graph's own (a bundle from a Ferry that wrote none has none).
+      if (planBytes !== undefined) await checkImagePlan(m.images, read, planBytes);
     }
     return { ok: true, manifest: m, signer: bundle.signer ?? '', files, bytes, foreignLayers: [...foreign].sort() };
   } finally {
@@ -166,7 +173,14 @@ function annotation(d: Descriptor, key: string): string | undefined {
   return d.annotations?.[key];
 }
 
-/** Checks index.json against `images`, and that every reachable reference is carried or required. */
+/**
+ * Checks index.json against `images`, and each image's closure (the graph, read from what the
+ * bundle carries; what it requires stands in for itself) against the file list: every manifest
+ * it reaches carried with its media type or required, every blob carried or required (a foreign
+ * layer may be neither, by design), media types agreeing; and each carried filtered index is
+ * the graph's. One index may be carried for an entry that keeps every child (all must be
+ * carried or required) and one that keeps some (only those): each image is checked on its own terms.
+ */
 async function checkLayout(
   m: BundleManifest,
   indexBytes: Buffer,
@@ -174,7 +188,7 @@ async function checkLayout(
   files: Map<string, { mediaType?: string }>,
   requires: Set<string>,
   foreign: Set<string>,
-): Promise<void> {
+): Promise<ManifestReader> {
   let idx;
   try {
     idx = parseManifest(indexBytes, MediaType.OciIndex);
@@ -186,52 +200,18 @@ async function checkLayout(
   const names = layoutRefNames(m.images);
   const nameOf = new Map<string, string>(m.images.map((im, i) => [`${im.target}:${im.tag}`, names[i]!]));
   const listed = new Set<string>();
-  // Each image is checked on its own terms: one index may be carried for an entry that keeps
-  // every child (all must be carried or required) and for one that keeps some (only those).
-  const visited = new Set<string>();
-
-  const walk = async (d: Descriptor, from: string, platforms: readonly string[] | null, optional: boolean): Promise<void> => {
-    const key = `${d.digest}\0${optional ? 'optional' : 'required'}\0${platforms === null ? '*' : platforms.join(',')}`;
-    if (visited.has(key)) return;
-    const blobPath = `blobs/sha256/${digestHex(d.digest)}`;
-    const file = files.get(blobPath);
-    if (isManifestMediaType(d.mediaType)) {
-      const tmp = spooled.get(d.digest);
-      if (!tmp) {
-        if (file) throw bad(blobPath, `is the manifest ${d.digest} referenced by ${from} but has no mediaType in the file list`);
-        if (requires.has(d.digest) || optional) return;
-        throw bad(from, `references manifest ${d.digest}, which is neither carried nor listed in requires`);
-      }
-      visited.add(key);
-      if (file?.mediaType !== d.mediaType) {
-        throw bad(blobPath, `file list says media type ${String(file?.mediaType)}, ${from} says ${d.mediaType}`);
-      }
-      let parsed;
-      try {
-        parsed = parseManifest(await readFile(tmp), d.mediaType);
-      } catch (err) {
-        throw bad(blobPath, errorMessage(err));
-      }
-      if (parsed.mediaType !== d.mediaType) throw bad(blobPath, `declares media type ${parsed.mediaType}, ${from} says ${d.mediaType}`);
-      for (const child of referencedDescriptors(parsed)) {
-        const filtered = parsed.kind === 'index' && platforms !== null && !platforms.some((p) => platformMatches(child.platform, p));
-        await walk(child, blobPath, platforms, filtered);
-      }
-      return;
+  const closures = new Map<BundleImage, Closure>();
+  const blobPath = (d: string): string => `blobs/sha256/${digestHex(d as Digest)}`;
+  const bytesOf = new Map<string, Buffer>();
+  const read: ManifestReader = async (d) => {
+    const tmp = spooled.get(d.digest);
+    if (!tmp) {
+      if (files.has(blobPath(d.digest))) throw bad(blobPath(d.digest), `is the manifest ${d.digest} an image reaches, but has no mediaType in the file list`);
+      return requires.has(d.digest) ? 'external' : undefined;
     }
-    visited.add(key);
-    if (file) {
-      if (file.mediaType !== undefined) throw bad(blobPath, `is listed as manifest type ${file.mediaType}, but ${from} references it as ${d.mediaType}`);
-      return;
-    }
-    if (!requires.has(d.digest) && !optional) {
-      // A foreign layer is absent by design: clients fetch it from its urls.
-      if (isForeignLayer(d)) {
-        foreign.add(d.digest);
-        return;
-      }
-      throw bad(from, `references blob ${d.digest} (${d.mediaType}), which is neither carried nor listed in requires`);
-    }
+    let bytes = bytesOf.get(d.digest);
+    if (!bytes) bytesOf.set(d.digest, (bytes = await readFile(tmp)));
+    return { bytes, mediaType: files.get(blobPath(d.digest))?.mediaType ?? d.mediaType };
   };
 
   for (const [i, d] of idx.index.manifests.entries()) {
@@ -248,14 +228,43 @@ async function checkLayout(
     }
     if (listed.has(`${target}:${tag}`)) throw bad(INDEX_FILE, `manifests[${i}] lists ${target}:${tag} a second time`);
     listed.add(`${target}:${tag}`);
-    await walk(d, where, im.platforms, false);
+    let c: Closure;
+    try {
+      c = await closure(d, read, { platforms: im.platforms });
+    } catch (err) {
+      if (err instanceof FerryError && err.code !== 'BUNDLE_INVALID' && typeof err.details.digest === 'string') throw bad(blobPath(err.details.digest), errorMessage(err));
+      throw err;
+    }
+    closures.set(im, c);
+    const lost = c.missing[0];
+    if (lost) throw bad(`${where} (${ref})`, `reaches manifest ${lost.digest}, which is neither carried nor listed in requires`);
+    for (const g of c.manifests) {
+      const path = blobPath(g.digest);
+      const listedType = files.get(path)?.mediaType;
+      if (listedType !== g.descriptor.mediaType) throw bad(path, `file list says media type ${String(listedType)}, the descriptor that reaches it says ${g.descriptor.mediaType}`);
+      if (g.mediaType !== g.descriptor.mediaType) throw bad(path, `declares media type ${g.mediaType}, the descriptor that reaches it says ${g.descriptor.mediaType}`);
+    }
+    for (const b of [...c.blobs, ...c.foreign]) {
+      const file = files.get(blobPath(b.digest));
+      if (file) {
+        if (file.mediaType !== undefined) throw bad(blobPath(b.digest), `is listed as manifest type ${file.mediaType}, but ${ref} references it as ${b.mediaType}`);
+        continue;
+      }
+      if (requires.has(b.digest)) continue;
+      // A foreign layer is absent by design: clients fetch it from its urls.
+      if (c.foreign.includes(b)) {
+        foreign.add(b.digest);
+        continue;
+      }
+      throw bad(`${where} (${ref})`, `references blob ${b.digest} (${b.mediaType}), which is neither carried nor listed in requires`);
+    }
   }
   for (const [i, im] of m.images.entries()) {
     if (!listed.has(`${im.target}:${im.tag}`)) throw bad(INDEX_FILE, `has no entry for image ${im.reference} → ${im.target}:${im.tag}`);
-    // The carried filtered index is what ferry import would make of the original (both are carried: format rules).
+    // The carried filtered index is the one the graph makes of the original (both are carried: format rules).
     if (im.filtered === undefined) continue;
-    const original = spooled.get(im.digest);
-    if (original === undefined) throw bad(`blobs/sha256/${digestHex(im.digest)}`, `is the index of filtered image ${im.target}:${im.tag} but is not carried`);
-    checkFilteredImage(im, i, await readFile(original), im.mediaType);
+    if (!spooled.has(im.digest)) throw bad(blobPath(im.digest), `is the index of filtered image ${im.target}:${im.tag} but is not carried`);
+    checkFilteredImage(im, i, closures.get(im)!);
   }
+  return read;
 }

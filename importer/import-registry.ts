@@ -9,19 +9,28 @@ import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import PQueue from 'p-queue';
-import { checkFilteredImage, type BundleManifest } from '../bundle/index.js';
+import { BundleImageSource, checkFilteredImage, MAX_PLAN_BYTES, PLAN_FILE, type BundleManifest } from '../bundle/index.js';
 import { FerryError, isFerryError } from '../errors/index.js';
 import {
   ANNOTATION_FILTERED_FROM,
-  filteredIndex,
+  planCopy,
   MAX_MANIFEST_BYTES,
   isForeignLayer,
+  isIndexMediaType,
   parseManifest,
-  platformMatches,
   referencedDescriptors,
+  type BlobOpener,
+  type CopiedImage,
+  type Descriptor,
   type Digest,
+  type FetchedManifest,
+  type ImageSink,
+  type ImageSource,
+  type ManifestPut,
+  type ManifestRead,
+  type PutBlobResult,
 } from '../oci/index.js';
-import type { BlobPutResult, RegistryClient } from '../registry/index.js';
+import { refusedForMissingChildren, type BlobPutResult, type RegistryClient } from '../registry/index.js';
 import type { Ledger } from '../store/index.js';
 import { emptyReport, type ImportTarget, type PlanLine, type TagReport, type TargetContext, type TargetReport } from './import-target.js';
 import { openSource, prefixed, readSmall, writeStreamFile, type EntrySource } from './import-util.js';
@@ -38,32 +47,6 @@ export interface RegistryTargetOptions {
 }
 
 const NEEDS_BYTES_OP = 'import: mount refused';
-
-interface ManifestNode {
-  readonly repo: string;
-  readonly digest: Digest;
-  readonly mediaType: string;
-  /** Undefined for a required manifest already in the repository (fetched only when a tag needs it). */
-  bytes: Buffer | undefined;
-  readonly kind: 'index' | 'image' | 'present';
-  readonly kept: Digest[];
-  readonly missingChildren: boolean;
-  /** The ledger says this image manifest is already in the repository. */
-  readonly skip: boolean;
-  pushedDigest?: Digest;
-  pushedBytes?: Buffer;
-  filteredFrom?: Digest;
-  /** The filtered index the bundle carries for this index (images[].filtered), pushed where the original is refused. */
-  filtered?: Digest;
-}
-
-/** True when a registry refused an index because some children are not in the repository. */
-function refusedForMissingChildren(err: unknown): boolean {
-  if (!isFerryError(err)) return false;
-  const codes = (err.details.registryCodes ?? []).map((c) => c.toUpperCase());
-  if (codes.some((c) => c === 'MANIFEST_BLOB_UNKNOWN' || c === 'BLOB_UNKNOWN' || c === 'MANIFEST_UNKNOWN')) return true;
-  return err.details.status === 400 && (err.code === 'MANIFEST_INVALID' || err.code === 'BLOB_UNKNOWN' || err.code === 'MANIFEST_UNKNOWN');
-}
 
 /**
  * A refused image manifest that names foreign layers: says why a registry may refuse it (it
@@ -98,7 +81,9 @@ export class RegistryTarget implements ImportTarget {
   private ctx: TargetContext | undefined;
   private jobs: Array<Promise<void>> = [];
   private errors: unknown[] = [];
-  private manifests = new Map<Digest, { bytes: Buffer; mediaType: string }>();
+  /** The bundle's images as a one-pass source: manifests kept as they stream. */
+  private bundle: BundleImageSource | undefined;
+  private tags: TagReport[] = [];
   /** The repository each blob went to in this run. */
   private placed = new Map<Digest, string>();
   private spooled = new Map<Digest, string>();
@@ -110,7 +95,6 @@ export class RegistryTarget implements ImportTarget {
   private aborted = false;
   /** Foreign layers left out, by design (neither carried nor required). */
   private foreign = new Set<Digest>();
-  private carried: Set<string> | undefined;
 
   constructor(opts: RegistryTargetOptions) {
     this.client = opts.client;
@@ -129,6 +113,21 @@ export class RegistryTarget implements ImportTarget {
     return this.ctx;
   }
 
+  private get source(): BundleImageSource {
+    if (!this.bundle) throw new FerryError('INTERNAL', 'registry target used before begin()');
+    return this.bundle;
+  }
+
+  /** True when this run or the ledger put the blob in the repository. */
+  hasBlobIn(repo: string, digest: Digest): boolean {
+    return this.placed.get(digest) === repo || this.ledger?.isDone(this.name, 'blob', repo, digest) === true;
+  }
+
+  /** True when the ledger says this image manifest is in the repository (an index is always pushed again). */
+  manifestDone(repo: string, d: Descriptor): boolean {
+    return !isIndexMediaType(d.mediaType) && this.ledger?.isDone(this.name, 'manifest', repo, d.digest) === true;
+  }
+
   private get ledger(): Ledger | undefined {
     return this.ctx?.ledger;
   }
@@ -138,7 +137,7 @@ export class RegistryTarget implements ImportTarget {
   }
 
   wants(path: string): boolean {
-    return path.startsWith('blobs/');
+    return path.startsWith('blobs/') || path === PLAN_FILE;
   }
 
   async missingRequires(m: BundleManifest, ledger: Ledger | undefined, signal?: AbortSignal): Promise<string[]> {
@@ -176,6 +175,7 @@ export class RegistryTarget implements ImportTarget {
 
   async begin(ctx: TargetContext): Promise<void> {
     this.ctx = ctx;
+    this.bundle = new BundleImageSource(ctx.manifest);
     const images = [...ctx.manifest.images].sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
     this.home = images[0] ? this.repo(images[0].target) : '';
     for (const im of images) if (!this.repoOf.has(im.digest)) this.repoOf.set(im.digest, this.repo(im.target));
@@ -187,10 +187,14 @@ export class RegistryTarget implements ImportTarget {
 
   async take(src: EntrySource): Promise<void> {
     this.throwIfFailed();
+    if (src.path === PLAN_FILE) {
+      this.source.keepPlan(await readSmall(openSource(src, this.c.signal), MAX_PLAN_BYTES, src.path));
+      return;
+    }
     const digest = `sha256:${src.sha256}` as Digest;
     if (src.mediaType !== undefined) {
       const bytes = await readSmall(openSource(src, this.c.signal), MAX_MANIFEST_BYTES, src.path);
-      this.manifests.set(digest, { bytes, mediaType: src.mediaType });
+      this.source.keep(digest, bytes, src.mediaType);
       this.learn(digest, bytes, src.mediaType);
       return;
     }
@@ -265,79 +269,99 @@ export class RegistryTarget implements ImportTarget {
     return r;
   }
 
+  /**
+   * After every entry verified: one copy per repository (sorted), from what the bundle carries
+   * (and what the repository or, through the ledger, another repository already holds) into
+   * the repository, through the graph. Every repository's copy is planned and checked before any
+   * of them pushes: every image's closure is complete and its carried filtered index is the one
+   * the graph makes. Tags move last, only once every repository has its manifests.
+   */
   async commit(): Promise<TargetReport> {
     await this.drain();
-    const m = this.c.manifest;
-    const nodes: ManifestNode[] = [];
-    const memo = new Map<string, ManifestNode | undefined>();
-    const blobNeeds = new Map<string, { repo: string; digest: Digest; size: number }>();
-    const images = [...m.images].sort((a, b) => (a.target + a.tag < b.target + b.tag ? -1 : 1));
-    const tops: Array<{ repo: string; tag: string; upstream: Digest; node: ManifestNode }> = [];
-    for (const im of images) {
-      const repo = this.repo(im.target);
-      const node = await this.resolve(repo, im.digest, im.mediaType, im.platforms, nodes, memo, blobNeeds);
-      if (!node) throw new FerryError('REQUIRES_MISSING', `${repo}:${im.tag}: manifest ${im.digest} is neither carried nor at the target`, { repository: repo, digest: im.digest });
-      if (im.filtered !== undefined) {
-        // Checked before anything is pushed: the carried bytes are the ones both importers push.
-        if (node.bytes === undefined) throw new FerryError('BUNDLE_INVALID', `${repo}:${im.tag}: the index ${im.digest} of a filtered image is not carried`, { repository: repo, digest: im.digest });
-        checkFilteredImage(im, m.images.indexOf(im), node.bytes, node.mediaType);
-        node.filtered = im.filtered;
-      }
-      tops.push({ repo, tag: im.tag, upstream: im.digest, node });
+    await this.source.checkPlan();
+    const images = this.source.roots((im) => ({ repo: this.repo(im.target), tag: im.tag }));
+    const byRepo = new Map<string, typeof images>();
+    for (const r of [...images].sort((a, b) => (a.tag.repo + a.tag.tag < b.tag.repo + b.tag.tag ? -1 : 1))) {
+      const list = byRepo.get(r.tag.repo) ?? [];
+      list.push(r);
+      byRepo.set(r.tag.repo, list);
     }
-
-    // Blobs into every repository that needs them: mounts from where they went, HEAD for required ones.
     const needBytes = new Map<Digest, string[]>();
-    for (const need of blobNeeds.values()) this.enqueue(() => this.ensureBlob(need.repo, need.digest, need.size, needBytes));
-    await this.drain();
-    if (needBytes.size > 0) {
-      const paths = new Set([...needBytes.keys()].map((d) => `blobs/sha256/${d.slice(7)}`));
-      await this.c.reread(paths, async (src) => {
-        const d = `sha256:${src.sha256}` as Digest;
-        const [first, ...rest] = needBytes.get(d) ?? [];
-        if (first === undefined) return;
-        await this.upload(first, d, src.size, () => openSource(src, this.c.signal));
-        for (const r of rest) await this.upload(r, d, src.size, () => this.noBytes(r, d), first);
-      });
+    const plans = [];
+    for (const [repo, roots] of byRepo) {
+      const sink = new RepoSink(this, repo, needBytes);
+      plans.push(
+        await planCopy(this.stagedSource(repo), sink, roots, {
+          ...this.sig(),
+          // Mounts, HEADs and uploads share the target's bound on concurrent registry requests.
+          queue: this.queue,
+          queueManifests: true,
+          read: this.source.reader((d) => this.queue.add(() => this.fromTarget(repo, d))),
+          // A foreign layer left out upstream stays out: the registry accepts the manifest without it.
+          foreign: 'if-present',
+          missing: (root, lost) => {
+            const d = lost[0]!;
+            return d.digest === root.descriptor.digest
+              ? new FerryError('REQUIRES_MISSING', `${repo}:${root.tag!.tag}: manifest ${d.digest} is neither carried nor at the target`, { repository: repo, digest: d.digest })
+              : new FerryError('REQUIRES_MISSING', `${this.client.host}/${repo}: manifest ${d.digest} is neither in the bundle nor at the target`, {
+                  registry: this.client.host,
+                  repository: repo,
+                  digest: d.digest,
+                });
+          },
+          check: (closures) => {
+            for (const { root, closure } of closures) {
+              const r = roots.find((x) => x === root)!;
+              // Checked before anything is pushed: the carried bytes are the ones both importers push.
+              checkFilteredImage(r.image, r.at, closure);
+              for (const f of closure.foreign) if (!this.source.names(f.digest)) this.foreign.add(f.digest);
+            }
+          },
+        }),
+      );
     }
-
-    // Manifests, children first (nodes are in post-order).
-    for (const n of nodes) await this.pushManifest(n);
-
-    // Tags last.
-    const tags: TagReport[] = [];
-    for (const t of tops) {
-      const n = t.node;
-      const digest = n.pushedDigest ?? n.digest;
-      const prev = this.ledger?.getItem(this.name, 'tag', t.repo, t.tag);
-      const base = { repository: t.repo, tag: t.tag, digest, upstreamDigest: t.upstream, ...(n.filteredFrom ? { filteredFrom: n.filteredFrom } : {}) };
-      if (prev?.state === 'done' && prev.digest === digest) {
-        tags.push({ ...base, skipped: true });
-        continue;
-      }
-      let bytes = n.pushedBytes ?? n.bytes;
-      if (bytes === undefined) bytes = (await this.client.manifestGet(t.repo, n.digest, this.sig())).bytes;
-      await this.client.manifestPut(t.repo, t.tag, bytes, n.mediaType, this.sig());
-      this.ledger?.recordItem({
-        target: this.name,
-        kind: 'tag',
-        scope: t.repo,
-        key: t.tag,
-        digest,
-        state: 'done',
-        bundleId: m.id,
-        detail: n.filteredFrom ? `${ANNOTATION_FILTERED_FROM} ${n.filteredFrom}` : null,
-      });
-      tags.push(base);
-    }
-    return { ...emptyReport(this.name, 'registry'), blobs: { ...this.counts }, manifests: this.manifestCount, tags, foreignLayers: [...this.foreign].sort() };
+    // Every repository's closures are known and checked: now blobs and manifests, repository by
+    // repository, and the tags last.
+    const staged = [];
+    for (const p of plans) staged.push(await p.run());
+    for (const s of staged) await s.moveTags();
+    return { ...emptyReport(this.name, 'registry'), blobs: { ...this.counts }, manifests: this.manifestCount, tags: this.tags, foreignLayers: [...this.foreign].sort() };
   }
 
-  /** True when this bundle carries the blob or names it in requires (an earlier bundle carried it). */
-  private carries(digest: Digest): boolean {
-    const m = this.c.manifest;
-    this.carried ??= new Set([...m.files.filter((f) => f.path.startsWith('blobs/sha256/')).map((f) => `sha256:${f.sha256}`), ...m.requires]);
-    return this.carried.has(digest);
+  /**
+   * A manifest the bundle does not carry (an earlier bundle did): already in this repository
+   * (a leaf: complete there), or copied from where the ledger put it.
+   */
+  private async fromTarget(repo: string, d: Descriptor): Promise<ManifestRead> {
+    if (await this.client.manifestHead(repo, d.digest, this.sig())) return 'external';
+    for (const from of this.ledger?.scopesWith(this.name, d.digest, 'manifest') ?? []) {
+      try {
+        const got = await this.client.manifestGet(from, d.digest, this.sig());
+        return { bytes: got.bytes, mediaType: got.mediaType };
+      } catch (err) {
+        if (!isFerryError(err, 'MANIFEST_UNKNOWN') && !isFerryError(err, 'NOT_FOUND')) throw err;
+      }
+    }
+    return undefined;
+  }
+
+  /** What this import holds of the bundle for one repository: carried manifests, spooled blobs. */
+  private stagedSource(repo: string): ImageSource {
+    return {
+      manifest: async (ref): Promise<FetchedManifest | undefined> => {
+        const got = this.source.carriedManifest(ref as Digest);
+        return got && { digest: ref as Digest, mediaType: got.mediaType, size: got.bytes.length, bytes: got.bytes };
+      },
+      blob: async (d) => this.spoolOrNothing(repo, d.digest)(),
+      hasBlob: async (d) => this.source.names(d.digest),
+      hasManifest: async (d) => this.source.carries(d.digest),
+    };
+  }
+
+  /** The bytes of a blob this run spooled, else a body that says they are not at hand (a second pass reads them). */
+  spoolOrNothing(repo: string, digest: Digest): () => Readable {
+    const spool = this.spooled.get(digest);
+    return spool ? () => createReadStream(spool) : () => this.noBytes(repo, digest);
   }
 
   private noBytes(repo: string, digest: Digest): never {
@@ -355,101 +379,32 @@ export class RegistryTarget implements ImportTarget {
     this.throwIfFailed();
   }
 
-  /** Works out the manifests to push for one digest in one repository, post-order, with the blobs they need. */
-  private async resolve(
-    repo: string,
-    digest: Digest,
-    mediaTypeHint: string,
-    platforms: readonly string[] | null,
-    nodes: ManifestNode[],
-    memo: Map<string, ManifestNode | undefined>,
-    blobNeeds: Map<string, { repo: string; digest: Digest; size: number }>,
-  ): Promise<ManifestNode | undefined> {
-    const key = `${repo}\0${digest}`;
-    if (memo.has(key)) return memo.get(key);
-    let bytes: Buffer | undefined;
-    let mediaType = mediaTypeHint;
-    const carried = this.manifests.get(digest);
-    if (carried) {
-      bytes = carried.bytes;
-      mediaType = carried.mediaType;
-    } else {
-      // Required (an earlier bundle carried it): already in this repository, or copied from where the ledger put it.
-      const head = await this.client.manifestHead(repo, digest, this.sig());
-      if (head) {
-        const node: ManifestNode = { repo, digest, mediaType: head.mediaType, bytes: undefined, kind: 'present', kept: [], missingChildren: false, skip: true };
-        memo.set(key, node);
-        return node;
-      }
-      for (const from of this.ledger?.scopesWith(this.name, digest, 'manifest') ?? []) {
-        try {
-          const got = await this.client.manifestGet(from, digest, this.sig());
-          bytes = got.bytes;
-          mediaType = got.mediaType;
-          break;
-        } catch (err) {
-          if (!isFerryError(err, 'MANIFEST_UNKNOWN') && !isFerryError(err, 'NOT_FOUND')) throw err;
-        }
-      }
-      if (bytes === undefined) {
-        memo.set(key, undefined);
-        throw new FerryError('REQUIRES_MISSING', `${this.client.host}/${repo}: manifest ${digest} is neither in the bundle nor at the target`, {
-          registry: this.client.host,
-          repository: repo,
-          digest,
-        });
-      }
-    }
-    const parsed = parseManifest(bytes, mediaType);
-    const kept: Digest[] = [];
-    let missingChildren = false;
-    let skip = false;
-    if (parsed.kind === 'index') {
-      for (const child of parsed.index.manifests) {
-        const wanted = platforms === null || platforms.some((p) => platformMatches(child.platform, p));
-        if (!wanted) {
-          // Left out by the image's platforms, even when the bundle carries it for another
-          // image entry of the same upstream tag: a filtered target gets only its platforms.
-          missingChildren = true;
-          continue;
-        }
-        const r = await this.resolve(repo, child.digest, child.mediaType, null, nodes, memo, blobNeeds);
-        if (r) kept.push(child.digest);
-        else missingChildren = true;
-      }
-    } else {
-      skip = this.ledger?.isDone(this.name, 'manifest', repo, digest) === true;
-      if (!skip) {
-        for (const d of referencedDescriptors(parsed)) {
-          // A foreign layer left out upstream stays out: the registry accepts the manifest without it.
-          if (isForeignLayer(d) && !this.carries(d.digest)) {
-            this.foreign.add(d.digest);
-            continue;
-          }
-          blobNeeds.set(`${repo}\0${d.digest}`, { repo, digest: d.digest, size: d.size });
-        }
-      }
-    }
-    const node: ManifestNode = { repo, digest, mediaType, bytes, kind: parsed.kind, kept, missingChildren, skip };
-    memo.set(key, node);
-    nodes.push(node);
-    return node;
+  /** Uploads the blobs a repository refused to mount, reading them from a second pass over the bundle. */
+  async rereadFor(needBytes: Map<Digest, string[]>): Promise<void> {
+    await this.drain();
+    if (needBytes.size === 0) return;
+    const paths = new Set([...needBytes.keys()].map((d) => `blobs/sha256/${d.slice(7)}`));
+    await this.c.reread(paths, async (src) => {
+      const d = `sha256:${src.sha256}` as Digest;
+      const [first, ...rest] = needBytes.get(d) ?? [];
+      if (first === undefined) return;
+      await this.upload(first, d, src.size, () => openSource(src, this.c.signal));
+      for (const r of rest) await this.upload(r, d, src.size, () => this.noBytes(r, d), first);
+    });
+    needBytes.clear();
   }
 
-  private async ensureBlob(repo: string, digest: Digest, size: number, needBytes: Map<Digest, string[]>): Promise<void> {
-    if (this.placed.get(digest) === repo || this.ledger?.isDone(this.name, 'blob', repo, digest)) return;
+  /** Makes sure a repository has a blob: mounted from where it went, found by HEAD, or uploaded from its spool. */
+  async ensureBlob(repo: string, digest: Digest, size: number, needBytes: Map<Digest, string[]>): Promise<PutBlobResult> {
     const from = this.placed.get(digest) ?? this.ledger?.scopesWith(this.name, digest, 'blob')[0];
     const spool = this.spooled.get(digest);
     if (from === undefined || from === repo) {
       if (await this.client.blobHead(repo, digest, this.sig())) {
         this.counts.existing++;
         this.ledger?.recordItem({ target: this.name, kind: 'blob', scope: repo, key: digest, digest, state: 'done', bundleId: this.c.manifest.id, detail: null });
-        return;
+        return 'exists';
       }
-      if (spool) {
-        await this.upload(repo, digest, size, () => createReadStream(spool));
-        return;
-      }
+      if (spool) return toPut(await this.upload(repo, digest, size, () => createReadStream(spool)));
       throw new FerryError('REQUIRES_MISSING', `${this.client.host}/${repo}: blob ${digest} is neither in the bundle nor at the target`, {
         registry: this.client.host,
         repository: repo,
@@ -457,46 +412,65 @@ export class RegistryTarget implements ImportTarget {
       });
     }
     try {
-      await this.upload(repo, digest, size, spool ? () => createReadStream(spool) : () => this.noBytes(repo, digest), from);
+      return toPut(await this.upload(repo, digest, size, this.spoolOrNothing(repo, digest), from));
     } catch (err) {
       if (!isFerryError(err) || err.details.op !== NEEDS_BYTES_OP) throw err;
       const list = needBytes.get(digest) ?? [];
       list.push(repo);
       needBytes.set(digest, list);
+      return 'written';
     }
   }
 
-  private async pushManifest(n: ManifestNode): Promise<void> {
-    if (n.skip || n.kind === 'present' || n.bytes === undefined) return;
+  /** Pushes a manifest; an index refused for the children its platforms leave out goes up as its filtered index. */
+  async pushManifest(repo: string, p: ManifestPut): Promise<Digest> {
+    const n = p.manifest;
+    const bytes = Buffer.from(n.bytes);
     let detail: string | null = null;
+    let pushed = n.digest;
     try {
-      await this.client.manifestPut(n.repo, n.digest, n.bytes, n.mediaType, this.sig());
+      await this.client.manifestPut(repo, n.digest, bytes, n.mediaType, this.sig());
     } catch (err) {
-      if (n.kind === 'image') throw withForeignHint(err, n.bytes, n.mediaType);
-      if (n.kind !== 'index' || !n.missingChildren || !refusedForMissingChildren(err)) throw err;
+      if (n.parsed.kind === 'image') throw withForeignHint(err, bytes, n.mediaType);
+      if (!p.fallback || !refusedForMissingChildren(err)) throw err;
       // The registry insists on every child (distribution 2.8 answers MANIFEST_BLOB_UNKNOWN): push
       // the index with only the platforms carried, annotated with the upstream digest: the bytes
-      // the bundle carries (checked equal to these in commit), which import.sh pushes too.
-      const carried = n.filtered !== undefined ? this.manifests.get(n.filtered) : undefined;
-      const f = carried && n.filtered !== undefined ? { bytes: carried.bytes, digest: n.filtered } : filteredIndex(n.bytes, n.kept, n.digest);
-      await this.client.manifestPut(n.repo, f.digest, f.bytes, n.mediaType, this.sig());
-      n.pushedDigest = f.digest;
-      n.pushedBytes = f.bytes;
-      n.filteredFrom = n.digest;
+      // the bundle carries (checked equal to the graph's before anything was pushed), which
+      // import.sh pushes too.
+      const f = p.fallback;
+      await this.client.manifestPut(repo, f.digest, f.bytes, n.mediaType, this.sig());
+      pushed = f.digest;
       detail = `${ANNOTATION_FILTERED_FROM} ${n.digest}`;
-      this.c.logger?.warn({ repository: n.repo, upstream: n.digest, pushed: f.digest }, 'registry refused an index with platforms left out: pushed a filtered index');
+      this.c.logger?.warn({ repository: repo, upstream: n.digest, pushed: f.digest }, 'registry refused an index with platforms left out: pushed a filtered index');
     }
     this.manifestCount++;
+    this.ledger?.recordItem({ target: this.name, kind: 'manifest', scope: repo, key: n.digest, digest: pushed, state: 'done', bundleId: this.c.manifest.id, detail });
+    return pushed;
+  }
+
+  /** Moves a tag (skipped when the ledger already holds it at this digest). */
+  async pushTag(repo: string, tag: string, image: CopiedImage): Promise<void> {
+    const digest = image.digest;
+    const filteredFrom = digest !== image.root.digest ? image.root.digest : undefined;
+    const prev = this.ledger?.getItem(this.name, 'tag', repo, tag);
+    const base: TagReport = { repository: repo, tag, digest, upstreamDigest: image.root.digest, ...(filteredFrom ? { filteredFrom } : {}) };
+    if (prev?.state === 'done' && prev.digest === digest) {
+      this.tags.push({ ...base, skipped: true });
+      return;
+    }
+    const bytes = image.bytes ?? (await this.client.manifestGet(repo, digest, this.sig())).bytes;
+    await this.client.manifestPut(repo, tag, Buffer.from(bytes), image.mediaType, this.sig());
     this.ledger?.recordItem({
       target: this.name,
-      kind: 'manifest',
-      scope: n.repo,
-      key: n.digest,
-      digest: n.pushedDigest ?? n.digest,
+      kind: 'tag',
+      scope: repo,
+      key: tag,
+      digest,
       state: 'done',
       bundleId: this.c.manifest.id,
-      detail,
+      detail: filteredFrom ? `${ANNOTATION_FILTERED_FROM} ${filteredFrom}` : null,
     });
+    this.tags.push(base);
   }
 
   /**
@@ -517,5 +491,44 @@ export class RegistryTarget implements ImportTarget {
       `${pushed} blob(s) already pushed to ${this.name} stay there untagged (no tag or manifest refers to them, so no client sees them): ` +
       `importing the bundle again reuses them; otherwise the registry's garbage collection removes them`
     );
+  }
+}
+
+/** BlobPutResult in the words of a sink. */
+function toPut(r: BlobPutResult): PutBlobResult {
+  return r === 'uploaded' ? 'written' : r;
+}
+
+/** One repository of the registry target as a sink: the target's placement, ledger and counts. */
+class RepoSink implements ImageSink<{ readonly repo: string; readonly tag: string }> {
+  constructor(
+    private readonly target: RegistryTarget,
+    private readonly repo: string,
+    private readonly needBytes: Map<Digest, string[]>,
+  ) {}
+
+  async hasBlob(d: Descriptor): Promise<boolean> {
+    return this.target.hasBlobIn(this.repo, d.digest);
+  }
+
+  async hasManifest(d: Descriptor): Promise<boolean> {
+    return this.target.manifestDone(this.repo, d);
+  }
+
+  /** The body is this run's spool of the blob (or a second pass), never the copy's opener. */
+  async putBlob(d: Descriptor, _open: BlobOpener): Promise<PutBlobResult> {
+    return this.target.ensureBlob(this.repo, d.digest, d.size, this.needBytes);
+  }
+
+  async flush(): Promise<void> {
+    await this.target.rereadFor(this.needBytes);
+  }
+
+  putManifest(p: ManifestPut): Promise<Digest> {
+    return this.target.pushManifest(this.repo, p);
+  }
+
+  putTag(t: { readonly repo: string; readonly tag: string }, image: CopiedImage): Promise<void> {
+    return this.target.pushTag(t.repo, t.tag, image);
   }
 }

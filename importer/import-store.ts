@@ -6,11 +6,11 @@
  * is noted in the ledger, so a failed import (this run, or a killed earlier run of the same
  * bundle) removes the ones nothing came to use.
  */
-import { BundleModuleChecks, moduleFilePath, type BundleManifest } from '../bundle/index.js';
+import { BundleImageSource, BundleModuleChecks, checkFilteredImage, MAX_PLAN_BYTES, moduleFilePath, PLAN_FILE, type BundleManifest } from '../bundle/index.js';
 import { FerryError } from '../errors/index.js';
 import { escapePath, escapeVersion } from '../gomod/index.js';
-import { isForeignLayer, isIndexMediaType, MAX_MANIFEST_BYTES, sha256Digest, parseManifest, platformMatches, platformString, referencedDescriptors, parseReference, type Digest } from '../oci/index.js';
-import type { Store } from '../store/index.js';
+import { copy, MAX_MANIFEST_BYTES, sha256Digest, parseReference, type Digest } from '../oci/index.js';
+import { StoreSink, StoreSource, type Store } from '../store/index.js';
 import { planSumdbMerge, splitSumdbPath, sumdbFileKind, type SumdbMergePlan } from './import-sumdb.js';
 import { emptyReport, type ImportTarget, type PlanLine, type TargetContext, type TargetReport } from './import-target.js';
 import { openSource, prefixed, readSmall, type EntrySource } from './import-util.js';
@@ -25,7 +25,8 @@ export class StoreTarget implements ImportTarget {
   private readonly store: Store;
   private readonly prefix: string | undefined;
   private ctx: TargetContext | undefined;
-  private manifests = new Map<Digest, { bytes: Buffer; mediaType: string }>();
+  /** The bundle's images as a one-pass source: manifests kept as they stream. */
+  private bundle: BundleImageSource | undefined;
   private counts = { uploaded: 0, mounted: 0, existing: 0, skipped: 0, bytes: 0 };
   /** Blobs this run added to the store (the ledger notes them too, for a run killed before its abort). */
   private added = new Set<Digest>();
@@ -41,7 +42,7 @@ export class StoreTarget implements ImportTarget {
 
   wants(path: string): boolean {
     if (splitSumdbPath(path)) return true;
-    return path.startsWith('blobs/') || moduleFilePath(path) !== undefined;
+    return path.startsWith('blobs/') || path === PLAN_FILE || moduleFilePath(path) !== undefined;
   }
 
   async missingRequires(m: BundleManifest): Promise<string[]> {
@@ -51,7 +52,7 @@ export class StoreTarget implements ImportTarget {
   plan(m: BundleManifest): PlanLine[] {
     const out: PlanLine[] = [];
     for (const f of m.files) {
-      if (!this.wants(f.path)) continue;
+      if (!this.wants(f.path) || f.path === PLAN_FILE) continue;
       const d = `sha256:${f.sha256}` as Digest;
       out.push({ target: this.name, action: this.store.hasBlob(d) ? 'skip' : 'store-blob', what: `${f.path}`, size: f.size });
     }
@@ -62,7 +63,13 @@ export class StoreTarget implements ImportTarget {
 
   async begin(ctx: TargetContext): Promise<void> {
     this.ctx = ctx;
+    this.bundle = new BundleImageSource(ctx.manifest);
     this.checks = new BundleModuleChecks(ctx.manifest);
+  }
+
+  private get source(): BundleImageSource {
+    if (!this.bundle) throw new FerryError('INTERNAL', 'store target used before begin()');
+    return this.bundle;
   }
 
   private get c(): TargetContext {
@@ -82,9 +89,13 @@ export class StoreTarget implements ImportTarget {
       this.sumdb.set(sum.name, files);
       return;
     }
+    if (src.path === PLAN_FILE) {
+      this.source.keepPlan(await readSmall(openSource(src, signal), MAX_PLAN_BYTES, src.path));
+      return;
+    }
     if (src.mediaType !== undefined) {
       const bytes = await readSmall(openSource(src, signal), MAX_MANIFEST_BYTES, src.path);
-      this.manifests.set(d, { bytes, mediaType: src.mediaType });
+      this.source.keep(d, bytes, src.mediaType);
       return;
     }
     if (this.store.hasBlob(d)) {
@@ -123,52 +134,53 @@ export class StoreTarget implements ImportTarget {
       const kept = await this.store.readSumdbFile(name, 'latest', signal ? { signal } : {});
       sumdbPlans.set(name, planSumdbMerge(name, files.get('latest'), kept, `store ${this.store.dir}`));
     }
-    // Manifests children first: a post-order walk from every image, then anything not reached.
-    const done = new Set<Digest>();
-    const foreign = new Set<Digest>();
-    let manifests = 0;
-    const put = async (digest: Digest, platform?: string): Promise<void> => {
-      if (done.has(digest)) return;
-      done.add(digest);
-      const mm = this.manifests.get(digest);
-      if (!mm) return; // required: an earlier bundle stored it
-      const parsed = parseManifest(mm.bytes, mm.mediaType);
-      const refs = referencedDescriptors(parsed);
-      // Foreign layers left out upstream: recorded as references, absent by design (fsck knows).
-      if (parsed.kind === 'image') for (const d of parsed.manifest.layers) if (isForeignLayer(d) && !this.store.hasBlob(d.digest)) foreign.add(d.digest);
-      if (parsed.kind === 'index') for (const c of refs) await put(c.digest, c.platform ? platformString(c.platform) : undefined);
-      await this.store.putManifest({ digest, mediaType: mm.mediaType, bytes: mm.bytes, references: refs, ...(platform ? { platform } : {}), ...(signal ? { signal } : {}) });
-      manifests++;
-    };
-    for (const im of m.images) await put(im.digest);
-    for (const d of this.manifests.keys()) await put(d);
-
-    const tags = [];
-    for (const im of m.images) {
+    await this.source.checkPlan();
+    // The images: one copy from what the bundle carries (and the store holds from earlier
+    // bundles) into the store, through the graph; tags last.
+    const store = this.store;
+    const src = this.source;
+    const roots = src.roots((im) => {
       const ref = parseReference(im.reference);
-      let kept: Digest[] = [];
-      const row = this.store.getManifest(im.digest);
-      if (!row) throw new FerryError('REQUIRES_MISSING', `${im.reference}: manifest ${im.digest} is neither in the bundle nor in the store`, { digest: im.digest });
-      if (isIndexMediaType(row.mediaType)) {
-        kept = row.references
-          .filter((r) => this.store.hasManifest(r.digest))
-          .filter((r) => im.platforms === null || (r.platform !== undefined && im.platforms.some((p) => platformMatches(platformOf(r.platform!), p))))
-          .map((r) => r.digest);
-      }
       const target = prefixed(this.prefix, im.target);
-      this.store.setTag({
-        registry: ref.registry,
-        repository: ref.repository,
-        tag: im.tag,
-        source: importedSource(ref.registry, ref.repository, im.target),
-        target,
-        digest: im.digest,
-        mediaType: im.mediaType,
-        platforms: im.platforms === null ? null : [...im.platforms].sort(),
-        keptDigests: kept,
-      });
-      this.c.ledger?.recordItem({ target: this.name, kind: 'tag', scope: target, key: im.tag, digest: im.digest, state: 'done', bundleId: m.id, detail: null });
-      tags.push({ repository: target, tag: im.tag, digest: im.digest, upstreamDigest: im.digest });
+      return { registry: ref.registry, repository: ref.repository, tag: im.tag, source: importedSource(ref.registry, ref.repository, im.target), target };
+    });
+    const held = new StoreSource(store);
+    const result = await copy(
+      {
+        manifest: async (ref) => {
+          const got = src.carriedManifest(ref as Digest);
+          return got ? { digest: ref as Digest, mediaType: got.mediaType, size: got.bytes.length, bytes: got.bytes } : held.manifest(ref, signal ? { signal } : {});
+        },
+        // Every blob the bundle carries is in the store already (take() put it there).
+        blob: (d) => Promise.reject(new FerryError('REQUIRES_MISSING', `blob ${d.digest} is neither in the bundle nor in the store`, { digest: d.digest })),
+        hasBlob: async (d) => store.hasBlob(d.digest),
+        hasManifest: async (d) => src.carries(d.digest) || store.hasManifest(d.digest),
+      },
+      new StoreSink(store),
+      roots,
+      {
+        ...(signal ? { signal } : {}),
+        // Foreign layers left out upstream: recorded as references, absent by design (fsck knows).
+        foreign: 'if-present',
+        missing: (root, lost) => {
+          const im = roots.find((r) => r === root)!.image;
+          return new FerryError('REQUIRES_MISSING', `${im.reference}: manifest ${lost[0]!.digest} is neither in the bundle nor in the store`, { digest: lost[0]!.digest });
+        },
+        check: (closures) => {
+          for (const { root, closure } of closures) {
+            const r = roots.find((x) => x === root)!;
+            checkFilteredImage(r.image, r.at, closure);
+          }
+        },
+      },
+    );
+    const foreign = new Set<Digest>();
+    for (const { image } of result.images) for (const f of image.closure.foreign) if (!store.hasBlob(f.digest)) foreign.add(f.digest);
+    const manifests = result.manifests;
+    const tags = [];
+    for (const r of roots) {
+      this.c.ledger?.recordItem({ target: this.name, kind: 'tag', scope: r.tag.target, key: r.image.tag, digest: r.image.digest, state: 'done', bundleId: m.id, detail: null });
+      tags.push({ repository: r.tag.target, tag: r.image.tag, digest: r.image.digest, upstreamDigest: r.image.digest });
     }
 
     for (const { x, row } of modules) {
@@ -246,11 +258,6 @@ export class StoreTarget implements ImportTarget {
  */
 export function importedSource(registry: string, repository: string, target: string): string {
   return target === repository ? `${registry}/${repository}` : `${registry}/${repository}#${target}`;
-}
-
-function platformOf(s: string): { os: string; architecture: string; variant?: string } {
-  const [os = '', architecture = '', variant] = s.split('/');
-  return variant === undefined ? { os, architecture } : { os, architecture, variant };
 }
 
 function moduleBase(path: string, version: string): string {

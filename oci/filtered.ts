@@ -1,19 +1,13 @@
 /**
- * What an image entry's `platforms` select from an index, and the filtered index that stands
- * for it where a registry refuses the original with children left out. One rule for sync,
- * export, verify and both importers, so the filtered index has the same bytes (and digest)
- * whichever of them made it.
+ * The filtered index: what stands for an index whose selection left children out, where a
+ * registry refuses the original with them absent. Which children are kept is the graph's rule
+ * (graph.ts); this file only writes the bytes, the same whichever path makes them (sync, export,
+ * verify, both importers, serve), so the filtered index has one digest.
  */
 import { sha256Digest, type Digest } from './digest.js';
-import { platformMatches, type Descriptor, type ImageIndex } from './manifest.js';
 
 /** Annotation on a filtered index: the digest of the upstream index it was made from. */
 export const ANNOTATION_FILTERED_FROM = 'io.ferry.filtered-from';
-
-/** The children of an index that `platforms` keep (all of them when platforms is null), in index order. */
-export function keptChildren(index: ImageIndex, platforms: readonly string[] | null): Descriptor[] {
-  return index.manifests.filter((d) => platforms === null || platforms.some((p) => platformMatches(d.platform, p)));
-}
 
 /**
  * The index with only the kept children and an annotation naming the original digest. Its bytes
@@ -27,20 +21,4 @@ export function filteredIndex(original: Uint8Array, kept: readonly string[], ori
   json.annotations = { ...(json.annotations ?? {}), [ANNOTATION_FILTERED_FROM]: originalDigest };
   const bytes = Buffer.from(JSON.stringify(json), 'utf8');
   return { bytes, digest: sha256Digest(bytes) };
-}
-
-/**
- * The filtered index an image entry needs: for an index of which `platforms` leave some children
- * out, filteredIndex of the kept ones; undefined when nothing is left out (or for an image
- * manifest), since the original then stands on its own.
- */
-export function filteredIndexFor(
-  original: Uint8Array,
-  index: ImageIndex,
-  platforms: readonly string[] | null,
-  originalDigest: string,
-): { bytes: Buffer; digest: Digest } | undefined {
-  const kept = keptChildren(index, platforms);
-  if (kept.length === index.manifests.length) return undefined;
-  return filteredIndex(original, kept.map((d) => d.digest), originalDigest);
 }

@@ -5,3 +5,4 @@ export * from './challenge.js';
 export * from './client.js';
 export * from './credentials.js';
 export * from './foreign.js';
+export * from './media.js';

@@ -1,11 +1,14 @@
 /**
  * The pull side of the OCI distribution API over a store (opencontainers/distribution-spec):
  * repositories are the tags' intranet targets; manifests are served as their exact stored
- * bytes; a digest is served only under a repository whose tags reach it.
+ * bytes; what a tag exposes and which digests a repository serves come from the image graph
+ * (oci/graph.ts), as export carries them: a digest is served only under a repository whose
+ * tags' closures reach it, and a tag whose platforms leave children of its index out serves the
+ * filtered index (whose children are all there), as an import into a registry tags it.
  */
-import { isDigest, isManifestMediaType, isValidRepository, type Digest } from '../oci/index.js';
-import type { Store, TagRow } from '../store/index.js';
-import { sendJson, sendResource, storeBlobResource, type ServeContext } from './http.js';
+import { closure, isDigest, isValidRepository, type Digest, type FilteredIndex } from '../oci/index.js';
+import { latestRow, storeReader, type Store, type TagRow } from '../store/index.js';
+import { bufferResource, sendJson, sendResource, storeBlobResource, type ServeContext } from './http.js';
 
 /** Sent on every /v2 response; clients use it to recognise a registry. */
 export const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' } as const;
@@ -25,10 +28,14 @@ export function sendDistributionError(ctx: ServeContext, status: number, code: D
   sendJson(ctx, status, { errors: [{ code, message, ...(detail === undefined ? {} : { detail }) }] }, { ...API_VERSION_HEADER, ...headers });
 }
 
-/** What one repository's tags reach. */
+/** What one repository's tags reach, through the graph. */
 interface Reach {
   readonly manifests: Set<Digest>;
   readonly blobs: Set<Digest>;
+  /** The filtered indexes its tags stand for, by digest (made, not stored). */
+  readonly filtered: Map<Digest, FilteredIndex>;
+  /** The digest each tag serves: its root, or the root's filtered index. */
+  readonly tagDigest: Map<string, Digest>;
 }
 
 /**
@@ -38,19 +45,25 @@ interface Reach {
 export class OciRepositories {
   private seq = -1;
   private repos = new Map<string, Map<string, TagRow>>();
-  private reach = new Map<string, Reach>();
+  private reach = new Map<string, Promise<Reach>>();
 
   constructor(private readonly store: Store) {}
 
   private refresh(): void {
     const seq = this.store.currentSeq();
     if (seq === this.seq) return;
-    const repos = new Map<string, Map<string, TagRow>>();
+    const grouped = new Map<string, TagRow[]>();
     for (const t of this.store.listTags()) {
-      const tags = repos.get(t.target) ?? new Map<string, TagRow>();
-      const have = tags.get(t.tag);
+      const list = grouped.get(`${t.target}\0${t.tag}`) ?? [];
+      list.push(t);
+      grouped.set(`${t.target}\0${t.tag}`, list);
+    }
+    const repos = new Map<string, Map<string, TagRow>>();
+    for (const rows of grouped.values()) {
       // Two sources carried to one target with one tag name: the latest change wins, as a push would.
-      if (!have || t.changedAt > have.changedAt) tags.set(t.tag, t);
+      const t = latestRow(rows)!;
+      const tags = repos.get(t.target) ?? new Map<string, TagRow>();
+      tags.set(t.tag, t);
       repos.set(t.target, tags);
     }
     this.repos = repos;
@@ -70,28 +83,40 @@ export class OciRepositories {
     return this.repos.get(name);
   }
 
-  /** The manifests and blobs a repository's tags reach, walking recorded references. */
-  reachable(name: string): Reach {
+  /** The manifests and blobs a repository's tags select, each tag's closure read from the store. */
+  reachable(name: string): Promise<Reach> {
     this.refresh();
     const cached = this.reach.get(name);
     if (cached) return cached;
-    const r: Reach = { manifests: new Set(), blobs: new Set() };
-    const visit = (d: Digest): void => {
-      if (r.manifests.has(d)) return;
-      const m = this.store.getManifest(d);
-      // An index child dropped by a platform filter is not stored: nothing to serve under it.
-      if (!m) return;
-      r.manifests.add(d);
-      for (const ref of m.references) {
-        if (isManifestMediaType(ref.mediaType) || this.store.hasManifest(ref.digest)) visit(ref.digest);
-        else r.blobs.add(ref.digest);
+    const p = this.walk(this.repos.get(name)?.values() ?? []);
+    // A failed walk (the store gone away) is not cached: the next request tries again.
+    p.catch(() => this.reach.delete(name));
+    this.reach.set(name, p);
+    return p;
+  }
+
+  private async walk(tags: Iterable<TagRow>): Promise<Reach> {
+    const r: Reach = { manifests: new Set(), blobs: new Set(), filtered: new Map(), tagDigest: new Map() };
+    const read = storeReader(this.store);
+    for (const t of tags) {
+      let c;
+      try {
+        c = await closure({ digest: t.digest, mediaType: t.mediaType, size: 0 }, read, { platforms: t.platforms });
+      } catch {
+        // A damaged stored manifest (fsck names it): its tag serves what it names, nothing below.
+        r.manifests.add(t.digest);
+        r.tagDigest.set(t.tag, t.digest);
+        continue;
       }
-    };
-    for (const t of this.repos.get(name)?.values() ?? []) {
-      visit(t.digest);
-      for (const k of t.keptDigests) visit(k);
+      // A manifest the store lacks (left out, or a hole fsck reports) is simply not served.
+      for (const m of c.manifests) r.manifests.add(m.digest);
+      for (const d of [...c.blobs, ...c.foreign]) r.blobs.add(d.digest);
+      if (c.filtered) {
+        r.filtered.set(c.filtered.digest, c.filtered);
+        r.manifests.add(c.filtered.digest);
+      }
+      r.tagDigest.set(t.tag, c.filtered?.digest ?? t.digest);
     }
-    this.reach.set(name, r);
     return r;
   }
 }
@@ -165,24 +190,30 @@ export async function serveOci(ctx: ServeContext, store: Store, repos: OciReposi
 
   if (route.kind === 'manifest') {
     let digest: Digest;
+    const reach = await repos.reachable(name);
     if (route.ref.includes(':')) {
       if (!isDigest(route.ref)) return sendDistributionError(ctx, 400, 'DIGEST_INVALID', 'invalid digest', { digest: route.ref });
       digest = route.ref;
-      if (!repos.reachable(name).manifests.has(digest)) return manifestUnknown(ctx, name, route.ref);
+      if (!reach.manifests.has(digest)) return manifestUnknown(ctx, name, route.ref);
     } else {
-      const t = tags.get(route.ref);
-      if (!t) return manifestUnknown(ctx, name, route.ref);
-      digest = t.digest;
+      const d = tags.has(route.ref) ? reach.tagDigest.get(route.ref) : undefined;
+      if (!d) return manifestUnknown(ctx, name, route.ref);
+      digest = d;
     }
+    const extra = { headers: { ...API_VERSION_HEADER, 'Docker-Content-Digest': digest }, etag: `"${digest}"` };
+    const f = reach.filtered.get(digest);
+    if (f) return sendResource(ctx, bufferResource(f.bytes, f.mediaType, extra));
     const m = store.getManifest(digest);
-    const r = m && storeBlobResource(store, digest, m.mediaType, { headers: { ...API_VERSION_HEADER, 'Docker-Content-Digest': digest }, etag: `"${digest}"` });
+    const r = m && storeBlobResource(store, digest, m.mediaType, extra);
     if (!r) return manifestUnknown(ctx, name, route.ref);
     return sendResource(ctx, r);
   }
 
   if (!isDigest(route.ref)) return sendDistributionError(ctx, 400, 'DIGEST_INVALID', 'invalid digest', { digest: route.ref });
   const digest = route.ref;
-  const reach = repos.reachable(name);
+  const reach = await repos.reachable(name);
+  const f = reach.filtered.get(digest);
+  if (f) return sendResource(ctx, bufferResource(f.bytes, 'application/octet-stream', { headers: { ...API_VERSION_HEADER, 'Docker-Content-Digest': digest }, etag: `"${digest}"` }));
   const r =
     reach.blobs.has(digest) || reach.manifests.has(digest)
       ? storeBlobResource(store, digest, 'application/octet-stream', { headers: { ...API_VERSION_HEADER, 'Docker-Content-Digest': digest }, etag: `"${digest}"` })

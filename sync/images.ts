@@ -1,28 +1,28 @@
 /**
- * Image sync: list tags, filter, HEAD each selected tag and compare with the store; for a
- * changed tag fetch the manifest (and kept children of an index), fetch only blobs the store
- * lacks, and move the tag pointer only after all its content is stored.
+ * Image sync: list tags, filter, HEAD each selected tag and compare with the store; a changed
+ * tag is one copy (oci/copy.ts) from the registry into the store: the graph decides what the tag
+ * selects, only blobs the store lacks are fetched (once per pass across tags and images), and
+ * the tag pointer moves only after all its content is stored.
  */
-import { Transform, pipeline, type Readable } from 'node:stream';
+import { Transform, pipeline } from 'node:stream';
 import type { Logger } from 'pino';
 import type PQueue from 'p-queue';
 import { selectTags, type ImageConfig } from '../config/index.js';
 import { FerryError, toFerryError } from '../errors/index.js';
 import {
+  closure,
+  copy,
   formatReference,
-  isForeignLayer,
-  isNonDistributableMediaType,
-  parseManifest,
-  platformMatches,
   platformString,
-  referencedDescriptors,
+  SELECT_ALL,
   type Descriptor,
   type Digest,
-  type ParsedManifest,
+  type ImageSink,
+  type ImageSource,
+  type Selection,
 } from '../oci/index.js';
-import { foreignBlobGet, type RegistryClient } from '../registry/index.js';
-import type { SourceTagKey, Store } from '../store/index.js';
-import { allSettledOrThrow } from './settle.js';
+import { RegistrySource, type RegistryClient } from '../registry/index.js';
+import { StoreSink, storeReader, type ChangeResult, type SourceTagKey, type Store, type StoreTag } from '../store/index.js';
 
 /** Progress and accounting events the engine emits. */
 export type SyncEvent =
@@ -73,7 +73,7 @@ export interface SyncContext {
   readonly signal?: AbortSignal | undefined;
   readonly emit: (e: SyncEvent) => void;
   /** In-flight blob fetches by digest, so each blob is fetched once per pass. */
-  readonly inflight: Map<string, Promise<void>>;
+  readonly inflight: Map<string, Promise<unknown>>;
   readonly counters: { blobsFetched: number; bytesFetched: number; manifestsFetched: number };
 }
 
@@ -148,161 +148,113 @@ async function syncTag(ctx: SyncContext, run: ImageRun, client: RegistryClient, 
   }
   const stored = ctx.store.getTag(key);
   const platforms = img.platforms ? [...img.platforms].sort() : null;
+  const selection: Selection = { platforms };
+  const root: Descriptor = { digest: head.digest, mediaType: head.mediaType, size: head.size };
   const samePlatforms = JSON.stringify(stored?.platforms ?? null) === JSON.stringify(platforms);
   const same = stored !== undefined && stored.digest === head.digest && samePlatforms && stored.target === img.target;
   // Layers an entry now set to fetch left out before: fetched now, and journaled so they travel.
-  const contentAdded = same && lacksForeignLayers(ctx, run, head.digest);
+  const contentAdded = same && (await lacksForeignLayers(ctx, run, root, selection));
   if (same && !contentAdded) return false;
-  // Changed (or first seen): fetch by digest so what we store is exactly what HEAD announced.
-  const top = await fetchManifest(ctx, client, repo, head.digest);
-  let kept: Digest[] = [];
-  if (top.parsed.kind === 'index') {
-    const children = top.parsed.index.manifests.filter((d) => !platforms || platforms.some((p) => platformMatches(d.platform, p)));
-    if (children.length === 0) {
-      const have = top.parsed.index.manifests.map((d) => platformString(d.platform)).join(', ');
-      throw new FerryError('NOT_FOUND', `${formatReference({ ...img.ref, tag })}: no platform matches ${platforms?.join(', ')} (index has ${have})`, {
+  // Changed (or first seen): the root is read by digest, so what we store is exactly what HEAD announced.
+  let moved: ChangeResult | undefined;
+  const sink = new StoreSink(ctx.store, { onTag: (_row, r) => (moved = r) });
+  const fetchForeign = img.foreignLayers === 'fetch';
+  const result = await copy(syncSource(ctx, client, repo), fetchForeign ? completeWithForeign(ctx, run, sink) : sink, [{ descriptor: root, selection, tag: { ...key, target: img.target, contentAdded } }], {
+    queue: ctx.queue,
+    inflight: ctx.inflight,
+    // Foreign layers are not in the registry (it accepted the manifest without them): left out by
+    // default, as registries and skopeo do, or fetched from their urls without any credentials.
+    foreign: fetchForeign ? 'copy' : 'skip',
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+    missing: (_root, lost) =>
+      new FerryError('MANIFEST_UNKNOWN', `${formatReference({ ...img.ref, tag })}: manifest ${lost.map((d) => d.digest).join(', ')} of ${head.digest} is not in the registry`, {
         registry: img.ref.registry,
         repository: repo,
         reference: tag,
-      });
-    }
-    await allSettledOrThrow(children.map((c) => syncImageManifest(ctx, run, client, repo, c)));
-    kept = children.map((c) => c.digest);
-    // The index's references are all its children, whatever this entry keeps (the tag row's
-    // kept set says that): another entry may mirror the same index with other platforms.
-    await ctx.store.putManifest({ digest: head.digest, mediaType: top.mediaType, bytes: top.bytes, references: top.parsed.index.manifests });
-  } else {
-    await storeImageContent(ctx, run, client, repo, head.digest, top);
-  }
-  const r = ctx.store.setTag({
-    ...key,
-    target: img.target,
-    digest: head.digest,
-    mediaType: top.mediaType,
-    platforms,
-    keptDigests: kept,
-    contentAdded,
+        digest: lost[0]!.digest,
+      }),
+    check: ([image]) => {
+      const c = image!.closure;
+      if (c.kept !== undefined && c.kept.length === 0) {
+        const have = c.dropped.map((d) => platformString(d.platform)).join(', ');
+        throw new FerryError('NOT_FOUND', `${formatReference({ ...img.ref, tag })}: no platform matches ${platforms?.join(', ')} (index has ${have})`, {
+          registry: img.ref.registry,
+          repository: repo,
+          reference: tag,
+        });
+      }
+    },
+    onBlob: (e) => {
+      if (e.type === 'start') {
+        ctx.emit({ type: 'blob-start', digest: e.descriptor.digest, size: e.descriptor.size });
+        return;
+      }
+      if (e.result === 'written') {
+        ctx.counters.blobsFetched++;
+        ctx.counters.bytesFetched += e.descriptor.size;
+      }
+      ctx.emit({ type: 'blob-done', digest: e.descriptor.digest, size: e.descriptor.size });
+    },
   });
+  // The foreign layers of the manifests this pass read, once each per entry.
+  for (const d of result.images[0]!.image.closure.foreign) {
+    if (run.foreign.has(d.digest)) continue;
+    const layer: ForeignLayerReport = { digest: d.digest, mediaType: d.mediaType, size: d.size, urls: [...(d.urls ?? [])], stored: ctx.store.hasBlob(d.digest) };
+    run.foreign.set(d.digest, layer);
+    ctx.emit({ type: 'foreign-layer', image: img.name, layer });
+  }
+  const r = moved!;
   if (r.changed) ctx.emit({ type: 'tag-changed', image: img.name, tag, digest: head.digest, previous: stored?.digest });
   return r.changed || !stored;
 }
 
 /**
- * True when the entry fetches foreign layers and the stored manifest (or a stored child of it)
- * lacks one: left out while the entry was `skip`, so the content is fetched again.
+ * The upstream repository as sync reads it: manifests counted, blob bytes counted as they pass
+ * and hashed only by the store (hashing them in the client too would double the CPU per byte
+ * on the sync's hot path).
  */
-function lacksForeignLayers(ctx: SyncContext, run: ImageRun, digest: Digest, seen = new Set<string>()): boolean {
-  if (run.img.foreignLayers !== 'fetch' || seen.has(digest)) return false;
-  seen.add(digest);
-  const m = ctx.store.getManifest(digest);
-  if (!m) return false;
-  return m.references.some((r) =>
-    isNonDistributableMediaType(r.mediaType) ? !ctx.store.hasBlob(r.digest) : ctx.store.hasManifest(r.digest) && lacksForeignLayers(ctx, run, r.digest, seen),
-  );
-}
-
-interface FetchedManifest {
-  readonly bytes: Buffer;
-  readonly mediaType: string;
-  readonly parsed: ParsedManifest;
-}
-
-async function fetchManifest(ctx: SyncContext, client: RegistryClient, repo: string, digest: Digest): Promise<FetchedManifest> {
-  const m = await ctx.queue.add(() => client.manifestGet(repo, digest, { signal: ctx.signal }));
-  ctx.counters.manifestsFetched++;
-  const parsed = parseManifest(m.bytes, m.mediaType);
-  return { bytes: m.bytes, mediaType: parsed.mediaType, parsed };
-}
-
-/** Ensures a child manifest of an index and its blobs are stored (skipped when already complete). */
-async function syncImageManifest(ctx: SyncContext, run: ImageRun, client: RegistryClient, repo: string, d: Descriptor): Promise<void> {
-  // A manifest row exists only after all its blobs were stored, so its presence means complete
-  // (but for foreign layers an entry now set to fetch left out before).
-  if (ctx.store.hasManifest(d.digest) && !lacksForeignLayers(ctx, run, d.digest)) return;
-  const m = await fetchManifest(ctx, client, repo, d.digest);
-  if (m.parsed.kind === 'index') {
-    // Nested indexes are rare but legal: keep all their children.
-    await allSettledOrThrow(m.parsed.index.manifests.map((c) => syncImageManifest(ctx, run, client, repo, c)));
-    await ctx.store.putManifest({ digest: d.digest, mediaType: m.mediaType, bytes: m.bytes, references: m.parsed.index.manifests });
-    return;
-  }
-  await storeImageContent(ctx, run, client, repo, d.digest, m, d.platform ? platformString(d.platform) : undefined);
-}
-
-async function storeImageContent(
-  ctx: SyncContext,
-  run: ImageRun,
-  client: RegistryClient,
-  repo: string,
-  digest: Digest,
-  m: FetchedManifest,
-  platform?: string,
-): Promise<void> {
-  const refs = referencedDescriptors(m.parsed);
-  // Foreign layers are not in the registry (it accepted the manifest without them): left out by
-  // default, as registries and skopeo do, or fetched from their urls without any credentials.
-  const foreign = m.parsed.kind === 'image' ? m.parsed.manifest.layers.filter(isForeignLayer) : [];
-  await ensureBlobs(ctx, client, repo, foreign.length > 0 ? refs.filter((d) => !foreign.includes(d)) : refs);
-  if (foreign.length > 0) {
-    if (run.img.foreignLayers === 'fetch') {
-      const details = { registry: client.host, repository: repo };
-      await ensureBlobs(ctx, client, repo, foreign, (d) => foreignBlobGet(d, { details, userAgent: 'ferry/0.1', ...(ctx.signal ? { signal: ctx.signal } : {}) }));
-    }
-    for (const d of foreign) {
-      if (run.foreign.has(d.digest)) continue;
-      const layer: ForeignLayerReport = { digest: d.digest, mediaType: d.mediaType, size: d.size, urls: [...(d.urls ?? [])], stored: ctx.store.hasBlob(d.digest) };
-      run.foreign.set(d.digest, layer);
-      ctx.emit({ type: 'foreign-layer', image: run.img.name, layer });
-    }
-  }
-  await ctx.store.putManifest({ digest, mediaType: m.mediaType, bytes: m.bytes, references: refs, ...(platform ? { platform } : {}) });
+function syncSource(ctx: SyncContext, client: RegistryClient, repo: string): ImageSource {
+  const upstream = new RegistrySource(client, repo, { verifyBlobs: false, userAgent: 'ferry/0.1', onManifest: () => ctx.counters.manifestsFetched++ });
+  return {
+    manifest: (ref, o) => upstream.manifest(ref, o),
+    hasBlob: (d, o) => upstream.hasBlob(d, o),
+    hasManifest: (d, o) => upstream.hasManifest(d, o),
+    async blob(d, o) {
+      const body = await upstream.blob(d, o);
+      const counted = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          ctx.emit({ type: 'blob-progress', bytes: chunk.length });
+          cb(null, chunk);
+        },
+      });
+      // pipeline keeps an error listener on both streams: a body that fails before the store has
+      // attached its own pipeline must not become an uncaught exception.
+      pipeline(body, counted, () => {});
+      return counted;
+    },
+  };
 }
 
 /**
- * Fetches the blobs the store lacks, once each per pass, through the shared queue: from the
- * registry, or through `open` (a foreign layer's urls).
+ * The store as a sink for an entry that fetches foreign layers: a stored manifest whose closure
+ * lacks one (left out while the entry was `skip`) is not complete, so the copy walks it again.
  */
-export async function ensureBlobs(
-  ctx: SyncContext,
-  client: RegistryClient,
-  repo: string,
-  descs: readonly Descriptor[],
-  open?: (d: Descriptor) => Promise<Readable>,
-): Promise<void> {
-  await allSettledOrThrow(
-    descs.map((d) => {
-      if (ctx.store.hasBlob(d.digest)) return Promise.resolve();
-      let p = ctx.inflight.get(d.digest);
-      if (!p) {
-        p = ctx.queue
-          .add(
-            async () => {
-              if (ctx.store.hasBlob(d.digest)) return;
-              ctx.emit({ type: 'blob-start', digest: d.digest, size: d.size });
-              // The store hashes and size-checks the bytes before they are trusted: hashing them
-              // in the client too would double the CPU per byte on the sync's hot path.
-              const body = open ? await open(d) : await client.blobGet(repo, d.digest, { size: d.size, verify: false, signal: ctx.signal });
-              const counted = new Transform({
-                transform(chunk: Buffer, _enc, cb) {
-                  ctx.emit({ type: 'blob-progress', bytes: chunk.length });
-                  cb(null, chunk);
-                },
-              });
-              // pipeline keeps an error listener on both streams: a body that fails before the
-              // store has attached its own pipeline must not become an uncaught exception.
-              pipeline(body, counted, () => {});
-              const r = await ctx.store.writeBlob(d.digest, counted, { size: d.size, mediaType: d.mediaType, signal: ctx.signal });
-              if (r.written) {
-                ctx.counters.blobsFetched++;
-                ctx.counters.bytesFetched += r.size;
-              }
-              ctx.emit({ type: 'blob-done', digest: d.digest, size: d.size });
-            },
-          )
-          .finally(() => ctx.inflight.delete(d.digest));
-        ctx.inflight.set(d.digest, p);
-      }
-      return p;
-    }),
-  );
+function completeWithForeign(ctx: SyncContext, run: ImageRun, sink: StoreSink): ImageSink<StoreTag> {
+  return {
+    hasBlob: (d) => sink.hasBlob(d),
+    hasManifest: async (d) => (await sink.hasManifest(d)) && !(await lacksForeignLayers(ctx, run, d, SELECT_ALL)),
+    putBlob: (d, open, o) => sink.putBlob(d, open, o),
+    putManifest: (p, o) => sink.putManifest(p, o),
+    putTag: (t, image) => sink.putTag(t, image),
+  };
+}
+
+/**
+ * True when the entry fetches foreign layers and the stored closure of `root` lacks one: left
+ * out while the entry was `skip`, so the content is fetched again.
+ */
+async function lacksForeignLayers(ctx: SyncContext, run: ImageRun, root: Descriptor, selection: Selection): Promise<boolean> {
+  if (run.img.foreignLayers !== 'fetch' || !ctx.store.hasManifest(root.digest)) return false;
+  const c = await closure(root, storeReader(ctx.store, ctx.signal ? { signal: ctx.signal } : {}), selection);
+  return c.foreign.some((d) => !ctx.store.hasBlob(d.digest));
 }

@@ -9,11 +9,13 @@ import { pack as tarPack } from 'tar-stream';
 import yauzl from 'yauzl';
 import yazl from 'yazl';
 import {
+  buildImagePlan,
   buildIndexJson,
   bufferEntry,
   generateSigningKey,
   IMPORT_SCRIPT,
   ociLayoutFile,
+  PLAN_FILE,
   writeBundle,
   type BundleEntry,
   type BundleImage,
@@ -217,18 +219,39 @@ export async function makeFixture(dir: string, opts: { id?: string; targetPrefix
   return { entries, manifest, images, blobs, module, modPaths };
 }
 
-/** Writes the fixture as a bundle into `outDir`. */
+/**
+ * The image plan ferry export would write for the fixture as it stands (its images, the manifests
+ * its entries carry, its requires), or undefined when the graph cannot walk it (a fixture built
+ * to miss a manifest): then the bundle goes without one, as bundles from before the plan did.
+ */
+export async function fixturePlan(fx: Fixture): Promise<BundleEntry | undefined> {
+  if (fx.manifest.images.length === 0) return undefined;
+  const carried = new Map<string, { bytes: Buffer; mediaType: string }>();
+  for (const e of fx.entries) {
+    const b = fx.blobs.find((x) => `blobs/sha256/${x.digest.slice(7)}` === e.path);
+    if (b && e.mediaType !== undefined) carried.set(b.digest, { bytes: b.bytes, mediaType: e.mediaType });
+  }
+  const requires = new Set<string>(fx.manifest.requires);
+  try {
+    return bufferEntry(PLAN_FILE, await buildImagePlan(fx.manifest.images, (d) => carried.get(d.digest) ?? (requires.has(d.digest) ? 'external' : undefined)));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes the fixture as a bundle into `outDir`; with `plan`, adding the image plan export would write (as import.sh needs). */
 export async function writeFixture(
   outDir: string,
   fx: Fixture,
   privateKey: KeyObject,
-  opts: { name?: string; splitSize?: number } = {},
+  opts: { name?: string; splitSize?: number; plan?: boolean } = {},
 ): Promise<WriteBundleResult> {
+  const plan = opts.plan === true && !fx.entries.some((e) => e.path === PLAN_FILE) ? await fixturePlan(fx) : undefined;
   return writeBundle({
     outDir,
     name: opts.name ?? 'ferry-20240101-0001',
     manifest: fx.manifest,
-    entries: fx.entries,
+    entries: plan ? [...fx.entries, plan] : fx.entries,
     privateKey,
     importScript: IMPORT_SCRIPT,
     ...(opts.splitSize !== undefined ? { splitSize: opts.splitSize } : {}),

@@ -49,7 +49,7 @@ function sh(args: string[], cwd: string): Promise<{ code: number; stdout: string
 async function bundle(fx: Fixture, splitSize?: number): Promise<string> {
   const out = join(dir, `b${n++}`);
   await mkdir(out);
-  await writeFixture(out, fx, keys.privateKey, splitSize !== undefined ? { splitSize } : {});
+  await writeFixture(out, fx, keys.privateKey, { plan: true, ...(splitSize !== undefined ? { splitSize } : {}) });
   return out;
 }
 

@@ -1,0 +1,229 @@
+/**
+ * The bundle as an image medium (oci/media.ts): the writer's image side as a sink (what
+ * `ferry export` carries), and the reader as a one-pass source (what `ferry import` takes).
+ */
+import {
+  digestHex,
+  formatReference,
+  layoutBlobPath,
+  type BlobOpener,
+  type CopiedImage,
+  type CopyRoot,
+  type Descriptor,
+  type Digest,
+  type ImageSink,
+  type ManifestPut,
+  type ManifestReader,
+  type PutBlobResult,
+} from '../oci/index.js';
+import { PLAN_FILE, type BundleImage, type BundleManifest } from './format.js';
+import { buildIndexJson, ociLayoutFile, type LayoutImage } from './layout.js';
+import { buildImagePlan, checkImagePlan } from './plan.js';
+import { bufferEntry, type BundleEntry } from './writer.js';
+
+/** How a bundle names an image: the upstream reference, the intranet target and the tag. */
+export interface BundleTag {
+  readonly registry: string;
+  readonly repository: string;
+  readonly tag: string;
+  readonly target: string;
+}
+
+/** Options for BundleImageSink. */
+export interface BundleImageSinkOptions {
+  /** Digests the parent's chain carried: left to `requires` instead of carried again. */
+  readonly carriedBefore: ReadonlySet<Digest>;
+  /**
+   * Manifests carried even when the chain carried them (the indexes images name): an earlier
+   * import may have pushed only the filtered form, so the original cannot be assumed inside.
+   */
+  readonly mustCarry: ReadonlySet<Digest>;
+}
+
+/**
+ * The images of a bundle being written, as a sink. A blob or manifest the parent's chain carried
+ * is "there" (never sent) and lands in `requires` when an image's closure names it; everything
+ * else is carried: blobs as lazily opened entries the writer streams and verifies, manifests as
+ * their exact bytes with their media type, and each image's filtered index beside its index.
+ * Nothing is written until the caller hands `entries()` to writeBundle with the signed manifest.
+ */
+export class BundleImageSink implements ImageSink<BundleTag> {
+  private readonly carried = new Map<Digest, BundleEntry>();
+  /** The bytes of the manifests carried: the image plan is the graph read from them. */
+  private readonly manifestBytes = new Map<Digest, { bytes: Uint8Array; mediaType: string }>();
+  private readonly layout: LayoutImage[] = [];
+  private readonly required = new Set<Digest>();
+  private readonly foreign = new Set<Digest>();
+  /** The images[] of the signed manifest, in the order their tags were put. */
+  readonly images: BundleImage[] = [];
+
+  constructor(private readonly opts: BundleImageSinkOptions) {}
+
+  async hasBlob(d: Descriptor): Promise<boolean> {
+    return this.carried.has(d.digest) || this.opts.carriedBefore.has(d.digest);
+  }
+
+  async hasManifest(d: Descriptor): Promise<boolean> {
+    return this.carried.has(d.digest) || (this.opts.carriedBefore.has(d.digest) && !this.opts.mustCarry.has(d.digest));
+  }
+
+  async putBlob(d: Descriptor, open: BlobOpener): Promise<PutBlobResult> {
+    // The writer opens it when its turn in the tar comes, and hashes it as it streams.
+    this.carried.set(d.digest, { path: layoutBlobPath(d.digest), size: d.size, sha256: digestHex(d.digest), open: () => open() });
+    return 'written';
+  }
+
+  async putManifest(p: ManifestPut): Promise<Digest> {
+    const m = p.manifest;
+    this.carried.set(m.digest, bufferEntry(layoutBlobPath(m.digest), m.bytes, m.mediaType));
+    this.manifestBytes.set(m.digest, { bytes: m.bytes, mediaType: m.mediaType });
+    if (p.fallback) this.carry(p.fallback.digest, p.fallback.bytes, p.fallback.mediaType);
+    return m.digest;
+  }
+
+  private carry(digest: Digest, bytes: Uint8Array, mediaType: string): void {
+    if (!this.carried.has(digest)) this.carried.set(digest, bufferEntry(layoutBlobPath(digest), bytes, mediaType));
+  }
+
+  async putTag(tag: BundleTag, image: CopiedImage): Promise<void> {
+    const c = image.closure;
+    const filtered = c.filtered;
+    // Each image's filtered index travels, also when another image of the same index selected otherwise.
+    if (filtered) this.carry(filtered.digest, filtered.bytes, filtered.mediaType);
+    const named = [...c.manifests.map((m) => m.digest), ...c.external.map((d) => d.digest), ...c.blobs.map((d) => d.digest)];
+    for (const d of named) if (!this.carried.has(d)) this.required.add(d);
+    // A foreign layer travels when the store had it; else neither carried nor required, by design.
+    for (const f of c.foreign) {
+      if (this.carried.has(f.digest)) continue;
+      if (this.opts.carriedBefore.has(f.digest)) this.required.add(f.digest);
+      else this.foreign.add(f.digest);
+    }
+    const reference = formatReference({ registry: tag.registry, repository: tag.repository, tag: tag.tag });
+    const root = c.manifests[c.manifests.length - 1];
+    this.layout.push({ reference, target: tag.target, digest: c.root.digest, mediaType: image.mediaType, size: root?.size ?? c.root.size, platforms: image.selection.platforms });
+    this.images.push({
+      reference,
+      target: tag.target,
+      tag: tag.tag,
+      digest: c.root.digest,
+      mediaType: image.mediaType,
+      platforms: image.selection.platforms,
+      ...(filtered ? { filtered: filtered.digest } : {}),
+    });
+  }
+
+  /**
+   * The OCI layout entries: oci-layout, index.json, every carried blob and manifest, and (with
+   * images) the image plan import.sh follows: each image's closure as the bundle supports it,
+   * its carried manifests read, what it requires standing in for itself.
+   */
+  async entries(): Promise<BundleEntry[]> {
+    const out = [bufferEntry('oci-layout', ociLayoutFile()), bufferEntry('index.json', buildIndexJson(this.layout)), ...this.carried.values()];
+    if (this.images.length === 0) return out;
+    const required = new Set<string>(this.requires());
+    const read: ManifestReader = (d) => this.manifestBytes.get(d.digest) ?? (required.has(d.digest) ? 'external' : undefined);
+    out.push(bufferEntry(PLAN_FILE, await buildImagePlan(this.images, read)));
+    return out;
+  }
+
+  /** Digests carried under blobs/. */
+  carriedDigests(): Digest[] {
+    return [...this.carried.keys()];
+  }
+
+  /** Digests the images name that the chain carried and this bundle does not, sorted. */
+  requires(): Digest[] {
+    return [...this.required].filter((d) => !this.carried.has(d)).sort();
+  }
+
+  /** Foreign layers the images name that neither this bundle nor its chain carries, sorted. */
+  foreignLayers(): Digest[] {
+    return [...this.foreign].filter((d) => !this.carried.has(d)).sort();
+  }
+}
+
+/**
+ * A bundle as a one-pass image source: what `ferry import` reads images from.
+ *
+ * Contract. A bundle tar is read once, front to back (a second pass reads every byte again, so it
+ * is only for the rare blob a sink turns out to need twice). Entries arrive in the canonical tar
+ * order: index.json first, then blobs by digest (manifests among them, named by their media type
+ * in the signed file list), each verified against the signed list only when its stream ends. So
+ * a copy from it:
+ * - takes blobs as they come, into the sink, as invisible writes (a large one straight from the
+ *   tar into an upload): a blob whose manifest comes later cannot wait for it;
+ * - keeps manifests (small, capped) here until the pass ends;
+ * - puts manifests and moves tags only after the last entry verified: then `reader()` answers the
+ *   graph from what the bundle carries, the target fills in what an earlier bundle carried, and
+ *   `roots()` names the images of the signed images[] list.
+ */
+export class BundleImageSource {
+  private readonly kept = new Map<Digest, { bytes: Buffer; mediaType: string }>();
+  private plan: Buffer | undefined;
+  private readonly carriedSet: ReadonlySet<string>;
+  private readonly requiredSet: ReadonlySet<string>;
+
+  constructor(readonly manifest: BundleManifest) {
+    this.carriedSet = new Set(manifest.files.filter((f) => f.path.startsWith('blobs/sha256/')).map((f) => `sha256:${f.sha256}`));
+    this.requiredSet = new Set(manifest.requires);
+  }
+
+  /** Keeps a manifest entry's verified bytes (the pass calls it as the entry comes). */
+  keep(digest: Digest, bytes: Buffer, mediaType: string): void {
+    this.kept.set(digest, { bytes, mediaType });
+  }
+
+  /** Keeps the image plan's bytes (the pass calls it as the entry comes). */
+  keepPlan(bytes: Buffer): void {
+    this.plan = bytes;
+  }
+
+  /**
+   * Once the pass has ended: the carried image plan (what import.sh follows) must be the graph's
+   * own of what the bundle carries, so both importers push the same. A bundle from a Ferry
+   * that wrote no plan has none to check.
+   */
+  async checkPlan(): Promise<void> {
+    if (this.plan !== undefined) await checkImagePlan(this.manifest.images, this.reader(), this.plan);
+  }
+
+  /** The bytes of a manifest the bundle carries, once the pass has read it. */
+  carriedManifest(d: Digest): { bytes: Buffer; mediaType: string } | undefined {
+    return this.kept.get(d);
+  }
+
+  /** True when the bundle carries the blob or manifest. */
+  carries(d: string): boolean {
+    return this.carriedSet.has(d);
+  }
+
+  /** True when the bundle carries it or lists it in requires (an earlier bundle carried it). */
+  names(d: string): boolean {
+    return this.carriedSet.has(d) || this.requiredSet.has(d);
+  }
+
+  /**
+   * The graph's reader once the pass has ended: carried manifests by their bytes; the others
+   * through `target` (what an import target holds), or, without one, a required manifest as
+   * vouched for ('external') and any other as missing.
+   */
+  reader(target?: ManifestReader): ManifestReader {
+    return async (d) => {
+      const m = this.kept.get(d.digest);
+      if (m) return m;
+      if (target) return target(d);
+      return this.requiredSet.has(d.digest) ? 'external' : undefined;
+    };
+  }
+
+  /** The roots of the signed images[], in its order, each with the index it sits at. */
+  roots<T>(tag: (im: BundleImage, at: number) => T): Array<CopyRoot<T> & { readonly tag: T; readonly image: BundleImage; readonly at: number }> {
+    return this.manifest.images.map((im, at) => ({
+      descriptor: { digest: im.digest, mediaType: im.mediaType, size: this.kept.get(im.digest)?.bytes.length ?? 0 },
+      selection: { platforms: im.platforms },
+      tag: tag(im, at),
+      image: im,
+      at,
+    }));
+  }
+}

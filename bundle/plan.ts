@@ -1,0 +1,71 @@
+/**
+ * The image plan: the graph's closure of each image, written by `ferry export` into the signed
+ * bundle as lines import.sh follows (sh cannot run the graph), and checked by `ferry verify` and
+ * `ferry import` against the graph read from what the bundle carries. import.sh pushes exactly
+ * what ferry import pushes because both come from one walker.
+ *
+ * Format (public contract; one step a line, fields separated by one space, `\n` ends each line):
+ *
+ *     ferry image plan 1
+ *     IMAGE blob DIGEST                  a config or layer
+ *     IMAGE foreign DIGEST               a foreign layer: pushed when carried, else left out by design
+ *     IMAGE manifest DIGEST MEDIATYPE    a manifest below the root (children before parents)
+ *     IMAGE root DIGEST MEDIATYPE FILTERED|-
+ *     IMAGE tag TAG
+ *
+ * IMAGE is the image's position in `images[]` (from 0); the images come in that order, each
+ * ending with its root and its tag. Each manifest's blobs come just before it. The closure is the
+ * one the bundle itself supports: a manifest it only requires (an earlier bundle carried it) is
+ * a `manifest` line with nothing below it, since its content is already at the target.
+ */
+import { FerryError } from '../errors/index.js';
+import { closure, type ManifestReader } from '../oci/index.js';
+import { MANIFEST_FILE, PLAN_FILE, type BundleImage } from './format.js';
+
+/** The plan's first line: its format and version. */
+export const PLAN_HEADER = 'ferry image plan 1';
+/** Largest plan accepted (about 80 bytes a line). */
+export const MAX_PLAN_BYTES = 64 * 1024 * 1024;
+
+function invalid(why: string): FerryError {
+  return new FerryError('BUNDLE_INVALID', `${PLAN_FILE}: ${why}`, { file: PLAN_FILE });
+}
+
+/**
+ * The plan of `images`, each image's closure read through `read`: the bundle's carried manifests,
+ * with what it requires standing in for itself ('external'). A manifest neither carried nor
+ * required is BUNDLE_INVALID (ferry verify names the image first).
+ */
+export async function buildImagePlan(images: readonly BundleImage[], read: ManifestReader): Promise<Buffer> {
+  const lines = [PLAN_HEADER];
+  for (const [k, im] of images.entries()) {
+    const c = await closure({ digest: im.digest, mediaType: im.mediaType, size: 0 }, read, { platforms: im.platforms });
+    const lost = c.missing[0];
+    if (lost) throw new FerryError('BUNDLE_INVALID', `${MANIFEST_FILE}: images[${k}] (${im.target}:${im.tag}) reaches manifest ${lost.digest}, which is neither carried nor listed in requires`, { file: MANIFEST_FILE, digest: lost.digest });
+    const seen = new Set<string>();
+    const once = (line: string): void => {
+      if (seen.has(line)) return;
+      seen.add(line);
+      lines.push(`${k} ${line}`);
+    };
+    for (const d of c.external) if (d.digest !== im.digest) once(`manifest ${d.digest} ${d.mediaType}`);
+    for (const m of c.manifests) {
+      for (const b of m.blobs) once(`blob ${b.digest}`);
+      for (const f of m.foreign) once(`foreign ${f.digest}`);
+      if (m.digest !== im.digest) once(`manifest ${m.digest} ${m.mediaType}`);
+    }
+    lines.push(`${k} root ${im.digest} ${im.mediaType} ${c.filtered?.digest ?? '-'}`, `${k} tag ${im.tag}`);
+  }
+  return Buffer.from(`${lines.join('\n')}\n`, 'utf8');
+}
+
+/** Checks a carried plan against the one the graph makes of what the bundle carries; BUNDLE_INVALID names the first line that differs. */
+export async function checkImagePlan(images: readonly BundleImage[], read: ManifestReader, carried: Buffer): Promise<void> {
+  const want = await buildImagePlan(images, read);
+  if (want.equals(carried)) return;
+  const a = want.toString('utf8').split('\n');
+  const b = carried.toString('utf8').split('\n');
+  const at = a.findIndex((l, i) => l !== b[i]);
+  const n = at < 0 ? a.length : at;
+  throw invalid(`line ${n + 1} is ${JSON.stringify(b[n] ?? '(the end)')}, but the image graph of what the bundle carries gives ${JSON.stringify(a[n] ?? '(the end)')}`);
+}
