@@ -82,7 +82,7 @@ describe('export lock', () => {
     // Held by a process that is then killed with SIGKILL: its lock is stale.
     const holder = spawn(
       process.execPath,
-      ['--input-type=module', '-e', `import { Store } from ${JSON.stringify(DIST_STORE)}; Store.open(${JSON.stringify(storeDir)}).lockExport(); process.stdout.write('locked\\n'); setInterval(() => {}, 1 << 30);`],
+      ['--input-type=module', '-e', `import { Store } from ${JSON.stringify(DIST_STORE)}; Store.open(${JSON.stringify(storeDir)}).bundles.lockExport(); process.stdout.write('locked\\n'); setInterval(() => {}, 1 << 30);`],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let said = '';
