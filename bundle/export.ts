@@ -9,7 +9,7 @@ import { errorMessage, FerryError } from '../errors/index.js';
 import { proxyPath } from '../gomod/index.js';
 import { compare as compareVersions, isPseudoVersion } from '../gomod/semver.js';
 import { copy, digestHex, isIndexMediaType, type Digest } from '../oci/index.js';
-import { StoreSource, type BundleRow, type JournalEntry, type ModuleVersionRow, type Store, type TagRow } from '../store/index.js';
+import { StoreSource, type BundleRow, type JournalEntry, type ModuleVersionRow, type Store, type StoreBundles, type TagRow } from '../store/index.js';
 import { bundleFileName, GOMOD_DIR, newBundleId, type BundleFile, type BundleModule } from './format.js';
 import { IMPORT_SCRIPT } from './import-script.js';
 import { loadPrivateKey } from './keys.js';
@@ -59,18 +59,18 @@ export interface ExportResult {
 }
 
 /** Resolves the parent bundle for an export: none for full, `since`, or the last exported. */
-export function chooseParent(store: Store, opts: { full?: boolean; since?: string | number }): BundleRow | undefined {
+export function chooseParent(bundles: StoreBundles, opts: { full?: boolean; since?: string | number }): BundleRow | undefined {
   if (opts.full) return undefined;
   if (opts.since !== undefined) {
     const key = typeof opts.since === 'string' && /^\d+$/.test(opts.since) ? Number(opts.since) : opts.since;
-    const b = store.getBundle(key);
+    const b = bundles.get(key);
     if (!b) {
-      const known = store.listBundles().map((x) => `${x.sequence} (${x.id})`);
+      const known = bundles.list().map((x) => `${x.sequence} (${x.id})`);
       throw new FerryError('USAGE', `--since ${opts.since}: no such bundle exported from this store (known: ${known.join(', ') || 'none'})`);
     }
     return b;
   }
-  return store.lastBundle();
+  return bundles.last();
 }
 
 /**
@@ -80,9 +80,9 @@ export function chooseParent(store: Store, opts: { full?: boolean; since?: strin
  * that carried it decides. `floor` is the lowest of them all (the nearest bundle that carried
  * every source), below which nothing needs reading.
  */
-export function chainCoverage(store: Store, parent: BundleRow | undefined): { readonly floor: number; carriedTo(source: string | undefined): number } {
+export function chainCoverage(bundles: StoreBundles, parent: BundleRow | undefined): { readonly floor: number; carriedTo(source: string | undefined): number } {
   const chain: Array<{ seqTo: number; sources: ReadonlySet<string> | null }> = [];
-  for (let cur = parent; cur; cur = cur.parentId ? store.getBundle(cur.parentId) : undefined) {
+  for (let cur = parent; cur; cur = cur.parentId ? bundles.get(cur.parentId) : undefined) {
     chain.push({ seqTo: cur.seqTo, sources: cur.sources === null ? null : new Set(cur.sources) });
     if (cur.sources === null) break; // every source was carried up to here, so its ancestors decide nothing
   }
@@ -107,26 +107,26 @@ export function chainCoverage(store: Store, parent: BundleRow | undefined): { re
  * of the `only` sources when given. A partial export (`--only`) advances only its sources, so
  * the next export still carries every other source's changes.
  */
-export function uncarriedJournal(store: Store, parent: BundleRow | undefined, opts: { until?: number; only?: ReadonlySet<string> } = {}): JournalEntry[] {
-  const cover = chainCoverage(store, parent);
+export function uncarriedJournal(store: Pick<Store, 'bundles' | 'journal'>, parent: BundleRow | undefined, opts: { until?: number; only?: ReadonlySet<string> } = {}): JournalEntry[] {
+  const cover = chainCoverage(store.bundles, parent);
   const only = opts.only;
-  return store
-    .journalSince(cover.floor, opts.until !== undefined ? { until: opts.until } : {})
+  return store.journal
+    .since(cover.floor, opts.until !== undefined ? { until: opts.until } : {})
     .filter((e) => e.seq > cover.carriedTo(e.source) && (!only || (e.source !== undefined && only.has(e.source))));
 }
 
 /** How many journal entries no bundle of the chain ending at `parent` carried (0: an export would be empty). */
-export function pendingChanges(store: Store, parent: BundleRow | undefined): number {
+export function pendingChanges(store: Pick<Store, 'bundles' | 'journal'>, parent: BundleRow | undefined): number {
   return uncarriedJournal(store, parent).length;
 }
 
 /** Ids of a bundle's ancestors and itself, oldest first. */
-export function chainIds(store: Store, b: BundleRow): string[] {
+export function chainIds(bundles: StoreBundles, b: BundleRow): string[] {
   const ids: string[] = [];
   let cur: BundleRow | undefined = b;
   while (cur) {
     ids.unshift(cur.id);
-    cur = cur.parentId ? store.getBundle(cur.parentId) : undefined;
+    cur = cur.parentId ? bundles.get(cur.parentId) : undefined;
   }
   return ids;
 }
@@ -169,7 +169,7 @@ function moduleFiles(m: ModuleVersionRow): Array<{ path: string; digest: Digest 
  * while another export runs this fails at once with EXPORT_BUSY, before any work.
  */
 export async function exportBundle(opts: ExportOptions): Promise<ExportResult> {
-  const lock = opts.store.lockExport();
+  const lock = opts.store.bundles.lockExport();
   try {
     return await exportLocked(opts);
   } finally {
@@ -181,10 +181,10 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
   const { store } = opts;
   const now = (opts.now ?? (() => new Date()))();
   const privateKey = await loadPrivateKey(opts.signingKey, opts.passphrase);
-  const parent = chooseParent(store, opts);
-  const seqTo = store.currentSeq();
+  const parent = chooseParent(store.bundles, opts);
+  const seqTo = store.journal.currentSeq();
   const only = opts.only && opts.only.length > 0 ? new Set(opts.only) : undefined;
-  const seqFrom = chainCoverage(store, parent).floor;
+  const seqFrom = chainCoverage(store.bundles, parent).floor;
 
   // Tags and module versions whose changes up to seqTo no bundle of the parent's chain carried,
   // per source (an earlier --only export carried only its own sources).
@@ -193,11 +193,11 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
   const changedTags = new Set(journal.filter((e) => e.kind === 'tag').map((e) => `${e.source}\0${e.registry}\0${e.repository}\0${e.tag}`));
   const changedModules = new Set(journal.filter((e) => e.kind === 'module').map((e) => `${e.module}@${e.version}`));
   const tags = oneRowPerTarget(
-    store.listTags().filter((t) => changedTags.has(`${t.source}\0${t.registry}\0${t.repository}\0${t.tag}`) && (!only || only.has(t.source))),
+    store.tags.list().filter((t) => changedTags.has(`${t.source}\0${t.registry}\0${t.repository}\0${t.tag}`) && (!only || only.has(t.source))),
     opts.logger,
   );
-  const modules = store
-    .listModuleVersions()
+  const modules = store.modules
+    .list()
     .filter((m) => changedModules.has(`${m.module}@${m.version}`) && (!only || only.has(m.root)));
   const sources = only ? [...only].sort() : null;
 
@@ -207,7 +207,7 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
   // may have pushed only the filtered form (the registry refusing the original), so what the
   // intranet registry holds of either is unknown here and neither is left to `requires`.
   const sink = new BundleImageSink({
-    carriedBefore: parent ? store.blobsCarriedByChain(parent.id) : new Set<Digest>(),
+    carriedBefore: parent ? store.bundles.blobsCarriedByChain(parent.id) : new Set<Digest>(),
     mustCarry: new Set(tags.filter((t) => isIndexMediaType(t.mediaType)).map((t) => t.digest)),
   });
   const where = (t: { registry: string; repository: string; tag: string }): string => `${t.registry}/${t.repository}:${t.tag}`;
@@ -216,7 +216,7 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
     new StoreSource(store, { verifyBlobs: false }),
     sink,
     tags.map((t) => ({
-      descriptor: { digest: t.digest, mediaType: t.mediaType, size: store.getManifest(t.digest)?.size ?? 0 },
+      descriptor: { digest: t.digest, mediaType: t.mediaType, size: store.content.getManifest(t.digest)?.size ?? 0 },
       selection: { platforms: t.platforms },
       tag: { registry: t.registry, repository: t.repository, tag: t.tag, target: t.target },
     })),
@@ -231,7 +231,7 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
       check: (images) => {
         for (const { root, closure } of images) {
           for (const b of closure.blobs) {
-            if (!store.hasBlob(b.digest)) throw new FerryError('BLOB_UNKNOWN', `${where(root.tag!)}: ${b.digest} is not in the store (run ferry fsck)`, { digest: b.digest });
+            if (!store.content.hasBlob(b.digest)) throw new FerryError('BLOB_UNKNOWN', `${where(root.tag!)}: ${b.digest} is not in the store (run ferry fsck)`, { digest: b.digest });
           }
         }
       },
@@ -247,9 +247,9 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
   for (const m of modules) {
     for (const f of moduleFiles(m)) {
       moduleFilePaths.push(f.path);
-      const size = store.blobSize(f.digest);
+      const size = store.content.blobSize(f.digest);
       if (size === undefined) throw new FerryError('BLOB_UNKNOWN', `${m.module}@${m.version}: ${f.path} is not in the store (run ferry fsck)`, { module: m.module, version: m.version });
-      entries.push({ path: f.path, size, sha256: digestHex(f.digest), open: ({ signal }) => store.readBlob(f.digest, { verify: false, ...(signal ? { signal } : {}) }) });
+      entries.push({ path: f.path, size, sha256: digestHex(f.digest), open: ({ signal }) => store.content.readBlob(f.digest, { verify: false, ...(signal ? { signal } : {}) }) });
     }
     const list = byModule.get(m.module) ?? [];
     list.push(m);
@@ -264,7 +264,7 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
   // The checksum database: lookups of the carried versions and the tiles proving them against
   // one signed head, so clients inside keep verifying with GOSUMDB unchanged.
   if (modules.length > 0) {
-    const chainFiles = parent ? store.moduleFilesCarriedByChain(parent.id) : undefined;
+    const chainFiles = parent ? store.bundles.moduleFilesCarriedByChain(parent.id) : undefined;
     const sumEntries = await sumdbBundleEntries(
       store,
       modules.map((m) => ({ module: m.module, version: m.version })),
@@ -276,7 +276,7 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
     }
   }
 
-  const sequence = store.nextBundleSequence();
+  const sequence = store.bundles.nextSequence();
   const id = newBundleId(now, sequence);
   const name = bundleFileName(now, sequence);
   const images = sink.images;
@@ -299,7 +299,7 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
       id,
       sequence,
       parent: parent?.id ?? null,
-      chain: parent ? chainIds(store, parent) : [],
+      chain: parent ? chainIds(store.bundles, parent) : [],
       created: now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
       store: { id: store.id },
       ...(sources ? { sources } : {}),
@@ -314,7 +314,7 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
   });
-  store.addBundle({
+  store.bundles.add({
     id,
     sequence,
     parentId: parent?.id ?? null,

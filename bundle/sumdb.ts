@@ -22,7 +22,7 @@ import {
   type Tile,
   type TileReader,
 } from '../sumdb/tlog.js';
-import type { Store } from '../store/index.js';
+import type { Store, StoreSumdb } from '../store/index.js';
 import type { SumdbRecordRow } from '../store/sumdb.js';
 import { bufferEntry, type BundleEntry } from './writer.js';
 
@@ -46,15 +46,15 @@ function lookupFile(module: string, version: string): string {
 }
 
 /** A TileReader over the tiles kept in the store; collects the tiles each proof used. */
-function storeTileReader(store: Store, name: string, used: Map<string, Buffer>, signal: AbortSignal | undefined): TileReader {
+function storeTileReader(sumdb: StoreSumdb, name: string, used: Map<string, Buffer>, signal: AbortSignal | undefined): TileReader {
   const read = async (t: Tile): Promise<Buffer> => {
     const path = tilePath(t);
     const want = t.w * HASH_SIZE;
-    const exact = await store.readSumdbFile(name, path, signal ? { signal } : {});
+    const exact = await sumdb.readFile(name, path, signal ? { signal } : {});
     if (exact !== undefined) return exact;
     const full = tilePath({ ...t, w: 2 ** t.h });
     if (full !== path) {
-      const f = await store.readSumdbFile(name, full, signal ? { signal } : {});
+      const f = await sumdb.readFile(name, full, signal ? { signal } : {});
       // A partial tile is the prefix of its completed tile.
       if (f !== undefined && f.length >= want) return f.subarray(0, want);
     }
@@ -81,30 +81,30 @@ function storeTileReader(store: Store, name: string, used: Map<string, Buffer>, 
  * cached an older head move forward.
  */
 export async function sumdbBundleEntries(
-  store: Store,
+  store: Pick<Store, 'sumdb' | 'readonly'>,
   modules: ReadonlyArray<{ readonly module: string; readonly version: string }>,
   opts: SumdbBundleOptions = {},
 ): Promise<BundleEntry[]> {
   const entries: BundleEntry[] = [];
-  for (const name of store.sumdbNames()) {
+  for (const name of store.sumdb.names()) {
     if (opts.signal?.aborted) throw new FerryError('ABORTED', 'sumdbBundle: aborted', { op: 'sumdbBundle', cause: opts.signal.reason });
     const carried: SumdbRecordRow[] = [];
     for (const m of modules) {
-      const r = store.getSumdbRecord(name, m.module, m.version);
+      const r = store.sumdb.getRecord(name, m.module, m.version);
       if (r) carried.push(r);
     }
     if (carried.length === 0) continue;
     // Every record ever carried is proved against the new head, not only this bundle's: a client
     // whose cached head is this one re-proves older lookups with this head's tiles.
-    const records = store.listSumdbRecords(name);
-    const headRow = store.sumdbHead(name);
+    const records = store.sumdb.listRecords(name);
+    const headRow = store.sumdb.head(name);
     const hash = headRow && parseHash(headRow.hash);
     if (!headRow || hash === undefined) {
       throw new FerryError('STORE_CORRUPT', `checksum database ${name}: records are stored but no valid verified head`, { op: 'sumdbBundle' });
     }
     const head = { n: headRow.size, hash };
     const used = new Map<string, Buffer>();
-    const thr = tileHashReader(head, storeTileReader(store, name, used, opts.signal));
+    const thr = tileHashReader(head, storeTileReader(store.sumdb, name, used, opts.signal));
     const dir = `${SUMDB_BUNDLE_DIR}/${name}`;
     try {
       for (const r of records) {
@@ -122,7 +122,7 @@ export async function sumdbBundleEntries(
           });
         }
       });
-      for (const old of store.sumdbHeads(name)) {
+      for (const old of store.sumdb.heads(name)) {
         if (!old.exported || old.size >= head.n) continue;
         const h = await treeHash(old.size, thr);
         if (h.toString('base64') !== old.hash) {
@@ -145,7 +145,7 @@ export async function sumdbBundleEntries(
     for (const [path, data] of [...used].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       if (!opts.alreadyCarried?.has(`${dir}/${path}`)) entries.push(bufferEntry(`${dir}/${path}`, data));
     }
-    if (opts.markExported ?? !store.readonly) store.markSumdbHeadExported(name, head.n);
+    if (opts.markExported ?? !store.readonly) store.sumdb.markExported(name, head.n);
   }
   return entries;
 }

@@ -49,7 +49,7 @@ export function registerServeCommand(program: Command): void {
         const lines = [`serving on ${server.url}`];
         lines.push(`  Go modules:  GOPROXY=${server.url}${o.gomodDir !== undefined ? ` (from ${o.gomodDir})` : ''}`);
         // The databases an import carried into the store, which this server answers for.
-        const sumdb = store && o.gomodDir === undefined ? store.sumdbNamesWithFile('supported') : [];
+        const sumdb = store && o.gomodDir === undefined ? store.sumdb.namesWithFile('supported') : [];
         if (sumdb.length > 0) lines.push(`  checksum db: ${sumdb.join(', ')} under ${server.url}/sumdb/ (GOSUMDB unchanged; go asks through GOPROXY)`);
         if (store) {
           const plain = server.url.startsWith('http://') ? ' (plain HTTP: skopeo --src-tls-verify=false, or list it under insecure registries)' : '';

@@ -66,10 +66,10 @@ export function registerSyncCommands(program: Command): void {
       const store = Store.open(config.store, { create: false });
       try {
         const stats = store.stats();
-        const tags = store.listTags();
-        const runs = store.lastRuns(5);
-        const sources = store.sourceStates();
-        const modules = store.listModuleVersions();
+        const tags = store.tags.list();
+        const runs = store.runs.last(5);
+        const sources = store.runs.sourceStates();
+        const modules = store.modules.list();
         if (o.json) {
           printJson({ store: config.store, stats, sources, runs, tags, modules: modules.map((m) => ({ module: m.module, version: m.version, ...(m.zipDigest === null ? { zip: false } : {}) })) });
           return;

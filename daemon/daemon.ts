@@ -404,8 +404,8 @@ export class Daemon {
 
   /** The /status document. */
   status(): DaemonStatus {
-    const states = new Map((this.store?.sourceStates() ?? []).map((s) => [s.source, s]));
-    const last = this.store?.lastBundle();
+    const states = new Map((this.store?.runs.sourceStates() ?? []).map((s) => [s.source, s]));
+    const last = this.store?.bundles.last();
     const view = (j: Job): JobStatus => {
       const st = states.get(j.name);
       const exportError = j.kind === 'export' && j.lastRun && !j.lastRun.ok ? j.lastRun : undefined;
@@ -540,10 +540,10 @@ export class Daemon {
     if (!store || !exp?.out || !exp.signingKey) return;
     const log = this.logger.child({ job: EXPORT_JOB });
     try {
-      const last = store.lastBundle();
+      const last = store.bundles.last();
       // Per source: after an operator's `export --only`, the other sources' changes are still due.
       if (pendingChanges(store, last) === 0) {
-        log.info({ lastBundle: last?.id ?? null, journal: store.currentSeq() }, 'nothing changed since the last bundle: no export');
+        log.info({ lastBundle: last?.id ?? null, journal: store.journal.currentSeq() }, 'nothing changed since the last bundle: no export');
         this.finish(job, started, { ok: true, aborted: false, skippedReason: 'nothing changed since the last bundle' });
         return;
       }

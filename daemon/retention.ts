@@ -6,7 +6,7 @@ import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { FerryError } from '../errors/index.js';
-import type { Store } from '../store/index.js';
+import type { Store, StoreBundles } from '../store/index.js';
 
 /** A bundle found in an output folder (by its `NAME.parts.json`). */
 export interface BundleOnDisk {
@@ -26,7 +26,7 @@ export interface PruneOptions {
   /** A file listing imported bundle ids; when set, only confirmed bundles are deleted. */
   readonly confirmations?: string | undefined;
   /** Orders bundles by their recorded sequence (by name otherwise). */
-  readonly store?: Store;
+  readonly store?: Pick<Store, 'bundles'>;
   readonly logger?: Logger;
   readonly signal?: AbortSignal;
 }
@@ -78,7 +78,7 @@ export function parseConfirmations(text: string, file = 'confirmations'): Set<st
 }
 
 /** Lists the bundles in `dir` (each named by a readable `NAME.parts.json`), newest first. */
-export async function listBundlesOnDisk(dir: string, store?: Store): Promise<BundleOnDisk[]> {
+export async function listBundlesOnDisk(dir: string, bundles?: StoreBundles): Promise<BundleOnDisk[]> {
   let names: string[];
   try {
     names = await readdir(dir);
@@ -101,7 +101,7 @@ export async function listBundlesOnDisk(dir: string, store?: Store): Promise<Bun
     // Only the file names the bundle format defines are ever deleted; import.sh is shared.
     const esc = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     const own = new RegExp(`^${esc}\\.(tar(\\.\\d{3,})?|parts\\.json(\\.sig)?)$`);
-    out.push({ id, name, sequence: store?.getBundle(id)?.sequence, files: names.filter((n) => own.test(n)).sort() });
+    out.push({ id, name, sequence: bundles?.get(id)?.sequence, files: names.filter((n) => own.test(n)).sort() });
   }
   return out.sort((a, b) => {
     if (a.sequence !== undefined && b.sequence !== undefined && a.sequence !== b.sequence) return b.sequence - a.sequence;
@@ -112,7 +112,7 @@ export async function listBundlesOnDisk(dir: string, store?: Store): Promise<Bun
 /** Deletes bundles beyond the newest `keep`, sparing unconfirmed ones when confirmations are configured. */
 export async function pruneBundles(opts: PruneOptions): Promise<PruneResult> {
   if (!Number.isInteger(opts.keep) || opts.keep < 1) throw new FerryError('USAGE', `export.keep must be a positive integer, got ${String(opts.keep)}`);
-  const all = await listBundlesOnDisk(opts.dir, opts.store);
+  const all = await listBundlesOnDisk(opts.dir, opts.store?.bundles);
   const kept = all.slice(0, opts.keep);
   const old = all.slice(opts.keep);
   let confirmed: Set<string> | undefined;

@@ -46,7 +46,7 @@ export class StoreTarget implements ImportTarget {
   }
 
   async missingRequires(m: BundleManifest): Promise<string[]> {
-    return m.requires.filter((d) => !this.store.hasBlob(d));
+    return m.requires.filter((d) => !this.store.content.hasBlob(d));
   }
 
   plan(m: BundleManifest): PlanLine[] {
@@ -54,7 +54,7 @@ export class StoreTarget implements ImportTarget {
     for (const f of m.files) {
       if (!this.wants(f.path) || f.path === PLAN_FILE) continue;
       const d = `sha256:${f.sha256}` as Digest;
-      out.push({ target: this.name, action: this.store.hasBlob(d) ? 'skip' : 'store-blob', what: `${f.path}`, size: f.size });
+      out.push({ target: this.name, action: this.store.content.hasBlob(d) ? 'skip' : 'store-blob', what: `${f.path}`, size: f.size });
     }
     for (const im of m.images) out.push({ target: this.name, action: 'set-tag', what: `${im.reference} → ${im.digest}`, size: 0 });
     for (const x of m.modules) out.push({ target: this.name, action: 'record-module', what: `${x.path}@${x.version}`, size: 0 });
@@ -98,11 +98,11 @@ export class StoreTarget implements ImportTarget {
       this.source.keep(d, bytes, src.mediaType);
       return;
     }
-    if (this.store.hasBlob(d)) {
+    if (this.store.content.hasBlob(d)) {
       // Left alone, the reader still drains and verifies the entry.
       this.counts.existing++;
     } else {
-      const w = await this.store.writeBlob(d, openSource(src, signal), { size: src.size, ...(signal ? { signal } : {}) });
+      const w = await this.store.content.writeBlob(d, openSource(src, signal), { size: src.size, ...(signal ? { signal } : {}) });
       if (w.written) {
         this.counts.uploaded++;
         this.counts.bytes += w.size;
@@ -110,7 +110,7 @@ export class StoreTarget implements ImportTarget {
         this.c.ledger?.recordItem({ target: this.name, kind: 'blob', scope: '', key: d, digest: d, state: 'done', bundleId: this.c.manifest.id, detail: null });
       } else this.counts.existing++;
     }
-    await this.checks!.check(src.path, { file: this.store.blobPath(d) }, signal);
+    await this.checks!.check(src.path, { file: this.store.content.blobPath(d) }, signal);
   }
 
   async commit(): Promise<TargetReport> {
@@ -131,7 +131,7 @@ export class StoreTarget implements ImportTarget {
     });
     const sumdbPlans = new Map<string, SumdbMergePlan>();
     for (const [name, files] of this.sumdb) {
-      const kept = await this.store.readSumdbFile(name, 'latest', signal ? { signal } : {});
+      const kept = await this.store.sumdb.readFile(name, 'latest', signal ? { signal } : {});
       sumdbPlans.set(name, planSumdbMerge(name, files.get('latest'), kept, `store ${this.store.dir}`));
     }
     await this.source.checkPlan();
@@ -153,8 +153,8 @@ export class StoreTarget implements ImportTarget {
         },
         // Every blob the bundle carries is in the store already (take() put it there).
         blob: (d) => Promise.reject(new FerryError('REQUIRES_MISSING', `blob ${d.digest} is neither in the bundle nor in the store`, { digest: d.digest })),
-        hasBlob: async (d) => store.hasBlob(d.digest),
-        hasManifest: async (d) => src.carries(d.digest) || store.hasManifest(d.digest),
+        hasBlob: async (d) => store.content.hasBlob(d.digest),
+        hasManifest: async (d) => src.carries(d.digest) || store.content.hasManifest(d.digest),
       },
       new StoreSink(store),
       roots,
@@ -175,7 +175,7 @@ export class StoreTarget implements ImportTarget {
       },
     );
     const foreign = new Set<Digest>();
-    for (const { image } of result.images) for (const f of image.closure.foreign) if (!store.hasBlob(f.digest)) foreign.add(f.digest);
+    for (const { image } of result.images) for (const f of image.closure.foreign) if (!store.content.hasBlob(f.digest)) foreign.add(f.digest);
     const manifests = result.manifests;
     const tags = [];
     for (const r of roots) {
@@ -184,7 +184,7 @@ export class StoreTarget implements ImportTarget {
     }
 
     for (const { x, row } of modules) {
-      this.store.putModuleVersion(row);
+      this.store.modules.put(row);
       this.c.ledger?.recordItem({ target: this.name, kind: 'module', scope: '', key: `${x.path}@${x.version}`, digest: null, state: 'done', bundleId: m.id, detail: null });
     }
     let files = 0;
@@ -211,7 +211,7 @@ export class StoreTarget implements ImportTarget {
     for (const rel of [...files.keys()].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0))) {
       const bytes = files.get(rel)!;
       const kind = sumdbFileKind(rel);
-      const kept = this.store.getSumdbFile(name, rel);
+      const kept = this.store.sumdb.getFile(name, rel);
       let put: boolean;
       if (kind === 'latest') put = plan.replaceLatest;
       else if (kind === 'tile') {
@@ -221,7 +221,7 @@ export class StoreTarget implements ImportTarget {
         }
       } else put = kept === undefined || (plan.current && kept.digest !== sha256Digest(bytes));
       if (!put) continue;
-      await this.store.putSumdbFile(name, rel, bytes, call);
+      await this.store.sumdb.putFile(name, rel, bytes, call);
       written++;
     }
     return written;
@@ -240,7 +240,7 @@ export class StoreTarget implements ImportTarget {
     const noted = ctx.ledger?.bundleItems(m.id, this.name).filter((i) => i.kind === 'blob' && i.state === 'done' && i.digest !== null) ?? [];
     const candidates = new Set<Digest>([...this.added, ...noted.map((i) => i.digest as Digest)]);
     if (candidates.size === 0) return undefined;
-    const r = await this.store.removeUnreferencedBlobs(candidates);
+    const r = await this.store.content.removeUnreferencedBlobs(candidates);
     for (const b of r.removed) {
       ctx.ledger?.recordItem({ target: this.name, kind: 'blob', scope: '', key: b.digest, digest: b.digest, state: 'failed', bundleId: m.id, detail: 'removed: the import failed before anything used it' });
     }

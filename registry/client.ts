@@ -1,35 +1,26 @@
-/** RegistryClient: the OCI distribution API over undici, with auth, retries and verification. */
+/** RegistryClient: the OCI distribution API, resource by resource; transport.ts authorizes, retries and scrubs its requests. */
 import { createHash } from 'node:crypto';
-import { pipeline, type Readable } from 'node:stream';
-import type { Logger } from 'pino';
+import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { FerryError, isFerryError, type ErrorDetails } from '../errors/index.js';
 import {
-  readErrorBody,
   TLS_MODES,
   backoffDelay,
   createDispatcher,
   discardBody,
   header,
   readBody,
-  redactSecrets,
   redactUrl,
-  request,
   resolveRetry,
   statusError,
-  tlsAdvice,
-  withAdvice,
-  type HttpMethod,
   type HttpResponse,
   type ResolvedRetry,
   type RetryOptions,
-  type TlsMode,
   type TlsSettingNames,
 } from '../net/index.js';
 import {
   MANIFEST_MEDIA_TYPES,
   MAX_MANIFEST_BYTES,
-  VerifyingStream,
   schema1Error,
   isDigest,
   isManifestMediaType,
@@ -39,29 +30,20 @@ import {
   sha256Digest,
   type Digest,
 } from '../oci/index.js';
-import { Authenticator, repositoryScope, type CredentialsSource } from './auth.js';
+import { Authenticator, repositoryScope } from './auth.js';
 import { resumableBlobStream } from './blob-reader.js';
-import { parseWwwAuthenticate } from './challenge.js';
-
-/** What the onResponse hook sees of every registry response (for metrics and rate limits). */
-export interface ResponseInfo {
-  readonly method: string;
-  /** Redacted. */
-  readonly url: string;
-  readonly status: number;
-  readonly headers: HttpResponse['headers'];
-}
-
-/**
- * What the user can change about a client, in their own terms (configuration keys or command-line
- * flags): certificate errors and 401/403 answers then say what to do, not only what failed.
- */
-export interface RegistryAdvice {
-  /** @default the configuration's keys: caFile, tls: insecure, tls: plain-http */
-  readonly tls?: TlsSettingNames;
-  /** Said when no credentials were sent, e.g. where Ferry looked for them and how to set them. */
-  readonly noCredentials?: string;
-}
+import { RegistryTransport } from './transport.js';
+import {
+  DEFAULT_TAG_LIST_LIMITS,
+  type BlobPutOptions,
+  type BlobPutResult,
+  type CallOptions,
+  type ManifestDescriptor,
+  type ManifestResult,
+  type RegistryClientOptions,
+  type TagListLimits,
+} from './types.js';
+import { fixedChunks, verified, withDigest } from './upload.js';
 
 /** TLS advice in the configuration's terms when the caller gives none. */
 const CONFIG_TLS_NAMES: TlsSettingNames = {
@@ -70,93 +52,8 @@ const CONFIG_TLS_NAMES: TlsSettingNames = {
   plainHttp: 'tls: plain-http',
 };
 
-/** Options for a RegistryClient. */
-export interface RegistryClientOptions {
-  /** API host[:port], e.g. registry-1.docker.io or 127.0.0.1:5001. */
-  readonly host: string;
-  /** 'plain-http' speaks http://, everything else https://. @default 'verify' */
-  readonly tls?: TlsMode;
-  /** The only CA(s) to trust for this registry (ignored when `dispatcher` is given). */
-  readonly caFile?: string;
-  /** A dispatcher to share; otherwise the client creates (and closes) its own. */
-  readonly dispatcher?: Dispatcher;
-  /** Static credentials or a resolver called when first needed. */
-  readonly credentials?: CredentialsSource;
-  /** What errors tell the user to change (see RegistryAdvice). */
-  readonly advice?: RegistryAdvice;
-  readonly retry?: RetryOptions;
-  /** @default 'ferry' */
-  readonly userAgent?: string;
-  readonly logger?: Logger;
-  /** Called for every registry response, including retried ones and redirects (not token-server responses). */
-  readonly onResponse?: (info: ResponseInfo) => void;
-  /** Clock for token expiry; tests pass their own. @default Date.now */
-  readonly now?: () => number;
-  /** Bounds on a repository's tag list. @default DEFAULT_TAG_LIST_LIMITS */
-  readonly tagListLimits?: TagListLimits;
-  /**
-   * Milliseconds of silence allowed while a response body arrives (ignored when `dispatcher` is
-   * given); a blob download then resumes with Range. @default DEFAULT_IDLE_TIMEOUT_MS
-   */
-  readonly idleTimeoutMs?: number;
-}
-
-/** Options every call takes. */
-export interface CallOptions {
-  readonly signal?: AbortSignal;
-}
-
-/** What a manifest HEAD tells. */
-export interface ManifestDescriptor {
-  readonly digest: Digest;
-  readonly mediaType: string;
-  readonly size: number;
-}
-
-/** A fetched manifest: exact bytes and their digest. */
-export interface ManifestResult extends ManifestDescriptor {
-  readonly bytes: Buffer;
-}
-
-/** How blobPut got the blob there. */
-export type BlobPutResult = 'exists' | 'mounted' | 'uploaded';
-
-/** Options for blobPut. */
-export interface BlobPutOptions extends CallOptions {
-  /** A repository on the same registry to mount the blob from (cross-repository mount). */
-  readonly mountFrom?: string;
-  /** Upload in PATCH chunks of this many bytes instead of one PUT. */
-  readonly chunkSize?: number;
-}
-
-/** Bounds on one repository's tag list: a registry can always link to one more page. */
-export interface TagListLimits {
-  /** Pages followed through `Link: rel="next"`. @default 10_000 */
-  readonly maxPages?: number;
-  /** Tags in all pages together. @default 100_000 */
-  readonly maxTags?: number;
-  /** Bytes of all page bodies together. @default 64 MiB */
-  readonly maxBytes?: number;
-}
-
-/** The tag list bounds when none are configured. */
-export const DEFAULT_TAG_LIST_LIMITS: Required<TagListLimits> = { maxPages: 10_000, maxTags: 100_000, maxBytes: 64 * 1024 * 1024 };
-
 /** Largest single tag list page Ferry reads (within maxBytes). */
 const MAX_TAGS_PAGE_BODY = 16 * 1024 * 1024;
-
-interface SendSpec {
-  readonly op: string;
-  readonly method: HttpMethod;
-  readonly url: string | URL;
-  readonly headers?: Record<string, string>;
-  readonly body?: Buffer | string | (() => Readable);
-  readonly scopes: readonly string[];
-  readonly signal?: AbortSignal;
-  readonly details: ErrorDetails;
-  readonly retry?: RetryOptions;
-  readonly followRedirects?: boolean;
-}
 
 function configError(msg: string): FerryError {
   return new FerryError('CONFIG_INVALID', `RegistryClient: ${msg}`);
@@ -193,14 +90,8 @@ export class RegistryClient {
   private readonly ownsDispatcher: boolean;
   private readonly retry: ResolvedRetry;
   private readonly retryOpts: RetryOptions;
-  private readonly userAgent: string;
-  private readonly logger: Logger | undefined;
-  private readonly onResponse: ((info: ResponseInfo) => void) | undefined;
-  private readonly auth: Authenticator;
+  private readonly http: RegistryTransport;
   private readonly tagLimits: Required<TagListLimits>;
-  private readonly tlsNames: TlsSettingNames;
-  /** The Authorization header each response was requested with, for the note a 401/403 error carries. */
-  private readonly sentWith = new WeakMap<HttpResponse, string>();
   private closed = false;
 
   constructor(opts: RegistryClientOptions) {
@@ -236,10 +127,7 @@ export class RegistryClient {
     this.baseUrl = `${opts.tls === 'plain-http' ? 'http' : 'https'}://${opts.host}`;
     this.retryOpts = opts.retry ?? {};
     this.retry = resolveRetry(opts.retry);
-    this.userAgent = opts.userAgent ?? 'ferry';
-    this.logger = opts.logger;
-    this.onResponse = opts.onResponse;
-    this.tlsNames = opts.advice?.tls ?? CONFIG_TLS_NAMES;
+    const userAgent = opts.userAgent ?? 'ferry';
     if (opts.dispatcher) {
       this.dispatcher = opts.dispatcher;
       this.ownsDispatcher = false;
@@ -251,15 +139,25 @@ export class RegistryClient {
       });
       this.ownsDispatcher = true;
     }
-    this.auth = new Authenticator({
+    const auth = new Authenticator({
       ...(opts.credentials !== undefined ? { credentials: opts.credentials } : {}),
       dispatcher: this.dispatcher,
       retry: this.retryOpts,
-      userAgent: this.userAgent,
+      userAgent,
       registry: this.host,
       secure: opts.tls !== 'plain-http',
       now: opts.now ?? Date.now,
       ...(opts.advice?.noCredentials !== undefined ? { noCredentials: opts.advice.noCredentials } : {}),
+    });
+    this.http = new RegistryTransport({
+      host: this.host,
+      dispatcher: this.dispatcher,
+      auth,
+      retry: this.retryOpts,
+      userAgent,
+      tlsNames: opts.advice?.tls ?? CONFIG_TLS_NAMES,
+      logger: opts.logger,
+      onResponse: opts.onResponse,
     });
   }
 
@@ -273,12 +171,12 @@ export class RegistryClient {
   /** Checks that the host speaks the distribution API and that the credentials (if any) are accepted. */
   async ping(opts: CallOptions = {}): Promise<void> {
     const details = this.details({});
-    const res = await this.send({ op: 'ping', method: 'GET', url: `${this.baseUrl}/v2/`, scopes: [], details, ...sig(opts) });
+    const res = await this.http.send({ op: 'ping', method: 'GET', url: `${this.baseUrl}/v2/`, scopes: [], details, ...sig(opts) });
     if (res.statusCode === 200) {
       await discardBody(res.body);
       return;
     }
-    throw await this.errorFrom('ping', res, details);
+    throw await this.http.errorFrom('ping', res, details);
   }
 
   /**
@@ -325,8 +223,8 @@ export class RegistryClient {
       }
       if (seen.size >= maxPages) throw limit('pages', 'maxTagPages', maxPages);
       seen.add(key);
-      const res = await this.send({ op: 'tagList', method: 'GET', url, scopes: [repositoryScope(repo, ['pull'])], details, ...sig(opts) });
-      if (res.statusCode !== 200) throw await this.errorFrom('tagList', res, details);
+      const res = await this.http.send({ op: 'tagList', method: 'GET', url, scopes: [repositoryScope(repo, ['pull'])], details, ...sig(opts) });
+      if (res.statusCode !== 200) throw await this.http.errorFrom('tagList', res, details);
       const left = maxBytes - bytes;
       let body: Buffer;
       try {
@@ -377,7 +275,7 @@ export class RegistryClient {
     this.checkRepo(repo);
     this.checkRef(ref);
     const details = this.details(refDetails(repo, ref));
-    const res = await this.send({
+    const res = await this.http.send({
       op: 'manifestHead',
       method: 'HEAD',
       url: this.manifestUrl(repo, ref),
@@ -388,7 +286,7 @@ export class RegistryClient {
     });
     await discardBody(res.body);
     if (res.statusCode === 404) return undefined;
-    if (res.statusCode !== 200) throw await this.withCredentialNote(statusError('manifestHead', res.statusCode, { ...details, url: redactUrl(res.url), method: 'HEAD' }), res);
+    if (res.statusCode !== 200) throw await this.http.withCredentialNote(statusError('manifestHead', res.statusCode, { ...details, url: redactUrl(res.url), method: 'HEAD' }), res);
     const digest = header(res.headers, 'docker-content-digest');
     const mediaType = mediaTypeOf(header(res.headers, 'content-type'));
     const length = Number(header(res.headers, 'content-length'));
@@ -412,7 +310,7 @@ export class RegistryClient {
     this.checkRepo(repo);
     this.checkRef(ref);
     const details = this.details(refDetails(repo, ref));
-    const res = await this.send({
+    const res = await this.http.send({
       op: 'manifestGet',
       method: 'GET',
       url: this.manifestUrl(repo, ref),
@@ -421,8 +319,8 @@ export class RegistryClient {
       details,
       ...sig(opts),
     });
-    if (res.statusCode === 404) throw await this.errorFrom('manifestGet', res, details, 'MANIFEST_UNKNOWN');
-    if (res.statusCode !== 200) throw await this.errorFrom('manifestGet', res, details);
+    if (res.statusCode === 404) throw await this.http.errorFrom('manifestGet', res, details, 'MANIFEST_UNKNOWN');
+    if (res.statusCode !== 200) throw await this.http.errorFrom('manifestGet', res, details);
     const readDetails = { ...details, op: 'manifestGet', url: redactUrl(res.url) };
     const declared = Number(header(res.headers, 'content-length'));
     if (Number.isSafeInteger(declared) && declared > MAX_MANIFEST_BYTES) {
@@ -464,7 +362,7 @@ export class RegistryClient {
     if (isDigest(ref) && ref !== digest) {
       throw new FerryError('DIGEST_MISMATCH', `manifestPut ${this.host}/${repo}@${ref}: bytes have digest ${digest}`, { ...details, op: 'manifestPut' });
     }
-    const res = await this.send({
+    const res = await this.http.send({
       op: 'manifestPut',
       method: 'PUT',
       url: this.manifestUrl(repo, ref),
@@ -474,7 +372,7 @@ export class RegistryClient {
       details,
       ...sig(opts),
     });
-    if (res.statusCode < 200 || res.statusCode > 299) throw await this.errorFrom('manifestPut', res, details);
+    if (res.statusCode < 200 || res.statusCode > 299) throw await this.http.errorFrom('manifestPut', res, details);
     await discardBody(res.body);
     const sent = header(res.headers, 'docker-content-digest');
     if (sent !== undefined && sent.startsWith('sha256:') && sent !== digest) {
@@ -507,7 +405,7 @@ export class RegistryClient {
     }
     const details = this.details({ repository: repo, digest });
     const open = async (offset: number): Promise<HttpResponse> => {
-      const res = await this.send({
+      const res = await this.http.send({
         op: 'blobGet',
         method: 'GET',
         url: this.blobUrl(repo, digest),
@@ -517,7 +415,7 @@ export class RegistryClient {
         ...sig(opts),
       });
       if (res.statusCode === 200 || (offset > 0 && res.statusCode === 206)) return res;
-      throw await this.errorFrom('blobGet', res, details, res.statusCode === 404 ? 'BLOB_UNKNOWN' : undefined);
+      throw await this.http.errorFrom('blobGet', res, details, res.statusCode === 404 ? 'BLOB_UNKNOWN' : undefined);
     };
     const first = await open(0);
     return resumableBlobStream({
@@ -578,7 +476,7 @@ export class RegistryClient {
       post.searchParams.set('mount', digest);
       post.searchParams.set('from', opts.mountFrom);
     }
-    const started = await this.send({
+    const started = await this.http.send({
       op: 'blobPut',
       method: 'POST',
       url: post,
@@ -593,11 +491,11 @@ export class RegistryClient {
       await discardBody(started.body);
       return 'mounted';
     }
-    if (started.statusCode !== 202) throw await this.errorFrom('blobPut', started, details);
+    if (started.statusCode !== 202) throw await this.http.errorFrom('blobPut', started, details);
     await discardBody(started.body);
     let location = this.uploadLocation(started, details);
     if (opts.chunkSize === undefined) {
-      const res = await this.send({
+      const res = await this.http.send({
         op: 'blobPut',
         method: 'PUT',
         url: withDigest(location, digest),
@@ -614,7 +512,7 @@ export class RegistryClient {
     let offset = 0;
     try {
       for await (const piece of fixedChunks(src, opts.chunkSize)) {
-        const res = await this.send({
+        const res = await this.http.send({
           op: 'blobPut',
           method: 'PATCH',
           url: location,
@@ -630,7 +528,7 @@ export class RegistryClient {
           retry: once,
           ...sig(opts),
         });
-        if (res.statusCode !== 202) throw await this.errorFrom('blobPut', res, details);
+        if (res.statusCode !== 202) throw await this.http.errorFrom('blobPut', res, details);
         await discardBody(res.body);
         location = this.uploadLocation(res, details);
         offset += piece.length;
@@ -638,7 +536,7 @@ export class RegistryClient {
     } finally {
       src.destroy();
     }
-    const res = await this.send({
+    const res = await this.http.send({
       op: 'blobPut',
       method: 'PUT',
       url: withDigest(location, digest),
@@ -653,7 +551,7 @@ export class RegistryClient {
   }
 
   private async finishUpload(res: HttpResponse, digest: Digest, details: ErrorDetails): Promise<BlobPutResult> {
-    if (res.statusCode !== 201 && res.statusCode !== 204 && res.statusCode !== 200) throw await this.errorFrom('blobPut', res, details);
+    if (res.statusCode !== 201 && res.statusCode !== 204 && res.statusCode !== 200) throw await this.http.errorFrom('blobPut', res, details);
     await discardBody(res.body);
     const sent = header(res.headers, 'docker-content-digest');
     if (sent !== undefined && sent.startsWith('sha256:') && sent !== digest) {
@@ -681,7 +579,7 @@ export class RegistryClient {
 
   private async headBlob(repo: string, digest: Digest, scopes: readonly string[], signal: AbortSignal | undefined): Promise<{ size: number } | undefined> {
     const details = this.details({ repository: repo, digest });
-    const res = await this.send({
+    const res = await this.http.send({
       op: 'blobHead',
       method: 'HEAD',
       url: this.blobUrl(repo, digest),
@@ -691,96 +589,12 @@ export class RegistryClient {
     });
     await discardBody(res.body);
     if (res.statusCode === 404) return undefined;
-    if (res.statusCode !== 200) throw await this.withCredentialNote(statusError('blobHead', res.statusCode, { ...details, url: redactUrl(res.url), method: 'HEAD' }), res);
+    if (res.statusCode !== 200) throw await this.http.withCredentialNote(statusError('blobHead', res.statusCode, { ...details, url: redactUrl(res.url), method: 'HEAD' }), res);
     const size = Number(header(res.headers, 'content-length'));
     if (!Number.isSafeInteger(size) || size < 0) {
       throw new FerryError('HTTP_STATUS', `blobHead ${this.host}/${repo}@${digest}: no valid Content-Length`, { ...details, op: 'blobHead', status: 200 });
     }
     return { size };
-  }
-
-  /** Sends one request with authorization, answering 401 challenges (and refreshing a token once). */
-  private async send(spec: SendSpec): Promise<HttpResponse> {
-    const scopes = [...spec.scopes];
-    let refreshed = false;
-    for (let round = 0; ; round++) {
-      let res: HttpResponse;
-      let authz: string | undefined;
-      try {
-        authz = await this.auth.authorization(scopes, spec.signal, { ...spec.details, op: spec.op });
-        const headers: Record<string, string> = { 'user-agent': this.userAgent, ...(spec.headers ?? {}) };
-        if (authz !== undefined) headers['authorization'] = authz;
-        res = await request({
-          url: spec.url,
-          method: spec.method,
-          headers,
-          dispatcher: this.dispatcher,
-          retry: spec.retry ?? this.retryOpts,
-          op: spec.op,
-          details: spec.details,
-          ...(spec.body !== undefined ? { body: spec.body } : {}),
-          ...(spec.signal ? { signal: spec.signal } : {}),
-          ...(spec.followRedirects !== undefined ? { followRedirects: spec.followRedirects } : {}),
-          onResponse: (o) => this.observe(spec.op, o.method, o.url, o.statusCode, o.headers),
-        });
-      } catch (err) {
-        throw await this.scrub(withAdvice(err, tlsAdvice(err, this.host, this.tlsNames)));
-      }
-      const safeUrl = redactUrl(res.url);
-      if (authz !== undefined) this.sentWith.set(res, authz);
-      if (res.statusCode !== 401) return res;
-      const body = await readErrorBody(res.body, spec.details);
-      const challenges = parseWwwAuthenticate(header(res.headers, 'www-authenticate'));
-      const retry = round < 3 && (await this.auth.onChallenge(challenges, authz, scopes, refreshed));
-      if (retry) {
-        if (authz?.startsWith('Bearer ')) refreshed = true;
-        continue;
-      }
-      const err = statusError(spec.op, 401, { ...spec.details, url: safeUrl, method: spec.method, temporary: false }, body);
-      throw await this.scrub(await this.withCredentialNote(new FerryError('UNAUTHORIZED', err.message, err.details), res));
-    }
-  }
-
-  /** Logs a response and hands it to the onResponse hook (a throwing hook must not break the request). */
-  private observe(op: string, method: string, url: string, status: number, headers: HttpResponse['headers']): void {
-    const safeUrl = redactUrl(url);
-    this.logger?.debug({ op, method, url: safeUrl, status }, 'registry response');
-    if (!this.onResponse) return;
-    try {
-      this.onResponse({ method, url: safeUrl, status, headers });
-    } catch (err) {
-      this.logger?.warn({ op, err: (err as Error).message }, 'onResponse hook failed');
-    }
-  }
-
-  /** The error for an unexpected response (reads a bounded part of its body for registry codes). */
-  private async errorFrom(op: string, res: HttpResponse, details: ErrorDetails, force?: 'MANIFEST_UNKNOWN' | 'BLOB_UNKNOWN'): Promise<FerryError> {
-    const body = await readErrorBody(res.body, details);
-    const err = statusError(op, res.statusCode, { ...details, url: redactUrl(res.url) }, body);
-    const out = force !== undefined && err.code !== force ? new FerryError(force, err.message, err.details) : err;
-    return (await this.scrub(await this.withCredentialNote(out, res))) as FerryError;
-  }
-
-  /**
-   * A 401 or 403 error with what was sent: credentials and where they came from (config,
-   * Docker's config.json, a credential helper), or none and where Ferry looked; never their values.
-   */
-  private async withCredentialNote(err: FerryError, res: HttpResponse): Promise<FerryError> {
-    if (res.statusCode !== 401 && res.statusCode !== 403) return err;
-    const note = await this.auth.credentialNote(this.sentWith.get(res));
-    const outcome = !note.sent ? '' : res.statusCode === 401 ? ' and rejected' : `, but the account they belong to may not ${err.details.op === 'manifestPut' || err.details.op === 'blobPut' ? 'push to' : 'pull from'} this repository`;
-    return new FerryError(err.code, `${err.message} (${note.text}${outcome})`, err.details);
-  }
-
-  /** Makes sure no password or token survives in an error message. */
-  private async scrub(err: unknown): Promise<unknown> {
-    if (err instanceof FerryError && err.code === 'ABORTED') return err;
-    const secrets = await this.auth.secrets();
-    if (!(err instanceof Error)) return err;
-    const clean = redactSecrets(err.message, secrets);
-    if (clean === err.message) return err;
-    if (err instanceof FerryError) return new FerryError(err.code, clean, { ...err.details, cause: undefined });
-    return new Error(clean);
   }
 
   private details(d: ErrorDetails): ErrorDetails {
@@ -837,44 +651,3 @@ function bodyMediaType(bytes: Buffer): string | undefined {
     return undefined;
   }
 }
-
-/** Adds `digest=` to an upload URL that may already carry a query; the rest is left byte for byte. */
-function withDigest(location: string, digest: Digest): string {
-  const hash = location.indexOf('#');
-  const base = hash >= 0 ? location.slice(0, hash) : location;
-  return `${base}${base.includes('?') ? '&' : '?'}digest=${encodeURIComponent(digest)}`;
-}
-
-/**
- * The upload body, hashed as it is sent so a wrong local file fails before the registry decides.
- * pipeline, not pipe: when the upload is aborted (undici destroys the body) the source (a file
- * stream) is destroyed and closed too.
- */
-function verified(src: Readable, digest: Digest, size: number, details: ErrorDetails): Readable {
-  const v = new VerifyingStream({ digest, size, details: { ...details, op: 'blobPut' } });
-  // Errors reach the consumer through `v`, which pipeline destroys with them.
-  pipeline(src, v, () => {});
-  return v;
-}
-
-/** Re-slices a stream into pieces of exactly `size` bytes (the last may be shorter); holds one piece at most. */
-async function* fixedChunks(src: Readable, size: number): AsyncGenerator<Buffer> {
-  let parts: Buffer[] = [];
-  let have = 0;
-  for await (const chunk of src) {
-    let b = chunk as Buffer;
-    while (b.length > 0) {
-      const take = Math.min(size - have, b.length);
-      parts.push(b.subarray(0, take));
-      have += take;
-      b = b.subarray(take);
-      if (have === size) {
-        yield Buffer.concat(parts, have);
-        parts = [];
-        have = 0;
-      }
-    }
-  }
-  if (have > 0) yield Buffer.concat(parts, have);
-}
-

@@ -6,3 +6,4 @@ export * from './client.js';
 export * from './credentials.js';
 export * from './foreign.js';
 export * from './media.js';
+export * from './types.js';

@@ -5,7 +5,7 @@
  */
 import { isFerryError } from '../errors/index.js';
 import { compare, isPseudoVersion, latestVersion, sortVersions, unescapePath, unescapeVersion } from '../gomod/index.js';
-import type { ModuleVersionRow, Store } from '../store/index.js';
+import type { ModuleVersionRow, Store, StoreContent, StoreSumdb } from '../store/index.js';
 import { bufferResource, fileResource, sendResource, sendText, storeBlobResource, type ServeContext, type ServedResource } from './http.js';
 
 const TEXT = 'text/plain; charset=utf-8';
@@ -32,12 +32,12 @@ export function staticSumdbSource(dir: string): SumdbSource {
  * there every request is 404 and the go client, whose `supported` probe fails, falls back to
  * the real checksum database: the DMZ mirror never answers for a database it only consulted.
  */
-export function storeSumdbSource(store: Store): SumdbSource {
+export function storeSumdbSource(store: Pick<Store, 'sumdb' | 'content'>): SumdbSource {
   return async (name, path, signal) => {
-    if (!store.getSumdbFile(name, 'supported')) return undefined;
-    const row = store.getSumdbFile(name, path);
-    if (row) return storeBlobResource(store, row.digest, sumdbContentType(path), { etag: `"${row.digest}"` });
-    return partialFromFullTile(store, name, path, signal);
+    if (!store.sumdb.getFile(name, 'supported')) return undefined;
+    const row = store.sumdb.getFile(name, path);
+    if (row) return storeBlobResource(store.content, row.digest, sumdbContentType(path), { etag: `"${row.digest}"` });
+    return partialFromFullTile(store.sumdb, name, path, signal);
   };
 }
 
@@ -46,14 +46,14 @@ export function storeSumdbSource(store: Store): SumdbSource {
  * its first W hashes, as the checksum-database server answers (a partial tile is a prefix of
  * its completion). Data tiles are left alone: their records have no fixed size.
  */
-async function partialFromFullTile(store: Store, name: string, path: string, signal: AbortSignal): Promise<ServedResource | undefined> {
+async function partialFromFullTile(sumdb: StoreSumdb, name: string, path: string, signal: AbortSignal): Promise<ServedResource | undefined> {
   const m = /^(tile\/\d+\/\d+\/(?:x\d{3}\/)*\d{3})\.p\/(\d+)$/.exec(path);
   if (!m) return undefined;
   const [, full = '', ws = ''] = m;
-  const row = store.getSumdbFile(name, full);
+  const row = sumdb.getFile(name, full);
   const want = Number(ws) * HASH_BYTES;
   if (!row || row.size < want) return undefined;
-  const bytes = await store.readSumdbFile(name, full, { signal });
+  const bytes = await sumdb.readFile(name, full, { signal });
   if (!bytes || bytes.length < want) return undefined;
   return bufferResource(bytes.subarray(0, want), sumdbContentType(path));
 }
@@ -145,28 +145,28 @@ export function latestCarried(rows: readonly ModuleVersionRow[]): ModuleVersionR
 }
 
 /** Serves a GOPROXY request from the store's module versions. */
-export async function serveModuleFromStore(ctx: ServeContext, store: Store, decodedPath: string): Promise<void> {
+export async function serveModuleFromStore(ctx: ServeContext, store: Pick<Store, 'modules' | 'content'>, decodedPath: string): Promise<void> {
   const q = parseModuleRequest(decodedPath);
   if (!q) return notFound(ctx, decodedPath);
   if (q.kind === 'list') {
-    const rows = store.listModuleVersions({ module: q.module });
+    const rows = store.modules.list({ module: q.module });
     if (rows.length === 0) return notFound(ctx, `module ${q.module}`);
     return sendResource(ctx, { ...bufferResource(Buffer.from(regenerateList(rows)), TEXT), ranges: false });
   }
   if (q.kind === 'latest') {
-    const row = latestCarried(store.listModuleVersions({ module: q.module }));
+    const row = latestCarried(store.modules.list({ module: q.module }));
     if (!row) return notFound(ctx, `module ${q.module}`);
-    return sendStored(ctx, store, row.infoDigest, JSON_TYPE, `${q.module}@latest`);
+    return sendStored(ctx, store.content, row.infoDigest, JSON_TYPE, `${q.module}@latest`);
   }
-  const row = store.getModuleVersion(q.module, q.version);
+  const row = store.modules.get(q.module, q.version);
   const digest = row ? { info: row.infoDigest, mod: row.modDigest, zip: row.zipDigest }[q.kind] : null;
   if (!digest) return notFound(ctx, `${q.module}@${q.version}.${q.kind}`);
-  return sendStored(ctx, store, digest, goproxyContentType(`.${q.kind}`), `${q.module}@${q.version}.${q.kind}`);
+  return sendStored(ctx, store.content, digest, goproxyContentType(`.${q.kind}`), `${q.module}@${q.version}.${q.kind}`);
 }
 
-async function sendStored(ctx: ServeContext, store: Store, digest: ModuleVersionRow['infoDigest'], contentType: string, what: string): Promise<void> {
+async function sendStored(ctx: ServeContext, content: StoreContent, digest: ModuleVersionRow['infoDigest'], contentType: string, what: string): Promise<void> {
   // The digest is the content's identity: a strong ETag for free.
-  const r = storeBlobResource(store, digest, contentType, { etag: `"${digest}"` });
+  const r = storeBlobResource(content, digest, contentType, { etag: `"${digest}"` });
   if (!r) return notFound(ctx, `${what} (blob ${digest} missing from the store)`);
   return sendResource(ctx, r);
 }

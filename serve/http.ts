@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { Digest } from '../oci/index.js';
-import type { Store } from '../store/index.js';
+import type { StoreContent } from '../store/index.js';
 
 /** One request being served. */
 export interface ServeContext {
@@ -218,18 +218,18 @@ function ifRangeHolds(header: string | string[] | undefined, etag: string | unde
  * verified on its own, so it is read from the file as is and the client checks the digest.
  */
 export function storeBlobResource(
-  store: Store,
+  content: StoreContent,
   digest: Digest,
   contentType: string,
   extra: { headers?: Record<string, string>; etag?: string } = {},
 ): ServedResource | undefined {
-  const row = store.getBlob(digest);
+  const row = content.getBlob(digest);
   if (!row) return undefined;
   return {
     size: row.size,
     contentType,
     ...extra,
     open: (range, signal) =>
-      range ? createReadStream(store.blobPath(digest), { start: range.start, end: range.end, signal }) : store.readBlob(digest, { signal }),
+      range ? createReadStream(content.blobPath(digest), { start: range.start, end: range.end, signal }) : content.readBlob(digest, { signal }),
   };
 }

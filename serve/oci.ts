@@ -7,7 +7,7 @@
  * filtered index (whose children are all there), as an import into a registry tags it.
  */
 import { closure, isDigest, isValidRepository, type Digest, type FilteredIndex } from '../oci/index.js';
-import { latestRow, storeReader, type Store, type TagRow } from '../store/index.js';
+import { latestRow, storeReader, type Store, type StoreContent, type TagRow } from '../store/index.js';
 import { bufferResource, sendJson, sendResource, storeBlobResource, type ServeContext } from './http.js';
 
 /** Sent on every /v2 response; clients use it to recognise a registry. */
@@ -50,10 +50,10 @@ export class OciRepositories {
   constructor(private readonly store: Store) {}
 
   private refresh(): void {
-    const seq = this.store.currentSeq();
+    const seq = this.store.journal.currentSeq();
     if (seq === this.seq) return;
     const grouped = new Map<string, TagRow[]>();
-    for (const t of this.store.listTags()) {
+    for (const t of this.store.tags.list()) {
       const list = grouped.get(`${t.target}\0${t.tag}`) ?? [];
       list.push(t);
       grouped.set(`${t.target}\0${t.tag}`, list);
@@ -166,7 +166,7 @@ function nextLink(path: string, n: number, last: string): Record<string, string>
 }
 
 /** Serves one /v2 request from the store. */
-export async function serveOci(ctx: ServeContext, store: Store, repos: OciRepositories): Promise<void> {
+export async function serveOci(ctx: ServeContext, content: StoreContent, repos: OciRepositories): Promise<void> {
   const route = parseOciPath(ctx.rawPath);
   if (!route) return sendDistributionError(ctx, 404, 'NAME_UNKNOWN', 'no such route in the registry API', { path: ctx.rawPath });
   if (route.kind === 'base') return sendJson(ctx, 200, {}, { ...API_VERSION_HEADER });
@@ -203,8 +203,8 @@ export async function serveOci(ctx: ServeContext, store: Store, repos: OciReposi
     const extra = { headers: { ...API_VERSION_HEADER, 'Docker-Content-Digest': digest }, etag: `"${digest}"` };
     const f = reach.filtered.get(digest);
     if (f) return sendResource(ctx, bufferResource(f.bytes, f.mediaType, extra));
-    const m = store.getManifest(digest);
-    const r = m && storeBlobResource(store, digest, m.mediaType, extra);
+    const m = content.getManifest(digest);
+    const r = m && storeBlobResource(content, digest, m.mediaType, extra);
     if (!r) return manifestUnknown(ctx, name, route.ref);
     return sendResource(ctx, r);
   }
@@ -216,7 +216,7 @@ export async function serveOci(ctx: ServeContext, store: Store, repos: OciReposi
   if (f) return sendResource(ctx, bufferResource(f.bytes, 'application/octet-stream', { headers: { ...API_VERSION_HEADER, 'Docker-Content-Digest': digest }, etag: `"${digest}"` }));
   const r =
     reach.blobs.has(digest) || reach.manifests.has(digest)
-      ? storeBlobResource(store, digest, 'application/octet-stream', { headers: { ...API_VERSION_HEADER, 'Docker-Content-Digest': digest }, etag: `"${digest}"` })
+      ? storeBlobResource(content, digest, 'application/octet-stream', { headers: { ...API_VERSION_HEADER, 'Docker-Content-Digest': digest }, etag: `"${digest}"` })
       : undefined;
   if (!r) return sendDistributionError(ctx, 404, 'BLOB_UNKNOWN', 'blob unknown to registry', { name, digest });
   return sendResource(ctx, r);

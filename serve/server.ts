@@ -110,7 +110,7 @@ export function createServeHandler(opts: ServeHandlerOptions): (req: IncomingMes
     }
     if (isV2) {
       if (!store || !repos) return sendDistributionError(ctx, 404, 'NAME_UNKNOWN', 'this server has no store: it serves no images');
-      return serveOci(ctx, store, repos);
+      return serveOci(ctx, store.content, repos);
     }
     const decoded = elements.join('/');
     if (decoded.startsWith('/sumdb/')) return serveSumdb(ctx, decoded, sumdb);

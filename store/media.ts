@@ -1,5 +1,5 @@
 /**
- * The store as an image source and sink (oci/media.ts), over Store's public methods only. A
+ * The store as an image source and sink (oci/media.ts), over the tags and content parts only. A
  * manifest row is written after everything it references is stored, so a stored manifest is a
  * complete one; a tag row names the upstream root, its platforms and the kept children.
  */
@@ -24,6 +24,9 @@ import {
 import type { Store } from './store.js';
 import type { ChangeResult, SetTagInput, TagRow } from './types.js';
 
+/** The parts of a store an image source or sink reads and writes. */
+type ImageParts = Pick<Store, 'tags' | 'content'>;
+
 function sig(opts: MediaCallOptions | undefined): { signal?: AbortSignal } {
   return opts?.signal ? { signal: opts.signal } : {};
 }
@@ -46,35 +49,35 @@ export interface StoreSourceOptions {
 /** A store as a source: manifests by digest (or by tag within one target), blobs as streams. */
 export class StoreSource implements ImageSource {
   constructor(
-    readonly store: Store,
+    readonly store: ImageParts,
     private readonly opts: StoreSourceOptions = {},
   ) {}
 
   async manifest(ref: string, opts?: MediaCallOptions): Promise<FetchedManifest | undefined> {
     let digest: Digest | undefined;
     if (isDigest(ref)) digest = ref;
-    else if (this.opts.target !== undefined) digest = latestRow(this.store.listTags().filter((t) => t.target === this.opts.target && t.tag === ref))?.digest;
-    const row = digest && this.store.getManifest(digest);
+    else if (this.opts.target !== undefined) digest = latestRow(this.store.tags.list().filter((t) => t.target === this.opts.target && t.tag === ref))?.digest;
+    const row = digest && this.store.content.getManifest(digest);
     if (!row || !digest) return undefined;
-    const bytes = await this.store.readBlobBytes(digest, MAX_MANIFEST_BYTES, sig(opts));
+    const bytes = await this.store.content.readBlobBytes(digest, MAX_MANIFEST_BYTES, sig(opts));
     return { digest, mediaType: row.mediaType, size: bytes.length, bytes };
   }
 
   async blob(d: Descriptor, opts?: MediaCallOptions): Promise<Readable> {
-    return this.store.readBlob(d.digest, { ...(this.opts.verifyBlobs === false ? { verify: false } : {}), ...sig(opts) });
+    return this.store.content.readBlob(d.digest, { ...(this.opts.verifyBlobs === false ? { verify: false } : {}), ...sig(opts) });
   }
 
   async hasBlob(d: Descriptor): Promise<boolean> {
-    return this.store.hasBlob(d.digest);
+    return this.store.content.hasBlob(d.digest);
   }
 
   async hasManifest(d: Descriptor): Promise<boolean> {
-    return this.store.hasManifest(d.digest);
+    return this.store.content.hasManifest(d.digest);
   }
 }
 
 /** The graph's reader over a store: stored manifests by digest, undefined for the others. */
-export function storeReader(store: Store, opts: MediaCallOptions = {}): ManifestReader {
+export function storeReader(store: ImageParts, opts: MediaCallOptions = {}): ManifestReader {
   const src = new StoreSource(store);
   return async (d) => {
     const m = await src.manifest(d.digest, opts);
@@ -99,26 +102,26 @@ export interface StoreSinkOptions {
  */
 export class StoreSink implements ImageSink<StoreTag> {
   constructor(
-    readonly store: Store,
+    readonly store: ImageParts,
     private readonly opts: StoreSinkOptions = {},
   ) {}
 
   async hasBlob(d: Descriptor): Promise<boolean> {
-    return this.store.hasBlob(d.digest);
+    return this.store.content.hasBlob(d.digest);
   }
 
   async hasManifest(d: Descriptor): Promise<boolean> {
-    return this.store.hasManifest(d.digest);
+    return this.store.content.hasManifest(d.digest);
   }
 
   async putBlob(d: Descriptor, open: BlobOpener, opts?: MediaCallOptions): Promise<PutBlobResult> {
-    const r = await this.store.writeBlob(d.digest, await open(), { size: d.size, mediaType: d.mediaType, ...sig(opts) });
+    const r = await this.store.content.writeBlob(d.digest, await open(), { size: d.size, mediaType: d.mediaType, ...sig(opts) });
     return r.written ? 'written' : 'exists';
   }
 
   async putManifest(p: ManifestPut, opts?: MediaCallOptions): Promise<Digest> {
     const m = p.manifest;
-    await this.store.putManifest({
+    await this.store.content.putManifest({
       digest: m.digest,
       mediaType: m.mediaType,
       bytes: Buffer.isBuffer(m.bytes) ? m.bytes : Buffer.from(m.bytes),
@@ -136,9 +139,9 @@ export class StoreSink implements ImageSink<StoreTag> {
       digest: image.root.digest,
       mediaType: image.mediaType,
       platforms: platforms === null ? null : [...platforms].sort(),
-      keptDigests: (image.closure.kept ?? []).map((d) => d.digest).filter((d) => this.store.hasManifest(d)),
+      keptDigests: (image.closure.kept ?? []).map((d) => d.digest).filter((d) => this.store.content.hasManifest(d)),
     };
-    const r = this.store.setTag(row);
+    const r = this.store.tags.set(row);
     this.opts.onTag?.(row, r);
   }
 }

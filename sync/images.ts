@@ -115,7 +115,7 @@ export async function syncImage(ctx: SyncContext, img: ImageConfig, client: Regi
         }
       }),
     );
-    ctx.store.touchTags(untouched);
+    ctx.store.tags.touchMany(untouched);
   } catch (err) {
     const fe = toFerryError(err, 'INTERNAL', { reference: img.source });
     errors.push({ code: fe.code, message: fe.message });
@@ -123,7 +123,7 @@ export async function syncImage(ctx: SyncContext, img: ImageConfig, client: Regi
     log.error({ code: fe.code, err: fe.message }, 'image failed');
   }
   const ok = errors.length === 0;
-  ctx.store.recordSourceResult(img.name, ok ? { ok } : { ok, error: errors[0]?.message ?? 'failed' });
+  ctx.store.runs.recordSourceResult(img.name, ok ? { ok } : { ok, error: errors[0]?.message ?? 'failed' });
   ctx.emit({ type: 'image-done', image: img.name, ok, changed, unchanged, failed });
   const foreignLayers = [...run.foreign.values()];
   const skipped = foreignLayers.filter((f) => !f.stored);
@@ -146,7 +146,7 @@ async function syncTag(ctx: SyncContext, run: ImageRun, client: RegistryClient, 
       reference: tag,
     });
   }
-  const stored = ctx.store.getTag(key);
+  const stored = ctx.store.tags.get(key);
   const platforms = img.platforms ? [...img.platforms].sort() : null;
   const selection: Selection = { platforms };
   const root: Descriptor = { digest: head.digest, mediaType: head.mediaType, size: head.size };
@@ -199,7 +199,7 @@ async function syncTag(ctx: SyncContext, run: ImageRun, client: RegistryClient, 
   // The foreign layers of the manifests this pass read, once each per entry.
   for (const d of result.images[0]!.image.closure.foreign) {
     if (run.foreign.has(d.digest)) continue;
-    const layer: ForeignLayerReport = { digest: d.digest, mediaType: d.mediaType, size: d.size, urls: [...(d.urls ?? [])], stored: ctx.store.hasBlob(d.digest) };
+    const layer: ForeignLayerReport = { digest: d.digest, mediaType: d.mediaType, size: d.size, urls: [...(d.urls ?? [])], stored: ctx.store.content.hasBlob(d.digest) };
     run.foreign.set(d.digest, layer);
     ctx.emit({ type: 'foreign-layer', image: img.name, layer });
   }
@@ -254,7 +254,7 @@ function completeWithForeign(ctx: SyncContext, run: ImageRun, sink: StoreSink): 
  * out while the entry was `skip`, so the content is fetched again.
  */
 async function lacksForeignLayers(ctx: SyncContext, run: ImageRun, root: Descriptor, selection: Selection): Promise<boolean> {
-  if (run.img.foreignLayers !== 'fetch' || !ctx.store.hasManifest(root.digest)) return false;
+  if (run.img.foreignLayers !== 'fetch' || !ctx.store.content.hasManifest(root.digest)) return false;
   const c = await closure(root, storeReader(ctx.store, ctx.signal ? { signal: ctx.signal } : {}), selection);
-  return c.foreign.some((d) => !ctx.store.hasBlob(d.digest));
+  return c.foreign.some((d) => !ctx.store.content.hasBlob(d.digest));
 }

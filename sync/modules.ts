@@ -27,7 +27,7 @@ import {
   type GoMod,
 } from '../gomod/index.js';
 import { sha256Digest, type Digest } from '../oci/index.js';
-import type { SourceResultInput, Store } from '../store/index.js';
+import type { SourceResultInput, Store, StoreModules } from '../store/index.js';
 import type { SyncContext } from './images.js';
 import { allSettledOrThrow } from './settle.js';
 
@@ -67,7 +67,7 @@ export interface ModuleSyncContext extends SyncContext {
   readonly outcomes: SourceResultInput[];
 }
 
-type VersionEntry = Parameters<Store['putModuleVersions']>[0][number];
+type VersionEntry = Parameters<StoreModules['putMany']>[0][number];
 
 /** A version on its way to the store: recorded once, or abandoned when it fails first. */
 export interface RecorderTicket {
@@ -132,9 +132,9 @@ export class VersionRecorder {
     this.timer = undefined;
     const batch = this.pending;
     this.pending = [];
-    let results: ReturnType<Store['putModuleVersions']>;
+    let results: ReturnType<StoreModules['putMany']>;
     try {
-      results = this.store.putModuleVersions(batch.map((b) => b.entry));
+      results = this.store.modules.putMany(batch.map((b) => b.entry));
     } catch (err) {
       for (const b of batch) b.reject(err);
       return;
@@ -173,7 +173,7 @@ interface RootRules {
 
 /** Creates the per-pass module context (a temp dir under the store for zips under validation). */
 export async function createModuleContext(ctx: SyncContext, proxy: GoProxyClient, sumCheck?: SumCheck): Promise<ModuleSyncContext> {
-  const tmp = await ctx.store.makeTempDir('zips');
+  const tmp = await ctx.store.content.makeTempDir('zips');
   return { ...ctx, proxy, visits: new Map(), tmpDir: tmp, sumCheck, moduleCounters: { checked: 0, fresh: 0 }, recorder: new VersionRecorder(ctx.store), outcomes: [] };
 }
 
@@ -238,9 +238,9 @@ async function selectRootVersions(
   const signal = mctx.signal;
   const list = await mctx.queue.add(() => mctx.proxy.list(root.path, { signal }));
   const listDigest = list ? sha256Digest(list.raw) : sha256Digest('');
-  const prev = mctx.store.getModuleList(root.path);
+  const prev = mctx.store.modules.getList(root.path);
   const explicit = Array.isArray(root.versions) ? (root.versions as readonly string[]) : undefined;
-  if (prev && prev.listDigest === listDigest && (!explicit || explicit.every((v) => mctx.store.getModuleVersion(root.path, v)))) {
+  if (prev && prev.listDigest === listDigest && (!explicit || explicit.every((v) => mctx.store.modules.get(root.path, v)))) {
     return { versions: [], unchanged: true, listDigest };
   }
   if (explicit) return { versions: [...explicit], unchanged: false, listDigest };
@@ -270,8 +270,8 @@ async function selectRootVersions(
 
 /** The .mod bytes of a version: from the store when carried, else from the proxy. */
 async function modBytes(mctx: ModuleSyncContext, module: string, version: string): Promise<Buffer> {
-  const row = mctx.store.getModuleVersion(module, version);
-  if (row) return mctx.store.readBlobBytes(row.modDigest as Digest, 16 << 20);
+  const row = mctx.store.modules.get(module, version);
+  if (row) return mctx.store.content.readBlobBytes(row.modDigest as Digest, 16 << 20);
   const b = await mctx.queue.add(() => mctx.proxy.mod(module, version, { signal: mctx.signal }));
   if (!b) throw new FerryError('NOT_FOUND', `${module}@${version}: go.mod not found at the proxy`, { module, version });
   return b;
@@ -332,11 +332,11 @@ function startVisit(mctx: ModuleSyncContext, path: string, version: string, root
   mctx.moduleCounters.checked++;
   const file = `${path}@${version}/go.mod`;
   let v: VersionVisit;
-  const stored = mctx.store.getModuleVersion(path, version);
+  const stored = mctx.store.modules.get(path, version);
   if (stored) {
     let requires: Promise<GoMod['require']> | undefined;
     v = {
-      requires: () => (requires ??= mctx.store.readBlobBytes(stored.modDigest as Digest, 16 << 20).then((mod) => parseGoMod(mod, { file, lax: true }).require)),
+      requires: () => (requires ??= mctx.store.content.readBlobBytes(stored.modDigest as Digest, 16 << 20).then((mod) => parseGoMod(mod, { file, lax: true }).require)),
       done: Promise.resolve({ zip: stored.zipDigest !== null }),
       fresh: false,
     };
@@ -424,14 +424,14 @@ async function storeVersion(mctx: ModuleSyncContext, module: string, version: st
     const modDigest = sha256Digest(h.mod);
     // Files first, each durably in place; their rows and the version row then share one commit.
     const written = await Promise.allSettled([
-      mctx.store.writeBlobBytes(infoDigest, h.info.raw, { mediaType: 'application/json', index: false, ...so }),
-      mctx.store.writeBlobBytes(modDigest, h.mod, { mediaType: 'text/plain', index: false, ...so }),
+      mctx.store.content.writeBlobBytes(infoDigest, h.info.raw, { mediaType: 'application/json', index: false, ...so }),
+      mctx.store.content.writeBlobBytes(modDigest, h.mod, { mediaType: 'text/plain', index: false, ...so }),
       zipDigest === null
         ? Promise.resolve()
         : data
-          ? mctx.store.writeBlobBytes(zipDigest, data, { mediaType: 'application/zip', index: false, ...so })
+          ? mctx.store.content.writeBlobBytes(zipDigest, data, { mediaType: 'application/zip', index: false, ...so })
           : // The validated temp file moves in by rename: no second copy of the zip is written.
-            mctx.store.importFile(tmp!, zipDigest, size, { mediaType: 'application/zip', index: false, ...so }),
+            mctx.store.content.importFile(tmp!, zipDigest, size, { mediaType: 'application/zip', index: false, ...so }),
     ]);
     const failed = written.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;

@@ -115,7 +115,7 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
   const wanted = (name: string): boolean => !opts.only || opts.only.length === 0 || opts.only.includes(name);
   const images = config.images.filter((i) => wanted(i.name));
   const roots = (config.goModules?.roots ?? []).filter((r) => wanted(r.name));
-  const runId = store.startRun('sync', { sources: [...images.map((i) => i.name), ...roots.map((r) => r.name)] });
+  const runId = store.runs.start('sync', { sources: [...images.map((i) => i.name), ...roots.map((r) => r.name)] });
   const imageWork = Promise.all(images.map((img) => syncImage(ctx, img, clients.get(img.ref.registry))));
   // Pass totals: a version reached from several roots counts once here (the roots' own counts overlap).
   let moduleTotals = { checked: 0, fresh: 0 };
@@ -212,7 +212,7 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
   const aborted = opts.signal?.aborted === true;
   const sources = results.length + moduleResults.length;
   const failedSources = summary.images.failed + summary.modules.failed;
-  store.finishRun(runId, {
+  store.runs.finish(runId, {
     sources: moduleOutcomes,
     status: aborted ? 'aborted' : summary.ok ? 'ok' : failedSources === sources ? 'failed' : 'partial',
     summary: { ...summary, results: undefined, moduleResults: undefined },

@@ -12,7 +12,7 @@ import { matchPrefixPatterns } from '../gomod/match.js';
 import { parseSumdbSetting, SumdbClient, sumdbLookupPath, type SignedHead, type SumdbClientOptions, type TileCache } from '../sumdb/client.js';
 import { parseHash } from '../sumdb/tlog.js';
 import { createDispatcher, withAdvice, type RetryOptions } from '../net/index.js';
-import type { Store } from '../store/index.js';
+import type { Store, StoreSumdb } from '../store/index.js';
 import type { SumdbHeadRow } from '../store/sumdb.js';
 import type { SumCheck } from './modules.js';
 
@@ -40,7 +40,7 @@ export interface SumChecker extends SumCheck {
 
 /** Options for createSumChecker. */
 export interface SumCheckerOptions {
-  readonly store: Store;
+  readonly store: Pick<Store, 'sumdb'>;
   readonly config: Config;
   /** The checksum database client's dispatcher. @default a dispatcher with goModules.tls / caFile */
   readonly dispatcher?: SumdbClientOptions['dispatcher'];
@@ -56,12 +56,12 @@ export function signedHead(row: SumdbHeadRow): SignedHead {
 }
 
 /** A TileCache over the store: authenticated tiles become blobs indexed by (database, path). */
-export function storeTileCache(store: Store, database: string, signal?: AbortSignal): TileCache {
+export function storeTileCache(sumdb: StoreSumdb, database: string, signal?: AbortSignal): TileCache {
   return {
-    get: (path) => store.readSumdbFile(database, `${path}`, signal ? { signal } : {}),
+    get: (path) => sumdb.readFile(database, `${path}`, signal ? { signal } : {}),
     save: async (path, data) => {
-      if (store.getSumdbFile(database, path) !== undefined) return;
-      await store.putSumdbFile(database, path, data, signal ? { signal } : {});
+      if (sumdb.getFile(database, path) !== undefined) return;
+      await sumdb.putFile(database, path, data, signal ? { signal } : {});
     },
   };
 }
@@ -102,7 +102,7 @@ export function createSumChecker(opts: SumCheckerOptions): SumChecker | undefine
     opts.dispatcher ??
     createDispatcher({ tls: gm.tls, ...(gm.caFile ? { caFile: gm.caFile } : {}), ...(gm.idleTimeout !== undefined ? { bodyTimeoutMs: parseDuration(gm.idleTimeout) } : {}) });
   const database = setting.name;
-  const tileCache = storeTileCache(store, database);
+  const tileCache = storeTileCache(store.sumdb, database);
   // Connection failures (not HTTP answers) mean the database is out of reach from here.
   const advise = (err: unknown): unknown =>
     isFerryError(err) && (err.code === 'NETWORK' || err.code === 'TIMEOUT') ? withAdvice(err, sumdbUnreachableAdvice(database, setting.key)) : err;
@@ -123,7 +123,7 @@ export function createSumChecker(opts: SumCheckerOptions): SumChecker | undefine
     return run;
   };
   const known = (): SignedHead | undefined => {
-    const row = store.sumdbHead(database);
+    const row = store.sumdb.head(database);
     return row && signedHead(row);
   };
 
@@ -142,7 +142,7 @@ export function createSumChecker(opts: SumCheckerOptions): SumChecker | undefine
         throw advise(err);
       });
       if (res.advanced) {
-        store.putSumdbHead(database, { size: res.latest.n, hash: res.latest.hash.toString('base64'), note: res.latest.note.toString('utf8') });
+        store.sumdb.putHead(database, { size: res.latest.n, hash: res.latest.hash.toString('base64'), note: res.latest.note.toString('utf8') });
         logger?.info({ database, treeSize: res.latest.n, previous: before?.n ?? 0 }, 'checksum database head advanced (proved consistent)');
       }
       const ids = { module, version, op: 'sumCheck' };
@@ -165,22 +165,22 @@ export function createSumChecker(opts: SumCheckerOptions): SumChecker | undefine
         );
       }
       const lookupPath = sumdbLookupPath(module, version);
-      await store.putSumdbFile(database, lookupPath, raw, call);
-      store.putSumdbRecord({ name: database, module, version, recordId: res.recordId, text: res.text.toString('utf8'), lookupPath, headSize: res.latest.n });
+      await store.sumdb.putFile(database, lookupPath, raw, call);
+      store.sumdb.putRecord({ name: database, module, version, recordId: res.recordId, text: res.text.toString('utf8'), lookupPath, headSize: res.latest.n });
     });
   };
 
   const complete = (o: { signal?: AbortSignal } = {}): Promise<SumdbCompletion> =>
     locked(async () => {
-      const row = store.sumdbHead(database);
+      const row = store.sumdb.head(database);
       if (!row) return { database, treeSize: 0, records: 0, tiles: 0 };
       const head = signedHead(row);
-      const records = store.listSumdbRecords(database);
+      const records = store.sumdb.listRecords(database);
       const tiles = new Map<string, Buffer>();
       const call = o.signal ? { signal: o.signal } : {};
       try {
         await client.proveRecords(head, records.map((r) => ({ id: r.recordId, text: Buffer.from(r.text, 'utf8') })), tiles, call);
-        for (const h of store.sumdbHeads(database)) {
+        for (const h of store.sumdb.heads(database)) {
           if (h.exported && h.size < head.n) await client.checkTrees(signedHead(h), head, tiles, call);
         }
       } catch (err) {

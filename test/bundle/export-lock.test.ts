@@ -50,7 +50,7 @@ describe('export lock', () => {
       // Only the winner's bundle (tar, parts.json and its signature) is there.
       const name = (a as PromiseFulfilledResult<{ name: string }>).value.name;
       expect(bundleFiles(out).sort()).toEqual([`${name}.parts.json`, `${name}.parts.json.sig`, `${name}.tar`]);
-      expect(store.listBundles().map((x) => x.sequence)).toEqual([1]);
+      expect(store.bundles.list().map((x) => x.sequence)).toEqual([1]);
       // Released at the end: the next export runs.
       expect((await exportBundle({ store, outDir: out, signingKey: key })).sequence).toBe(2);
     } finally {
@@ -67,7 +67,7 @@ describe('export lock', () => {
 
     // Held by this (live) test process.
     const store = Store.open(storeDir);
-    const lock = store.lockExport();
+    const lock = store.bundles.lockExport();
     try {
       const r = await runFerry(['export', '-c', cfg]);
       expect(r.code).toBe(1);
@@ -82,7 +82,7 @@ describe('export lock', () => {
     // Held by a process that is then killed with SIGKILL: its lock is stale.
     const holder = spawn(
       process.execPath,
-      ['--input-type=module', '-e', `import { Store } from ${JSON.stringify(DIST_STORE)}; Store.open(${JSON.stringify(storeDir)}).lockExport(); process.stdout.write('locked\\n'); setInterval(() => {}, 1 << 30);`],
+      ['--input-type=module', '-e', `import { Store } from ${JSON.stringify(DIST_STORE)}; Store.open(${JSON.stringify(storeDir)}).bundles.lockExport(); process.stdout.write('locked\\n'); setInterval(() => {}, 1 << 30);`],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let said = '';
@@ -135,10 +135,10 @@ describe('export lock', () => {
     writeFileSync(file, text);
     // Something to export: a journal entry (a module version whose files are stored).
     const seed = Store.open(join(sub, 'store'));
-    const info = await seed.writeBlobBytes(undefined, Buffer.from('{"Version":"v1.0.0","Time":"2024-01-01T00:00:00Z"}'));
-    const mod = await seed.writeBlobBytes(undefined, Buffer.from('module example.com/m\n'));
-    seed.putModuleVersion({ module: 'example.com/m', version: 'v1.0.0', time: '2024-01-01T00:00:00Z', infoDigest: info.digest, modDigest: mod.digest, zipDigest: null, h1Zip: null, h1Mod: 'h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', root: 'example.com/m' });
-    const lock = seed.lockExport();
+    const info = await seed.content.writeBlobBytes(undefined, Buffer.from('{"Version":"v1.0.0","Time":"2024-01-01T00:00:00Z"}'));
+    const mod = await seed.content.writeBlobBytes(undefined, Buffer.from('module example.com/m\n'));
+    seed.modules.put({ module: 'example.com/m', version: 'v1.0.0', time: '2024-01-01T00:00:00Z', infoDigest: info.digest, modDigest: mod.digest, zipDigest: null, h1Zip: null, h1Mod: 'h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', root: 'example.com/m' });
+    const lock = seed.bundles.lockExport();
     const d = new Daemon({ configFile: file, logger: silent, processMetrics: false, catchUp: false });
     await d.start();
     try {

@@ -41,9 +41,9 @@ describe('export --only', () => {
 
   /** Records a module version of root MODULE (its files stored), as a module sync would. */
   async function putModule(version: string): Promise<void> {
-    const info = await store.writeBlobBytes(undefined, Buffer.from(`{"Version":"${version}","Time":"2024-01-01T00:00:00Z"}`));
-    const mod = await store.writeBlobBytes(undefined, Buffer.from(`module ${MODULE}\n`));
-    store.putModuleVersion({
+    const info = await store.content.writeBlobBytes(undefined, Buffer.from(`{"Version":"${version}","Time":"2024-01-01T00:00:00Z"}`));
+    const mod = await store.content.writeBlobBytes(undefined, Buffer.from(`module ${MODULE}\n`));
+    store.modules.put({
       module: MODULE,
       version,
       time: '2024-01-01T00:00:00Z',
@@ -114,14 +114,14 @@ describe('export --only', () => {
     expect(summary(mA)).toEqual({ images: [newA], modules: [] });
     expect(mA.sources).toEqual(['a']);
     // b and the module are still due: the daemon would export them.
-    expect(pendingChanges(store, store.lastBundle())).toBe(2);
+    expect(pendingChanges(store, store.bundles.last())).toBe(2);
 
     const plain = await exportBundle({ store, outDir: out(), signingKey: key });
     expect(plain).toMatchObject({ parent: onlyA.id, sources: null });
     const mPlain = await manifest(plain);
     expect(summary(mPlain)).toEqual({ images: [newB], modules: [mod] });
     expect(mPlain.sources).toBeUndefined();
-    expect(pendingChanges(store, store.lastBundle())).toBe(0);
+    expect(pendingChanges(store, store.bundles.last())).toBe(0);
     expect((await exportBundle({ store, outDir: out(), signingKey: key })).empty).toBe(true);
 
     // Rebuilds: since the full bundle, the union; since the partial one, what it did not carry.

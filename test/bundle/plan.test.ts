@@ -95,7 +95,7 @@ describe('the image plan', () => {
     const ledger = Ledger.open(join(out, 'ledger.db'));
     try {
       await expect(importBundles({ bundles: [out], trust: keys.trust, store, ledger, logger })).rejects.toMatchObject({ code: 'BUNDLE_INVALID', details: { file: PLAN_FILE } });
-      expect(store.listTags()).toEqual([]);
+      expect(store.tags.list()).toEqual([]);
     } finally {
       ledger.close();
       store.close();

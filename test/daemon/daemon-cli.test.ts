@@ -119,7 +119,7 @@ describe('ferry daemon (CLI)', () => {
     expect(await again.exited).toBe(0);
     const store = Store.open(join(dir, 'term-store'), { readonly: true });
     try {
-      expect(store.getTag({ registry: proxy.host, repository: 'term/app', tag: 'v1' })?.digest).toBe(img.top.digest);
+      expect(store.tags.get({ registry: proxy.host, repository: 'term/app', tag: 'v1' })?.digest).toBe(img.top.digest);
     } finally {
       store.close();
     }

@@ -94,7 +94,7 @@ describe('daemon (in-process)', () => {
     await d.stop();
     const store = Store.open(join(dir, 'pick-store'), { readonly: true });
     try {
-      expect(store.getTag({ registry: reg.host, repository: 'pick/app', tag: 'v2' })?.digest).toBe(v2.top.digest);
+      expect(store.tags.get({ registry: reg.host, repository: 'pick/app', tag: 'v2' })?.digest).toBe(v2.top.digest);
     } finally {
       store.close();
     }
@@ -143,8 +143,8 @@ describe('daemon (in-process)', () => {
     const store = Store.open(join(dir, 'grace-store'));
     try {
       expect((await store.fsck()).problems).toEqual([]);
-      expect(store.getTag({ registry: proxy.host, repository: 'grace/app', tag: 'v1' })).toBeUndefined();
-      expect(store.lastRuns(1)[0]?.status).toBe('aborted');
+      expect(store.tags.get({ registry: proxy.host, repository: 'grace/app', tag: 'v1' })).toBeUndefined();
+      expect(store.runs.last(1)[0]?.status).toBe('aborted');
     } finally {
       store.close();
     }
@@ -154,7 +154,7 @@ describe('daemon (in-process)', () => {
     await again.d.stop();
     const s2 = Store.open(join(dir, 'grace-store'), { readonly: true });
     try {
-      expect(s2.getTag({ registry: proxy.host, repository: 'grace/app', tag: 'v1' })?.digest).toBe(img.top.digest);
+      expect(s2.tags.get({ registry: proxy.host, repository: 'grace/app', tag: 'v1' })?.digest).toBe(img.top.digest);
     } finally {
       s2.close();
     }

@@ -116,10 +116,10 @@ describe('attestation manifests follow their image', () => {
     try {
       const s = await runSync({ config: cfg, store, logger, retry: { retries: 0 } });
       expect(s.failures).toEqual([]);
-      const row = store.listTags()[0]!;
+      const row = store.tags.list()[0]!;
       expect(row.keptDigests).toEqual([amd.digest, attAmd.digest].sort());
-      for (const d of [amd.digest, attAmd.digest, ...amd.layers, ...attAmd.layers]) expect(store.hasBlob(d), d).toBe(true);
-      for (const d of [arm.digest, attArm.digest, ...arm.layers, ...attArm.layers]) expect(store.hasBlob(d), d).toBe(false);
+      for (const d of [amd.digest, attAmd.digest, ...amd.layers, ...attAmd.layers]) expect(store.content.hasBlob(d), d).toBe(true);
+      for (const d of [arm.digest, attArm.digest, ...arm.layers, ...attArm.layers]) expect(store.content.hasBlob(d), d).toBe(false);
 
       const b = await exportBundle({ store, outDir: join(dir, 'out'), signingKey: keyPath, logger });
       const tar = join(dir, 'out', `${b.name}.tar`);

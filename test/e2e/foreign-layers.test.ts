@@ -151,9 +151,9 @@ describe('foreign layers', () => {
       );
       expect(s.foreignLayers.find((f) => f.digest === foreignDigest)?.urls).toEqual([`http://${layerHost.host}/layers/${foreignDigest.slice(7)}`]);
       expect(layerHost.seen).toEqual([]);
-      expect(store.listTags().map((t) => `${t.tag} ${t.digest}`).sort()).toEqual([`ltsc2019 ${docker.digest}`, `oci ${oci.digest}`]);
-      expect(store.hasBlob(foreignDigest)).toBe(false);
-      expect(store.hasBlob(docker.normal)).toBe(true);
+      expect(store.tags.list().map((t) => `${t.tag} ${t.digest}`).sort()).toEqual([`ltsc2019 ${docker.digest}`, `oci ${oci.digest}`]);
+      expect(store.content.hasBlob(foreignDigest)).toBe(false);
+      expect(store.content.hasBlob(docker.normal)).toBe(true);
 
       const fsck = await store.fsck();
       expect(fsck.problems).toEqual([]);
@@ -247,7 +247,7 @@ describe('foreign layers', () => {
     const store = Store.open(skip.store);
     try {
       expect((await runSync({ config: skip, store, logger, retry: { retries: 0 } })).failures).toEqual([]);
-      expect(store.hasBlob(foreignDigest)).toBe(false);
+      expect(store.content.hasBlob(foreignDigest)).toBe(false);
       const first = await exportBundle({ store, outDir: join(dir, 'out-switch'), signingKey: keyPath, logger });
       expect([...first.foreignLayers].sort()).toEqual([foreignDigest, ociForeignDigest].sort());
       const fetch = config('switch', 'fetch');
@@ -255,8 +255,8 @@ describe('foreign layers', () => {
       expect(s.failures).toEqual([]);
       // The tags did not move, but their closures gained the layers: they are journaled again.
       expect(s.tags.changed).toBe(2);
-      expect(store.hasBlob(foreignDigest)).toBe(true);
-      expect(store.hasBlob(ociForeignDigest)).toBe(true);
+      expect(store.content.hasBlob(foreignDigest)).toBe(true);
+      expect(store.content.hasBlob(ociForeignDigest)).toBe(true);
       expect((await store.fsck()).foreignLayers).toEqual([]);
       // Nothing changes afterwards: the next sync is HEADs only.
       const again = await runSync({ config: fetch, store, logger, retry: { retries: 0 } });
@@ -283,7 +283,7 @@ describe('foreign layers', () => {
       expect(s.foreignLayers.map((f) => [f.digest, f.stored]).sort()).toEqual([[foreignDigest, true], [ociForeignDigest, true]].sort());
       expect(layerHost.seen.map((r) => r.url).sort()).toEqual([`/layers/${foreignDigest.slice(7)}`, `/layers/${ociForeignDigest.slice(7)}`].sort());
       for (const r of layerHost.seen) expect(r.headers.authorization).toBeUndefined();
-      expect(store.hasBlob(foreignDigest)).toBe(true);
+      expect(store.content.hasBlob(foreignDigest)).toBe(true);
       expect((await store.fsck()).foreignLayers).toEqual([]);
 
       const out = join(dir, 'out-fetch');

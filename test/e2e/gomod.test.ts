@@ -78,7 +78,7 @@ describe('Go modules through ferry sync and ferry serve', () => {
     try {
       for (const g of got) {
         expect(g.Error).toBeUndefined();
-        const row = store.getModuleVersion(g.Path, g.Version);
+        const row = store.modules.get(g.Path, g.Version);
         expect(g.Sum).toBe(row?.h1Zip);
         expect(g.GoModSum).toBe(row?.h1Mod);
         expect(g.Sum).toBe(tree.sums.get(`${g.Path}@${g.Version}`)?.h1Zip);

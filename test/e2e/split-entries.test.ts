@@ -168,7 +168,7 @@ describe('one upstream repository in several image entries', () => {
     const store = Store.open(inner, { readonly: true });
     try {
       const src = `${up.host}/lab/app`;
-      expect(store.listTags().map((t) => [t.source, t.target, t.tag, t.keptDigests.length])).toEqual([
+      expect(store.tags.list().map((t) => [t.source, t.target, t.tag, t.keptDigests.length])).toEqual([
         [`${src}#mirror/all`, 'mirror/all', 'v1', 2],
         [`${src}#mirror/amd64`, 'mirror/amd64', 'v1', 1],
         [`${src}#mirror/v1`, 'mirror/v1', 'v1', 2],

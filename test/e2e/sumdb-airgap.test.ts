@@ -254,8 +254,8 @@ describe('checksum database across the air gap (CLI)', () => {
     expect(readFileSync(join(g, 'sumdb', db.name, 'lookup', GREET_ESC + '@v1.0.0'), 'utf8')).toContain(`${GREET} v1.0.0 `);
     const store = Store.open(st, { readonly: true });
     try {
-      expect(treeSize((await store.readSumdbFile(db.name, 'latest'))!)).toBe(newSize);
-      expect((await store.readSumdbFile(db.name, `lookup/${GREET_ESC}@v1.0.0`))?.toString()).toContain(`${GREET} v1.0.0 `);
+      expect(treeSize((await store.sumdb.readFile(db.name, 'latest'))!)).toBe(newSize);
+      expect((await store.sumdb.readFile(db.name, `lookup/${GREET_ESC}@v1.0.0`))?.toString()).toContain(`${GREET} v1.0.0 `);
     } finally {
       store.close();
     }

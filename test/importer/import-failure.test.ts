@@ -71,7 +71,7 @@ describe('a failed import', () => {
     try {
       // Already in the store before any import (left by something else): not this import's to remove.
       const before = fx.blobs.find((b) => b.mediaType === undefined)!;
-      await store.writeBlobBytes(before.digest, before.bytes);
+      await store.content.writeBlobBytes(before.digest, before.bytes);
 
       // A run killed after it had taken two blobs: what `take` wrote (store and ledger) stays,
       // and neither abort nor commit ever runs.
@@ -106,14 +106,14 @@ describe('a failed import', () => {
       expect((err as FerryError).message).toContain(`it had added to store:${store.dir} were removed`);
 
       // The store is as the first run found it: the one blob that was there, nothing else.
-      expect(store.hasBlob(before.digest)).toBe(true);
-      for (const d of added) expect(store.hasBlob(d), d).toBe(false);
+      expect(store.content.hasBlob(before.digest)).toBe(true);
+      for (const d of added) expect(store.content.hasBlob(d), d).toBe(false);
       expect(blobFiles(storeDir)).toEqual([before.digest]);
       const after = await store.fsck();
       expect(after.problems).toEqual([]);
       expect(after.unreferenced.map((b) => b.digest)).toEqual([before.digest]);
-      expect(store.listTags()).toEqual([]);
-      expect(store.listModuleVersions()).toEqual([]);
+      expect(store.tags.list()).toEqual([]);
+      expect(store.modules.list()).toEqual([]);
       expect(readdirSync(join(storeDir, 'tmp'))).toEqual([]);
       expect(ledger.bundleRecords(opened.manifest.id).map((r) => r.result)).toEqual(['failed']);
 

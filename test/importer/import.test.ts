@@ -308,9 +308,9 @@ describe('ferry import', () => {
     try {
       const r = await importBundles({ bundles: [join(dir, 'out-split', `${split.name}.tar.001`)], trust, store: s1, ledger: l1, logger });
       expect(r.bundles[0]!.status).toBe('imported');
-      expect(s1.getTag({ registry: up.host, repository: 'team/app', tag: 'v2' })?.digest).toBe(v2.digest);
-      expect(s1.getTag({ registry: up.host, repository: 'team/multi', tag: 'v1' })?.keptDigests).toEqual([amd2.digest]);
-      expect(s1.listModuleVersions().map((m) => m.version).sort()).toEqual(['v1.0.0', 'v1.1.0']);
+      expect(s1.tags.get({ registry: up.host, repository: 'team/app', tag: 'v2' })?.digest).toBe(v2.digest);
+      expect(s1.tags.get({ registry: up.host, repository: 'team/multi', tag: 'v1' })?.keptDigests).toEqual([amd2.digest]);
+      expect(s1.modules.list().map((m) => m.version).sort()).toEqual(['v1.0.0', 'v1.1.0']);
       expect((await s1.fsck()).problems).toEqual([]);
       // The store can carry it one hop further.
       const next = await exportBundle({ store: s1, outDir: join(dir, 'out-hop'), signingKey: keyPath, logger });

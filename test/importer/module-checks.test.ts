@@ -101,7 +101,7 @@ async function importBoth(out: string): Promise<{ tree: string; store: string; t
   const s = Store.open(store);
   try {
     const storeErr = await attempt({ store: s }, `${store}.ledger.db`);
-    if (storeErr !== undefined) expect(s.listModuleVersions()).toEqual([]);
+    if (storeErr !== undefined) expect(s.modules.list()).toEqual([]);
     return { tree, store, treeErr, storeErr };
   } finally {
     s.close();
@@ -234,7 +234,7 @@ describe('module checks at verify and import', () => {
     expect(treeFiles(sh.tree).sort()).toEqual(['example.com/m/@v/v1.0.0.info', 'example.com/m/@v/v1.0.0.mod']);
     const s = Store.open(store);
     try {
-      expect(s.getModuleVersion(M, V)).toMatchObject({ zipDigest: null, h1Zip: null, h1Mod: hashGoMod(Buffer.from(MOD)) });
+      expect(s.modules.get(M, V)).toMatchObject({ zipDigest: null, h1Zip: null, h1Mod: hashGoMod(Buffer.from(MOD)) });
     } finally {
       s.close();
     }

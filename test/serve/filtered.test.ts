@@ -31,11 +31,11 @@ describe('ferry serve: a platform-filtered tag', () => {
     idx = await layout.addIndex([amd, arm]);
     store = Store.open(join(work, 'store'));
     // What a sync with `platforms: [linux/amd64]` stores: the index and the amd64 image only.
-    for (const d of [amd.config, ...amd.layers]) await store.writeBlobBytes(d.digest, await layout.readBlob(d.digest), { mediaType: d.mediaType });
-    await store.putManifest({ digest: amd.digest, mediaType: amd.mediaType, bytes: amd.bytes, references: [amd.config, ...amd.layers], platform: 'linux/amd64' });
+    for (const d of [amd.config, ...amd.layers]) await store.content.writeBlobBytes(d.digest, await layout.readBlob(d.digest), { mediaType: d.mediaType });
+    await store.content.putManifest({ digest: amd.digest, mediaType: amd.mediaType, bytes: amd.bytes, references: [amd.config, ...amd.layers], platform: 'linux/amd64' });
     const refs: Descriptor[] = idx.manifests.map((m) => ({ mediaType: m.mediaType, digest: m.digest, size: m.size, ...(m.platform ? { platform: m.platform } : {}) }));
-    await store.putManifest({ digest: idx.digest, mediaType: idx.mediaType, bytes: idx.bytes, references: refs });
-    store.setTag({ registry: 'up.example', repository: 'lab/app', tag: 'v1', source: 'amd64', target: 'mirror/amd64', digest: idx.digest, mediaType: idx.mediaType, platforms: ['linux/amd64'], keptDigests: [amd.digest] });
+    await store.content.putManifest({ digest: idx.digest, mediaType: idx.mediaType, bytes: idx.bytes, references: refs });
+    store.tags.set({ registry: 'up.example', repository: 'lab/app', tag: 'v1', source: 'amd64', target: 'mirror/amd64', digest: idx.digest, mediaType: idx.mediaType, platforms: ['linux/amd64'], keptDigests: [amd.digest] });
     server = await startServe({ store, listen: '127.0.0.1:0' });
   });
 

@@ -47,8 +47,8 @@ async function putVersion(
   const gomod = opts.gomod ?? `module ${module}\n\ngo 1.19\n`;
   const time = opts.time ?? '2024-01-01T00:00:00Z';
   const info = `${JSON.stringify({ Version: version, Time: time })}\n`;
-  const infoDigest = (await store.writeBlobBytes(undefined, Buffer.from(info))).digest;
-  const modDigest = (await store.writeBlobBytes(undefined, Buffer.from(gomod))).digest;
+  const infoDigest = (await store.content.writeBlobBytes(undefined, Buffer.from(info))).digest;
+  const modDigest = (await store.content.writeBlobBytes(undefined, Buffer.from(gomod))).digest;
   let zipDigest: Digest | null = null;
   let h1Zip: string | null = null;
   if (opts.withZip !== false) {
@@ -57,28 +57,28 @@ async function putVersion(
     if (opts.zipGoMod !== false) files['go.mod'] = gomod;
     await writeModuleZip(file, module, version, files, new Date(time));
     const bytes = await readFile(file);
-    zipDigest = (await store.writeBlobBytes(undefined, bytes, { mediaType: 'application/zip' })).digest;
+    zipDigest = (await store.content.writeBlobBytes(undefined, bytes, { mediaType: 'application/zip' })).digest;
     h1Zip = await hashZip(file);
   }
   const h1Mod = hashGoMod(Buffer.from(gomod));
-  store.putModuleVersion({ module, version, time, infoDigest, modDigest, zipDigest, h1Zip, h1Mod, root: 'test' });
+  store.modules.put({ module, version, time, infoDigest, modDigest, zipDigest, h1Zip, h1Mod, root: 'test' });
   return { module, version, h1Zip, h1Mod, infoDigest };
 }
 
 /** Copies an image (config, layers, manifest) from a test layout into the store. */
 async function putImage(store: Store, b: OciLayoutBuilder, img: Image, platform?: string): Promise<void> {
-  for (const d of [img.config, ...img.layers]) await store.writeBlobBytes(d.digest, await b.readBlob(d.digest), { mediaType: d.mediaType });
+  for (const d of [img.config, ...img.layers]) await store.content.writeBlobBytes(d.digest, await b.readBlob(d.digest), { mediaType: d.mediaType });
   const refs: Descriptor[] = [img.config, ...img.layers].map((d) => ({ mediaType: d.mediaType, digest: d.digest, size: d.size }));
-  await store.putManifest({ digest: img.digest, mediaType: img.mediaType, bytes: img.bytes, references: refs, ...(platform ? { platform } : {}) });
+  await store.content.putManifest({ digest: img.digest, mediaType: img.mediaType, bytes: img.bytes, references: refs, ...(platform ? { platform } : {}) });
 }
 
 async function putIndex(store: Store, idx: Index): Promise<void> {
   const refs: Descriptor[] = idx.manifests.map((m) => ({ mediaType: m.mediaType, digest: m.digest, size: m.size, ...(m.platform ? { platform: m.platform } : {}) }));
-  await store.putManifest({ digest: idx.digest, mediaType: idx.mediaType, bytes: idx.bytes, references: refs });
+  await store.content.putManifest({ digest: idx.digest, mediaType: idx.mediaType, bytes: idx.bytes, references: refs });
 }
 
 function tag(store: Store, target: string, name: string, digest: Digest, mediaType: string, keptDigests: Digest[] = []): void {
-  store.setTag({ registry: 'upstream.example', repository: target, tag: name, source: target, target, digest, mediaType, platforms: null, keptDigests });
+  store.tags.set({ registry: 'upstream.example', repository: target, tag: name, source: target, target, digest, mediaType, platforms: null, keptDigests });
 }
 
 /** The environment of an isolated go command talking only to `proxy`. */
@@ -241,7 +241,7 @@ describe('ferry serve', () => {
       expect(zip.headers.get('content-type')).toBe('application/zip');
       const bytes = Buffer.from(await zip.arrayBuffer());
       expect(Number(zip.headers.get('content-length'))).toBe(bytes.length);
-      const row = store.getModuleVersion(UPPER, 'v1.2.0');
+      const row = store.modules.get(UPPER, 'v1.2.0');
       expect(sha(bytes)).toBe(row?.zipDigest);
     });
 

@@ -39,32 +39,32 @@ describe('writeBlob', () => {
   it('stores a good blob at its path, records it and reads it back verified', async () => {
     const { store, dir } = setup();
     const { bytes, digest } = blob('hello layer');
-    const r = await store.writeBlob(digest, Readable.from([bytes]), { size: bytes.length, mediaType: 'application/octet-stream' });
+    const r = await store.content.writeBlob(digest, Readable.from([bytes]), { size: bytes.length, mediaType: 'application/octet-stream' });
     expect(r).toEqual({ digest, size: bytes.length, written: true });
     const hex = digest.slice(7);
-    expect(store.blobPath(digest)).toBe(join(dir, 'blobs', 'sha256', hex.slice(0, 2), hex));
-    expect(readFileSync(store.blobPath(digest))).toEqual(bytes);
-    expect(store.hasBlob(digest)).toBe(true);
-    expect(store.blobSize(digest)).toBe(bytes.length);
-    expect(store.getBlob(digest)?.mediaType).toBe('application/octet-stream');
-    expect(await readAll(store.readBlob(digest))).toEqual(bytes);
-    expect(await store.readBlobBytes(digest, 1024)).toEqual(bytes);
+    expect(store.content.blobPath(digest)).toBe(join(dir, 'blobs', 'sha256', hex.slice(0, 2), hex));
+    expect(readFileSync(store.content.blobPath(digest))).toEqual(bytes);
+    expect(store.content.hasBlob(digest)).toBe(true);
+    expect(store.content.blobSize(digest)).toBe(bytes.length);
+    expect(store.content.getBlob(digest)?.mediaType).toBe('application/octet-stream');
+    expect(await readAll(store.content.readBlob(digest))).toEqual(bytes);
+    expect(await store.content.readBlobBytes(digest, 1024)).toEqual(bytes);
     expect(tmpFiles(dir)).toEqual([]);
   });
 
   it('stores an empty blob', async () => {
     const { store } = setup();
     const { bytes, digest } = blob('');
-    expect((await store.writeBlobBytes(undefined, bytes)).digest).toBe(digest);
-    expect(await store.readBlobBytes(digest, 0)).toEqual(Buffer.alloc(0));
+    expect((await store.content.writeBlobBytes(undefined, bytes)).digest).toBe(digest);
+    expect(await store.content.readBlobBytes(digest, 0)).toEqual(Buffer.alloc(0));
   });
 
   it('rejects a wrong digest: DIGEST_MISMATCH, nothing stored, tmp empty', async () => {
     const { store, dir } = setup();
     const wrong = blob('something else').digest;
-    await expectCode(store.writeBlob(wrong, Readable.from([Buffer.from('actual bytes')])), 'DIGEST_MISMATCH');
-    expect(store.hasBlob(wrong)).toBe(false);
-    expect(existsSync(store.blobPath(wrong))).toBe(false);
+    await expectCode(store.content.writeBlob(wrong, Readable.from([Buffer.from('actual bytes')])), 'DIGEST_MISMATCH');
+    expect(store.content.hasBlob(wrong)).toBe(false);
+    expect(existsSync(store.content.blobPath(wrong))).toBe(false);
     expect(tmpFiles(dir)).toEqual([]);
     expect(store.stats().blobs).toBe(0);
   });
@@ -72,10 +72,10 @@ describe('writeBlob', () => {
   it('rejects a wrong size, larger or smaller: SIZE_MISMATCH, nothing stored', async () => {
     const { store, dir } = setup();
     const { bytes, digest } = blob('twelve bytes');
-    await expectCode(store.writeBlob(digest, Readable.from([bytes]), { size: bytes.length - 1 }), 'SIZE_MISMATCH');
-    await expectCode(store.writeBlob(digest, Readable.from([bytes]), { size: bytes.length + 1 }), 'SIZE_MISMATCH');
-    expect(store.hasBlob(digest)).toBe(false);
-    expect(existsSync(store.blobPath(digest))).toBe(false);
+    await expectCode(store.content.writeBlob(digest, Readable.from([bytes]), { size: bytes.length - 1 }), 'SIZE_MISMATCH');
+    await expectCode(store.content.writeBlob(digest, Readable.from([bytes]), { size: bytes.length + 1 }), 'SIZE_MISMATCH');
+    expect(store.content.hasBlob(digest)).toBe(false);
+    expect(existsSync(store.content.blobPath(digest))).toBe(false);
     expect(tmpFiles(dir)).toEqual([]);
   });
 
@@ -86,17 +86,17 @@ describe('writeBlob', () => {
       yield Buffer.from('never ');
       throw new Error('connection reset');
     }
-    await expect(store.writeBlob(digest, failing())).rejects.toThrow('connection reset');
-    expect(store.hasBlob(digest)).toBe(false);
+    await expect(store.content.writeBlob(digest, failing())).rejects.toThrow('connection reset');
+    expect(store.content.hasBlob(digest)).toBe(false);
     expect(tmpFiles(dir)).toEqual([]);
   });
 
   it('an existing blob returns written:false and destroys the source unread', async () => {
     const { store } = setup();
     const { bytes, digest } = blob('already here');
-    await store.writeBlobBytes(digest, bytes);
+    await store.content.writeBlobBytes(digest, bytes);
     const src = countingSource([bytes]);
-    const r = await store.writeBlob(digest, src.stream, { size: bytes.length });
+    const r = await store.content.writeBlob(digest, src.stream, { size: bytes.length });
     expect(r).toEqual({ digest, size: bytes.length, written: false });
     expect(src.pulled()).toBe(0);
     expect(src.stream.destroyed).toBe(true);
@@ -105,15 +105,15 @@ describe('writeBlob', () => {
       started = true;
       yield bytes;
     }
-    expect((await store.writeBlob(digest, gen())).written).toBe(false);
+    expect((await store.content.writeBlob(digest, gen())).written).toBe(false);
     expect(started).toBe(false);
   });
 
   it('an existing blob with a different expected size is SIZE_MISMATCH', async () => {
     const { store } = setup();
     const { bytes, digest } = blob('sized');
-    await store.writeBlobBytes(digest, bytes);
-    await expectCode(store.writeBlob(digest, Readable.from([bytes]), { size: 99 }), 'SIZE_MISMATCH');
+    await store.content.writeBlobBytes(digest, bytes);
+    await expectCode(store.content.writeBlob(digest, Readable.from([bytes]), { size: 99 }), 'SIZE_MISMATCH');
   });
 
   it('merges concurrent writes of one digest: one file write, the other source unread', async () => {
@@ -122,12 +122,12 @@ describe('writeBlob', () => {
     const digest = sha256Digest(Buffer.concat(chunks));
     const a = countingSource(chunks);
     const b = countingSource(chunks);
-    const [ra, rb] = await Promise.all([store.writeBlob(digest, a.stream), store.writeBlob(digest, b.stream)]);
+    const [ra, rb] = await Promise.all([store.content.writeBlob(digest, a.stream), store.content.writeBlob(digest, b.stream)]);
     expect([ra.written, rb.written]).toEqual([true, false]);
     expect(a.pulled()).toBe(64);
     expect(b.pulled()).toBe(0);
     expect(b.stream.destroyed).toBe(true);
-    expect(statSync(store.blobPath(digest)).size).toBe(64 * 64 * 1024);
+    expect(statSync(store.content.blobPath(digest)).size).toBe(64 * 64 * 1024);
     expect(tmpFiles(dir)).toEqual([]);
   });
 
@@ -135,12 +135,12 @@ describe('writeBlob', () => {
     const { store } = setup();
     const { bytes, digest } = blob('the real content');
     const [ra, rb] = await Promise.allSettled([
-      store.writeBlob(digest, Readable.from([Buffer.from('corrupted content')])),
-      store.writeBlob(digest, Readable.from([bytes])),
+      store.content.writeBlob(digest, Readable.from([Buffer.from('corrupted content')])),
+      store.content.writeBlob(digest, Readable.from([bytes])),
     ]);
     expect(ra.status === 'rejected' && isFerryError(ra.reason, 'DIGEST_MISMATCH')).toBe(true);
     expect(rb.status === 'fulfilled' && rb.value.written).toBe(true);
-    expect(await store.readBlobBytes(digest, 100)).toEqual(bytes);
+    expect(await store.content.readBlobBytes(digest, 100)).toEqual(bytes);
   });
 
   it('streams a 50 MB blob without buffering it', async () => {
@@ -166,12 +166,12 @@ describe('writeBlob', () => {
         yield chunkAt(i);
       }
     }
-    const r = await store.writeBlob(digest, gen(), { size: CHUNK * COUNT });
+    const r = await store.content.writeBlob(digest, gen(), { size: CHUNK * COUNT });
     expect(r).toEqual({ digest, size: CHUNK * COUNT, written: true });
     expect(maxLag).toBeLessThan(16 * 1024 * 1024);
     const rh = createHash('sha256');
     let n = 0;
-    for await (const c of store.readBlob(digest)) {
+    for await (const c of store.content.readBlob(digest)) {
       rh.update(c as Buffer);
       n += (c as Buffer).length;
     }
@@ -189,33 +189,33 @@ describe('writeBlob', () => {
       await new Promise((r) => setImmediate(r));
       yield Buffer.from('not finish');
     }
-    await expectCode(store.writeBlob(digest, gen(), { signal: ac.signal }), 'ABORTED');
-    expect(store.hasBlob(digest)).toBe(false);
+    await expectCode(store.content.writeBlob(digest, gen(), { signal: ac.signal }), 'ABORTED');
+    expect(store.content.hasBlob(digest)).toBe(false);
     expect(tmpFiles(dir)).toEqual([]);
   });
 
   it('rewrites a blob whose file went missing', async () => {
     const { store } = setup();
     const { bytes, digest } = blob('restore me');
-    await store.writeBlobBytes(digest, bytes);
-    unlinkSync(store.blobPath(digest));
-    expect((await store.writeBlobBytes(digest, bytes)).written).toBe(true);
-    expect(readFileSync(store.blobPath(digest))).toEqual(bytes);
+    await store.content.writeBlobBytes(digest, bytes);
+    unlinkSync(store.content.blobPath(digest));
+    expect((await store.content.writeBlobBytes(digest, bytes)).written).toBe(true);
+    expect(readFileSync(store.content.blobPath(digest))).toEqual(bytes);
   });
 
   it('writeBlobBytes computes the digest or checks the given one', async () => {
     const { store } = setup();
     const { bytes, digest } = blob('{"a":1}');
-    expect(await store.writeBlobBytes(undefined, bytes)).toEqual({ digest, size: bytes.length, written: true });
-    await expectCode(store.writeBlobBytes(blob('x').digest, bytes), 'DIGEST_MISMATCH');
+    expect(await store.content.writeBlobBytes(undefined, bytes)).toEqual({ digest, size: bytes.length, written: true });
+    await expectCode(store.content.writeBlobBytes(blob('x').digest, bytes), 'DIGEST_MISMATCH');
   });
 
   it('many small writes at once all land durably in place, each recorded, tmp left empty', async () => {
     const { store, dir } = setup();
     const items = Array.from({ length: 300 }, (_, i) => blob(`small blob ${i}\n`));
-    const results = await Promise.all(items.map((b) => store.writeBlobBytes(b.digest, b.bytes)));
+    const results = await Promise.all(items.map((b) => store.content.writeBlobBytes(b.digest, b.bytes)));
     expect(results.every((r) => r.written)).toBe(true);
-    for (const b of items) expect(readFileSync(store.blobPath(b.digest))).toEqual(b.bytes);
+    for (const b of items) expect(readFileSync(store.content.blobPath(b.digest))).toEqual(b.bytes);
     expect(tmpFiles(dir)).toEqual([]);
     expect((await store.fsck()).problems).toEqual([]);
   });
@@ -227,20 +227,20 @@ describe('writeBlob', () => {
     // A regular file where the blob's shard directory should be: mkdir fails for that one only.
     const shard = join(dir, 'blobs', 'sha256', bad.digest.slice(7, 9));
     writeFileSync(shard, 'not a directory');
-    const [g, b] = await Promise.allSettled([store.writeBlobBytes(good.digest, good.bytes), store.writeBlobBytes(bad.digest, bad.bytes)]);
+    const [g, b] = await Promise.allSettled([store.content.writeBlobBytes(good.digest, good.bytes), store.content.writeBlobBytes(bad.digest, bad.bytes)]);
     expect(g.status).toBe('fulfilled');
     expect(b.status).toBe('rejected');
     const err = (b as PromiseRejectedResult).reason as { code: string; message: string; details: { op: string; file: string } };
     expect(err.code).toBe('STORE_IO');
     expect(err.details.op).toBe('mkdir');
     expect(err.message).toContain(shard);
-    expect(store.hasBlob(bad.digest)).toBe(false);
+    expect(store.content.hasBlob(bad.digest)).toBe(false);
     expect(tmpFiles(dir)).toEqual([]);
   });
 
   it('rejects a malformed digest', async () => {
     const { store } = setup();
-    await expectCode(store.writeBlob('sha256:xyz' as Digest, Readable.from([Buffer.from('a')])), 'DIGEST_INVALID');
+    await expectCode(store.content.writeBlob('sha256:xyz' as Digest, Readable.from([Buffer.from('a')])), 'DIGEST_INVALID');
   });
 });
 
@@ -248,34 +248,34 @@ describe('readBlob', () => {
   it('fails a damaged file with DIGEST_MISMATCH at the end; verify:false reads raw', async () => {
     const { store } = setup();
     const { bytes, digest } = blob('precious bytes');
-    await store.writeBlobBytes(digest, bytes);
+    await store.content.writeBlobBytes(digest, bytes);
     const damaged = Buffer.from(bytes);
     damaged[0] = (damaged[0] ?? 0) ^ 0xff;
-    writeFileSync(store.blobPath(digest), damaged);
-    await expectCode(readAll(store.readBlob(digest)), 'DIGEST_MISMATCH');
-    await expectCode(store.readBlobBytes(digest, 100), 'DIGEST_MISMATCH');
-    expect(await readAll(store.readBlob(digest, { verify: false }))).toEqual(damaged);
+    writeFileSync(store.content.blobPath(digest), damaged);
+    await expectCode(readAll(store.content.readBlob(digest)), 'DIGEST_MISMATCH');
+    await expectCode(store.content.readBlobBytes(digest, 100), 'DIGEST_MISMATCH');
+    expect(await readAll(store.content.readBlob(digest, { verify: false }))).toEqual(damaged);
   });
 
   it('a missing file is STORE_CORRUPT; an unknown blob is BLOB_UNKNOWN; a big one is BODY_TOO_LARGE', async () => {
     const { store } = setup();
     const { bytes, digest } = blob('gone soon');
-    await store.writeBlobBytes(digest, bytes);
-    await expectCode(store.readBlobBytes(digest, 2), 'BODY_TOO_LARGE');
-    unlinkSync(store.blobPath(digest));
-    await expectCode(readAll(store.readBlob(digest)), 'STORE_CORRUPT');
-    await expectCode(readAll(store.readBlob(digest, { verify: false })), 'STORE_CORRUPT');
-    expect(() => store.readBlob(blob('never').digest)).toThrow(expect.objectContaining({ code: 'BLOB_UNKNOWN' }));
+    await store.content.writeBlobBytes(digest, bytes);
+    await expectCode(store.content.readBlobBytes(digest, 2), 'BODY_TOO_LARGE');
+    unlinkSync(store.content.blobPath(digest));
+    await expectCode(readAll(store.content.readBlob(digest)), 'STORE_CORRUPT');
+    await expectCode(readAll(store.content.readBlob(digest, { verify: false })), 'STORE_CORRUPT');
+    expect(() => store.content.readBlob(blob('never').digest)).toThrow(expect.objectContaining({ code: 'BLOB_UNKNOWN' }));
   });
   it('an aborted read fails with ABORTED', async () => {
     const { store } = setup();
     const { bytes, digest } = blob('abort me');
-    await store.writeBlobBytes(digest, bytes);
+    await store.content.writeBlobBytes(digest, bytes);
     const ac = new AbortController();
-    const r = store.readBlob(digest, { signal: ac.signal });
+    const r = store.content.readBlob(digest, { signal: ac.signal });
     ac.abort();
     await expectCode(readAll(r), 'ABORTED');
-    await expectCode(store.readBlobBytes(digest, 100, { signal: ac.signal }), 'ABORTED');
+    await expectCode(store.content.readBlobBytes(digest, 100, { signal: ac.signal }), 'ABORTED');
   });
 });
 
@@ -321,12 +321,12 @@ describe('Store.open', () => {
     cleanups.push(t.cleanup);
     const w = Store.open(t.dir);
     const { bytes, digest } = blob('ro');
-    await w.writeBlobBytes(digest, bytes);
+    await w.content.writeBlobBytes(digest, bytes);
     const r = Store.open(t.dir, { readonly: true });
     expect(r.id).toBe(w.id);
-    expect(await r.readBlobBytes(digest, 10)).toEqual(bytes);
-    await expectCode(r.writeBlobBytes(undefined, Buffer.from('no')), 'STORE_IO');
-    expect(() => r.startRun('sync')).toThrow(expect.objectContaining({ code: 'STORE_IO' }));
+    expect(await r.content.readBlobBytes(digest, 10)).toEqual(bytes);
+    await expectCode(r.content.writeBlobBytes(undefined, Buffer.from('no')), 'STORE_IO');
+    expect(() => r.runs.start('sync')).toThrow(expect.objectContaining({ code: 'STORE_IO' }));
     r.close();
     w.close();
     expect(() => Store.open(join(t.dir, 'nope'), { readonly: true })).toThrow(expect.objectContaining({ code: 'STORE_NOT_FOUND' }));

@@ -29,20 +29,20 @@ async function fixture(): Promise<Fixture> {
   const { store } = t;
   const config = blob('{"architecture":"amd64"}');
   const layer = blob('layer bytes '.repeat(100));
-  await store.writeBlobBytes(config.digest, config.bytes);
-  await store.writeBlobBytes(layer.digest, layer.bytes);
+  await store.content.writeBlobBytes(config.digest, config.bytes);
+  await store.content.writeBlobBytes(layer.digest, layer.bytes);
   const refs: Descriptor[] = [
     { mediaType: MediaType.OciConfig, digest: config.digest, size: config.bytes.length },
     { mediaType: MediaType.OciLayout, digest: layer.digest, size: layer.bytes.length },
   ];
   const m = blob(JSON.stringify({ schemaVersion: 2, config: refs[0], layers: [refs[1]] }));
-  await store.putManifest({ digest: m.digest, mediaType: MediaType.OciManifest, bytes: m.bytes, references: refs });
+  await store.content.putManifest({ digest: m.digest, mediaType: MediaType.OciManifest, bytes: m.bytes, references: refs });
   const child: Descriptor = { mediaType: MediaType.OciManifest, digest: m.digest, size: m.bytes.length, platform: { os: 'linux', architecture: 'amd64' } };
   // The arm64 child is filtered out by platform: absent on purpose, not a problem.
   const skipped: Descriptor = { mediaType: MediaType.OciManifest, digest: blob('arm64 manifest').digest, size: 14, platform: { os: 'linux', architecture: 'arm64' } };
   const idx = blob(JSON.stringify({ schemaVersion: 2, manifests: [child, skipped] }));
-  await store.putManifest({ digest: idx.digest, mediaType: MediaType.OciIndex, bytes: idx.bytes, references: [child, skipped] });
-  store.setTag({
+  await store.content.putManifest({ digest: idx.digest, mediaType: MediaType.OciIndex, bytes: idx.bytes, references: [child, skipped] });
+  store.tags.set({
     registry: 'docker.io',
     repository: 'library/alpine',
     tag: '3',
@@ -56,8 +56,8 @@ async function fixture(): Promise<Fixture> {
   const info = blob('{"Version":"v1.0.0"}');
   const mod = blob('module example.com/m\n');
   const zip = blob('zip bytes');
-  for (const f of [info, mod, zip]) await store.writeBlobBytes(f.digest, f.bytes);
-  store.putModuleVersion({
+  for (const f of [info, mod, zip]) await store.content.writeBlobBytes(f.digest, f.bytes);
+  store.modules.put({
     module: 'example.com/m',
     version: 'v1.0.0',
     time: '2024-01-01T00:00:00Z',
@@ -83,7 +83,7 @@ describe('fsck', () => {
 
   it('detects a flipped byte', async () => {
     const { store, layer } = await fixture();
-    const file = store.blobPath(layer);
+    const file = store.content.blobPath(layer);
     const b = readFileSync(file);
     b[10] = (b[10] ?? 0) ^ 0x01;
     writeFileSync(file, b);
@@ -93,14 +93,14 @@ describe('fsck', () => {
 
   it('detects a truncated file as a size problem', async () => {
     const { store, config } = await fixture();
-    truncateSync(store.blobPath(config), 3);
+    truncateSync(store.content.blobPath(config), 3);
     expect((await store.fsck()).problems).toEqual([{ kind: 'size', digest: config, detail: expect.stringContaining('3 bytes') }]);
   });
 
   it('detects a missing file, and a tag whose manifest file is gone', async () => {
     const { store, layer, manifest } = await fixture();
-    unlinkSync(store.blobPath(layer));
-    unlinkSync(store.blobPath(manifest));
+    unlinkSync(store.content.blobPath(layer));
+    unlinkSync(store.content.blobPath(manifest));
     const kinds = (await store.fsck()).problems.map((p) => [p.kind, p.digest]);
     expect(kinds).toEqual(
       expect.arrayContaining([
@@ -117,14 +117,14 @@ describe('fsck', () => {
     const ghost = blob('never stored layer').digest;
     const refs: Descriptor[] = [{ mediaType: MediaType.OciLayout, digest: ghost, size: 18 }];
     const m = blob(JSON.stringify({ schemaVersion: 2, layers: refs }));
-    await store.putManifest({ digest: m.digest, mediaType: MediaType.OciManifest, bytes: m.bytes, references: refs });
+    await store.content.putManifest({ digest: m.digest, mediaType: MediaType.OciManifest, bytes: m.bytes, references: refs });
     expect((await store.fsck()).problems).toEqual([{ kind: 'dangling-ref', digest: ghost, detail: expect.stringContaining(m.digest) }]);
   });
 
   it('detects orphan files, well-formed or not', async () => {
     const { store, dir } = await fixture();
     const stray = blob('dropped here by hand');
-    const file = store.blobPath(stray.digest);
+    const file = store.content.blobPath(stray.digest);
     mkdirSync(join(file, '..'), { recursive: true });
     writeFileSync(file, stray.bytes);
     writeFileSync(join(dir, 'blobs', 'sha256', 'README'), 'not a blob');
@@ -157,18 +157,18 @@ describe('fsck', () => {
     const f = await fixture();
     const { store } = f;
     const stray = blob('left by an interrupted import');
-    await store.writeBlobBytes(stray.digest, stray.bytes);
-    const tile = await store.putSumdbFile('sum.example.com', 'tile/8/0/000', Buffer.from('tile bytes'));
+    await store.content.writeBlobBytes(stray.digest, stray.bytes);
+    const tile = await store.sumdb.putFile('sum.example.com', 'tile/8/0/000', Buffer.from('tile bytes'));
     const r = await store.fsck();
     expect(r.problems).toEqual([]);
     expect(r.unreferenced).toEqual([{ digest: stray.digest, size: stray.bytes.length }]);
     // Every other blob is used: by a manifest row, a reference, a kept child, a module version, a database file.
     const all = [f.config, f.layer, f.manifest, f.index, f.modZip, tile.digest, stray.digest];
-    const gone = await store.removeUnreferencedBlobs(all);
+    const gone = await store.content.removeUnreferencedBlobs(all);
     expect(gone).toEqual({ removed: [{ digest: stray.digest, size: stray.bytes.length }], bytes: stray.bytes.length });
-    expect(store.hasBlob(stray.digest)).toBe(false);
-    expect(() => readFileSync(store.blobPath(stray.digest))).toThrow();
-    for (const d of all.slice(0, -1)) expect(store.hasBlob(d), d).toBe(true);
+    expect(store.content.hasBlob(stray.digest)).toBe(false);
+    expect(() => readFileSync(store.content.blobPath(stray.digest))).toThrow();
+    for (const d of all.slice(0, -1)) expect(store.content.hasBlob(d), d).toBe(true);
     expect(await store.fsck()).toMatchObject({ problems: [], unreferenced: [] });
   });
 

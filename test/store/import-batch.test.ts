@@ -27,31 +27,31 @@ describe('importFile', () => {
   it('moves a file from makeTempDir into place by rename and records it', async () => {
     const { store: s, dir } = store();
     const b = blob('zip bytes');
-    const tmp = await s.makeTempDir('t');
+    const tmp = await s.content.makeTempDir('t');
     expect(tmp.startsWith(join(dir, 'tmp'))).toBe(true);
     const file = join(tmp, 'a.zip');
     writeFileSync(file, b.bytes);
-    const r = await s.importFile(file, b.digest, b.bytes.length, { mediaType: 'application/zip' });
+    const r = await s.content.importFile(file, b.digest, b.bytes.length, { mediaType: 'application/zip' });
     expect(r).toEqual({ digest: b.digest, size: b.bytes.length, written: true });
     expect(existsSync(file)).toBe(false);
-    expect(readFileSync(s.blobPath(b.digest))).toEqual(b.bytes);
-    expect(s.getBlob(b.digest)?.mediaType).toBe('application/zip');
+    expect(readFileSync(s.content.blobPath(b.digest))).toEqual(b.bytes);
+    expect(s.content.getBlob(b.digest)?.mediaType).toBe('application/zip');
   });
 
   it('leaves the file when the blob is already stored; refuses a wrong size', async () => {
     const { store: s } = store();
     const b = blob('same');
-    await s.writeBlobBytes(b.digest, b.bytes);
-    const tmp = await s.makeTempDir('t');
+    await s.content.writeBlobBytes(b.digest, b.bytes);
+    const tmp = await s.content.makeTempDir('t');
     const file = join(tmp, 'x');
     writeFileSync(file, b.bytes);
-    expect((await s.importFile(file, b.digest, b.bytes.length)).written).toBe(false);
+    expect((await s.content.importFile(file, b.digest, b.bytes.length)).written).toBe(false);
     expect(existsSync(file)).toBe(true);
     const other = blob('other bytes');
     writeFileSync(file, other.bytes);
-    const err = await s.importFile(file, other.digest, other.bytes.length + 1).catch((e: unknown) => e);
+    const err = await s.content.importFile(file, other.digest, other.bytes.length + 1).catch((e: unknown) => e);
     expect(isFerryError(err) && err.code).toBe('SIZE_MISMATCH');
-    expect(s.hasBlob(other.digest)).toBe(false);
+    expect(s.content.hasBlob(other.digest)).toBe(false);
   });
 });
 
@@ -63,14 +63,14 @@ describe('index:false and putModuleVersion(s) with blobs', () => {
     const zip = blob('zip');
     const zip2 = blob('zip2');
     for (const b of [info, mod, zip, zip2]) {
-      const r = await s.writeBlobBytes(b.digest, b.bytes, { index: false });
+      const r = await s.content.writeBlobBytes(b.digest, b.bytes, { index: false });
       expect(r.written).toBe(true);
-      expect(s.hasBlob(b.digest)).toBe(false);
+      expect(s.content.hasBlob(b.digest)).toBe(false);
     }
     // A second unindexed write of the same bytes is not written again.
-    expect((await s.writeBlobBytes(info.digest, info.bytes, { index: false })).written).toBe(false);
+    expect((await s.content.writeBlobBytes(info.digest, info.bytes, { index: false })).written).toBe(false);
     const blobs = (bs: Array<{ digest: Digest; bytes: Buffer }>): Array<{ digest: Digest; size: number }> => bs.map((b) => ({ digest: b.digest, size: b.bytes.length }));
-    const rs = s.putModuleVersions([
+    const rs = s.modules.putMany([
       { row: version('v1.0.0', info.digest, mod.digest, zip.digest), opts: { blobs: blobs([info, mod, zip]) } },
       { row: version('v1.1.0', info.digest, mod.digest, zip2.digest), opts: { blobs: blobs([info, mod, zip2]) } },
       // Not in place, not stored: this entry alone fails.
@@ -79,8 +79,8 @@ describe('index:false and putModuleVersion(s) with blobs', () => {
     expect(rs[0]).toMatchObject({ changed: true });
     expect(rs[1]).toMatchObject({ changed: true });
     expect(isFerryError(rs[2]) && rs[2].code).toBe('BLOB_UNKNOWN');
-    for (const b of [info, mod, zip, zip2]) expect(s.hasBlob(b.digest)).toBe(true);
-    expect(s.listModuleVersions().map((m) => m.version)).toEqual(['v1.0.0', 'v1.1.0']);
+    for (const b of [info, mod, zip, zip2]) expect(s.content.hasBlob(b.digest)).toBe(true);
+    expect(s.modules.list().map((m) => m.version)).toEqual(['v1.0.0', 'v1.1.0']);
     expect(tmpFiles(dir)).toEqual([]);
   });
 
@@ -88,18 +88,18 @@ describe('index:false and putModuleVersion(s) with blobs', () => {
     const { store: s } = store();
     const info = blob('i');
     const mod = blob('m');
-    await s.writeBlobBytes(info.digest, info.bytes);
-    await s.writeBlobBytes(mod.digest, mod.bytes);
+    await s.content.writeBlobBytes(info.digest, info.bytes);
+    await s.content.writeBlobBytes(mod.digest, mod.bytes);
     const zip = blob('never written');
     const err = (() => {
       try {
-        return s.putModuleVersion(version('v1.0.0', info.digest, mod.digest, zip.digest), { blobs: [{ digest: zip.digest, size: zip.bytes.length }] });
+        return s.modules.put(version('v1.0.0', info.digest, mod.digest, zip.digest), { blobs: [{ digest: zip.digest, size: zip.bytes.length }] });
       } catch (e) {
         return e;
       }
     })();
     expect(isFerryError(err) && err.code).toBe('BLOB_UNKNOWN');
-    expect(s.hasBlob(zip.digest)).toBe(false);
-    expect(s.listModuleVersions()).toEqual([]);
+    expect(s.content.hasBlob(zip.digest)).toBe(false);
+    expect(s.modules.list()).toEqual([]);
   });
 });

@@ -29,14 +29,14 @@ function setup(): { store: Store; dir: string; clock: ReturnType<typeof manualCl
 async function storeImage(store: Store, name: string, platform?: { os: string; architecture: string }): Promise<Descriptor> {
   const config = blob(`{"config":"${name}"}`);
   const layer = blob(`layer of ${name}`);
-  await store.writeBlobBytes(config.digest, config.bytes);
-  await store.writeBlobBytes(layer.digest, layer.bytes);
+  await store.content.writeBlobBytes(config.digest, config.bytes);
+  await store.content.writeBlobBytes(layer.digest, layer.bytes);
   const refs: Descriptor[] = [
     { mediaType: MediaType.OciConfig, digest: config.digest, size: config.bytes.length },
     { mediaType: MediaType.OciLayout, digest: layer.digest, size: layer.bytes.length },
   ];
   const m = blob(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: refs[0], layers: [refs[1]] }));
-  await store.putManifest({ digest: m.digest, mediaType: MediaType.OciManifest, bytes: m.bytes, references: refs });
+  await store.content.putManifest({ digest: m.digest, mediaType: MediaType.OciManifest, bytes: m.bytes, references: refs });
   return { mediaType: MediaType.OciManifest, digest: m.digest, size: m.bytes.length, ...(platform ? { platform } : {}) };
 }
 
@@ -61,12 +61,12 @@ describe('manifests', () => {
     const amd = await storeImage(store, 'amd64', { os: 'linux', architecture: 'amd64' });
     const arm = await storeImage(store, 'arm64', { os: 'linux', architecture: 'arm64' });
     const idx = blob(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [amd, arm] }));
-    await store.putManifest({ digest: idx.digest, mediaType: MediaType.OciIndex, bytes: idx.bytes, references: [amd, arm] });
+    await store.content.putManifest({ digest: idx.digest, mediaType: MediaType.OciIndex, bytes: idx.bytes, references: [amd, arm] });
 
-    expect(store.hasManifest(idx.digest)).toBe(true);
-    expect(store.hasBlob(idx.digest)).toBe(true);
-    expect(store.getBlob(idx.digest)?.mediaType).toBe(MediaType.OciIndex);
-    expect(store.getManifest(idx.digest)).toEqual({
+    expect(store.content.hasManifest(idx.digest)).toBe(true);
+    expect(store.content.hasBlob(idx.digest)).toBe(true);
+    expect(store.content.getBlob(idx.digest)?.mediaType).toBe(MediaType.OciIndex);
+    expect(store.content.getManifest(idx.digest)).toEqual({
       digest: idx.digest,
       mediaType: MediaType.OciIndex,
       size: idx.bytes.length,
@@ -75,22 +75,22 @@ describe('manifests', () => {
         { digest: arm.digest, mediaType: MediaType.OciManifest, size: arm.size, platform: 'linux/arm64' },
       ],
     });
-    const img = store.getManifest(amd.digest);
+    const img = store.content.getManifest(amd.digest);
     expect(img?.references.map((r) => r.mediaType)).toEqual([MediaType.OciConfig, MediaType.OciLayout]);
     expect(img?.references[0]).not.toHaveProperty('platform');
     // Putting the same manifest again changes nothing.
-    await store.putManifest({ digest: idx.digest, mediaType: MediaType.OciIndex, bytes: idx.bytes, references: [amd, arm] });
-    expect(store.getManifest(idx.digest)?.references).toHaveLength(2);
+    await store.content.putManifest({ digest: idx.digest, mediaType: MediaType.OciIndex, bytes: idx.bytes, references: [amd, arm] });
+    expect(store.content.getManifest(idx.digest)?.references).toHaveLength(2);
     expect(store.stats().manifests).toBe(3);
   });
 
   it('refuses manifest bytes that do not match the digest', async () => {
     const { store } = setup();
     const d = blob('a').digest;
-    await expect(store.putManifest({ digest: d, mediaType: MediaType.OciManifest, bytes: Buffer.from('b'), references: [] })).rejects.toMatchObject({
+    await expect(store.content.putManifest({ digest: d, mediaType: MediaType.OciManifest, bytes: Buffer.from('b'), references: [] })).rejects.toMatchObject({
       code: 'DIGEST_MISMATCH',
     });
-    expect(store.hasManifest(d)).toBe(false);
+    expect(store.content.hasManifest(d)).toBe(false);
   });
 });
 
@@ -99,42 +99,42 @@ describe('tags and the journal', () => {
     const { store, clock } = setup();
     const a = await storeImage(store, 'a');
     const b = await storeImage(store, 'b');
-    expect(store.currentSeq()).toBe(0);
+    expect(store.journal.currentSeq()).toBe(0);
 
-    const first = store.setTag(tagInput(a.digest));
+    const first = store.tags.set(tagInput(a.digest));
     expect(first).toEqual({ changed: true, seq: 1 });
-    const t0 = store.getTag(tagInput(a.digest));
+    const t0 = store.tags.get(tagInput(a.digest));
     expect(t0).toMatchObject({ digest: a.digest, checkedAt: '2025-01-01T00:00:00.000Z', changedAt: '2025-01-01T00:00:00.000Z', platforms: null, keptDigests: [] });
 
     clock.tick();
-    expect(store.setTag(tagInput(a.digest))).toEqual({ changed: false });
-    expect(store.currentSeq()).toBe(1);
-    expect(store.getTag(tagInput(a.digest))).toMatchObject({ checkedAt: '2025-01-01T00:00:01.000Z', changedAt: '2025-01-01T00:00:00.000Z' });
+    expect(store.tags.set(tagInput(a.digest))).toEqual({ changed: false });
+    expect(store.journal.currentSeq()).toBe(1);
+    expect(store.tags.get(tagInput(a.digest))).toMatchObject({ checkedAt: '2025-01-01T00:00:01.000Z', changedAt: '2025-01-01T00:00:00.000Z' });
 
     clock.tick();
-    store.touchTag(tagInput(a.digest));
-    expect(store.getTag(tagInput(a.digest))).toMatchObject({ checkedAt: '2025-01-01T00:00:02.000Z', changedAt: '2025-01-01T00:00:00.000Z' });
-    store.touchTag(tagInput(a.digest), '2025-02-01T00:00:00.000Z');
-    expect(store.getTag(tagInput(a.digest))?.checkedAt).toBe('2025-02-01T00:00:00.000Z');
-    expect(store.touchTag({ source: 'golang', registry: 'x', repository: 'y', tag: 'z' })).toBe(false);
+    store.tags.touch(tagInput(a.digest));
+    expect(store.tags.get(tagInput(a.digest))).toMatchObject({ checkedAt: '2025-01-01T00:00:02.000Z', changedAt: '2025-01-01T00:00:00.000Z' });
+    store.tags.touch(tagInput(a.digest), '2025-02-01T00:00:00.000Z');
+    expect(store.tags.get(tagInput(a.digest))?.checkedAt).toBe('2025-02-01T00:00:00.000Z');
+    expect(store.tags.touch({ source: 'golang', registry: 'x', repository: 'y', tag: 'z' })).toBe(false);
 
     clock.tick();
-    const moved = store.setTag(tagInput(b.digest));
+    const moved = store.tags.set(tagInput(b.digest));
     expect(moved).toEqual({ changed: true, seq: 2 });
-    expect(store.getTag(tagInput(b.digest))).toMatchObject({ digest: b.digest, changedAt: '2025-01-01T00:00:03.000Z' });
+    expect(store.tags.get(tagInput(b.digest))).toMatchObject({ digest: b.digest, changedAt: '2025-01-01T00:00:03.000Z' });
 
     // Target and kept-set changes are journaled too.
-    expect(store.setTag(tagInput(b.digest, { target: 'other/golang' }))).toEqual({ changed: true, seq: 3 });
+    expect(store.tags.set(tagInput(b.digest, { target: 'other/golang' }))).toEqual({ changed: true, seq: 3 });
     // Another source (image entry) mirroring the same tag owns a row of its own.
-    expect(store.setTag(tagInput(b.digest, { target: 'mirror/amd64', source: 'golang-amd64', platforms: ['linux/amd64'] }))).toEqual({ changed: true, seq: 4 });
-    expect(store.tagRows(tagInput(b.digest)).map((t) => [t.source, t.target, t.platforms])).toEqual([
+    expect(store.tags.set(tagInput(b.digest, { target: 'mirror/amd64', source: 'golang-amd64', platforms: ['linux/amd64'] }))).toEqual({ changed: true, seq: 4 });
+    expect(store.tags.rows(tagInput(b.digest)).map((t) => [t.source, t.target, t.platforms])).toEqual([
       ['golang', 'other/golang', null],
       ['golang-amd64', 'mirror/amd64', ['linux/amd64']],
     ]);
-    expect(store.getTag({ ...tagInput(b.digest), source: 'golang-amd64' })?.target).toBe('mirror/amd64');
-    expect(() => store.getTag({ registry: 'docker.io', repository: 'library/golang', tag: '1.22' })).toThrow(expect.objectContaining({ code: 'USAGE' }));
+    expect(store.tags.get({ ...tagInput(b.digest), source: 'golang-amd64' })?.target).toBe('mirror/amd64');
+    expect(() => store.tags.get({ registry: 'docker.io', repository: 'library/golang', tag: '1.22' })).toThrow(expect.objectContaining({ code: 'USAGE' }));
 
-    const entries = store.journalSince(0);
+    const entries = store.journal.since(0);
     expect(entries.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
     expect(entries[0]).toEqual({
       seq: 1,
@@ -150,9 +150,9 @@ describe('tags and the journal', () => {
     expect(entries[1]).toMatchObject({ digest: b.digest, previousDigest: a.digest });
     expect(entries[2]).toMatchObject({ digest: b.digest, previousDigest: b.digest, target: 'other/golang' });
     expect(entries[3]).toMatchObject({ digest: b.digest, source: 'golang-amd64', target: 'mirror/amd64' });
-    expect(store.journalSince(1).map((e) => e.seq)).toEqual([2, 3, 4]);
-    expect(store.journalSince(1, { until: 2 }).map((e) => e.seq)).toEqual([2]);
-    expect(store.journalSince(4)).toEqual([]);
+    expect(store.journal.since(1).map((e) => e.seq)).toEqual([2, 3, 4]);
+    expect(store.journal.since(1, { until: 2 }).map((e) => e.seq)).toEqual([2]);
+    expect(store.journal.since(4)).toEqual([]);
   });
 
   it('journals a change of the kept children of an index and stores them sorted', async () => {
@@ -160,37 +160,37 @@ describe('tags and the journal', () => {
     const amd = await storeImage(store, 'amd', { os: 'linux', architecture: 'amd64' });
     const arm = await storeImage(store, 'arm', { os: 'linux', architecture: 'arm64' });
     const idx = blob(JSON.stringify({ schemaVersion: 2, manifests: [amd, arm] }));
-    await store.putManifest({ digest: idx.digest, mediaType: MediaType.OciIndex, bytes: idx.bytes, references: [amd, arm] });
+    await store.content.putManifest({ digest: idx.digest, mediaType: MediaType.OciIndex, bytes: idx.bytes, references: [amd, arm] });
     const base = { mediaType: MediaType.OciIndex, platforms: ['linux/amd64'] };
-    expect(store.setTag(tagInput(idx.digest, { ...base, keptDigests: [amd.digest] })).changed).toBe(true);
-    expect(store.setTag(tagInput(idx.digest, { ...base, keptDigests: [amd.digest, amd.digest] })).changed).toBe(false);
+    expect(store.tags.set(tagInput(idx.digest, { ...base, keptDigests: [amd.digest] })).changed).toBe(true);
+    expect(store.tags.set(tagInput(idx.digest, { ...base, keptDigests: [amd.digest, amd.digest] })).changed).toBe(false);
     const both = [arm.digest, amd.digest];
-    expect(store.setTag(tagInput(idx.digest, { mediaType: MediaType.OciIndex, platforms: null, keptDigests: both })).changed).toBe(true);
-    expect(store.getTag(tagInput(idx.digest))?.keptDigests).toEqual([...both].sort());
-    expect(store.setTag(tagInput(idx.digest, { mediaType: MediaType.OciIndex, platforms: null, keptDigests: [...both].reverse() })).changed).toBe(false);
-    expect(store.currentSeq()).toBe(2);
+    expect(store.tags.set(tagInput(idx.digest, { mediaType: MediaType.OciIndex, platforms: null, keptDigests: both })).changed).toBe(true);
+    expect(store.tags.get(tagInput(idx.digest))?.keptDigests).toEqual([...both].sort());
+    expect(store.tags.set(tagInput(idx.digest, { mediaType: MediaType.OciIndex, platforms: null, keptDigests: [...both].reverse() })).changed).toBe(false);
+    expect(store.journal.currentSeq()).toBe(2);
   });
 
   it('refuses to move a tag to a manifest that is not stored', async () => {
     const { store } = setup();
     const a = await storeImage(store, 'a');
     const ghost = blob('ghost').digest;
-    expect(() => store.setTag(tagInput(ghost))).toThrow(expect.objectContaining({ code: 'MANIFEST_UNKNOWN', details: expect.objectContaining({ digest: ghost }) }));
-    expect(() => store.setTag(tagInput(a.digest, { keptDigests: [ghost] }))).toThrow(expect.objectContaining({ code: 'MANIFEST_UNKNOWN' }));
-    expect(store.currentSeq()).toBe(0);
-    expect(store.listTags()).toEqual([]);
+    expect(() => store.tags.set(tagInput(ghost))).toThrow(expect.objectContaining({ code: 'MANIFEST_UNKNOWN', details: expect.objectContaining({ digest: ghost }) }));
+    expect(() => store.tags.set(tagInput(a.digest, { keptDigests: [ghost] }))).toThrow(expect.objectContaining({ code: 'MANIFEST_UNKNOWN' }));
+    expect(store.journal.currentSeq()).toBe(0);
+    expect(store.tags.list()).toEqual([]);
   });
 
   it('lists tags by source, registry and repository', async () => {
     const { store } = setup();
     const a = await storeImage(store, 'a');
-    store.setTag(tagInput(a.digest, { tag: '1' }));
-    store.setTag(tagInput(a.digest, { tag: '2' }));
-    store.setTag(tagInput(a.digest, { registry: 'ghcr.io', repository: 'org/app', tag: 'v1', source: 'app' }));
-    expect(store.listTags().map((t) => t.tag)).toEqual(['1', '2', 'v1']);
-    expect(store.listTags({ source: 'app' }).map((t) => t.tag)).toEqual(['v1']);
-    expect(store.listTags({ registry: 'docker.io', repository: 'library/golang' }).map((t) => t.tag)).toEqual(['1', '2']);
-    expect(store.listTags({ repository: 'none' })).toEqual([]);
+    store.tags.set(tagInput(a.digest, { tag: '1' }));
+    store.tags.set(tagInput(a.digest, { tag: '2' }));
+    store.tags.set(tagInput(a.digest, { registry: 'ghcr.io', repository: 'org/app', tag: 'v1', source: 'app' }));
+    expect(store.tags.list().map((t) => t.tag)).toEqual(['1', '2', 'v1']);
+    expect(store.tags.list({ source: 'app' }).map((t) => t.tag)).toEqual(['v1']);
+    expect(store.tags.list({ registry: 'docker.io', repository: 'library/golang' }).map((t) => t.tag)).toEqual(['1', '2']);
+    expect(store.tags.list({ repository: 'none' })).toEqual([]);
   });
 });
 
@@ -199,7 +199,7 @@ describe('Go module versions', () => {
     const info = blob(`{"Version":"${v}","Time":"2024-01-01T00:00:00Z"}`);
     const mod = blob('module example.com/m\n');
     const zip = blob(`zip ${v}`);
-    for (const f of [info, mod, zip]) await store.writeBlobBytes(f.digest, f.bytes);
+    for (const f of [info, mod, zip]) await store.content.writeBlobBytes(f.digest, f.bytes);
     return { info: info.digest, mod: mod.digest, zip: zip.digest };
   }
 
@@ -218,22 +218,22 @@ describe('Go module versions', () => {
       h1Mod: 'h1:mod=',
       root: 'example.com/m',
     };
-    expect(store.putModuleVersion(row)).toEqual({ changed: true, seq: 1 });
+    expect(store.modules.put(row)).toEqual({ changed: true, seq: 1 });
     clock.tick();
-    expect(store.putModuleVersion(row)).toEqual({ changed: false });
-    expect(store.getModuleVersion('example.com/m', 'v1.0.0')).toEqual({ ...row, retracted: null, updatedAt: '2025-01-01T00:00:00.000Z' });
-    expect(store.putModuleVersion({ ...row, retracted: 'broken build' })).toEqual({ changed: true, seq: 2 });
-    expect(store.getModuleVersion('example.com/m', 'v1.0.0')?.updatedAt).toBe('2025-01-01T00:00:01.000Z');
-    store.putModuleVersion({ ...row, version: 'v1.1.0', infoDigest: f2.info, modDigest: f2.mod, zipDigest: null, h1Zip: null });
-    expect(store.journalSince(0)).toEqual([
+    expect(store.modules.put(row)).toEqual({ changed: false });
+    expect(store.modules.get('example.com/m', 'v1.0.0')).toEqual({ ...row, retracted: null, updatedAt: '2025-01-01T00:00:00.000Z' });
+    expect(store.modules.put({ ...row, retracted: 'broken build' })).toEqual({ changed: true, seq: 2 });
+    expect(store.modules.get('example.com/m', 'v1.0.0')?.updatedAt).toBe('2025-01-01T00:00:01.000Z');
+    store.modules.put({ ...row, version: 'v1.1.0', infoDigest: f2.info, modDigest: f2.mod, zipDigest: null, h1Zip: null });
+    expect(store.journal.since(0)).toEqual([
       { seq: 1, at: '2025-01-01T00:00:00.000Z', kind: 'module', source: 'example.com/m', module: 'example.com/m', version: 'v1.0.0', digest: f1.zip },
       { seq: 2, at: '2025-01-01T00:00:01.000Z', kind: 'module', source: 'example.com/m', module: 'example.com/m', version: 'v1.0.0', digest: f1.zip },
       { seq: 3, at: '2025-01-01T00:00:01.000Z', kind: 'module', source: 'example.com/m', module: 'example.com/m', version: 'v1.1.0', digest: f2.mod },
     ]);
-    expect(store.listModuleVersions().map((r) => r.version)).toEqual(['v1.0.0', 'v1.1.0']);
-    expect(store.listModuleVersions({ withZip: true }).map((r) => r.version)).toEqual(['v1.0.0']);
-    expect(store.listModuleVersions({ withZip: false }).map((r) => r.version)).toEqual(['v1.1.0']);
-    expect(store.listModuleVersions({ module: 'other' })).toEqual([]);
+    expect(store.modules.list().map((r) => r.version)).toEqual(['v1.0.0', 'v1.1.0']);
+    expect(store.modules.list({ withZip: true }).map((r) => r.version)).toEqual(['v1.0.0']);
+    expect(store.modules.list({ withZip: false }).map((r) => r.version)).toEqual(['v1.1.0']);
+    expect(store.modules.list({ module: 'other' })).toEqual([]);
     expect(store.stats().moduleVersions).toBe(2);
   });
 
@@ -241,29 +241,29 @@ describe('Go module versions', () => {
     const { store } = setup();
     const d = blob('missing').digest;
     expect(() =>
-      store.putModuleVersion({ module: 'm', version: 'v1.0.0', time: 't', infoDigest: d, modDigest: d, zipDigest: null, h1Zip: null, h1Mod: 'h1:x', root: 'm' }),
+      store.modules.put({ module: 'm', version: 'v1.0.0', time: 't', infoDigest: d, modDigest: d, zipDigest: null, h1Zip: null, h1Mod: 'h1:x', root: 'm' }),
     ).toThrow(expect.objectContaining({ code: 'BLOB_UNKNOWN', details: expect.objectContaining({ module: 'm', version: 'v1.0.0' }) }));
-    expect(store.currentSeq()).toBe(0);
+    expect(store.journal.currentSeq()).toBe(0);
   });
 
   it('remembers the last list digest of a module', () => {
     const { store, clock } = setup();
-    expect(store.getModuleList('example.com/m')).toBeUndefined();
-    store.setModuleList('example.com/m', blob('v1.0.0\n').digest);
+    expect(store.modules.getList('example.com/m')).toBeUndefined();
+    store.modules.setList('example.com/m', blob('v1.0.0\n').digest);
     clock.tick();
-    store.setModuleList('example.com/m', blob('v1.0.0\nv1.1.0\n').digest);
-    expect(store.getModuleList('example.com/m')).toEqual({ listDigest: blob('v1.0.0\nv1.1.0\n').digest, checkedAt: '2025-01-01T00:00:01.000Z' });
+    store.modules.setList('example.com/m', blob('v1.0.0\nv1.1.0\n').digest);
+    expect(store.modules.getList('example.com/m')).toEqual({ listDigest: blob('v1.0.0\nv1.1.0\n').digest, checkedAt: '2025-01-01T00:00:01.000Z' });
   });
 });
 
 describe('runs and sources', () => {
   it('starts, finishes and lists runs newest first', () => {
     const { store, clock } = setup();
-    const r1 = store.startRun('sync', { trigger: 'schedule' });
+    const r1 = store.runs.start('sync', { trigger: 'schedule' });
     clock.tick();
-    store.finishRun(r1, { status: 'partial', summary: { tags: 3 }, error: 'one source failed' });
-    const r2 = store.startRun('export');
-    expect(store.lastRuns()).toEqual([
+    store.runs.finish(r1, { status: 'partial', summary: { tags: 3 }, error: 'one source failed' });
+    const r2 = store.runs.start('export');
+    expect(store.runs.last()).toEqual([
       { id: r2, kind: 'export', status: 'running', startedAt: '2025-01-01T00:00:01.000Z', finishedAt: null, meta: undefined, summary: undefined, error: null },
       {
         id: r1,
@@ -276,23 +276,23 @@ describe('runs and sources', () => {
         error: 'one source failed',
       },
     ]);
-    expect(store.lastRuns(1)).toHaveLength(1);
-    expect(() => store.finishRun(r1, { status: 'ok' })).toThrow(expect.objectContaining({ code: 'INTERNAL' }));
+    expect(store.runs.last(1)).toHaveLength(1);
+    expect(() => store.runs.finish(r1, { status: 'ok' })).toThrow(expect.objectContaining({ code: 'INTERNAL' }));
   });
 
   it('marks runs of ended processes aborted at open', () => {
     const t = tempDir();
     cleanups.push(t.cleanup);
     const s = Store.open(t.dir);
-    const orphan = s.startRun('sync');
-    const mine = s.startRun('sync');
+    const orphan = s.runs.start('sync');
+    const mine = s.runs.start('sync');
     s.close();
     const dead = spawnSync(process.execPath, ['-e', '']).pid;
     const db = new Database(join(t.dir, 'ferry.db'));
     db.prepare('UPDATE runs SET pid = ? WHERE id = ?').run(dead, orphan);
     db.close();
     const s2 = Store.open(t.dir);
-    const runs = s2.lastRuns();
+    const runs = s2.runs.last();
     expect(runs.find((r) => r.id === orphan)).toMatchObject({ status: 'aborted', error: expect.stringContaining(String(dead)) });
     expect(runs.find((r) => r.id === mine)?.status).toBe('running');
     s2.close();
@@ -300,10 +300,10 @@ describe('runs and sources', () => {
 
   it('records source results', () => {
     const { store } = setup();
-    store.recordSourceResult('golang', { ok: true, at: '2025-01-01T01:00:00.000Z' });
-    store.recordSourceResult('golang', { ok: false, error: 'HTTP 503', at: '2025-01-01T02:00:00.000Z' });
-    store.recordSourceResult('alpine', { ok: false, error: 'denied' });
-    expect(store.sourceStates()).toEqual([
+    store.runs.recordSourceResult('golang', { ok: true, at: '2025-01-01T01:00:00.000Z' });
+    store.runs.recordSourceResult('golang', { ok: false, error: 'HTTP 503', at: '2025-01-01T02:00:00.000Z' });
+    store.runs.recordSourceResult('alpine', { ok: false, error: 'denied' });
+    expect(store.runs.sourceStates()).toEqual([
       { source: 'alpine', ok: false, lastRun: '2025-01-01T00:00:00.000Z', lastError: 'denied', lastErrorAt: '2025-01-01T00:00:00.000Z' },
       {
         source: 'golang',
@@ -314,29 +314,29 @@ describe('runs and sources', () => {
         lastErrorAt: '2025-01-01T02:00:00.000Z',
       },
     ]);
-    store.recordSourceResult('golang', { ok: true, at: '2025-01-01T03:00:00.000Z' });
-    expect(store.sourceStates()[1]).toMatchObject({ ok: true, lastOk: '2025-01-01T03:00:00.000Z', lastError: 'HTTP 503' });
+    store.runs.recordSourceResult('golang', { ok: true, at: '2025-01-01T03:00:00.000Z' });
+    expect(store.runs.sourceStates()[1]).toMatchObject({ ok: true, lastOk: '2025-01-01T03:00:00.000Z', lastError: 'HTTP 503' });
     expect(store.stats().sources).toBe(2);
   });
 
   it("records sources' outcomes and module list digests with the end of a run", () => {
     const { store } = setup();
     const list = blob('v1.0.0\n').digest;
-    const run = store.startRun('sync');
-    store.finishRun(run, {
+    const run = store.runs.start('sync');
+    store.runs.finish(run, {
       status: 'partial',
       sources: [
         { source: 'example.com/a', ok: true, moduleList: { module: 'example.com/a', listDigest: list } },
         { source: 'example.com/b', ok: false, error: 'HTTP 503' },
       ],
     });
-    expect(store.lastRuns(1)[0]).toMatchObject({ id: run, status: 'partial' });
-    expect(store.sourceStates()).toEqual([
+    expect(store.runs.last(1)[0]).toMatchObject({ id: run, status: 'partial' });
+    expect(store.runs.sourceStates()).toEqual([
       { source: 'example.com/a', ok: true, lastRun: '2025-01-01T00:00:00.000Z', lastOk: '2025-01-01T00:00:00.000Z' },
       { source: 'example.com/b', ok: false, lastRun: '2025-01-01T00:00:00.000Z', lastError: 'HTTP 503', lastErrorAt: '2025-01-01T00:00:00.000Z' },
     ]);
-    expect(store.getModuleList('example.com/a')).toEqual({ listDigest: list, checkedAt: '2025-01-01T00:00:00.000Z' });
-    expect(store.getModuleList('example.com/b')).toBeUndefined();
+    expect(store.modules.getList('example.com/a')).toEqual({ listDigest: list, checkedAt: '2025-01-01T00:00:00.000Z' });
+    expect(store.modules.getList('example.com/b')).toBeUndefined();
   });
 });
 
@@ -344,35 +344,35 @@ describe('bundles', () => {
   it('records a 3-bundle chain and unions the blobs carried along it', () => {
     const { store } = setup();
     const d = (s: string): Digest => blob(s).digest;
-    expect(store.nextBundleSequence()).toBe(1);
-    expect(store.lastBundle()).toBeUndefined();
+    expect(store.bundles.nextSequence()).toBe(1);
+    expect(store.bundles.last()).toBeUndefined();
     const common = { createdAt: '2025-01-01T00:00:00.000Z', files: [{ name: 'images.tar' }] };
-    store.addBundle({ ...common, id: 'b1', sequence: 1, parentId: null, seqFrom: 0, seqTo: 5, blobs: [d('x'), d('y')], moduleFiles: ['m/@v/v1.0.0.zip'] });
-    expect(store.nextBundleSequence()).toBe(2);
-    store.addBundle({ ...common, id: 'b2', sequence: 2, parentId: 'b1', seqFrom: 5, seqTo: 9, blobs: [d('z')] });
-    store.addBundle({ ...common, id: 'b3', sequence: 3, parentId: 'b2', seqFrom: 9, seqTo: 12, blobs: [d('w'), d('x')], moduleFiles: ['m/@v/v1.1.0.zip'] });
+    store.bundles.add({ ...common, id: 'b1', sequence: 1, parentId: null, seqFrom: 0, seqTo: 5, blobs: [d('x'), d('y')], moduleFiles: ['m/@v/v1.0.0.zip'] });
+    expect(store.bundles.nextSequence()).toBe(2);
+    store.bundles.add({ ...common, id: 'b2', sequence: 2, parentId: 'b1', seqFrom: 5, seqTo: 9, blobs: [d('z')] });
+    store.bundles.add({ ...common, id: 'b3', sequence: 3, parentId: 'b2', seqFrom: 9, seqTo: 12, blobs: [d('w'), d('x')], moduleFiles: ['m/@v/v1.1.0.zip'] });
 
-    expect(store.blobsCarriedByChain('b3')).toEqual(new Set([d('x'), d('y'), d('z'), d('w')]));
-    expect(store.blobsCarriedByChain('b2')).toEqual(new Set([d('x'), d('y'), d('z')]));
-    expect(store.blobsCarriedByChain('b1')).toEqual(new Set([d('x'), d('y')]));
-    expect(store.moduleFilesCarriedByChain('b3')).toEqual(new Set(['m/@v/v1.0.0.zip', 'm/@v/v1.1.0.zip']));
-    expect(() => store.blobsCarriedByChain('nope')).toThrow(expect.objectContaining({ code: 'CHAIN_BROKEN' }));
+    expect(store.bundles.blobsCarriedByChain('b3')).toEqual(new Set([d('x'), d('y'), d('z'), d('w')]));
+    expect(store.bundles.blobsCarriedByChain('b2')).toEqual(new Set([d('x'), d('y'), d('z')]));
+    expect(store.bundles.blobsCarriedByChain('b1')).toEqual(new Set([d('x'), d('y')]));
+    expect(store.bundles.moduleFilesCarriedByChain('b3')).toEqual(new Set(['m/@v/v1.0.0.zip', 'm/@v/v1.1.0.zip']));
+    expect(() => store.bundles.blobsCarriedByChain('nope')).toThrow(expect.objectContaining({ code: 'CHAIN_BROKEN' }));
 
-    expect(store.nextBundleSequence()).toBe(4);
-    expect(store.lastBundle()?.id).toBe('b3');
-    expect(store.getBundle(2)).toEqual({ ...common, id: 'b2', sequence: 2, parentId: 'b1', seqFrom: 5, seqTo: 9, sources: null, moduleFiles: [], blobCount: 1 });
-    expect(store.getBundle('b3')?.blobCount).toBe(2);
-    expect(store.getBundle('zz')).toBeUndefined();
-    expect(store.listBundles().map((b) => b.id)).toEqual(['b1', 'b2', 'b3']);
-    expect(store.bundleBlobs('b3')).toEqual([d('w'), d('x')].sort());
+    expect(store.bundles.nextSequence()).toBe(4);
+    expect(store.bundles.last()?.id).toBe('b3');
+    expect(store.bundles.get(2)).toEqual({ ...common, id: 'b2', sequence: 2, parentId: 'b1', seqFrom: 5, seqTo: 9, sources: null, moduleFiles: [], blobCount: 1 });
+    expect(store.bundles.get('b3')?.blobCount).toBe(2);
+    expect(store.bundles.get('zz')).toBeUndefined();
+    expect(store.bundles.list().map((b) => b.id)).toEqual(['b1', 'b2', 'b3']);
+    expect(store.bundles.blobs('b3')).toEqual([d('w'), d('x')].sort());
 
-    expect(() => store.addBundle({ ...common, id: 'b4', sequence: 4, parentId: 'missing', seqFrom: 12, seqTo: 13, blobs: [] })).toThrow(
+    expect(() => store.bundles.add({ ...common, id: 'b4', sequence: 4, parentId: 'missing', seqFrom: 12, seqTo: 13, blobs: [] })).toThrow(
       expect.objectContaining({ code: 'CHAIN_BROKEN' }),
     );
-    expect(() => store.addBundle({ ...common, id: 'b4', sequence: 3, parentId: 'b3', seqFrom: 12, seqTo: 13, blobs: [] })).toThrow(
+    expect(() => store.bundles.add({ ...common, id: 'b4', sequence: 3, parentId: 'b3', seqFrom: 12, seqTo: 13, blobs: [] })).toThrow(
       expect.objectContaining({ code: 'BUNDLE_INVALID' }),
     );
-    expect(store.listBundles()).toHaveLength(3);
+    expect(store.bundles.list()).toHaveLength(3);
   });
 });
 
@@ -380,7 +380,7 @@ describe('stats', () => {
   it('counts blobs, bytes, manifests, tags, sources, module versions and the journal', async () => {
     const { store } = setup();
     const a = await storeImage(store, 'a');
-    store.setTag(tagInput(a.digest));
+    store.tags.set(tagInput(a.digest));
     const s = store.stats();
     expect(s).toMatchObject({ blobs: 3, manifests: 1, tags: 1, sources: 1, moduleVersions: 0, journalSeq: 1 });
     expect(s.bytes).toBeGreaterThan(a.size);
@@ -393,13 +393,13 @@ describe('migrations and format', () => {
     cleanups.push(t.cleanup);
     const s1 = Store.open(t.dir);
     const a = await storeImage(s1, 'a');
-    s1.setTag(tagInput(a.digest));
+    s1.tags.set(tagInput(a.digest));
     const id = s1.id;
     s1.close();
     const s2 = Store.open(t.dir);
     expect(s2.id).toBe(id);
-    expect(s2.getTag(tagInput(a.digest))?.digest).toBe(a.digest);
-    expect(s2.currentSeq()).toBe(1);
+    expect(s2.tags.get(tagInput(a.digest))?.digest).toBe(a.digest);
+    expect(s2.journal.currentSeq()).toBe(1);
     s2.close();
     const db = new Database(join(t.dir, 'ferry.db'), { readonly: true });
     expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);

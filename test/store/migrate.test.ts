@@ -55,22 +55,22 @@ describe('store migrations', () => {
       expect(store.id).toBe('old-store');
       expect(store.stats()).toMatchObject({ tags: 1, moduleVersions: 1, journalSeq: 2 });
       // Module entries take their version's root as their source, like tags.
-      expect(store.journalSince(0).map((e) => [e.kind, e.source])).toEqual([
+      expect(store.journal.since(0).map((e) => [e.kind, e.source])).toEqual([
         ['tag', 'app'],
         ['module', 'example.com/root'],
       ]);
-      expect(store.getBundle('b1')).toMatchObject({ sequence: 1, seqTo: 2, sources: null, blobCount: 1 });
-      expect(store.listTags()).toEqual([expect.objectContaining({ source: 'app', tag: 'v1', target: 'mirror/app', digest: d('a') })]);
+      expect(store.bundles.get('b1')).toMatchObject({ sequence: 1, seqTo: 2, sources: null, blobCount: 1 });
+      expect(store.tags.list()).toEqual([expect.objectContaining({ source: 'app', tag: 'v1', target: 'mirror/app', digest: d('a') })]);
       // Tag rows are per source now: a second entry mirrors the same upstream tag beside the first.
       const second = { source: 'app-amd64', registry: 'r.example', repository: 'lab/app', tag: 'v1', target: 'mirror/amd64', digest: d('a'), mediaType: 'application/vnd.oci.image.manifest.v1+json', platforms: ['linux/amd64'], keptDigests: [] };
-      expect(store.setTag(second).changed).toBe(true);
-      expect(store.tagRows({ registry: 'r.example', repository: 'lab/app', tag: 'v1' }).map((t) => [t.source, t.target])).toEqual([
+      expect(store.tags.set(second).changed).toBe(true);
+      expect(store.tags.rows({ registry: 'r.example', repository: 'lab/app', tag: 'v1' }).map((t) => [t.source, t.target])).toEqual([
         ['app', 'mirror/app'],
         ['app-amd64', 'mirror/amd64'],
       ]);
       // Written from now on with their source.
-      store.putModuleVersion({ module: 'example.com/dep', version: 'v1.1.0', time: AT, infoDigest: d('b'), modDigest: d('e'), zipDigest: null, h1Zip: null, h1Mod: 'h1:y', root: 'example.com/root' });
-      expect(store.journalSince(2).map((e) => e.source)).toEqual(['app-amd64', 'example.com/root']);
+      store.modules.put({ module: 'example.com/dep', version: 'v1.1.0', time: AT, infoDigest: d('b'), modDigest: d('e'), zipDigest: null, h1Zip: null, h1Mod: 'h1:y', root: 'example.com/root' });
+      expect(store.journal.since(2).map((e) => e.source)).toEqual(['app-amd64', 'example.com/root']);
     } finally {
       store.close();
     }
@@ -93,10 +93,10 @@ describe('store migrations', () => {
       const children = [child('amd64'), child('arm64')];
       const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: children }));
       const digest = sha256Digest(bytes);
-      await store.putManifest({ digest, mediaType: MediaType.OciIndex, bytes, references: children.slice(0, 1) });
-      expect(store.getManifest(digest)?.references.map((r) => r.platform)).toEqual(['linux/amd64']);
-      await store.putManifest({ digest, mediaType: MediaType.OciIndex, bytes, references: children });
-      expect(store.getManifest(digest)?.references.map((r) => r.platform)).toEqual(['linux/amd64', 'linux/arm64']);
+      await store.content.putManifest({ digest, mediaType: MediaType.OciIndex, bytes, references: children.slice(0, 1) });
+      expect(store.content.getManifest(digest)?.references.map((r) => r.platform)).toEqual(['linux/amd64']);
+      await store.content.putManifest({ digest, mediaType: MediaType.OciIndex, bytes, references: children });
+      expect(store.content.getManifest(digest)?.references.map((r) => r.platform)).toEqual(['linux/amd64', 'linux/arm64']);
     } finally {
       store.close();
     }

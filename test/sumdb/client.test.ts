@@ -100,20 +100,20 @@ describe('SumdbClient', () => {
   it('the store keeps heads monotonic', () => {
     const store = Store.open(join(dir, 'store'));
     try {
-      expect(store.putSumdbHead('db', { size: 5, hash: 'aGFzaDU=', note: 'n5' })).toBe(true);
-      expect(store.putSumdbHead('db', { size: 5, hash: 'aGFzaDU=', note: 'n5' })).toBe(false);
-      expect(store.putSumdbHead('db', { size: 9, hash: 'aGFzaDk=', note: 'n9' })).toBe(true);
+      expect(store.sumdb.putHead('db', { size: 5, hash: 'aGFzaDU=', note: 'n5' })).toBe(true);
+      expect(store.sumdb.putHead('db', { size: 5, hash: 'aGFzaDU=', note: 'n5' })).toBe(false);
+      expect(store.sumdb.putHead('db', { size: 9, hash: 'aGFzaDk=', note: 'n9' })).toBe(true);
       for (const bad of [{ size: 7, hash: 'x' }, { size: 9, hash: 'other' }]) {
         let err: unknown;
         try {
-          store.putSumdbHead('db', { ...bad, note: 'n' });
+          store.sumdb.putHead('db', { ...bad, note: 'n' });
         } catch (e) {
           err = e;
         }
         expect(isFerryError(err, 'SUMDB_INCONSISTENT')).toBe(true);
       }
-      expect(store.sumdbHead('db')?.size).toBe(9);
-      expect(store.sumdbHeads('db').map((h) => h.size)).toEqual([5, 9]);
+      expect(store.sumdb.head('db')?.size).toBe(9);
+      expect(store.sumdb.heads('db').map((h) => h.size)).toEqual([5, 9]);
     } finally {
       store.close();
     }

@@ -181,8 +181,8 @@ describe('sync under registry faults', () => {
       expect(limited).toBe(2);
       // Retry-After: 1 was honoured (a recorded wait of one second each time, not slept for real).
       expect(rec.waits.filter((w) => w === 1000)).toHaveLength(2);
-      expect(store.getTag({ registry: reg.host, repository: 'rl/app', tag: 'v1' })?.digest).toBe(img.digest);
-      expect(store.hasBlob(layer)).toBe(true);
+      expect(store.tags.get({ registry: reg.host, repository: 'rl/app', tag: 'v1' })?.digest).toBe(img.digest);
+      expect(store.content.hasBlob(layer)).toBe(true);
       expect((await store.fsck()).problems).toEqual([]);
     } finally {
       store.close();
@@ -204,7 +204,7 @@ describe('sync under registry faults', () => {
       expect(s.ok).toBe(false);
       expect(s.failures).toHaveLength(1);
       expect(s.failures[0]).toMatchObject({ source: 'rl2', tag: 'v1', code: 'RATE_LIMITED' });
-      expect(store.listTags()).toEqual([]);
+      expect(store.tags.list()).toEqual([]);
     } finally {
       store.close();
     }
@@ -234,9 +234,9 @@ describe('sync under registry faults', () => {
       expect(resumedAt, 'the second GET asks for the rest with Range').not.toBeNull();
       expect(Number(resumedAt?.[1])).toBeGreaterThan(0);
       expect(Number(resumedAt?.[1])).toBeLessThanOrEqual(big.length / 2);
-      expect(store.hasBlob(bigDigest)).toBe(true);
-      expect(store.blobSize(bigDigest)).toBe(big.length);
-      expect(store.getTag({ registry: reg.host, repository: 'reset/app', tag: 'v1' })?.digest).toBe(img.digest);
+      expect(store.content.hasBlob(bigDigest)).toBe(true);
+      expect(store.content.blobSize(bigDigest)).toBe(big.length);
+      expect(store.tags.get({ registry: reg.host, repository: 'reset/app', tag: 'v1' })?.digest).toBe(img.digest);
       expect((await store.fsck()).problems).toEqual([]);
       expect(readdirSync(join(cfg.store, 'tmp'))).toEqual([]);
     } finally {
@@ -251,8 +251,8 @@ describe('sync under registry faults', () => {
     try {
       expect((await runSync({ config: cfg, store, logger })).ok).toBe(true);
       const key = { registry: reg.host, repository: 'wrong/app', tag: 'stable' };
-      expect(store.getTag(key)?.digest).toBe(v1.digest);
-      const seq = store.currentSeq();
+      expect(store.tags.get(key)?.digest).toBe(v1.digest);
+      const seq = store.journal.currentSeq();
 
       // The tag moves upstream to an image whose new layer the registry serves corrupted.
       const good = randomData(50_000, 'wrong-layer');
@@ -272,13 +272,13 @@ describe('sync under registry faults', () => {
       expect(s.failures).toHaveLength(1);
       expect(s.failures[0]).toMatchObject({ source: 'wrong', tag: 'stable', code: 'DIGEST_MISMATCH' });
       expect(s.failures[0]?.message).toContain(goodDigest);
-      expect(store.hasBlob(goodDigest)).toBe(false);
-      expect(store.hasManifest(v2.digest)).toBe(false);
-      expect(store.getTag(key)?.digest).toBe(v1.digest);
-      expect(store.currentSeq()).toBe(seq);
+      expect(store.content.hasBlob(goodDigest)).toBe(false);
+      expect(store.content.hasManifest(v2.digest)).toBe(false);
+      expect(store.tags.get(key)?.digest).toBe(v1.digest);
+      expect(store.journal.currentSeq()).toBe(seq);
       expect(readdirSync(join(cfg.store, 'tmp'))).toEqual([]);
       expect((await store.fsck()).problems).toEqual([]);
-      expect(store.sourceStates().find((x) => x.source === 'wrong')).toMatchObject({ ok: false });
+      expect(store.runs.sourceStates().find((x) => x.source === 'wrong')).toMatchObject({ ok: false });
     } finally {
       store.close();
     }
@@ -317,8 +317,8 @@ describe('sync under registry faults', () => {
     };
     const { cfg, store } = setup({ straggler: `${reg.host}/straggler/app` });
     // Observes the layer's write failing (the store refuses the bytes).
-    const writeBlob = store.writeBlob.bind(store);
-    store.writeBlob = (d, source, opts) => {
+    const writeBlob = store.content.writeBlob.bind(store.content);
+    store.content.writeBlob = (d, source, opts) => {
       const p = writeBlob(d, source, opts);
       if (d === layerDigest) {
         p.catch(() =>
@@ -334,7 +334,7 @@ describe('sync under registry faults', () => {
       const s = await runSync({ config: cfg, store, logger, retry: { retries: 0, baseDelayMs: 1, maxDelayMs: 5 } });
       order.push('sync-returned');
       // What the CLI would find when it closes the store now: nothing of this pass still being written.
-      const configStored = store.hasBlob(img.config);
+      const configStored = store.content.hasBlob(img.config);
       const tmp = readdirSync(join(cfg.store, 'tmp'));
       release();
       expect(s.failures).toMatchObject([{ source: 'straggler', tag: 'v1', code: 'DIGEST_MISMATCH' }]);
@@ -366,11 +366,11 @@ describe('sync under registry faults', () => {
       expect(s.failures[0]?.message).toContain('500');
       // First try plus two retries, then it gives up.
       expect(reg.seen('GET', '/broken/app/manifests/')).toHaveLength(3);
-      expect(store.getTag({ registry: reg.host, repository: 'broken/app', tag: 'v1' })).toBeUndefined();
-      expect(store.getTag({ registry: other.host, repository: 'fine/app', tag: 'v1' })?.digest).toBe(fine.digest);
-      for (const d of fine.blobs.keys()) expect(store.hasBlob(d)).toBe(true);
+      expect(store.tags.get({ registry: reg.host, repository: 'broken/app', tag: 'v1' })).toBeUndefined();
+      expect(store.tags.get({ registry: other.host, repository: 'fine/app', tag: 'v1' })?.digest).toBe(fine.digest);
+      for (const d of fine.blobs.keys()) expect(store.content.hasBlob(d)).toBe(true);
       expect((await store.fsck()).problems).toEqual([]);
-      expect(store.lastRuns(1)[0]?.status).toBe('partial');
+      expect(store.runs.last(1)[0]?.status).toBe('partial');
     } finally {
       store.close();
     }

@@ -126,8 +126,8 @@ describe('image sync against real registries', () => {
     try {
       const s = await sync(cfg, store);
       expect(s.failures).toEqual([]);
-      return store
-        .listTags()
+      return store.tags
+        .list()
         .map((t) => t.tag)
         .sort();
     } finally {
@@ -159,21 +159,21 @@ describe('image sync against real registries', () => {
       expect(s.images).toEqual({ checked: 4, changed: 4, unchanged: 0, failed: 0 });
       expect(s.tags.checked).toBe(upstream.size);
 
-      const tags = store.listTags();
+      const tags = store.tags.list();
       expect(tags).toHaveLength(upstream.size);
       for (const ref of upstream.keys()) {
         const [hostRepo, tag] = [ref.slice(0, ref.lastIndexOf(':')), ref.slice(ref.lastIndexOf(':') + 1)];
         const registry = hostRepo.slice(0, hostRepo.indexOf('/'));
         const repository = hostRepo.slice(hostRepo.indexOf('/') + 1);
-        const row = store.getTag({ registry, repository, tag });
+        const row = store.tags.get({ registry, repository, tag });
         expect(row, ref).toBeDefined();
         expect(row?.digest, ref).toBe(await upstreamDigest(ref));
       }
       // Every index child (no platform filter), config and layer is stored, with exact bytes.
       for (const d of [idx.digest, amd.digest, arm.digest, base.digest, amdOnly.digest, armOnly.digest, amd.config.digest, arm.config.digest]) {
-        expect(store.hasBlob(d), d).toBe(true);
+        expect(store.content.hasBlob(d), d).toBe(true);
       }
-      expect(store.getManifest(idx.digest)?.references.map((r) => r.digest)).toEqual([amd.digest, arm.digest]);
+      expect(store.content.getManifest(idx.digest)?.references.map((r) => r.digest)).toEqual([amd.digest, arm.digest]);
       const fsck = await store.fsck();
       expect(fsck.problems).toEqual([]);
 
@@ -191,7 +191,7 @@ describe('image sync against real registries', () => {
     });
 
     it('a second sync with nothing changed sends only HEADs and writes nothing', async () => {
-      const seq = store.currentSeq();
+      const seq = store.journal.currentSeq();
       const before = store.stats();
       for (const r of [open, basic, token]) r.clearRequests();
       const s = await sync(cfg, store);
@@ -209,7 +209,7 @@ describe('image sync against real registries', () => {
         heads += reqs.filter((q) => q.method === 'HEAD' && q.path.includes('/manifests/') && q.status === 200).length;
       }
       expect(heads).toBe(upstream.size);
-      expect(store.currentSeq()).toBe(seq);
+      expect(store.journal.currentSeq()).toBe(seq);
       const after = store.stats();
       expect(after.blobs).toBe(before.blobs);
       expect(after.bytes).toBe(before.bytes);
@@ -218,14 +218,14 @@ describe('image sync against real registries', () => {
 
     it('a tag moved upstream fetches only the new blobs and journals one entry with the previous digest', async () => {
       const ref = `${open.host}/team/app:latest`;
-      const old = store.getTag({ registry: open.host, repository: 'team/app', tag: 'latest' });
+      const old = store.tags.get({ registry: open.host, repository: 'team/app', tag: 'latest' });
       expect(old).toBeDefined();
       const moved = await single('app-latest-moved');
       await push('latest', moved, ref);
       const newBlobs = [moved.config.digest, (moved.layers[1] as Layer).digest].sort();
       // The base layer is shared with the old image: it must not travel again.
       expect(moved.layers[0]?.digest).toBe(base.digest);
-      const seq = store.currentSeq();
+      const seq = store.journal.currentSeq();
       open.clearRequests();
 
       const s = await sync(cfg, store);
@@ -238,7 +238,7 @@ describe('image sync against real registries', () => {
       expect(manifestGets(reqs).map((r) => r.path)).toEqual([`/v2/team/app/manifests/${moved.digest}`]);
       expect(s.blobs.fetched).toBe(2);
 
-      const journal = store.journalSince(seq);
+      const journal = store.journal.since(seq);
       expect(journal).toHaveLength(1);
       expect(journal[0]).toMatchObject({
         kind: 'tag',
@@ -248,7 +248,7 @@ describe('image sync against real registries', () => {
         digest: moved.digest,
         previousDigest: old?.digest,
       });
-      expect(store.getTag({ registry: open.host, repository: 'team/app', tag: 'latest' })?.digest).toBe(await upstreamDigest(ref));
+      expect(store.tags.get({ registry: open.host, repository: 'team/app', tag: 'latest' })?.digest).toBe(await upstreamDigest(ref));
       expect((await store.fsck()).problems).toEqual([]);
     });
   });
@@ -259,19 +259,19 @@ describe('image sync against real registries', () => {
     try {
       const s = await sync(cfg, store);
       expect(s.failures).toEqual([]);
-      const t = store.getTag({ registry: open.host, repository: 'team/app', tag: 'v1.0.0' });
+      const t = store.tags.get({ registry: open.host, repository: 'team/app', tag: 'v1.0.0' });
       expect(t?.digest).toBe(idx.digest);
       expect(t?.keptDigests).toEqual([arm.digest]);
       expect(t?.platforms).toEqual(['linux/arm64']);
       // The index is kept byte for byte (it still names both children).
-      expect(store.hasManifest(idx.digest)).toBe(true);
-      expect(store.hasManifest(arm.digest)).toBe(true);
-      expect(store.getManifest(arm.digest)?.platform).toBe('linux/arm64/v8');
-      expect(store.hasManifest(amd.digest)).toBe(false);
-      expect(store.hasBlob(amd.digest)).toBe(false);
-      expect(store.hasBlob(amdOnly.digest)).toBe(false);
-      expect(store.hasBlob(amd.config.digest)).toBe(false);
-      for (const d of [base.digest, armOnly.digest, arm.config.digest]) expect(store.hasBlob(d), d).toBe(true);
+      expect(store.content.hasManifest(idx.digest)).toBe(true);
+      expect(store.content.hasManifest(arm.digest)).toBe(true);
+      expect(store.content.getManifest(arm.digest)?.platform).toBe('linux/arm64/v8');
+      expect(store.content.hasManifest(amd.digest)).toBe(false);
+      expect(store.content.hasBlob(amd.digest)).toBe(false);
+      expect(store.content.hasBlob(amdOnly.digest)).toBe(false);
+      expect(store.content.hasBlob(amd.config.digest)).toBe(false);
+      for (const d of [base.digest, armOnly.digest, arm.config.digest]) expect(store.content.hasBlob(d), d).toBe(true);
       expect((await store.fsck()).problems).toEqual([]);
 
       // Widening the filter to both platforms moves nothing upstream but fetches the amd64 child.
@@ -279,8 +279,8 @@ describe('image sync against real registries', () => {
       const s2 = await sync(both, store);
       expect(s2.failures).toEqual([]);
       expect(s2.tags.changed).toBe(1);
-      expect(store.getTag({ registry: open.host, repository: 'team/app', tag: 'v1.0.0' })?.keptDigests).toEqual([amd.digest, arm.digest].sort());
-      expect(store.hasBlob(amdOnly.digest)).toBe(true);
+      expect(store.tags.get({ registry: open.host, repository: 'team/app', tag: 'v1.0.0' })?.keptDigests).toEqual([amd.digest, arm.digest].sort());
+      expect(store.content.hasBlob(amdOnly.digest)).toBe(true);
       expect((await store.fsck()).problems).toEqual([]);
     } finally {
       store.close();

@@ -81,9 +81,9 @@ describe('Go module metadata at sync', () => {
       expect([...byModule.keys()].sort()).toEqual(['example.com/legacybad', 'example.com/twofaced']);
       expect(byModule.get('example.com/twofaced')).toMatchObject({ code: 'MODULE_INVALID', message: expect.stringContaining("example.com/twofaced@v1.0.0: the zip's go.mod") });
       expect(byModule.get('example.com/legacybad')).toMatchObject({ code: 'MODULE_INVALID', message: expect.stringContaining('the zip has no go.mod') });
-      expect(store.getModuleVersion('example.com/twofaced', 'v1.0.0')).toBeUndefined();
-      expect(store.getModuleVersion('example.com/legacybad', 'v1.0.0')).toBeUndefined();
-      expect(store.getModuleVersion('example.com/legacy', 'v1.0.0')).toMatchObject({ h1Zip: tree.sums.get('example.com/legacy@v1.0.0')?.h1Zip });
+      expect(store.modules.get('example.com/twofaced', 'v1.0.0')).toBeUndefined();
+      expect(store.modules.get('example.com/legacybad', 'v1.0.0')).toBeUndefined();
+      expect(store.modules.get('example.com/legacy', 'v1.0.0')).toMatchObject({ h1Zip: tree.sums.get('example.com/legacy@v1.0.0')?.h1Zip });
     } finally {
       store.close();
     }
@@ -95,7 +95,7 @@ describe('Go module metadata at sync', () => {
     try {
       const s = await runSync({ config: cfg, store, logger });
       expect(s.failures).toMatchObject([{ module: 'example.com/twoinfo', version: 'v1.0.0', code: 'VERSION_INVALID', message: expect.stringContaining('v1.0.1') }]);
-      expect(store.listModuleVersions()).toEqual([]);
+      expect(store.modules.list()).toEqual([]);
     } finally {
       store.close();
     }
@@ -115,12 +115,12 @@ describe('Go module metadata at sync', () => {
         { source: 'example.com/app', module: 'example.com/lib', version: 'v1.0.0', message: expect.stringContaining('example.com/lib@v1.0.0: the proxy has no zip') },
       ]);
       for (const m of ['example.com/lib', 'example.com/gone']) {
-        const row = store.getModuleVersion(m, 'v1.0.0');
+        const row = store.modules.get(m, 'v1.0.0');
         expect(row, m).toMatchObject({ zipDigest: null, h1Zip: null, h1Mod: tree.sums.get(`${m}@v1.0.0`)?.h1Mod });
-        expect(store.hasBlob(row!.infoDigest)).toBe(true);
-        expect(store.hasBlob(row!.modDigest)).toBe(true);
+        expect(store.content.hasBlob(row!.infoDigest)).toBe(true);
+        expect(store.content.hasBlob(row!.modDigest)).toBe(true);
       }
-      expect(store.getModuleVersion('example.com/app', 'v1.0.0')?.zipDigest).toMatch(/^sha256:/);
+      expect(store.modules.get('example.com/app', 'v1.0.0')?.zipDigest).toMatch(/^sha256:/);
       expect((await store.fsck()).problems).toEqual([]);
 
       // The next pass still names them: they are carried, and still without a zip.
@@ -141,7 +141,7 @@ describe('Go module metadata at sync', () => {
       expect(s.failures).toMatchObject([{ module: 'example.com/denied', version: 'v1.0.0' }]);
       expect(s.failures[0]!.code).not.toBe('NOT_FOUND');
       expect(s.modules.modOnly).toBe(0);
-      expect(store.listModuleVersions()).toEqual([]);
+      expect(store.modules.list()).toEqual([]);
     } finally {
       store.close();
     }
@@ -186,9 +186,9 @@ describe('a version without a zip and the checksum database', () => {
       const s = await runSync({ config: cfg, store, logger, sumCheck: checker, retry: { retries: 0 } });
       expect(s.failures).toMatchObject([{ module: 'example.com/nozipbad', code: 'SUMDB_MISMATCH', message: expect.stringContaining('verifying go.mod') }]);
       expect(s.modules.modOnly).toBe(1);
-      expect(store.getModuleVersion('example.com/nozip', 'v1.0.0')).toMatchObject({ zipDigest: null, h1Zip: null });
-      expect(store.getModuleVersion('example.com/nozipbad', 'v1.0.0')).toBeUndefined();
-      expect(store.listSumdbRecords('sumdb.ferry.test').map((r) => r.module)).toEqual(['example.com/nozip']);
+      expect(store.modules.get('example.com/nozip', 'v1.0.0')).toMatchObject({ zipDigest: null, h1Zip: null });
+      expect(store.modules.get('example.com/nozipbad', 'v1.0.0')).toBeUndefined();
+      expect(store.sumdb.listRecords('sumdb.ferry.test').map((r) => r.module)).toEqual(['example.com/nozip']);
     } finally {
       store.close();
     }

@@ -102,7 +102,7 @@ describe('Go module request queue', () => {
     try {
       const s = await runSync({ config: cfg, store, logger });
       expect(s.failures).toEqual([]);
-      expect(store.listModuleVersions()).toHaveLength(ROOTS);
+      expect(store.modules.list()).toHaveLength(ROOTS);
     } finally {
       store.close();
     }

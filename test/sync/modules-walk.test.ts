@@ -46,7 +46,7 @@ describe('Go module walk', () => {
       const before = server.requests.length;
       const s = await runSync({ config: cfg, store, logger });
       expect(s.failures).toEqual([]);
-      expect(store.listModuleVersions().map((m) => `${m.module}@${m.version}`).sort()).toEqual([
+      expect(store.modules.list().map((m) => `${m.module}@${m.version}`).sort()).toEqual([
         'example.com/a@v1.0.0',
         'example.com/b@v1.0.0',
         'example.com/c@v1.0.0',

@@ -130,7 +130,7 @@ describe('GOPROXY zips bigger than IN_MEMORY_ZIP', () => {
       expect(proxy.opensOutsideQueue).toBe(0);
       expect(proxy.chunksOutsideTask).toBe(0);
       expect(proxy.widest).toBeLessThanOrEqual(CONCURRENCY);
-      for (let i = 0; i < MODULES; i++) expect(store.getModuleVersion(`example.com/big${i}`, 'v1.0.0')?.zipDigest).toMatch(/^sha256:/);
+      for (let i = 0; i < MODULES; i++) expect(store.modules.get(`example.com/big${i}`, 'v1.0.0')?.zipDigest).toMatch(/^sha256:/);
     } finally {
       store.close();
     }

@@ -77,7 +77,7 @@ describe('Go module sync', () => {
     try {
       const s = await runSync({ config: cfg, store, logger });
       expect(s.failures).toEqual([]);
-      const got = store.listModuleVersions().map((m) => `${m.module}@${m.version}`).sort();
+      const got = store.modules.list().map((m) => `${m.module}@${m.version}`).sort();
       // latest skips the retracted v1.3.0; no pruning: both shared versions and both leaves.
       expect(got).toEqual(
         [
@@ -88,12 +88,12 @@ describe('Go module sync', () => {
           `example.com/pseudo@${PSEUDO}`,
         ].sort(),
       );
-      for (const m of store.listModuleVersions()) {
+      for (const m of store.modules.list()) {
         const want = tree.sums.get(`${m.module}@${m.version}`);
         expect(m.h1Zip, `${m.module}@${m.version}`).toBe(want?.h1Zip);
         expect(m.h1Mod).toBe(want?.h1Mod);
         expect(m.zipDigest).toMatch(/^sha256:/);
-        expect(store.hasBlob(m.infoDigest)).toBe(true);
+        expect(store.content.hasBlob(m.infoDigest)).toBe(true);
       }
     } finally {
       store.close();
@@ -106,7 +106,7 @@ describe('Go module sync', () => {
     try {
       const s = await runSync({ config: cfg, store, logger });
       expect(s.failures).toEqual([]);
-      const got = store.listModuleVersions().map((m) => `${m.module}@${m.version}`).sort();
+      const got = store.modules.list().map((m) => `${m.module}@${m.version}`).sort();
       expect(got).toEqual(
         [
           'example.com/Root@v1.1.0',
@@ -145,7 +145,7 @@ describe('Go module sync', () => {
       expect(byModule.get('example.com/huge')?.message).toMatch(/example\.com\/huge@v1\.0\.0.*(large|size|limit)/i);
       expect(byModule.get('example.com/liar')?.code).toBe('GOMOD_INVALID');
       expect(byModule.get('example.com/liar')?.message).toContain('example.com/somebody-else');
-      expect(store.listModuleVersions()).toEqual([]);
+      expect(store.modules.list()).toEqual([]);
       expect(store.stats().blobs).toBe(0);
     } finally {
       store.close();
@@ -160,10 +160,10 @@ describe('Go module sync', () => {
       expect(s.failures.map((f) => [f.module, f.code])).toEqual([['example.com/bulkyevil', 'ZIP_INVALID']]);
       expect(s.failures[0]?.message).toMatch(/example\.com\/bulkyevil@v1\.0\.0.*\.\./);
       const upstream = join(dir, 'upstream', ...proxyPath('example.com/bulky', 'zip', 'v1.0.0').split('/'));
-      const row = store.getModuleVersion('example.com/bulky', 'v1.0.0');
+      const row = store.modules.get('example.com/bulky', 'v1.0.0');
       expect(row?.zipDigest).toBe(`sha256:${createHash('sha256').update(readFileSync(upstream)).digest('hex')}`);
       expect(row?.h1Zip).toBe(await hashZip(upstream));
-      expect(store.getModuleVersion('example.com/bulkyevil', 'v1.0.0')).toBeUndefined();
+      expect(store.modules.get('example.com/bulkyevil', 'v1.0.0')).toBeUndefined();
       expect(readdirSync(join(cfg.store, 'tmp'))).toEqual([]);
       expect((await store.fsck()).problems).toEqual([]);
     } finally {

@@ -88,7 +88,7 @@ describe('schema 1 manifests', () => {
       expect(s.ok).toBe(false);
       expect(s.failures.map((f) => ({ tag: f.tag, code: f.code }))).toEqual([{ tag: 's1', code: 'MANIFEST_UNSUPPORTED' }]);
       expect(s.failures[0]!.message).toContain('schema 1');
-      expect(store.listTags().map((t) => `${t.tag} ${t.digest}`)).toEqual([`v2 ${img.top.digest}`]);
+      expect(store.tags.list().map((t) => `${t.tag} ${t.digest}`)).toEqual([`v2 ${img.top.digest}`]);
       const manifestRequests = proxy.requests().filter((r) => r.path.includes('/manifests/'));
       expect(manifestRequests.length).toBeGreaterThan(0);
       for (const r of manifestRequests) {

@@ -82,14 +82,14 @@ describe('checksum database', () => {
 
   /** Writes the store's module files and the checksum-database entries as a static GOPROXY tree. */
   async function exportTree(store: Store, out: string): Promise<string[]> {
-    const versions = store.listModuleVersions();
+    const versions = store.modules.list();
     const lists = new Map<string, string[]>();
     for (const v of versions) {
       const put = async (kind: 'info' | 'mod' | 'zip', digest: string | null): Promise<void> => {
         if (digest === null) return;
         const file = join(out, ...proxyPath(v.module, kind, v.version).split('/'));
         mkdirSync(dirname(file), { recursive: true });
-        await pipeline(store.readBlob(digest as Digest), createWriteStream(file));
+        await pipeline(store.content.readBlob(digest as Digest), createWriteStream(file));
       };
       await put('info', v.infoDigest);
       await put('mod', v.modDigest);
@@ -134,8 +134,8 @@ describe('checksum database', () => {
       expect(seen).toContain('supported');
       expect(seen.some((p) => p.startsWith('lookup/example.com/greet@v1.0.0'))).toBe(true);
       expect(seen.some((p) => p.startsWith('tile/8/1/'))).toBe(true);
-      expect(store.sumdbHead(db.name)?.size).toBe(302);
-      expect(store.getSumdbRecord(db.name, GREET, 'v1.0.0')?.recordId).toBe(300);
+      expect(store.sumdb.head(db.name)?.size).toBe(302);
+      expect(store.sumdb.getRecord(db.name, GREET, 'v1.0.0')?.recordId).toBe(300);
       const c1 = await first.checker.complete();
       expect(c1).toMatchObject({ database: db.name, treeSize: 302, records: 1 });
 
@@ -160,8 +160,8 @@ describe('checksum database', () => {
       const cfg2 = config('store-main', [`${GREET}@v1.0.0`, `${WORDS}@v1.1.0`]);
       const second = await sync(cfg2, store);
       expect(second.failures).toEqual([]);
-      expect(store.sumdbHead(db.name)?.size).toBe(343);
-      expect(store.sumdbHeads(db.name).map((h) => [h.size, h.exported])).toEqual([[302, true], [343, false]]);
+      expect(store.sumdb.head(db.name)?.size).toBe(343);
+      expect(store.sumdb.heads(db.name).map((h) => [h.size, h.exported])).toEqual([[302, true], [343, false]]);
       await second.checker.complete();
 
       // Bundle 2 imported over bundle 1: the same client (cached head 302) moves to 343 and
@@ -201,8 +201,8 @@ describe('checksum database', () => {
       const { failures } = await sync(cfg, store);
       expect(failures.map((f) => f.code)).toEqual(['SUMDB_MISMATCH']);
       expect(failures[0]!.message).toMatch(/example\.com\/evil@v1\.0\.0: verifying module: checksum mismatch/);
-      expect(store.getModuleVersion(EVIL, 'v1.0.0')).toBeUndefined();
-      expect(store.getSumdbRecord(db.name, EVIL, 'v1.0.0')).toBeUndefined();
+      expect(store.modules.get(EVIL, 'v1.0.0')).toBeUndefined();
+      expect(store.sumdb.getRecord(db.name, EVIL, 'v1.0.0')).toBeUndefined();
     } finally {
       store.close();
     }
@@ -213,7 +213,7 @@ describe('checksum database', () => {
     const store = Store.open(cfg.store);
     try {
       expect((await sync(cfg, store)).failures).toEqual([]);
-      expect(store.getModuleVersion(LATE, 'v0.1.0')).toBeDefined();
+      expect(store.modules.get(LATE, 'v0.1.0')).toBeDefined();
     } finally {
       store.close();
     }
@@ -223,7 +223,7 @@ describe('checksum database', () => {
       const { failures } = await sync(cfg2, store2);
       expect(failures.map((f) => f.code)).toEqual(['SUMDB_INVALID']);
       expect(failures[0]!.message).toMatch(/not found in checksum database sumdb\.ferry\.test/);
-      expect(store2.getModuleVersion(LATE, 'v0.1.0')).toBeUndefined();
+      expect(store2.modules.get(LATE, 'v0.1.0')).toBeUndefined();
     } finally {
       store2.close();
     }
@@ -234,7 +234,7 @@ describe('checksum database', () => {
     const store = Store.open(cfg.store);
     try {
       expect((await sync(cfg, store)).failures).toEqual([]);
-      const kept = store.sumdbHead(db.name)!;
+      const kept = store.sumdb.head(db.name)!;
 
       const late = tree.sums.get(`${LATE}@v0.1.0`)!;
       current = await db.impostor();
@@ -251,8 +251,8 @@ describe('checksum database', () => {
       const fork = await sync(cfgLate, store);
       expect(fork.failures.map((f) => f.code), fork.failures[0]?.message).toEqual(['SUMDB_INCONSISTENT']);
       expect(fork.failures[0]!.message).toMatch(/SECURITY ERROR.*tree#\d+ is not a prefix of tree#\d+/s);
-      expect(store.sumdbHead(db.name)).toEqual(kept);
-      expect(store.getModuleVersion(LATE, 'v0.1.0')).toBeUndefined();
+      expect(store.sumdb.head(db.name)).toEqual(kept);
+      expect(store.modules.get(LATE, 'v0.1.0')).toBeUndefined();
       expect(existsSync(store.dir)).toBe(true);
     } finally {
       current = db;

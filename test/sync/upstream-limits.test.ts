@@ -148,13 +148,13 @@ describe('sync with bounded upstreams', () => {
       expect(s.failures[0]!.message).toContain('maxTagPages');
       expect(endless.seen.filter((r) => r.url.includes('/tags/list')).length).toBe(20);
 
-      const tags = Object.fromEntries(store.listTags().map((t) => [t.source, t.digest]));
+      const tags = Object.fromEntries(store.tags.list().map((t) => [t.source, t.digest]));
       expect(tags).toEqual({ good: good.top.digest, stall: manifestDigest });
-      expect(store.hasBlob(layerDigest)).toBe(true);
+      expect(store.content.hasBlob(layerDigest)).toBe(true);
       const layerGets = stalling.seen.filter((r) => r.method === 'GET' && r.url.endsWith(layerDigest));
       expect(layerGets.map((r) => r.headers.range === undefined)).toEqual([true, false]);
 
-      const mv = store.listModuleVersions().find((m) => m.module === 'example.com/big');
+      const mv = store.modules.list().find((m) => m.module === 'example.com/big');
       expect(mv?.zipDigest).toBe(sha256Digest(bigZip));
       expect(goproxy.requests.filter((r) => r.path.endsWith('.zip') && r.headers.range !== undefined).length).toBe(1);
       expect((await store.fsck()).problems).toEqual([]);
