@@ -53,6 +53,20 @@ export function referenceTag(reference: string): string {
 }
 
 /**
+ * The annotations of an image's index.json descriptor, in fixed (sorted) key order (a bundle's
+ * index.json bytes are signed and parsed by import.sh): its name for layout readers (skopeo,
+ * containerd), its intranet target and, when filtered, its platforms. `ferry import --oci-dir`
+ * writes the same.
+ */
+export function layoutAnnotations(im: Pick<LayoutImage, 'target' | 'platforms'>, name: string): Record<string, string> {
+  const annotations: Record<string, string> = { [ANNOTATION_CONTAINERD_NAME]: name };
+  if (im.platforms !== null) annotations[ANNOTATION_PLATFORMS] = [...im.platforms].sort().join(',');
+  annotations[ANNOTATION_TARGET] = im.target;
+  annotations[ANNOTATION_REF_NAME] = name;
+  return annotations;
+}
+
+/**
  * Builds index.json: one descriptor per image, sorted by reference then target so the bytes
  * depend only on the set of images; names as layoutRefNames gives them.
  */
@@ -65,12 +79,7 @@ export function buildIndexJson(images: readonly LayoutImage[]): Buffer {
       throw new FerryError('UNSUPPORTED_MEDIA_TYPE', `index.json image ${im.reference}: "${im.mediaType}" is not a manifest media type`, { reference: im.reference });
     }
     if (!Number.isSafeInteger(im.size) || im.size < 0) throw new FerryError('USAGE', `index.json image ${im.reference}: bad size ${im.size}`);
-    // Keys in fixed (sorted) order: the bytes are signed and parsed by import.sh.
-    const name = names[i]!;
-    const annotations: Record<string, string> = { [ANNOTATION_CONTAINERD_NAME]: name };
-    if (im.platforms !== null) annotations[ANNOTATION_PLATFORMS] = [...im.platforms].sort().join(',');
-    annotations[ANNOTATION_TARGET] = im.target;
-    annotations[ANNOTATION_REF_NAME] = name;
+    const annotations = layoutAnnotations(im, names[i]!);
     for (const v of Object.values(annotations)) {
       if (/["\\\s]/.test(v)) throw new FerryError('REFERENCE_INVALID', `index.json image ${im.reference}: "${v}" contains quotes, backslashes or spaces`);
     }

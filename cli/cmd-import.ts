@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { FerryError } from '../errors/index.js';
 import type { ImportResult } from '../importer/index.js';
 import type { LedgerChainStatus } from '../store/index.js';
-import { abortOnSignals, collect, EXIT_FAILED, EXIT_OK, printJson } from './common.js';
+import { abortOnSignals, collect, EXIT_OK, exitCodeOf, printJson } from './common.js';
 import { formatBytes } from './progress.js';
 
 interface ImportCliOptions {
@@ -19,6 +19,7 @@ interface ImportCliOptions {
   prefix?: string;
   gomodDir?: string;
   store?: string;
+  ociDir?: string;
   ledger?: string;
   dryRun?: boolean;
   force?: boolean;
@@ -102,7 +103,7 @@ function printResult(r: ImportResult): void {
     }
   }
   const cc = r.clientConfig;
-  if (!r.dryRun && (Object.keys(cc.env).length > 0 || cc.registriesConf)) {
+  if (!r.dryRun && (Object.keys(cc.env).length > 0 || cc.registriesConf || cc.notes.length > 0)) {
     out.push('', 'Client configuration for intranet users:');
     for (const [k, v] of Object.entries(cc.env)) out.push(`  export ${k}=${shellQuote(v)}`);
     if (cc.registriesConf) out.push('', '  # /etc/containers/registries.conf', ...cc.registriesConf.trimEnd().split('\n').map((l) => `  ${l}`));
@@ -117,20 +118,33 @@ function shellQuote(s: string): string {
   return /^[A-Za-z0-9_./:@=+,-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`;
 }
 
-async function ledgerFile(o: { ledger?: string; store?: string; gomodDir?: string }): Promise<string> {
+interface LedgerPlace {
+  ledger?: string;
+  store?: string;
+  gomodDir?: string;
+  ociDir?: string;
+}
+
+async function ledgerFile(o: LedgerPlace): Promise<string> {
   if (o.ledger !== undefined) return o.ledger;
   const { defaultLedgerPath } = await import('../importer/index.js');
-  return defaultLedgerPath({ ...(o.store !== undefined ? { store: o.store } : {}), ...(o.gomodDir !== undefined ? { gomodDir: o.gomodDir } : {}) });
+  return defaultLedgerPath({
+    ...(o.store !== undefined ? { store: o.store } : {}),
+    ...(o.gomodDir !== undefined ? { gomodDir: o.gomodDir } : {}),
+    ...(o.ociDir !== undefined ? { ociDir: o.ociDir } : {}),
+  });
 }
 
 /** The ledger `ferry ledger` and `--status` read: a path named on the command line must exist (a typo is not "nothing imported yet"). */
-async function statusLedgerFile(o: { ledger?: string; store?: string; gomodDir?: string }): Promise<string> {
+async function statusLedgerFile(o: LedgerPlace): Promise<string> {
   if (o.ledger !== undefined) {
     if (!existsSync(o.ledger)) throw usage(`--ledger ${o.ledger}: no such file`);
   } else if (o.store !== undefined) {
     if (!existsSync(o.store)) throw new FerryError('STORE_NOT_FOUND', `--store ${o.store}: no such directory`, { file: o.store });
-  } else if (o.gomodDir !== undefined && !existsSync(o.gomodDir)) {
-    throw usage(`--gomod-dir ${o.gomodDir}: no such directory`);
+  } else if (o.gomodDir !== undefined) {
+    if (!existsSync(o.gomodDir)) throw usage(`--gomod-dir ${o.gomodDir}: no such directory`);
+  } else if (o.ociDir !== undefined && !existsSync(o.ociDir)) {
+    throw usage(`--oci-dir ${o.ociDir}: no such directory`);
   }
   return ledgerFile(o);
 }
@@ -141,8 +155,8 @@ async function runImport(bundles: string[], o: ImportCliOptions): Promise<void> 
     return;
   }
   if (bundles.length === 0) throw usage('ferry import: name at least one bundle (a .tar, its first part, or a directory)');
-  if (o.registry === undefined && o.gomodDir === undefined && o.store === undefined) {
-    throw usage('ferry import: name at least one target: --registry HOST[:PORT], --gomod-dir DIR or --store DIR');
+  if (o.registry === undefined && o.gomodDir === undefined && o.store === undefined && o.ociDir === undefined) {
+    throw usage('ferry import: name at least one target: --registry HOST[:PORT], --gomod-dir DIR, --store DIR or --oci-dir DIR');
   }
   const tlsFlags = [o.plainHttp, o.insecure, o.caFile !== undefined].filter(Boolean).length;
   if (tlsFlags > 1) throw usage('ferry import: --plain-http, --insecure and --ca-file exclude each other');
@@ -156,7 +170,7 @@ async function runImport(bundles: string[], o: ImportCliOptions): Promise<void> 
   if (concurrency !== undefined && (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 256)) {
     throw usage(`ferry import: --concurrency must be an integer from 1 to 256, got "${o.concurrency}"`);
   }
-  const [{ loadTrustedKey }, { resolveSecret }, { importBundles, SKIP_SIGNATURE_WARNING }, { RegistryClient }, { Ledger, Store }, { createLogger }] = await Promise.all([
+  const [{ loadTrustedKey }, { resolveSecret }, { importBundles, inspectLayoutDir, SKIP_SIGNATURE_WARNING }, { RegistryClient }, { Ledger, Store }, { createLogger }] = await Promise.all([
     import('../bundle/index.js'),
     import('../config/index.js'),
     import('../importer/index.js'),
@@ -167,6 +181,24 @@ async function runImport(bundles: string[], o: ImportCliOptions): Promise<void> 
   if (o.insecureSkipSignature) process.stderr.write(`ferry: ${SKIP_SIGNATURE_WARNING}\n`);
 
   const trust = await Promise.all(o.trust.map((p) => loadTrustedKey(p)));
+  const lf = await ledgerFile(o);
+  /** With --json, a FerryError is one JSON document on stdout too. */
+  const failedAsJson = (err: unknown): boolean => {
+    if (!o.json || !(err instanceof FerryError)) return false;
+    printJson({ ok: false, code: err.code, message: err.message, file: err.details.file, ledger: lf });
+    process.stderr.write(`ferry: ${err.message}\n`);
+    process.exitCode = exitCodeOf(err);
+    return true;
+  };
+  // Before the ledger (which may go into it) or anything else is created.
+  if (o.ociDir !== undefined) {
+    try {
+      await inspectLayoutDir(o.ociDir);
+    } catch (err) {
+      if (failedAsJson(err)) return;
+      throw err;
+    }
+  }
   const logger = createLogger(o.json ? 'error' : 'warn');
   const ac = abortOnSignals();
   const password = o.password !== undefined ? resolveSecret(o.password, '--password') : undefined;
@@ -185,7 +217,6 @@ async function runImport(bundles: string[], o: ImportCliOptions): Promise<void> 
         })
       : undefined;
   const store = o.store !== undefined ? (o.dryRun ? (existsSync(o.store) ? Store.open(o.store, { readonly: true }) : undefined) : Store.open(o.store, { logger })) : undefined;
-  const lf = await ledgerFile(o);
   const ledger = o.dryRun ? (existsSync(lf) ? Ledger.open(lf, { readonly: true }) : undefined) : Ledger.open(lf);
   try {
     if (o.store !== undefined && !store) throw usage(`ferry import --dry-run: store ${o.store} does not exist yet; a real import would create it`);
@@ -197,6 +228,7 @@ async function runImport(bundles: string[], o: ImportCliOptions): Promise<void> 
       ...(o.prefix !== undefined ? { prefix: o.prefix } : {}),
       ...(o.gomodDir !== undefined ? { gomodDir: o.gomodDir } : {}),
       ...(store ? { store } : {}),
+      ...(o.ociDir !== undefined ? { ociDir: o.ociDir } : {}),
       ...(ledger ? { ledger } : {}),
       ...(o.dryRun ? { dryRun: true } : {}),
       ...(o.force ? { force: true } : {}),
@@ -213,12 +245,7 @@ async function runImport(bundles: string[], o: ImportCliOptions): Promise<void> 
     else printResult(r);
     process.exitCode = EXIT_OK;
   } catch (err) {
-    if (o.json && err instanceof FerryError) {
-      printJson({ ok: false, code: err.code, message: err.message, file: err.details.file, ledger: lf });
-      process.stderr.write(`ferry: ${err.message}\n`);
-      process.exitCode = ['USAGE', 'KEY_INVALID', 'SECRET_UNRESOLVED', 'CONFIG_INVALID', 'REFERENCE_INVALID'].includes(err.code) ? 2 : EXIT_FAILED;
-      return;
-    }
+    if (failedAsJson(err)) return;
     throw err;
   } finally {
     ledger?.close();
@@ -231,7 +258,7 @@ async function runImport(bundles: string[], o: ImportCliOptions): Promise<void> 
 export function registerImportCommands(program: Command): void {
   program
     .command('import')
-    .description('verify bundles and load them into an intranet registry, a Go module tree and/or a Ferry store')
+    .description('verify bundles and load them into an intranet registry, a Go module tree, a Ferry store and/or an OCI image layout')
     .argument('[bundle...]', 'a bundle .tar, its first part, its .parts.json, or a directory')
     .option('--trust <pub>', 'trusted public key (repeatable)', collect, [])
     .option('--registry <host[:port]>', 'intranet OCI registry to push images to')
@@ -243,7 +270,8 @@ export function registerImportCommands(program: Command): void {
     .option('--prefix <path>', 'namespace put in front of every image path in the registry')
     .option('--gomod-dir <dir>', 'static GOPROXY tree to write Go modules into')
     .option('--store <dir>', 'Ferry store to load into (for ferry serve, or a further export)')
-    .option('--ledger <file>', 'import ledger (default: beside the store or the Go module tree, else ./ferry-ledger.db)')
+    .option('--oci-dir <dir>', 'OCI image layout to write images into (skopeo/podman oci:DIR:NAME; a tar of it for ctr image import or k3s/RKE2)')
+    .option('--ledger <file>', 'import ledger (default: beside the store, in the Go module tree or the OCI layout, else ./ferry-ledger.db)')
     .option('--dry-run', 'print what would be pushed and written, change nothing')
     .option('--force', 'import even when the ledger lacks the parent bundle')
     .option('--insecure-skip-signature', 'DANGEROUS: do not check bundle signatures')
@@ -259,8 +287,9 @@ export function registerImportCommands(program: Command): void {
     .option('--ledger <file>', 'import ledger file')
     .option('--gomod-dir <dir>', 'the ledger beside this Go module tree')
     .option('--store <dir>', 'the ledger beside this store')
+    .option('--oci-dir <dir>', 'the ledger in this OCI image layout')
     .option('--json', 'print JSON on stdout')
-    .action(async (o: { ledger?: string; gomodDir?: string; store?: string; json?: boolean }) => {
+    .action(async (o: LedgerPlace & { json?: boolean }) => {
       await printStatus(await statusLedgerFile(o), o.json);
     });
 }

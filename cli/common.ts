@@ -11,13 +11,18 @@ export const EXIT_FAILED = 1;
 /** Exit code for bad usage or configuration. */
 export const EXIT_USAGE = 2;
 
-const USAGE_CODES = new Set(['USAGE', 'CONFIG_INVALID', 'CONFIG_NOT_FOUND', 'SECRET_UNRESOLVED', 'REFERENCE_INVALID', 'KEY_INVALID', 'STORE_NOT_FOUND']);
+const USAGE_CODES = new Set(['USAGE', 'CONFIG_INVALID', 'CONFIG_NOT_FOUND', 'SECRET_UNRESOLVED', 'REFERENCE_INVALID', 'KEY_INVALID', 'STORE_NOT_FOUND', 'LAYOUT_INVALID']);
+
+/** The exit code an error deserves: 2 for usage and configuration (a path naming the wrong thing included), else 1. */
+export function exitCodeOf(err: FerryError): number {
+  return USAGE_CODES.has(err.code) ? EXIT_USAGE : EXIT_FAILED;
+}
 
 /** Prints an error to stderr and returns the exit code it deserves. */
 export function reportError(err: unknown): number {
   if (isFerryError(err)) {
     process.stderr.write(`ferry: ${err.message}\n`);
-    return USAGE_CODES.has(err.code) ? EXIT_USAGE : EXIT_FAILED;
+    return exitCodeOf(err);
   }
   process.stderr.write(`ferry: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   return EXIT_FAILED;

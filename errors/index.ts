@@ -61,6 +61,13 @@ export const ErrorCodes = [
   'BUNDLE_CONFLICT',
   'REQUIRES_MISSING',
   'KEY_INVALID',
+  // OCI image layout directories (import --oci-dir)
+  /** A directory named as an OCI image layout that is not one (or not one Ferry can add to). */
+  'LAYOUT_INVALID',
+  /** Reading or writing a file of an OCI image layout failed. */
+  'LAYOUT_IO',
+  /** Another import is writing to the same OCI image layout. */
+  'LAYOUT_BUSY',
   'INTERNAL',
 ] as const;
 

@@ -1,4 +1,4 @@
-/** What intranet users set after an import: Go environment, containers' registries.conf, Docker's daemon.json. */
+/** What intranet users set after an import: Go environment, containers' registries.conf, Docker's daemon.json, how to read an OCI layout. */
 import { pathToFileURL } from 'node:url';
 import { parseReference } from '../oci/index.js';
 import { prefixed } from './import-util.js';
@@ -19,6 +19,8 @@ export interface ClientConfig {
 export interface ClientConfigInput {
   readonly gomodDir?: string;
   readonly store?: string;
+  /** The OCI image layout directory images were written to. */
+  readonly ociDir?: string;
   /** The `ferry serve` URL when known. */
   readonly serveUrl?: string;
   /** Intranet registry host[:port]. */
@@ -93,6 +95,13 @@ export function buildClientConfig(i: ClientConfigInput): ClientConfig {
           `${i.registry}/${prefixed(i.prefix, i.images[0]!.target)}.`,
       );
     }
+  }
+  if (i.ociDir !== undefined && i.images.length > 0) {
+    notes.push(
+      `OCI layout ${i.ociDir}: read an image by its name in index.json (the tag lines above), e.g. \`skopeo copy oci:${i.ociDir}:NAME docker://HOST/REPO:TAG\` or \`podman pull oci:${i.ociDir}:NAME\`. ` +
+        `For containerd (\`ctr -n k8s.io image import\`) or the k3s/RKE2 air-gap image folder (agent/images/), make a tar of it without Ferry's own files: ` +
+        `\`tar -C ${i.ociDir} --exclude='.ferry-*' -cf images.tar .\`.`,
+    );
   }
   return { env, notes, ...(registriesConf !== undefined ? { registriesConf } : {}), ...(daemonJson !== undefined ? { daemonJson } : {}) };
 }

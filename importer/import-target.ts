@@ -1,4 +1,4 @@
-/** The shape every import target (registry, Go module tree, store) implements, and what it reports. */
+/** The shape every import target (registry, Go module tree, store, OCI layout) implements, and what it reports. */
 import type { Logger } from 'pino';
 import type { BundleManifest } from '../bundle/index.js';
 import type { Ledger } from '../store/index.js';
@@ -25,7 +25,7 @@ export interface TagReport {
   readonly digest: string;
   /** The upstream digest (differs only for platform-filtered indexes). */
   readonly upstreamDigest: string;
-  /** Set when the registry refused the upstream index with children left out: the digest it was filtered from. */
+  /** Set when the tag names the filtered index (a registry refused the original, or a layout lacks its other children): the digest it was filtered from. */
   readonly filteredFrom?: string;
   /** True when the ledger already held this tag at this digest. */
   readonly skipped?: boolean;
@@ -34,7 +34,7 @@ export interface TagReport {
 /** What one target did with one bundle. */
 export interface TargetReport {
   readonly target: string;
-  readonly kind: 'registry' | 'gomod' | 'store';
+  readonly kind: 'registry' | 'gomod' | 'store' | 'oci-dir';
   readonly blobs: { uploaded: number; mounted: number; existing: number; skipped: number; bytes: number };
   readonly manifests: number;
   readonly tags: TagReport[];
@@ -58,7 +58,7 @@ export interface PlanLine {
 export interface ImportTarget {
   /** The ledger's name of the target, e.g. `registry:host:5000/prefix`. */
   readonly name: string;
-  readonly kind: 'registry' | 'gomod' | 'store';
+  readonly kind: 'registry' | 'gomod' | 'store' | 'oci-dir';
   /** True when the target consumes this tar entry. */
   wants(path: string, mediaType: string | undefined): boolean;
   /** Digests of `requires` the target lacks (checked before anything is written). */

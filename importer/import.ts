@@ -16,10 +16,12 @@ import type { RegistryClient } from '../registry/index.js';
 import { sequenceFromBundleId, type Ledger, type LedgerBundle, type Store } from '../store/index.js';
 import { buildClientConfig, type ClientConfig } from './client-config.js';
 import { GomodTarget } from './import-gomod.js';
+import { OciDirTarget } from './import-ocidir.js';
 import { RegistryTarget } from './import-registry.js';
 import { StoreTarget } from './import-store.js';
 import type { ImportTarget, PlanLine, TagReport, TargetContext, TargetReport } from './import-target.js';
 import { writeStreamFile, type EntrySource } from './import-util.js';
+import { inspectLayoutDir } from './oci-layout.js';
 
 /** The warning printed whenever signatures are skipped. */
 export const SKIP_SIGNATURE_WARNING =
@@ -48,6 +50,8 @@ export interface ImportOptions {
   readonly gomodDir?: string;
   /** A Ferry store to load everything into. */
   readonly store?: Store;
+  /** An OCI image layout directory to write images into (created when absent or empty). */
+  readonly ociDir?: string;
   /** The import ledger; required unless `dryRun`. */
   readonly ledger?: Ledger;
   /** Print what would happen; change nothing (not even the ledger). @default false */
@@ -87,7 +91,7 @@ export interface BundleImportResult {
   readonly alreadyAt: string[];
   /** The plan (dry runs). */
   readonly plan?: PlanLine[];
-  /** Tags whose digest differs from upstream because the registry needed a platform-filtered index. */
+  /** Tags whose digest differs from upstream because the target needed a platform-filtered index (a registry refused the original; a layout holds only complete images). */
   readonly filtered: TagReport[];
 }
 
@@ -113,7 +117,7 @@ function describeId(id: string): string {
 /** Verifies and imports bundles into the given targets, in chain order. */
 export async function importBundles(opts: ImportOptions): Promise<ImportResult> {
   if (!Array.isArray(opts.bundles) || opts.bundles.length === 0) throw usage('name at least one bundle');
-  if (!opts.registry && opts.gomodDir === undefined && !opts.store) throw usage('name at least one target: --registry, --gomod-dir or --store');
+  if (!opts.registry && opts.gomodDir === undefined && !opts.store && opts.ociDir === undefined) throw usage('name at least one target: --registry, --gomod-dir, --store or --oci-dir');
   if (!opts.dryRun && !opts.ledger) throw usage('a ledger is required (except for --dry-run)');
   if (!opts.insecureSkipSignature && opts.trust.length === 0) throw usage('pass --trust PUB (the bundle signer\'s public key)');
   if (opts.concurrency !== undefined && (!Number.isSafeInteger(opts.concurrency) || opts.concurrency < 1)) throw usage(`concurrency must be a positive integer, got ${String(opts.concurrency)}`);
@@ -123,6 +127,14 @@ export async function importBundles(opts: ImportOptions): Promise<ImportResult> 
     opts.logger?.warn(message);
     opts.onEvent?.({ type: 'warning', message });
   };
+  if (opts.ociDir !== undefined) {
+    const dirs: Array<[string, string | undefined]> = [['--gomod-dir', opts.gomodDir], ['--store', opts.store?.dir]];
+    for (const [flag, d] of dirs) {
+      if (d !== undefined && resolve(d) === resolve(opts.ociDir)) throw usage(`--oci-dir and ${flag} name the same directory ${resolve(d)}`);
+    }
+    // Refused before any bundle is read or anything written.
+    await inspectLayoutDir(opts.ociDir);
+  }
   if (opts.insecureSkipSignature) warn(SKIP_SIGNATURE_WARNING);
 
   const opened: OpenedBundle[] = [];
@@ -158,6 +170,7 @@ export async function importBundles(opts: ImportOptions): Promise<ImportResult> 
     }
     if (opts.gomodDir !== undefined) out.push(new GomodTarget(opts.gomodDir));
     if (opts.store) out.push(new StoreTarget(opts.store, targetOpts));
+    if (opts.ociDir !== undefined) out.push(new OciDirTarget(opts.ociDir));
     return out;
   };
 
@@ -171,6 +184,7 @@ export async function importBundles(opts: ImportOptions): Promise<ImportResult> 
   const clientConfig = buildClientConfig({
     ...(opts.gomodDir !== undefined ? { gomodDir: resolve(opts.gomodDir) } : {}),
     ...(opts.store ? { store: opts.store.dir } : {}),
+    ...(opts.ociDir !== undefined ? { ociDir: resolve(opts.ociDir) } : {}),
     ...(opts.serveUrl !== undefined ? { serveUrl: opts.serveUrl } : {}),
     ...(opts.registry ? { registry: opts.registry.host } : {}),
     ...(opts.prefix ? { prefix: opts.prefix } : {}),
@@ -308,8 +322,14 @@ async function importOne(b: OpenedBundle, targets: ImportTarget[], opts: ImportO
     warn(`bundle ${m.id}: ${foreign.length} foreign layer(s) not carried (non-distributable; clients fetch them from their urls): ${foreign.join(', ')}`);
   }
   const filtered = committed.flatMap((r) => r.tags.filter((t) => t.filteredFrom !== undefined));
-  for (const f of filtered) {
-    warn(`${f.repository}:${f.tag} points at ${f.digest}, not upstream's ${f.upstreamDigest}: the registry refused the index with platforms left out, so Ferry pushed it filtered (annotation io.ferry.filtered-from)`);
+  for (const r of committed) {
+    for (const f of r.tags.filter((t) => t.filteredFrom !== undefined)) {
+      warn(
+        r.kind === 'oci-dir'
+          ? `${f.repository}:${f.tag} in ${r.target} names ${f.digest}, not upstream's ${f.upstreamDigest}: the index with only the platforms carried (annotation io.ferry.filtered-from), since layout readers such as containerd import every child of an index`
+          : `${f.repository}:${f.tag} points at ${f.digest}, not upstream's ${f.upstreamDigest}: the registry refused the index with platforms left out, so Ferry pushed it filtered (annotation io.ferry.filtered-from)`,
+      );
+    }
   }
   opts.onEvent?.({ type: 'bundle-done', id: m.id, status: 'imported' });
   return { ...base, status: 'imported', targets: committed, alreadyAt, filtered };
@@ -362,15 +382,21 @@ function checkSameBundle(ledger: Ledger, b: OpenedBundle, digest: string, warn: 
   }
 }
 
-/** Where the ledger lives unless --ledger says: beside the store, beside the Go module tree, else here. */
-export function defaultLedgerPath(t: { readonly store?: string; readonly gomodDir?: string }): string {
+/**
+ * Where the ledger lives unless --ledger says: beside the store, in the Go module tree, in the OCI
+ * layout (a `.ferry-` name layout readers never look at), else here.
+ */
+export function defaultLedgerPath(t: { readonly store?: string; readonly gomodDir?: string; readonly ociDir?: string }): string {
   if (t.store !== undefined) return join(resolve(t.store), 'ledger.db');
   if (t.gomodDir !== undefined) return join(resolve(t.gomodDir), '.ferry-ledger.db');
+  if (t.ociDir !== undefined) return join(resolve(t.ociDir), '.ferry-ledger.db');
   return resolve('ferry-ledger.db');
 }
 
 export { buildClientConfig, type ClientConfig, type ClientConfigInput } from './client-config.js';
 export { GomodTarget } from './import-gomod.js';
+export { OciDirTarget } from './import-ocidir.js';
+export { FERRY_PRIVATE_PREFIX, inspectLayoutDir, LAYOUT_LOCK_FILE, OciLayout, type LayoutState, type LayoutTag, type LayoutTagChange, type OciLayoutOptions } from './oci-layout.js';
 export { ANNOTATION_FILTERED_FROM, filteredIndex } from '../oci/index.js';
 export { RegistryTarget, type RegistryTargetOptions } from './import-registry.js';
 export { StoreTarget } from './import-store.js';

@@ -10,4 +10,5 @@ export type { StoreBundles } from './bundles.js';
 export type { StoreSumdb } from './sumdb.js';
 export type * from './types.js';
 export * from './ledger.js';
+export { pidAlive, processStartTime } from './pid.js';
 export { latestRow, StoreSink, StoreSource, storeReader, type StoreSinkOptions, type StoreSourceOptions, type StoreTag } from './media.js';
