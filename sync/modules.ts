@@ -417,8 +417,7 @@ async function storeVersion(mctx: ModuleSyncContext, module: string, version: st
     }
     const where = tmp ?? proxyPath(module, 'zip', version);
     const checked = await checkModuleVersion(h.files, absent ? undefined : { file: where, ...(data ? { data } : {}) }, so);
-    // A zip checked in memory was hashed whole by the checker's thread; writeBlobBytes checks it again.
-    const zipDigest = checked.zip ? (spilledDigest ?? ((checked.zip.digest as Digest | undefined) ?? sha256Digest(data!))) : null;
+    const zipDigest = checked.zip ? (spilledDigest ?? sha256Digest(data!)) : null;
     await mctx.sumCheck?.(module, version, checked.zip?.h1, checked.h1Mod, signal);
     const infoDigest = sha256Digest(h.info.raw);
     const modDigest = sha256Digest(h.mod);
