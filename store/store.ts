@@ -183,7 +183,7 @@ export class Store {
     }
   }
 
-  /** Stops the blob writer threads and closes the index. */
+  /** Closes the blob directories' descriptors and the index. */
   close(): void {
     this.files.close();
     this.db.close();
