@@ -183,6 +183,14 @@ export class Store {
     }
   }
 
+  /**
+   * Makes every index commit so far durable (see IndexDb.flush): for the end of work that
+   * something outside the store then records as done.
+   */
+  flush(op: string): void {
+    this.db.flush(op);
+  }
+
   /** Closes the blob directories' descriptors and the index. */
   close(): void {
     this.files.close();
