@@ -17,6 +17,7 @@ import type {
   BlobRow,
   ImportFileOptions,
   ManifestReference,
+  ManifestSummary,
   ManifestRow,
   PutManifestInput,
   ReadBlobOptions,
@@ -393,6 +394,22 @@ export class StoreContent implements PlacedBlobs, ManifestPresence {
         platform: m.platform,
         references: refs.map((r) => compact<ManifestReference>(r)),
       });
+    });
+  }
+
+  /**
+   * Every recorded manifest with the bytes it references directly (config and layers for an
+   * image, children for an index), in one pass, for catalog pages that size thousands of tags.
+   */
+  manifestSummaries(): Map<Digest, ManifestSummary> {
+    return this.db.run('manifestSummaries', () => {
+      const rows = this.db.sql
+        .prepare(
+          `SELECT m.digest, m.media_type AS mediaType, m.size, m.platform, COALESCE(SUM(r.size), 0) AS refsSize, COUNT(r.digest) AS refs
+           FROM manifests m LEFT JOIN manifest_refs r ON r.manifest = m.digest GROUP BY m.digest`,
+        )
+        .all() as ManifestSummary[];
+      return new Map(rows.map((r) => [r.digest, r]));
     });
   }
 
