@@ -12,7 +12,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { errorMessage } from '../errors/index.js';
 import { compare, isPseudoVersion, unescapePath, unescapeVersion } from '../gomod/index.js';
-import { isIndexMediaType, type Digest } from '../oci/index.js';
+import { isDigest, isIndexMediaType, type Digest } from '../oci/index.js';
 import { Ledger, type LedgerChainStatus, type ManifestSummary, type Store, type TagRow } from '../store/index.js';
 import type { OciRepositories } from './oci.js';
 
@@ -94,7 +94,7 @@ export interface CatalogReaderOptions {
 
 /** The longest annotation text kept for the page. */
 const MAX_DESCRIPTION = 300;
-/** The largest manifest read for its annotations (manifests are small; a huge one is skipped). */
+/** The largest manifest or config read for the page (they are small; a huge one is skipped). */
 const MAX_MANIFEST = 4 << 20;
 
 /** Reads the catalog's data, caching what does not change until the store's journal moves. */
@@ -102,7 +102,7 @@ export class CatalogReader {
   private seq = -1;
   private images: CatalogRepository[] | undefined;
   private storeModules: CatalogModule[] = [];
-  private readonly descriptions = new Map<Digest, string | undefined>();
+  private readonly notesCache = new Map<Digest, ManifestNotes>();
   private readonly treeCache = new Map<string, { mtimeMs: number; versions: CatalogVersion[] }>();
 
   constructor(private readonly opts: CatalogReaderOptions) {}
@@ -130,7 +130,11 @@ export class CatalogReader {
     for (const name of names) {
       const rows = [...(this.opts.repos?.tags(name)?.values() ?? [])].sort((a, b) => (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0));
       const tags: CatalogTag[] = [];
-      for (const row of rows) tags.push({ ...describeTag(row, summaries), description: await this.description(store, row.digest, signal) });
+      for (const row of rows) {
+        const t = describeTag(row, summaries);
+        const notes = await this.notes(store, row.digest, !t.index && t.platforms.length === 0, signal);
+        tags.push({ ...t, platforms: notes.platform ? [notes.platform] : t.platforms, description: notes.description });
+      }
       repos.push({ name, tags });
     }
     const byModule = new Map<string, CatalogVersion[]>();
@@ -144,22 +148,32 @@ export class CatalogReader {
     this.seq = seq;
   }
 
-  /** The description annotation of a stored manifest, read once per digest (manifests never change). */
-  private async description(store: Store, digest: Digest, signal: AbortSignal | undefined): Promise<string | undefined> {
-    if (this.descriptions.has(digest)) return this.descriptions.get(digest);
-    let text: string | undefined;
+  /**
+   * What the page shows from a stored manifest's own bytes, read once per digest (manifests
+   * never change): its description annotation and, for a single image whose platform the index
+   * row does not name, the platform its config states.
+   */
+  private async notes(store: Store, digest: Digest, needPlatform: boolean, signal: AbortSignal | undefined): Promise<ManifestNotes> {
+    const hit = this.notesCache.get(digest);
+    if (hit) return hit;
+    const out: { description?: string; platform?: string } = {};
     try {
-      const bytes = await store.content.readBlobBytes(digest, MAX_MANIFEST, signal ? { signal } : {});
-      const doc = JSON.parse(bytes.toString('utf8')) as { annotations?: unknown };
-      const a = typeof doc.annotations === 'object' && doc.annotations !== null ? (doc.annotations as Record<string, unknown>) : {};
+      const doc = await readJson(store, digest, signal);
+      const a = typeof doc['annotations'] === 'object' && doc['annotations'] !== null ? (doc['annotations'] as Record<string, unknown>) : {};
       const v = a['org.opencontainers.image.description'] ?? a['org.opencontainers.image.title'];
-      if (typeof v === 'string' && v !== '') text = v.length > MAX_DESCRIPTION ? `${v.slice(0, MAX_DESCRIPTION)}…` : v;
+      if (typeof v === 'string' && v !== '') out.description = v.length > MAX_DESCRIPTION ? `${v.slice(0, MAX_DESCRIPTION)}…` : v;
+      const config = doc['config'] as { digest?: unknown } | undefined;
+      if (needPlatform && typeof config?.digest === 'string' && isDigest(config.digest)) {
+        const c = await readJson(store, config.digest, signal);
+        if (typeof c['os'] === 'string' && typeof c['architecture'] === 'string') {
+          out.platform = `${c['os']}/${c['architecture']}${typeof c['variant'] === 'string' && c['variant'] !== '' ? `/${c['variant']}` : ''}`;
+        }
+      }
     } catch {
-      // A manifest that cannot be read shows no description; fsck reports the damage.
-      text = undefined;
+      // A manifest or config that cannot be read shows nothing more; fsck reports the damage.
     }
-    this.descriptions.set(digest, text);
-    return text;
+    this.notesCache.set(digest, out);
+    return out;
   }
 
   /** The modules of a static GOPROXY tree: every `<escaped path>/@v/` directory, walked with bounds. */
@@ -223,6 +237,19 @@ export class CatalogReader {
     this.treeCache.set(vdir, { mtimeMs: st.mtimeMs, versions });
     return versions.slice(0, Math.max(0, room));
   }
+}
+
+/** What a manifest's bytes add to its row. */
+interface ManifestNotes {
+  readonly description?: string;
+  readonly platform?: string;
+}
+
+/** A small stored JSON document (a manifest or config), as an object. */
+async function readJson(store: Store, digest: Digest, signal: AbortSignal | undefined): Promise<Record<string, unknown>> {
+  const bytes = await store.content.readBlobBytes(digest, MAX_MANIFEST, signal ? { signal } : {});
+  const doc = JSON.parse(bytes.toString('utf8')) as unknown;
+  return typeof doc === 'object' && doc !== null ? (doc as Record<string, unknown>) : {};
 }
 
 /** Platforms and size of a tag from the manifest summaries: an image, or an index's kept children. */

@@ -115,7 +115,7 @@ function modulesSection(data: CatalogData, ctx: CatalogPageContext): SafeHtml {
 <p>${data.modules.length} module${data.modules.length === 1 ? '' : 's'}, ${versionCount} version${versionCount === 1 ? '' : 's'}${data.modulesFrom === 'tree' ? ' (from the Go module tree)' : ''}. Point the go command here:</p>
 ${sumdb}${insecure}
 ${data.modules.length === 0 ? html`<p>No Go modules are stored yet.</p>` : html`<table data-group><caption>Modules and their versions, newest first</caption>
-<thead><tr><th scope="col">Module</th><th scope="col">Versions</th><th scope="col">Get the newest release</th></tr></thead><tbody>${rows}</tbody></table>`}</section>`;
+<thead><tr><th scope="col">Module</th><th scope="col">Versions</th><th scope="col">Get the newest</th></tr></thead><tbody>${rows}</tbody></table>`}</section>`;
 }
 
 function ledgerSection(data: CatalogData): SafeHtml {
