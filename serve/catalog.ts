@@ -7,7 +7,7 @@
  */
 import type { CatalogData, CatalogModule, CatalogRepository, CatalogTag, CatalogVersion } from './catalog-data.js';
 import { html, type SafeHtml } from './html.js';
-import { UI_ASSETS } from './ui-assets.js';
+import { pageHead } from './ui-assets.js';
 
 /** Where the page is served and for whom. */
 export interface CatalogPageContext {
@@ -37,15 +37,6 @@ export function formatBytes(n: number | undefined): string {
 export function shortDigest(d: string): string {
   const i = d.indexOf(':');
   return i < 0 ? d.slice(0, 19) : d.slice(0, i + 13);
-}
-
-/** The head of a Ferry page: its title and Ferry's own stylesheet and script, nothing else. */
-export function pageHead(title: string): SafeHtml {
-  const css = UI_ASSETS.get('ferry.css')?.href ?? '';
-  const js = UI_ASSETS.get('ferry.js')?.href ?? '';
-  return html`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${title}</title><link rel="stylesheet" href="${css}"><script src="${js}" defer></script></head>`;
 }
 
 function filterBox(query: string, what: string): SafeHtml {

@@ -7,6 +7,7 @@
  * `textContent`, and swaps in markup the server rendered (and escaped).
  */
 import { createHash } from 'node:crypto';
+import { html, type SafeHtml } from './html.js';
 
 const CSS = `
 :root{--fg:#1b1b1b;--muted:#4a4a4a;--bg:#fff;--alt:#f3f5f7;--line:#c9ced4;--accent:#0b57a4;--ok:#17632a;--bad:#a4161a;--warn:#7a4b00;--focus:#0b57a4;color-scheme:light dark}
@@ -137,9 +138,18 @@ export const UI_ASSETS: ReadonlyMap<string, UiAsset> = new Map([
  * send anything elsewhere.
  */
 export const PAGE_HEADERS: Readonly<Record<string, string>> = {
-  'Content-Security-Policy':
+  'content-security-policy':
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-  'X-Content-Type-Options': 'nosniff',
-  'Referrer-Policy': 'no-referrer',
-  'Cache-Control': 'no-store',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
 };
+
+/** The head of a Ferry page: its title and Ferry's own stylesheet and script, nothing else. */
+export function pageHead(title: string): SafeHtml {
+  const css = UI_ASSETS.get('ferry.css')?.href ?? '';
+  const js = UI_ASSETS.get('ferry.js')?.href ?? '';
+  return html`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${title}</title><link rel="stylesheet" href="${css}"><script src="${js}" defer></script></head>`;
+}
