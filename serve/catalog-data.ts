@@ -92,6 +92,8 @@ export interface CatalogReaderOptions {
   readonly limits?: { readonly dirs: number; readonly versions: number };
 }
 
+/** How many manifests (and configs) are read at once for their notes. */
+const NOTES_CONCURRENCY = 16;
 /** The longest annotation text kept for the page. */
 const MAX_DESCRIPTION = 300;
 /** The largest manifest or config read for the page (they are small; a huge one is skipped). */
@@ -125,18 +127,26 @@ export class CatalogReader {
     const seq = store.journal.currentSeq();
     if (seq === this.seq && this.images) return;
     const summaries = store.content.manifestSummaries();
-    const repos: CatalogRepository[] = [];
-    const names = this.opts.repos ? this.opts.repos.names() : [];
-    for (const name of names) {
-      const rows = [...(this.opts.repos?.tags(name)?.values() ?? [])].sort((a, b) => (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0));
-      const tags: CatalogTag[] = [];
-      for (const row of rows) {
-        const t = describeTag(row, summaries);
-        const notes = await this.notes(store, row.digest, !t.index && t.platforms.length === 0, signal);
-        tags.push({ ...t, platforms: notes.platform ? [notes.platform] : t.platforms, description: notes.description });
-      }
-      repos.push({ name, tags });
-    }
+    const repos = this.opts.repos;
+    const rowsByRepo = (repos ? repos.names() : []).map((name) => ({
+      name,
+      rows: [...(repos?.tags(name)?.values() ?? [])].sort((a, b) => (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0)).map((row) => ({ row, t: describeTag(row, summaries) })),
+    }));
+    // Each manifest's own bytes are read once per process (manifests never change), many at once.
+    const todo = new Map<Digest, boolean>();
+    for (const r of rowsByRepo) for (const { row, t } of r.rows) if (!this.notesCache.has(row.digest)) todo.set(row.digest, !t.index && t.platforms.length === 0);
+    const queue = [...todo];
+    const worker = async (): Promise<void> => {
+      for (let next = queue.pop(); next; next = queue.pop()) await this.notes(store, next[0], next[1], signal);
+    };
+    await Promise.all(Array.from({ length: Math.min(NOTES_CONCURRENCY, queue.length) }, worker));
+    const out: CatalogRepository[] = rowsByRepo.map(({ name, rows }) => ({
+      name,
+      tags: rows.map(({ row, t }) => {
+        const notes = this.notesCache.get(row.digest) ?? {};
+        return { ...t, platforms: notes.platform ? [notes.platform] : t.platforms, description: notes.description };
+      }),
+    }));
     const byModule = new Map<string, CatalogVersion[]>();
     for (const v of store.modules.listWithSizes()) {
       const list = byModule.get(v.module) ?? [];
@@ -144,7 +154,7 @@ export class CatalogReader {
       byModule.set(v.module, list);
     }
     this.storeModules = [...byModule].map(([path, versions]) => ({ path, versions: versions.sort((a, b) => compare(b.version, a.version)) }));
-    this.images = repos;
+    this.images = out;
     this.seq = seq;
   }
 
