@@ -2,8 +2,9 @@
  * What the catalog page of `ferry serve` lists, read from what the server serves: the images of
  * a store (by intranet repository, as `/v2/` serves them), the Go modules of the store or of the
  * static GOPROXY tree that answers for modules, and the bundles the import ledger beside them
- * records. Cheap to call per request: the store's rows come from two queries (tags, manifest
- * summaries) cached until the journal moves, and manifest annotations are read once per digest.
+ * records. Cheap to call per request: the store's tags come from one query, re-run only when
+ * the journal moved; manifest rows (sizes, platforms) and the notes read from manifest and
+ * config bytes are immutable, so each is read once per digest, the rows in one query.
  * Lifecycle state and attachments are not here yet; when the store records them they become
  * fields of CatalogTag, read in the same pass.
  */
@@ -105,6 +106,7 @@ export class CatalogReader {
   private images: CatalogRepository[] | undefined;
   private storeModules: CatalogModule[] = [];
   private readonly notesCache = new Map<Digest, ManifestNotes>();
+  private readonly summaries = new Map<Digest, ManifestSummary>();
   private readonly treeCache = new Map<string, { mtimeMs: number; versions: CatalogVersion[] }>();
 
   constructor(private readonly opts: CatalogReaderOptions) {}
@@ -126,12 +128,19 @@ export class CatalogReader {
   private async refreshStore(store: Store, signal: AbortSignal | undefined): Promise<void> {
     const seq = store.journal.currentSeq();
     if (seq === this.seq && this.images) return;
-    const summaries = store.content.manifestSummaries();
     const repos = this.opts.repos;
-    const rowsByRepo = (repos ? repos.names() : []).map((name) => ({
+    const grouped = (repos ? repos.names() : []).map((name) => ({
       name,
-      rows: [...(repos?.tags(name)?.values() ?? [])].sort((a, b) => (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0)).map((row) => ({ row, t: describeTag(row, summaries) })),
+      rows: [...(repos?.tags(name)?.values() ?? [])].sort((a, b) => (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0)),
     }));
+    // Manifest rows never change: only those not seen yet are queried, all in one pass.
+    const unseen = new Set<Digest>();
+    for (const r of grouped) {
+      for (const row of r.rows) for (const d of [row.digest, ...row.keptDigests]) if (!this.summaries.has(d)) unseen.add(d);
+    }
+    if (unseen.size > 0) for (const [d, m] of store.content.manifestSummaries([...unseen])) this.summaries.set(d, m);
+    const summaries = this.summaries;
+    const rowsByRepo = grouped.map(({ name, rows }) => ({ name, rows: rows.map((row) => ({ row, t: describeTag(row, summaries) })) }));
     // Each manifest's own bytes are read once per process (manifests never change), many at once.
     const todo = new Map<Digest, boolean>();
     for (const r of rowsByRepo) for (const { row, t } of r.rows) if (!this.notesCache.has(row.digest)) todo.set(row.digest, !t.index && t.platforms.length === 0);

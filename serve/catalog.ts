@@ -130,9 +130,24 @@ function ledgerSection(data: CatalogData): SafeHtml {
   return html`<section aria-labelledby="bundles" data-group><h2 id="bundles">Bundles imported</h2><p class="muted">From the import ledger <code>${l.file}</code>.</p>${l.chains.length ? chains : html`<p>No bundle has been imported yet.</p>`}</section>`;
 }
 
+/**
+ * The images section, rendered once per list of repositories (the reader hands out the same
+ * list until the store's journal moves) and page context: thousands of rows, the page's bulk.
+ */
+const renderedImages = new WeakMap<readonly CatalogRepository[], { readonly key: string; readonly html: SafeHtml }>();
+
+function cachedImagesSection(repos: readonly CatalogRepository[], ctx: CatalogPageContext): SafeHtml {
+  const key = `${ctx.scheme}\0${ctx.host}\0${ctx.query}`;
+  const hit = renderedImages.get(repos);
+  if (hit?.key === key) return hit.html;
+  const out = imagesSection(repos, ctx);
+  renderedImages.set(repos, { key, html: out });
+  return out;
+}
+
 /** The whole catalog page. */
 export function renderCatalog(data: CatalogData, ctx: CatalogPageContext): string {
-  const sections = [data.repositories !== undefined ? imagesSection(data.repositories, ctx) : '', modulesSection(data, ctx), ledgerSection(data)];
+  const sections = [data.repositories !== undefined ? cachedImagesSection(data.repositories, ctx) : '', modulesSection(data, ctx), ledgerSection(data)];
   return html`${pageHead(`Ferry catalog · ${ctx.host}`)}
 <body><a class="sr" href="#content">Skip to the catalog</a><header><h1>Ferry catalog</h1><p class="muted">What <code>${ctx.scheme}://${ctx.host}</code> serves: a read-only registry and GOPROXY.</p>
 <nav aria-label="Sections"><ul>${data.repositories !== undefined ? html`<li><a href="#images">Images</a></li>` : ''}<li><a href="#modules">Go modules</a></li>${data.ledger ? html`<li><a href="#bundles">Bundles imported</a></li>` : ''}</ul></nav></header>

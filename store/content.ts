@@ -398,17 +398,19 @@ export class StoreContent implements PlacedBlobs, ManifestPresence {
   }
 
   /**
-   * Every recorded manifest with the bytes it references directly (config and layers for an
-   * image, children for an index), in one pass, for catalog pages that size thousands of tags.
+   * The recorded manifests among `digests` with the bytes each references directly (config and
+   * layers for an image, children for an index), in one query, for catalog pages that size
+   * thousands of tags. Digests not recorded are left out.
    */
-  manifestSummaries(): Map<Digest, ManifestSummary> {
+  manifestSummaries(digests: readonly Digest[]): Map<Digest, ManifestSummary> {
     return this.db.run('manifestSummaries', () => {
       const rows = this.db.sql
         .prepare(
           `SELECT m.digest, m.media_type AS mediaType, m.size, m.platform, COALESCE(SUM(r.size), 0) AS refsSize, COUNT(r.digest) AS refs
-           FROM manifests m LEFT JOIN manifest_refs r ON r.manifest = m.digest GROUP BY m.digest`,
+           FROM manifests m LEFT JOIN manifest_refs r ON r.manifest = m.digest
+           WHERE m.digest IN (SELECT value FROM json_each(?)) GROUP BY m.digest`,
         )
-        .all() as ManifestSummary[];
+        .all(JSON.stringify(digests)) as ManifestSummary[];
       return new Map(rows.map((r) => [r.digest, r]));
     });
   }

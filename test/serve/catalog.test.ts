@@ -173,6 +173,15 @@ describe('ferry serve: the catalog of a store', () => {
     expect(assets).toBeLessThan(20_000);
   });
 
+  it('shows a tag that moved since the last page (the cached rows follow the journal)', async () => {
+    const before = await (await fetch(`${server.url}/`)).text();
+    expect(before).not.toContain('docker pull ' + server.host + '/mirror/app:v2');
+    store.tags.set({ registry: 'up.example', repository: 'lib/app', tag: 'v2', source: 'app', target: 'mirror/app', digest: amd.digest, mediaType: amd.mediaType, platforms: null, keptDigests: [] });
+    const after = await (await fetch(`${server.url}/`)).text();
+    expect(after).toContain(`docker pull ${server.host}/mirror/app:v2`);
+    expect(after).toMatch(/<th scope="row" class="tag">v2<\/th>\n<td><code title="[^"]+">[^<]+<\/code><\/td>\n<td>linux\/amd64<\/td>/);
+  });
+
   it('never shadows a registry or GOPROXY route', async () => {
     // No Go module path can start with the pages' element, so no GOPROXY request reaches them.
     expect(modulePathError('-/ui/ferry.css')).toBeDefined();
