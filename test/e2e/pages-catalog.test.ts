@@ -15,11 +15,11 @@ import { startRegistry, type RunningRegistry } from '../helpers/registry-server.
 import { serveDir, type StaticServer } from '../helpers/static-server.js';
 
 /** An upstream description annotation that tries everything an attacker would. */
-export const EVIL = `<script>window.__pwned='script';fetch('http://198.51.100.7/x')</script>"><img src=x onerror="window.__pwned='img'">`;
+const EVIL = `<script>window.__pwned='script';fetch('http://198.51.100.7/x')</script>"><img src=x onerror="window.__pwned='img'">`;
 const PSEUDO = 'v0.0.0-20240301000000-abcdefabcdef';
 
 /** Starts `ferry serve ARGS --listen 127.0.0.1:0` and returns its URL. */
-export async function startFerryServe(args: string[]): Promise<{ url: string; child: ChildProcess }> {
+async function startFerryServe(args: string[]): Promise<{ url: string; child: ChildProcess }> {
   const child = spawnFerry(['serve', ...args, '--listen', '127.0.0.1:0']);
   const url = await new Promise<string>((ok, fail) => {
     let out = '';
