@@ -20,7 +20,9 @@ import { runSync, type RunSyncOptions } from '../sync/run.js';
 import { formatListen, parseListen, startHttpServer, type DaemonHttpServer, type ListenAddress } from './http.js';
 import { DEFAULT_GRACE_MS } from './defaults.js';
 import { DaemonMetrics } from './metrics.js';
+import { storeOverview, type StoreOverview } from './overview.js';
 import { pruneBundles } from './retention.js';
+import { renderStatusPage } from './status-page.js';
 
 /** The job name of the automatic export. */
 export const EXPORT_JOB = 'export';
@@ -63,6 +65,10 @@ export interface JobRun {
   readonly error?: string;
   /** Export only: the bundle written, or why none was. */
   readonly bundle?: string;
+  /** Bytes written: blob bytes fetched and stored (a sync), or the bundle's size (an export). */
+  readonly bytes?: number;
+  /** Sync only: blobs fetched and stored. */
+  readonly blobs?: number;
   readonly skippedReason?: string;
 }
 
@@ -96,6 +102,8 @@ export interface DaemonStatus {
   readonly sources: readonly JobStatus[];
   readonly export: JobStatus | null;
   readonly lastBundle: { readonly id: string; readonly sequence: number; readonly createdAt: string } | null;
+  /** The store's size, what an export would carry now, the bundles exported and their confirmation; null before the store is open. */
+  readonly overview: StoreOverview | null;
 }
 
 /** The outcome of reload(). */
@@ -240,7 +248,7 @@ export class Daemon {
         const listen = typeof this.opts.listen === 'string' ? parseListen(this.opts.listen) : this.opts.listen;
         this.http = await startHttpServer(
           listen,
-          { ready: () => this.readiness(), metrics: () => this.metrics.render(), status: () => this.status() },
+          { ready: () => this.readiness(), metrics: () => this.metrics.render(), status: () => this.status(), page: () => renderStatusPage(this.status(), this.now()) },
           this.logger,
         );
         const addr = formatListen(this.http.address);
@@ -435,6 +443,7 @@ export class Daemon {
       sources: jobs.filter((j) => j.kind !== 'export').map(view),
       export: exp ? view(exp) : null,
       lastBundle: last ? { id: last.id, sequence: last.sequence, createdAt: last.createdAt } : null,
+      overview: this.store ? storeOverview(this.store, this.config) : null,
     };
   }
 
@@ -514,7 +523,7 @@ export class Daemon {
     });
     const aborted = this.abort.signal.aborted;
     const first = s.failures[0];
-    const run = this.finish(job, started, { ok: s.ok, aborted, ...(first ? { error: first.message } : {}) });
+    const run = this.finish(job, started, { ok: s.ok, aborted, bytes: s.blobs.bytes, blobs: s.blobs.fetched, ...(first ? { error: first.message } : {}) });
     const img = s.results[0];
     const mod = s.moduleResults[0];
     this.metrics.recordRun({
@@ -563,7 +572,7 @@ export class Daemon {
       if (exp.keep !== undefined) {
         await pruneBundles({ dir: exp.out, keep: exp.keep, confirmations: exp.confirmations, store, logger: log, signal: this.abort.signal });
       }
-      this.finish(job, started, { ok: true, aborted: false, bundle: r.id });
+      this.finish(job, started, { ok: true, aborted: false, bundle: r.id, bytes: r.bytes });
     } catch (err) {
       const fe = toFerryError(err, 'INTERNAL');
       if (fe.code === 'EXPORT_BUSY') {

@@ -1,8 +1,13 @@
-/** The daemon's small HTTP surface (node:http): health, readiness, Prometheus metrics, JSON status. */
+/**
+ * The daemon's small HTTP surface (node:http): health, readiness, Prometheus metrics, JSON
+ * status, and the status page for people at `/` with its assets under `/-/ui/` (from Ferry
+ * itself: the DMZ page asks no other host for anything).
+ */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { FerryError } from '../errors/index.js';
+import { PAGE_HEADERS, UI_ASSETS, UI_PREFIX } from '../serve/ui-assets.js';
 
 /** A parsed `--listen` address. */
 export interface ListenAddress {
@@ -33,6 +38,8 @@ export interface HttpHandlers {
   readonly metrics: () => Promise<{ readonly contentType: string; readonly body: string }>;
   /** The `/status` document. */
   readonly status: () => unknown;
+  /** The status page's HTML. */
+  readonly page: () => string;
 }
 
 /** A listening server. */
@@ -43,9 +50,24 @@ export interface DaemonHttpServer {
   close(): Promise<void>;
 }
 
-function send(res: ServerResponse, status: number, contentType: string, body: string, head: boolean): void {
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+function send(res: ServerResponse, status: number, contentType: string, body: string | Buffer, head: boolean, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'cache-control': 'no-store', ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
   res.end(head ? undefined : body);
+}
+
+/** One of the pages' assets, with its validator. */
+function sendAsset(req: IncomingMessage, res: ServerResponse, name: string, head: boolean): void {
+  const a = UI_ASSETS.get(name);
+  if (!a) {
+    send(res, 404, 'text/plain; charset=utf-8', 'not found: no such asset\n', head, { 'x-content-type-options': 'nosniff' });
+    return;
+  }
+  const headers = { etag: a.etag, 'cache-control': 'public, max-age=31536000, immutable', 'x-content-type-options': 'nosniff' };
+  if (req.headers['if-none-match'] === a.etag) {
+    res.writeHead(304, headers).end();
+    return;
+  }
+  send(res, 200, a.contentType, a.bytes, head, headers);
 }
 
 function json(res: ServerResponse, status: number, v: unknown, head: boolean): void {
@@ -80,8 +102,15 @@ export async function startHttpServer(listen: ListenAddress, handlers: HttpHandl
       case '/status':
         json(res, 200, handlers.status(), head);
         return;
+      case '/':
+        send(res, 200, 'text/html; charset=utf-8', handlers.page(), head, { ...PAGE_HEADERS });
+        return;
       default:
-        send(res, 404, 'text/plain; charset=utf-8', 'not found (try /healthz, /readyz, /metrics, /status)\n', head);
+        if (path.startsWith(UI_PREFIX)) {
+          sendAsset(req, res, path.slice(UI_PREFIX.length), head);
+          return;
+        }
+        send(res, 404, 'text/plain; charset=utf-8', 'not found (try /, /healthz, /readyz, /metrics, /status)\n', head);
     }
   };
   const server: Server = createServer((req, res) => {

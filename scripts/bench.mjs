@@ -5,7 +5,7 @@
 //   BENCH_SCALE=small node scripts/bench.mjs   # about a minute, same steps, small sizes
 //
 // Sizes can be overridden: BENCH_BIG_MB and BENCH_BASE_MB (comma lists), BENCH_UNIQUE_MB, BENCH_TAGS,
-// BENCH_MANY_TAGS, BENCH_GO_MODULES, BENCH_GO_VERSIONS, BENCH_GO_ROOTS, BENCH_GO_ROUNDS. BENCH_DIR (default
+// BENCH_MANY_TAGS, BENCH_GO_MODULES, BENCH_GO_VERSIONS, BENCH_GO_ROOTS, BENCH_GO_ROUNDS, BENCH_CATALOG_TAGS. BENCH_DIR (default
 // .bench in the repo root) holds all data; BENCH_KEEP=1 keeps it afterwards. BENCH_ONLY='go modules'
 // runs only the steps whose names contain it.
 // Runs the built CLI (dist/ferry.mjs, what `ferry` runs): `npm run bench` builds first.
@@ -16,6 +16,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { benchCatalog } from './bench/catalog.mjs';
 import { buildGoProxyTree, serveStatic } from './bench/goproxy.mjs';
 import { pushImageWorkload, pushManyTags } from './bench/images.mjs';
 import { measure, run } from './bench/proc.mjs';
@@ -29,8 +30,8 @@ const LOG = join(DIR, 'bench.log');
 const ONLY = process.env.BENCH_ONLY ?? '';
 
 const SCALES = {
-  small: { baseMB: [4, 2], uniqueMB: 2, tags: 10, bigMB: [32], manyTags: 100, goModules: 20, goVersions: 3, goRoots: 4, goRounds: 1 },
-  full: { baseMB: [64, 32], uniqueMB: 24, tags: 12, bigMB: [1024, 640], manyTags: 1000, goModules: 100, goVersions: 5, goRoots: 10, goRounds: 3 },
+  small: { baseMB: [4, 2], uniqueMB: 2, tags: 10, bigMB: [32], manyTags: 100, goModules: 20, goVersions: 3, goRoots: 4, goRounds: 1, catalogTags: 500 },
+  full: { baseMB: [64, 32], uniqueMB: 24, tags: 12, bigMB: [1024, 640], manyTags: 1000, goModules: 100, goVersions: 5, goRoots: 10, goRounds: 3, catalogTags: 5000 },
 };
 const scaleName = process.env.BENCH_SCALE ?? 'full';
 const base = SCALES[scaleName];
@@ -58,6 +59,7 @@ const S = {
   goVersions: Math.round(num('BENCH_GO_VERSIONS', base.goVersions)),
   goRoots: Math.round(num('BENCH_GO_ROOTS', base.goRoots)),
   goRounds: Math.round(num('BENCH_GO_ROUNDS', base.goRounds)),
+  catalogTags: Math.round(num('BENCH_CATALOG_TAGS', base.catalogTags)),
 };
 
 const MB = 1e6;
@@ -307,6 +309,16 @@ async function main() {
     const tr = tarBytes / t.ms;
     row(`export --full (${(bytes / MB).toFixed(0)} MB)`, `${secs(f.ms)}, ${mbps(bytes, f.ms)}`, `tar -cf+fsync ${secs(t.ms)}, ${mbps(tarBytes, t.ms)}`, ratio(fr / tr), '≥ 0.90×', fr / tr >= 0.9);
     row(`peak RSS, export (${(bytes / 2 ** 30).toFixed(2)} GiB bundle)`, rss(f), '', '', '< 150 MB', f.maxRssMB !== undefined ? f.maxRssMB < 150 : undefined);
+  });
+
+  // 5b. The catalog page of ferry serve over many tags (in process: data read and render only).
+  await step(`catalog page, ${S.catalogTags} tags`, async () => {
+    const r = await benchCatalog({ root: ROOT, dir: DIR, tags: S.catalogTags });
+    say(`   store of ${S.catalogTags} tags built in ${secs(r.setupMs)}; page ${(r.pageBytes / 1024).toFixed(0)} KiB`);
+    say(`   cold (every manifest and config read once): ${r.coldMs.toFixed(0)} ms; warm: ${r.warmMs.toFixed(1)} ms; after a tag moved: ${r.movedMs.toFixed(1)} ms`);
+    row(`catalog render, ${S.catalogTags} tags, warm`, `${r.warmMs.toFixed(1)} ms`, '', '', '< 200 ms', r.warmMs < 200);
+    row(`catalog render, ${S.catalogTags} tags, after a tag moved`, `${r.movedMs.toFixed(1)} ms`, '', '', '< 200 ms', r.movedMs < 200);
+    row(`catalog render, ${S.catalogTags} tags, cold (first after start)`, `${r.coldMs.toFixed(0)} ms`, '', '', '(reported)', undefined);
   });
 
   // 6. Import.

@@ -25,12 +25,14 @@ export const PACKAGE_OF = {
   openssl: 'openssl',
   curl: 'curl',
   python3: 'python3',
+  // The page tests drive Debian's browser through playwright-core, which downloads none.
+  chromium: 'chromium',
 };
 
 /** What each npm script needs: commands on PATH, and whether it runs the built CLI without building it itself. */
 export const NEEDS = {
   // scripts/test.mjs typechecks, lints and builds before it runs the tests.
-  test: { commands: ['docker-registry', 'skopeo', 'go', 'openssl', 'curl'], build: false },
+  test: { commands: ['docker-registry', 'skopeo', 'go', 'openssl', 'curl', 'chromium'], build: false },
   demo: { commands: ['docker-registry', 'skopeo', 'go', 'curl', 'python3'], build: true },
   bench: { commands: ['docker-registry', 'skopeo', 'go', 'openssl', 'curl'], build: true },
 };

@@ -1,7 +1,8 @@
 /**
  * `ferry serve`: a read-only HTTP(S) server inside the disconnected network that is at once a
  * GOPROXY (from a store or a static module tree, with a checksum-database passthrough) and a
- * pull-only OCI registry (from a store). Anything but GET and HEAD is refused with 405.
+ * pull-only OCI registry (from a store), with a catalog page for people at `/` (pages.ts).
+ * Anything but GET and HEAD is refused with 405.
  */
 import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -15,6 +16,8 @@ import type { Store } from '../store/index.js';
 import { notFound, serveModuleFromDir, serveModuleFromStore, serveSumdb, staticSumdbSource, storeSumdbSource, type SumdbSource } from './goproxy.js';
 import { pathElements, sendText, type ServeContext } from './http.js';
 import { OciRepositories, sendDistributionError, serveOci } from './oci.js';
+import { CatalogReader } from './catalog-data.js';
+import { isPagePath, servePage } from './pages.js';
 
 /** A checksum-database source (see goproxy.ts). */
 export type { SumdbSource } from './goproxy.js';
@@ -86,6 +89,7 @@ export function createServeHandler(opts: ServeHandlerOptions): (req: IncomingMes
   const gomodDir = checkOptions(opts);
   const { store, logger } = opts;
   const repos = store ? new OciRepositories(store) : undefined;
+  const catalog = new CatalogReader({ ...(store ? { store } : {}), ...(repos ? { repos } : {}), ...(gomodDir !== undefined ? { gomodDir } : {}) });
   // One source of truth per server: the module tree's own database files when it serves the
   // modules, else those an import kept in the store (only for databases it holds `supported`
   // for; see storeSumdbSource).
@@ -108,6 +112,8 @@ export function createServeHandler(opts: ServeHandlerOptions): (req: IncomingMes
       if (isV2) return sendDistributionError(ctx, 404, 'NAME_UNKNOWN', 'no such route in the registry API');
       return notFound(ctx, 'path elements starting with a dot are never served');
     }
+    // `/` and `/-/ui/…`: paths no Go or OCI client asks for (see ui-assets.ts).
+    if (isPagePath(rawPath)) return servePage(ctx, catalog);
     if (isV2) {
       if (!store || !repos) return sendDistributionError(ctx, 404, 'NAME_UNKNOWN', 'this server has no store: it serves no images');
       return serveOci(ctx, store.content, repos);

@@ -17,6 +17,7 @@ import type {
   BlobRow,
   ImportFileOptions,
   ManifestReference,
+  ManifestSummary,
   ManifestRow,
   PutManifestInput,
   ReadBlobOptions,
@@ -393,6 +394,24 @@ export class StoreContent implements PlacedBlobs, ManifestPresence {
         platform: m.platform,
         references: refs.map((r) => compact<ManifestReference>(r)),
       });
+    });
+  }
+
+  /**
+   * The recorded manifests among `digests` with the bytes each references directly (config and
+   * layers for an image, children for an index), in one query, for catalog pages that size
+   * thousands of tags. Digests not recorded are left out.
+   */
+  manifestSummaries(digests: readonly Digest[]): Map<Digest, ManifestSummary> {
+    return this.db.run('manifestSummaries', () => {
+      const rows = this.db.sql
+        .prepare(
+          `SELECT m.digest, m.media_type AS mediaType, m.size, m.platform, COALESCE(SUM(r.size), 0) AS refsSize, COUNT(r.digest) AS refs
+           FROM manifests m LEFT JOIN manifest_refs r ON r.manifest = m.digest
+           WHERE m.digest IN (SELECT value FROM json_each(?)) GROUP BY m.digest`,
+        )
+        .all(JSON.stringify(digests)) as ManifestSummary[];
+      return new Map(rows.map((r) => [r.digest, r]));
     });
   }
 

@@ -15,6 +15,7 @@ import type {
   ModuleVersionFilter,
   ModuleVersionInput,
   ModuleVersionRow,
+  ModuleVersionSized,
   PutModuleVersionOptions,
   UnindexedBlob,
 } from './types.js';
@@ -210,6 +211,18 @@ export class StoreModules implements ModuleListWrite {
       const sql = `SELECT * FROM module_versions ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY module, version`;
       return (this.db.sql.prepare(sql).all(...args) as ModuleDbRow[]).map(moduleRow);
     });
+  }
+
+  /** Every stored module version with its zip's size (null without a zip), by module then version text, in one pass. */
+  listWithSizes(): ModuleVersionSized[] {
+    return this.db.run('listModuleVersionsSized', () =>
+      this.db.sql
+        .prepare(
+          `SELECT v.module, v.version, v.time, v.retracted, b.size AS zipSize FROM module_versions v
+           LEFT JOIN blobs b ON b.digest = v.zip_digest ORDER BY v.module, v.version`,
+        )
+        .all() as ModuleVersionSized[],
+    );
   }
 
   /** Every (module, version, file, digest) a module version needs whose blob is not indexed (for fsck). */

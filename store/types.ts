@@ -228,6 +228,28 @@ export interface ModuleVersionRow extends Required<ModuleVersionInput> {
   readonly updatedAt: string;
 }
 
+/** A module version as catalog pages list it (StoreModules.listWithSizes). */
+export interface ModuleVersionSized {
+  readonly module: string;
+  readonly version: string;
+  readonly time: string;
+  readonly retracted: string | null;
+  /** The zip's size; null for a version stored without its zip (go.mod only). */
+  readonly zipSize: number | null;
+}
+
+/** A recorded manifest and the bytes it references directly (StoreContent.manifestSummaries). */
+export interface ManifestSummary {
+  readonly digest: Digest;
+  readonly mediaType: string;
+  readonly size: number;
+  readonly platform: string | null;
+  /** The sum of its references' sizes: config and layers for an image, children for an index. */
+  readonly refsSize: number;
+  /** How many references it has. */
+  readonly refs: number;
+}
+
 /** Filter for `listModuleVersions`. */
 export interface ModuleVersionFilter {
   readonly module?: string;

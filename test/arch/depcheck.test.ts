@@ -38,6 +38,9 @@ const deviations: Record<string, Record<string, string>> = {
   importer: {
     oci: 'import reads manifests, descriptors, digests and references (the oci/ types the table leaves out)',
   },
+  daemon: {
+    serve: "the status page renders with the pages' escaping html helper, their assets and formatting (serve/html.ts, serve/ui-assets.ts, serve/catalog.ts): one helper for every page",
+  },
 };
 
 /** What each folder may import: the table plus its deviations. */

@@ -128,7 +128,13 @@ export class OciLayoutBuilder {
   }
 
   /** A config and manifest over the given layers; `platform` defaults to linux/amd64. */
-  async addImage(opts: { readonly layers: readonly Layer[]; readonly platform?: TestPlatform; readonly labels?: Record<string, string> }): Promise<Image> {
+  async addImage(opts: {
+    readonly layers: readonly Layer[];
+    readonly platform?: TestPlatform;
+    readonly labels?: Record<string, string>;
+    /** Manifest annotations (upstream text a page must show escaped). */
+    readonly annotations?: Record<string, string>;
+  }): Promise<Image> {
     const platform = opts.platform ?? { os: 'linux', architecture: 'amd64' };
     const config = {
       architecture: platform.architecture,
@@ -146,6 +152,7 @@ export class OciLayoutBuilder {
       mediaType: OCI.manifest,
       config: configDesc,
       layers: opts.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+      ...(opts.annotations ? { annotations: opts.annotations } : {}),
     };
     const bytes = Buffer.from(JSON.stringify(manifest));
     const digest = await this.addBlob(bytes);

@@ -167,7 +167,7 @@ describe('scripts/setup.mjs', () => {
     const r = run('test');
     expect(r.status).toBe(2);
     expect(r.steps).toEqual([]);
-    expect(r.out).toBe('setup: npm test needs docker-registry, skopeo, go; run as root: apt-get install -y docker-registry skopeo golang-go\n');
+    expect(r.out).toBe('setup: npm test needs docker-registry, skopeo, go, chromium; run as root: apt-get install -y docker-registry skopeo golang-go chromium\n');
   });
 
   it('as root, installs the missing packages with apt-get, non-interactively, then goes on', () => {

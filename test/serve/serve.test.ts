@@ -252,7 +252,7 @@ describe('ferry serve', () => {
     });
 
     it('404s with a plain body for unknown modules, versions and zip-less versions', async () => {
-      for (const path of [proxyPath('example.com/nothing', 'list'), proxyPath(UPPER, 'info', 'v9.9.9'), proxyPath(UPPER, 'zip', 'v0.9.0'), '/', '/x/@v/', `/${escapeNothing()}`]) {
+      for (const path of [proxyPath('example.com/nothing', 'list'), proxyPath(UPPER, 'info', 'v9.9.9'), proxyPath(UPPER, 'zip', 'v0.9.0'), '/x/@v/', `/${escapeNothing()}`]) {
         const res = await fetch(`${server.url}/${path.replace(/^\//, '')}`);
         expect(res.status, path).toBe(404);
         expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
