@@ -25,6 +25,8 @@ export const ErrorCodes = [
   'REALM_INSECURE',
   /** A tag list past its configured pages, tags or bytes. */
   'TAG_LIST_LIMIT',
+  /** A referrers list (API pages or a fallback tag index) that is malformed, or past its bounds. */
+  'REFERRERS_INVALID',
   // registry / protocol
   'UNAUTHORIZED',
   'DENIED',
