@@ -297,6 +297,7 @@ export class RegistryTarget implements ImportTarget {
           queue: this.queue,
           queueManifests: true,
           read: this.source.reader((d) => this.queue.add(() => this.fromTarget(repo, d))),
+          attachments: (d) => this.source.attachments(d),
           // A foreign layer left out upstream stays out: the registry accepts the manifest without it.
           foreign: 'if-present',
           missing: (root, lost) => {

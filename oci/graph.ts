@@ -25,7 +25,8 @@
  * - Attachments (oci/referrers.ts), when the selection follows them and the caller passes a
  *   finder: every manifest the root reaches (the root, kept children, nested ones) is asked for
  *   its attachments, the selection's filter keeps some, and each kept one joins the closure with
- *   its blobs, after its subject; attachments of attachments follow up to MAX_ATTACHMENT_DEPTH.
+ *   its blobs (listed before the root, which stays last; copy.ts puts each after its subject);
+ *   attachments of attachments follow up to MAX_ATTACHMENT_DEPTH.
  *   A referrer whose `subject` names another manifest is refused (MANIFEST_INVALID); one the
  *   source lacks is dropped (`absent`); a manifest already in the closure is not attached again
  *   (no cycles through digest tags).
@@ -116,7 +117,7 @@ export interface Closure {
   readonly kept: readonly Descriptor[] | undefined;
   /** The root index's children left out (by the selection, or absent attachments). */
   readonly dropped: readonly Descriptor[];
-  /** Every manifest read, each once, children before parents (the root last). */
+  /** Every manifest read, each once, children before parents, attachments before the root, the root last. */
   readonly manifests: readonly GraphManifest[];
   /** Configs and layers, each once, in the order their manifests come. */
   readonly blobs: readonly Descriptor[];
@@ -130,7 +131,7 @@ export interface Closure {
   readonly absent: readonly Descriptor[];
   /** Set when the selection left some child of the root index out. */
   readonly filtered: FilteredIndex | undefined;
-  /** Attachments kept, in the order found (each after its subject); their manifests are in `manifests` or `external`. */
+  /** Attachments kept, in the order found; their manifests are in `manifests` (before the root) or `external`. */
   readonly attachments: readonly Attachment[];
 }
 
@@ -292,7 +293,12 @@ export async function closure(root: Descriptor, read: ManifestReader, selection:
     for (const f of n.m.foreign) if (!foreign.has(f.digest)) foreign.set(f.digest, f);
   };
   await flatten(root);
-  for (const a of attachments) await flatten(a.descriptor);
+  if (attachments.length > 0) {
+    // The root stays last (what a tag names): attachments come before it, after every other subject.
+    const rootEntry = manifests.length > 0 && manifests[manifests.length - 1]!.digest === root.digest ? manifests.pop() : undefined;
+    for (const a of attachments) await flatten(a.descriptor);
+    if (rootEntry) manifests.push(rootEntry);
+  }
 
   const top = manifests[manifests.length - 1];
   let filtered: FilteredIndex | undefined;

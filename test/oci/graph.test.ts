@@ -261,7 +261,9 @@ describe('closure: attachments', () => {
     expect(c.attachments.map((a) => a.descriptor.digest)).toEqual([sig.digest, sbom.digest, sbomSig.digest]);
     expect(asked).not.toContain(arm.digest);
     const order = digests(c.manifests);
-    expect(order.indexOf(idx.digest)).toBeLessThan(order.indexOf(sig.digest));
+    // The root stays last; every other subject comes before its attachments.
+    expect(order[order.length - 1]).toBe(idx.digest);
+    expect(order.indexOf(amd.digest)).toBeLessThan(order.indexOf(sbom.digest));
     expect(order.indexOf(sbom.digest)).toBeLessThan(order.indexOf(sbomSig.digest));
     expect(digests(c.blobs)).toContain(sha256Digest('sbom-amd'));
     // A filter keeps only what it names; 'none' and no finder follow nothing.
