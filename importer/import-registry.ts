@@ -19,6 +19,7 @@ import {
   isIndexMediaType,
   parseManifest,
   referencedDescriptors,
+  type Attachment,
   type BlobOpener,
   type CopiedImage,
   type Descriptor,
@@ -30,7 +31,7 @@ import {
   type ManifestRead,
   type PutBlobResult,
 } from '../oci/index.js';
-import { refusedForMissingChildren, type BlobPutResult, type RegistryClient } from '../registry/index.js';
+import { publishAttachments, refusedForMissingChildren, type BlobPutResult, type RegistryClient } from '../registry/index.js';
 import type { Ledger } from '../store/index.js';
 import { emptyReport, type ImportTarget, type PlanLine, type TagReport, type TargetContext, type TargetReport } from './import-target.js';
 import { openSource, prefixed, readSmall, writeStreamFile, type EntrySource } from './import-util.js';
@@ -449,6 +450,22 @@ export class RegistryTarget implements ImportTarget {
     return pushed;
   }
 
+  /**
+   * Attachments, once every manifest of the repository is in and before any tag moves: digest
+   * tags pushed as tags; referrers indexed by a registry with the referrers API (seen from
+   * `OCI-Subject` on their PUT), else listed in the fallback tag's index, merged with its entries.
+   */
+  async pushAttachments(repo: string, attachments: readonly Attachment[]): Promise<void> {
+    const r = await publishAttachments(
+      this.client,
+      repo,
+      attachments,
+      async (d) => this.source.carriedManifest(d.digest) ?? (await this.client.manifestGet(repo, d.digest, this.sig())),
+      this.sig(),
+    );
+    this.c.logger?.info({ repository: repo, attachments: attachments.length, digestTags: r.tags, fallbackIndexes: r.fallbackIndexes, referrersApi: r.referrersApi }, 'attachments published');
+  }
+
   /** Moves a tag (skipped when the ledger already holds it at this digest). */
   async pushTag(repo: string, tag: string, image: CopiedImage): Promise<void> {
     const digest = image.digest;
@@ -527,6 +544,10 @@ class RepoSink implements ImageSink<{ readonly repo: string; readonly tag: strin
 
   putManifest(p: ManifestPut): Promise<Digest> {
     return this.target.pushManifest(this.repo, p);
+  }
+
+  putAttachments(attachments: readonly Attachment[]): Promise<void> {
+    return this.target.pushAttachments(this.repo, attachments);
   }
 
   putTag(t: { readonly repo: string; readonly tag: string }, image: CopiedImage): Promise<void> {

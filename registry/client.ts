@@ -280,8 +280,9 @@ export class RegistryClient {
   }
 
   /**
-   * Whether this registry answers the referrers API: undefined until a `referrers` call found
-   * out (an OCI 1.1 registry answers 200 even for an unknown subject; one without the API 404).
+   * Whether this registry answers the referrers API: undefined until a `referrers` call or the
+   * PUT of a manifest with a `subject` found out (an OCI 1.1 registry answers 200 even for an
+   * unknown subject, and `OCI-Subject` on such a PUT; one without the API 404, and no header).
    */
   get referrersApi(): boolean | undefined {
     return this.api;
@@ -462,6 +463,10 @@ export class RegistryClient {
     });
     if (res.statusCode < 200 || res.statusCode > 299) throw await this.http.errorFrom('manifestPut', res, details);
     await discardBody(res.body);
+    // distribution-spec 1.1: a registry with the referrers API answers the PUT of a manifest with
+    // a `subject` with `OCI-Subject: <subject digest>`; one without the API does not.
+    const subject = subjectOf(bytes);
+    if (subject !== undefined) this.api = header(res.headers, 'oci-subject') !== undefined;
     const sent = header(res.headers, 'docker-content-digest');
     if (sent !== undefined && sent.startsWith('sha256:') && sent !== digest) {
       throw new FerryError('DIGEST_MISMATCH', `manifestPut ${this.host}/${repo}:${ref}: registry stored digest ${sent}, expected ${digest}`, {
@@ -729,6 +734,16 @@ function refSuffix(ref: string): string {
 
 function refDetails(repo: string, ref: string): ErrorDetails {
   return isDigest(ref) ? { repository: repo, digest: ref, reference: ref } : { repository: repo, reference: ref };
+}
+
+/** The `subject.digest` a manifest body names, if any (unparsable bodies name none). */
+function subjectOf(bytes: Buffer): string | undefined {
+  try {
+    const d = (JSON.parse(bytes.toString('utf8')) as { subject?: { digest?: unknown } } | null)?.subject?.digest;
+    return typeof d === 'string' ? d : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function bodyMediaType(bytes: Buffer): string | undefined {

@@ -22,6 +22,7 @@ import {
   type MediaCallOptions,
   type PutBlobResult,
 } from '../oci/index.js';
+import { publishAttachments } from './attachments.js';
 import type { RegistryClient } from './client.js';
 import { foreignBlobGet } from './foreign.js';
 
@@ -214,6 +215,11 @@ export class RegistrySink implements ImageSink<string> {
       await this.client.manifestPut(this.repository, p.fallback.digest, p.fallback.bytes, p.fallback.mediaType, sig(opts));
       return p.fallback.digest;
     }
+  }
+
+  /** Digest tags as tags; referrers indexed by the registry, or listed in the fallback tag's index. */
+  async putAttachments(attachments: readonly Attachment[], opts?: MediaCallOptions): Promise<void> {
+    await publishAttachments(this.client, this.repository, attachments, (d) => this.client.manifestGet(this.repository, d.digest, sig(opts)), opts);
   }
 
   async putTag(tag: string, image: CopiedImage, opts?: MediaCallOptions): Promise<void> {

@@ -5,7 +5,7 @@ import type { ServerResponse } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isFerryError } from '../../errors/index.js';
 import { fallbackTag, sha256Digest } from '../../oci/index.js';
-import { MAX_REFERRERS_PAGES, RegistryClient } from '../../registry/index.js';
+import { MAX_REFERRERS_PAGES, publishAttachments, RegistryClient } from '../../registry/index.js';
 import { makeCosignKey, pushCosignSignature, pushFallbackIndex, pushSbomReferrer, SPDX, type CosignKey } from '../helpers/cosign.js';
 import { pushTestImage, type TestImage } from '../helpers/images.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry-server.js';
@@ -148,5 +148,33 @@ describe('referrers API (in-process fake)', () => {
     expect((await c.referrers('team/app', subject, { fallback: false })).descriptors).toEqual([]);
     expect(fake.seen.filter((r) => r.url.includes('/referrers/')).length).toBe(1);
   });
-});
 
+  it('a target that answers OCI-Subject on the PUT indexes referrers itself: no fallback tag is written', async () => {
+    const referrer = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        artifactType: 'application/spdx+json',
+        config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256Digest('{}'), size: 2 },
+        layers: [],
+        subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: subject, size: 7 },
+      }),
+    );
+    const digest = sha256Digest(referrer);
+    const { fake, c } = await setup((req, res) => {
+      if (req.method === 'PUT') {
+        res.writeHead(201, { 'docker-content-digest': sha256Digest(req.body), ...(JSON.parse(req.body.toString()).subject ? { 'oci-subject': subject } : {}) });
+        return void res.end();
+      }
+      res.writeHead(404).end();
+    });
+    await c.manifestPut('team/app', digest, referrer, 'application/vnd.oci.image.manifest.v1+json');
+    expect(c.referrersApi).toBe(true);
+    const r = await publishAttachments(c, 'team/app', [{ subject, descriptor: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: referrer.length } }], async () => ({
+      bytes: referrer,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    }));
+    expect(r).toEqual({ tags: 0, fallbackIndexes: 0, referrersApi: true });
+    expect(fake.seen.map((q) => `${q.method} ${q.url}`)).toEqual([`PUT /v2/team/app/manifests/${digest}`]);
+  });
+});
