@@ -31,6 +31,8 @@ export interface ImageConfig {
   readonly foreignLayers: 'skip' | 'fetch';
   /** Attachments followed (null: none; `artifactTypes: null`: all). */
   readonly referrers: AttachmentFilter | null;
+  /** The signature policy: absolute paths of the cosign public keys (PEM) a tag's signature must verify with. */
+  readonly verify: { readonly keys: readonly string[] } | undefined;
 }
 
 /** A Go module root after resolution. */
@@ -222,7 +224,7 @@ const KNOWN_KEYS: readonly string[] = [
   'images', 'name', 'source', 'tags', 'include', 'exclude', 'semver', 'latest', 'platforms', 'target', 'goModules', 'proxy',
   'sumdb', 'noSumCheck', 'modules', 'path', 'versions', 'deps', 'gomod', 'export', 'signingKey', 'signingKeyPassphrase', 'out',
   'splitSize', 'keep', 'confirmations', 'mirrorOf', 'idleTimeout', 'maxTagPages', 'maxTags', 'maxTagListBytes',
-  'foreignLayers', 'referrers', 'artifactTypes',
+  'foreignLayers', 'referrers', 'artifactTypes', 'verify', 'keys',
 ];
 
 function suggest(key: string): string {
@@ -317,6 +319,7 @@ function resolveConfig(raw: RawConfig, file: string, doc: Document, lc: LineCoun
       schedule: img.schedule,
       foreignLayers: img.foreignLayers,
       referrers: attachmentFilter(img.referrers ?? raw.referrers),
+      verify: img.verify ? { keys: img.verify.keys.map(abs) } : undefined,
     };
   });
 

@@ -110,6 +110,8 @@ export const ImageSchema = z.strictObject({
   foreignLayers: z.enum(['skip', 'fetch']).default('skip'),
   /** Attachments followed with this image's tags. @default the top-level `referrers`, else true */
   referrers: ReferrersSchema.optional(),
+  /** Mirror a tag only when its digest has a cosign signature that verifies with one of these public keys (PEM files). */
+  verify: z.strictObject({ keys: z.array(z.string().min(1)).min(1).max(64) }).optional(),
 });
 
 const GoVersions = z.union([

@@ -8,3 +8,4 @@ export type * from './media.js';
 export * from './reference.js';
 export * from './verify.js';
 export * from './referrers.js';
+export * from './cosign.js';

@@ -4,6 +4,7 @@
  * selects, only blobs the store lacks are fetched (once per pass across tags and images), and
  * the tag pointer moves only after all its content is stored.
  */
+import type { KeyObject } from 'node:crypto';
 import { Transform, pipeline } from 'node:stream';
 import type { Logger } from 'pino';
 import type PQueue from 'p-queue';
@@ -23,6 +24,7 @@ import {
   type Selection,
 } from '../oci/index.js';
 import { RegistrySource, type RegistryClient } from '../registry/index.js';
+import { loadPolicyKeys, requireSignature } from './signatures.js';
 import { StoreSink, storeReader, type ChangeResult, type SourceTagKey, type Store, type StoreTag } from '../store/index.js';
 
 /** Progress and accounting events the engine emits. */
@@ -66,6 +68,8 @@ interface ImageRun {
   readonly foreign: Map<Digest, ForeignLayerReport>;
   /** The repository's tag list this pass (digest tags not in it are not asked for). */
   tags: ReadonlySet<string>;
+  /** The signature policy's keys, read once per pass. */
+  keys?: Promise<KeyObject[]>;
 }
 
 /** Shared state of one sync pass (deduplicates blob fetches across tags and images). */
@@ -162,6 +166,11 @@ async function syncTag(ctx: SyncContext, run: ImageRun, client: RegistryClient, 
   // and the tag journaled again so the next incremental bundle carries them.
   const contentAdded = same && ((await lacksForeignLayers(ctx, run, root, selection)) || (await lacksAttachments(ctx, run, client, root, selection)));
   if (same && !contentAdded) return false;
+  // The signature policy: checked before anything of the tag is stored.
+  if (img.verify !== undefined && !same) {
+    run.keys ??= loadPolicyKeys(img.verify.keys);
+    await requireSignature({ client, repository: repo, reference: formatReference({ ...img.ref, tag }), digest: head.digest, tags: run.tags, signal: ctx.signal }, await run.keys);
+  }
   // Changed (or first seen): the root is read by digest, so what we store is exactly what HEAD announced.
   let moved: ChangeResult | undefined;
   const sink = new StoreSink(ctx.store, { onTag: (_row, r) => (moved = r) });
