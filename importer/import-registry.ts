@@ -93,6 +93,8 @@ export class RegistryTarget implements ImportTarget {
   private home = '';
   private counts = { uploaded: 0, mounted: 0, existing: 0, skipped: 0, bytes: 0 };
   private manifestCount = 0;
+  /** Upstream indexes this import pushed as their filtered index instead, by repository and digest. */
+  private readonly filteredRoots = new Set<string>();
   private aborted = false;
   /** Foreign layers left out, by design (neither carried nor required). */
   private foreign = new Set<Digest>();
@@ -442,6 +444,7 @@ export class RegistryTarget implements ImportTarget {
       const f = p.fallback;
       await this.client.manifestPut(repo, f.digest, f.bytes, n.mediaType, this.sig());
       pushed = f.digest;
+      this.filteredRoots.add(`${repo}@${n.digest}`);
       detail = `${ANNOTATION_FILTERED_FROM} ${n.digest}`;
       this.c.logger?.warn({ repository: repo, upstream: n.digest, pushed: f.digest }, 'registry refused an index with platforms left out: pushed a filtered index');
     }
@@ -464,6 +467,15 @@ export class RegistryTarget implements ImportTarget {
       this.sig(),
     );
     this.c.logger?.info({ repository: repo, attachments: attachments.length, digestTags: r.tags, fallbackIndexes: r.fallbackIndexes, referrersApi: r.referrersApi }, 'attachments published');
+    // A signature over an upstream index names its digest: against the filtered index the tag
+    // names here it cannot verify; those of the per-platform manifests (same digests) still do.
+    const unverifiable = attachments.filter((a) => this.filteredRoots.has(`${repo}@${a.subject}`));
+    if (unverifiable.length > 0) {
+      this.c.logger?.warn(
+        { repository: repo, subjects: [...new Set(unverifiable.map((a) => a.subject))], attachments: unverifiable.map((a) => a.descriptor.digest) },
+        'attachments of an index the registry took only filtered: they travel, but verify only against the upstream index; the per-platform manifests keep their digests and their signatures',
+      );
+    }
   }
 
   /** Moves a tag (skipped when the ledger already holds it at this digest). */
