@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { errorMessage, FerryError } from '../errors/index.js';
 import { proxyPath } from '../gomod/index.js';
 import { compare as compareVersions, isPseudoVersion } from '../gomod/semver.js';
-import { copy, digestHex, isIndexMediaType, type Digest } from '../oci/index.js';
+import { ALL_ATTACHMENTS, copy, digestHex, isIndexMediaType, type Digest } from '../oci/index.js';
 import { StoreSource, type BundleRow, type JournalEntry, type ModuleVersionRow, type Store, type StoreBundles, type TagRow } from '../store/index.js';
 import { bundleFileName, GOMOD_DIR, newBundleId, type BundleFile, type BundleModule } from './format.js';
 import { IMPORT_SCRIPT } from './import-script.js';
@@ -217,7 +217,8 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
     sink,
     tags.map((t) => ({
       descriptor: { digest: t.digest, mediaType: t.mediaType, size: store.content.getManifest(t.digest)?.size ?? 0 },
-      selection: { platforms: t.platforms },
+      // The store holds the attachments its entry's sync chose: all of them travel.
+      selection: { platforms: t.platforms, attachments: ALL_ATTACHMENTS },
       tag: { registry: t.registry, repository: t.repository, tag: t.tag, target: t.target },
     })),
     {
@@ -238,6 +239,7 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
     },
   );
   const requires = sink.requires();
+  const attachments = sink.attachmentList();
   const foreign = sink.foreignLayers();
   const carried = sink.carriedDigests();
 
@@ -306,6 +308,7 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
       images,
       modules: bundleModules,
       requires,
+      ...(attachments.length > 0 ? { attachments } : {}),
     },
     entries,
     privateKey,

@@ -79,6 +79,23 @@ export interface BundleFile {
   readonly mediaType?: string;
 }
 
+/**
+ * One attachment the bundle carries (a signature, attestation, SBOM or referrer manifest): the
+ * manifest it is attached to, and the cosign digest tag that names it, if a tag does.
+ */
+export interface BundleAttachment {
+  /** The manifest it is attached to: carried, or listed in requires. */
+  readonly subject: Digest;
+  /** The attachment manifest: carried, or listed in requires. */
+  readonly digest: Digest;
+  readonly mediaType: string;
+  readonly size: number;
+  /** The artifact type a referrers list gives it, when one does. */
+  readonly artifactType?: string;
+  /** The cosign digest tag (`sha256-<hex>.sig|.att|.sbom`) that names it; absent for an OCI referrer. */
+  readonly tag?: string;
+}
+
 /** The content of `ferry-bundle.json`. */
 export interface BundleManifest {
   readonly formatVersion: 1;
@@ -103,6 +120,8 @@ export interface BundleManifest {
   readonly files: readonly BundleFile[];
   /** Blob digests that manifests reference but this bundle does not carry (an earlier bundle did). */
   readonly requires: readonly Digest[];
+  /** Present only when images carry attachments: each with its subject, sorted by subject, digest, tag. */
+  readonly attachments?: readonly BundleAttachment[];
 }
 
 /** One part file of a bundle tar. */
@@ -209,6 +228,15 @@ const fileSchema = z.strictObject({
   mediaType: z.string().min(1).max(255).optional(),
 });
 
+const attachmentSchema = z.strictObject({
+  subject: digestSchema,
+  digest: digestSchema,
+  mediaType: z.string().min(1).max(255),
+  size: sizeSchema,
+  artifactType: z.string().min(1).max(255).optional(),
+  tag: z.string().regex(/^sha256-[a-f0-9]{64}\.(sig|att|sbom)$/, 'must be a cosign digest tag sha256-<hex>.sig|.att|.sbom').optional(),
+});
+
 const manifestSchema = z.strictObject({
   formatVersion: z.literal(FORMAT_VERSION, { error: `must be ${FORMAT_VERSION} (this Ferry reads format version ${FORMAT_VERSION} only)` }),
   id: z.string().regex(ID_RE, 'must be 1-128 letters, digits, . _ -'),
@@ -222,6 +250,7 @@ const manifestSchema = z.strictObject({
   modules: z.array(moduleSchema),
   files: z.array(fileSchema),
   requires: z.array(digestSchema),
+  attachments: z.array(attachmentSchema).min(1).max(1_000_000).optional(),
 });
 
 const partSchema = z.strictObject({
@@ -300,6 +329,19 @@ function checkManifestRules(m: BundleManifest, file: string): void {
   m.requires.forEach((d, i) => {
     if (req.has(d)) throw invalid(file, `requires[${i}]`, `"${d}" is listed twice`);
     req.add(d);
+  });
+  // Every attachment and its subject travel here or came before: an attachment is never pushed without its subject.
+  const manifestTypes = new Map(m.files.filter((f) => f.mediaType !== undefined).map((f) => [f.path, f.mediaType]));
+  const named = (d: Digest): boolean => req.has(d) || manifestTypes.has(`blobs/sha256/${digestHex(d)}`);
+  m.attachments?.forEach((a, i) => {
+    const key = `${a.subject} ${a.digest} ${a.tag ?? ''}`;
+    if (i > 0) {
+      const p = m.attachments![i - 1]!;
+      if (`${p.subject} ${p.digest} ${p.tag ?? ''}` >= key) throw invalid(file, `attachments[${i}]`, 'is out of order or listed twice (sorted by subject, digest, tag)');
+    }
+    if (a.tag !== undefined && !a.tag.startsWith(`sha256-${digestHex(a.subject)}.`)) throw invalid(file, `attachments[${i}].tag`, `"${a.tag}" does not name the subject ${a.subject}`);
+    if (!named(a.subject)) throw invalid(file, `attachments[${i}].subject`, `${a.subject} is neither a carried manifest nor listed in requires`);
+    if (!named(a.digest)) throw invalid(file, `attachments[${i}].digest`, `${a.digest} is neither a carried manifest nor listed in requires`);
   });
   const seen = new Set<string>();
   const manifestType = new Map(m.files.filter((f) => f.mediaType !== undefined).map((f) => [f.path, f.mediaType]));
@@ -398,6 +440,23 @@ export function serializeBundleManifest(m: BundleManifest): Buffer {
     ['modules', arrayBlock(modules)],
     ['files', arrayBlock(files)],
     ['requires', arrayBlock(m.requires)],
+    ...(m.attachments !== undefined && m.attachments.length > 0
+      ? [
+          [
+            'attachments',
+            arrayBlock(
+              m.attachments.map((a) => ({
+                subject: a.subject,
+                digest: a.digest,
+                mediaType: a.mediaType,
+                size: a.size,
+                ...(a.artifactType !== undefined ? { artifactType: a.artifactType } : {}),
+                ...(a.tag !== undefined ? { tag: a.tag } : {}),
+              })),
+            ),
+          ] as const,
+        ]
+      : []),
   ]);
 }
 

@@ -3,9 +3,11 @@
  * `ferry export` carries), and the reader as a one-pass source (what `ferry import` takes).
  */
 import {
+  ALL_ATTACHMENTS,
   digestHex,
   formatReference,
   layoutBlobPath,
+  type Attachment,
   type BlobOpener,
   type CopiedImage,
   type CopyRoot,
@@ -16,7 +18,7 @@ import {
   type ManifestReader,
   type PutBlobResult,
 } from '../oci/index.js';
-import { PLAN_FILE, type BundleImage, type BundleManifest } from './format.js';
+import { PLAN_FILE, type BundleAttachment, type BundleImage, type BundleManifest } from './format.js';
 import { buildIndexJson, ociLayoutFile, type LayoutImage } from './layout.js';
 import { buildImagePlan, checkImagePlan } from './plan.js';
 import { bufferEntry, type BundleEntry } from './writer.js';
@@ -56,6 +58,7 @@ export class BundleImageSink implements ImageSink<BundleTag> {
   private readonly foreign = new Set<Digest>();
   /** The images[] of the signed manifest, in the order their tags were put. */
   readonly images: BundleImage[] = [];
+  private readonly attachments = new Map<string, Attachment>();
 
   constructor(private readonly opts: BundleImageSinkOptions) {}
 
@@ -83,6 +86,25 @@ export class BundleImageSink implements ImageSink<BundleTag> {
 
   private carry(digest: Digest, bytes: Uint8Array, mediaType: string): void {
     if (!this.carried.has(digest)) this.carried.set(digest, bufferEntry(layoutBlobPath(digest), bytes, mediaType));
+  }
+
+  /** Keeps the attachments for the signed manifest's `attachments` (their manifests are carried or required by now). */
+  async putAttachments(list: readonly Attachment[]): Promise<void> {
+    for (const a of list) this.attachments.set(`${a.subject} ${a.descriptor.digest} ${a.tag ?? ''}`, a);
+  }
+
+  /** The attachments for the signed manifest, sorted by subject, digest, tag. */
+  attachmentList(): BundleAttachment[] {
+    return [...this.attachments.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([, a]) => ({
+        subject: a.subject,
+        digest: a.descriptor.digest,
+        mediaType: a.descriptor.mediaType,
+        size: a.descriptor.size,
+        ...(a.descriptor.artifactType !== undefined ? { artifactType: a.descriptor.artifactType } : {}),
+        ...(a.tag !== undefined ? { tag: a.tag } : {}),
+      }));
   }
 
   async putTag(tag: BundleTag, image: CopiedImage): Promise<void> {
@@ -216,14 +238,30 @@ export class BundleImageSource {
     };
   }
 
+  /** The attachments the signed manifest records for a subject. */
+  attachments(subject: Descriptor): Promise<readonly Attachment[]> {
+    return Promise.resolve(bundleAttachments(this.manifest, subject.digest));
+  }
+
   /** The roots of the signed images[], in its order, each with the index it sits at. */
   roots<T>(tag: (im: BundleImage, at: number) => T): Array<CopyRoot<T> & { readonly tag: T; readonly image: BundleImage; readonly at: number }> {
     return this.manifest.images.map((im, at) => ({
       descriptor: { digest: im.digest, mediaType: im.mediaType, size: this.kept.get(im.digest)?.bytes.length ?? 0 },
-      selection: { platforms: im.platforms },
+      selection: { platforms: im.platforms, attachments: ALL_ATTACHMENTS },
       tag: tag(im, at),
       image: im,
       at,
     }));
   }
+}
+
+/** The attachments a bundle manifest records for a subject, as the graph takes them. */
+export function bundleAttachments(m: BundleManifest, subject: Digest): Attachment[] {
+  return (m.attachments ?? [])
+    .filter((a) => a.subject === subject)
+    .map((a) => ({
+      subject: a.subject,
+      descriptor: { mediaType: a.mediaType, digest: a.digest, size: a.size, ...(a.artifactType !== undefined ? { artifactType: a.artifactType } : {}) },
+      ...(a.tag !== undefined ? { tag: a.tag } : {}),
+    }));
 }

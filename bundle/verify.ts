@@ -14,6 +14,7 @@ import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FerryError, errorMessage } from '../errors/index.js';
 import {
+  ALL_ATTACHMENTS,
   closure,
   digestHex,
   MAX_MANIFEST_BYTES,
@@ -28,6 +29,7 @@ import { INDEX_FILE, OCI_LAYOUT_FILE, PLAN_FILE, type BundleImage, type BundleMa
 import { checkImagePlan, MAX_PLAN_BYTES } from './plan.js';
 import type { TrustedKey } from './keys.js';
 import { ANNOTATION_REF_NAME, ANNOTATION_TARGET, checkFilteredImage, layoutRefNames, referenceTag } from './layout.js';
+import { bundleAttachments } from './media.js';
 import { BundleModuleChecks, moduleFilePath } from './module-check.js';
 import { openBundle, PART_SHA256_OP, type OpenedBundle } from './reader.js';
 
@@ -230,7 +232,7 @@ async function checkLayout(
     listed.add(`${target}:${tag}`);
     let c: Closure;
     try {
-      c = await closure(d, read, { platforms: im.platforms });
+      c = await closure(d, read, { platforms: im.platforms, attachments: ALL_ATTACHMENTS }, async (s) => bundleAttachments(m, s.digest));
     } catch (err) {
       if (err instanceof FerryError && err.code !== 'BUNDLE_INVALID' && typeof err.details.digest === 'string') throw bad(blobPath(err.details.digest), errorMessage(err));
       throw err;

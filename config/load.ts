@@ -5,7 +5,8 @@ import { isAlias, isCollection, isMap, isNode, isPair, isScalar, LineCounter, pa
 import type * as z from 'zod';
 import { FerryError } from '../errors/index.js';
 import { parseReference, type Reference } from '../oci/reference.js';
-import { ConfigSchema, DEFAULT_MODULE_CONCURRENCY, type ExportConfig, type GoModulesConfig, type RawConfig, type RegistryConfig, type TagFilterConfig } from './schema.js';
+import type { AttachmentFilter } from '../oci/referrers.js';
+import { ConfigSchema, DEFAULT_MODULE_CONCURRENCY, type ExportConfig, type GoModulesConfig, type RawConfig, type ReferrersConfig, type RegistryConfig, type TagFilterConfig } from './schema.js';
 import { resolveSecret } from './secrets.js';
 
 /**
@@ -28,6 +29,10 @@ export interface ImageConfig {
   readonly schedule: string | undefined;
   /** Foreign (non-distributable) layers: left out (`skip`) or fetched from their `urls`. */
   readonly foreignLayers: 'skip' | 'fetch';
+  /** Attachments followed (null: none; `artifactTypes: null`: all). */
+  readonly referrers: AttachmentFilter | null;
+  /** The signature policy: absolute paths of the cosign public keys (PEM) a tag's signature must verify with. */
+  readonly verify: { readonly keys: readonly string[] } | undefined;
 }
 
 /** A Go module root after resolution. */
@@ -219,7 +224,7 @@ const KNOWN_KEYS: readonly string[] = [
   'images', 'name', 'source', 'tags', 'include', 'exclude', 'semver', 'latest', 'platforms', 'target', 'goModules', 'proxy',
   'sumdb', 'noSumCheck', 'modules', 'path', 'versions', 'deps', 'gomod', 'export', 'signingKey', 'signingKeyPassphrase', 'out',
   'splitSize', 'keep', 'confirmations', 'mirrorOf', 'idleTimeout', 'maxTagPages', 'maxTags', 'maxTagListBytes',
-  'foreignLayers',
+  'foreignLayers', 'referrers', 'artifactTypes', 'verify', 'keys',
 ];
 
 function suggest(key: string): string {
@@ -313,6 +318,8 @@ function resolveConfig(raw: RawConfig, file: string, doc: Document, lc: LineCoun
       target: img.target ?? ref.repository,
       schedule: img.schedule,
       foreignLayers: img.foreignLayers,
+      referrers: attachmentFilter(img.referrers ?? raw.referrers),
+      verify: img.verify ? { keys: img.verify.keys.map(abs) } : undefined,
     };
   });
 
@@ -385,4 +392,11 @@ export function parseByteSize(v: string | number): number {
   const bytes = Math.floor(n * base ** exp);
   if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new FerryError('USAGE', `"${v}" is not a positive size`);
   return bytes;
+}
+
+/** The attachment filter a `referrers:` setting stands for (null: none followed). */
+export function attachmentFilter(r: ReferrersConfig): AttachmentFilter | null {
+  if (r === false) return null;
+  if (r === true) return { artifactTypes: null };
+  return { artifactTypes: [...r.artifactTypes] };
 }

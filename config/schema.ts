@@ -81,6 +81,17 @@ const TagFilter = z.strictObject({
 
 const Platform = z.string().regex(/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/, 'expected os/arch[/variant], e.g. linux/amd64');
 
+/**
+ * Attachments (signatures, attestations, SBOMs, OCI referrers) followed with an image: `true`
+ * follows all, `false` none, `{artifactTypes: [...]}` only those of the artifact types named.
+ */
+export const ReferrersSchema = z.union([
+  z.boolean(),
+  z.strictObject({
+    artifactTypes: z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$/, 'expected a media type such as application/vnd.dev.cosign.artifact.sig.v1+json')).min(1),
+  }),
+]);
+
 /** One mirrored image source. */
 export const ImageSchema = z.strictObject({
   name: z.string().min(1).optional(),
@@ -97,6 +108,10 @@ export const ImageSchema = z.strictObject({
    * without them, as registries and skopeo do; `fetch` downloads them from their `urls`.
    */
   foreignLayers: z.enum(['skip', 'fetch']).default('skip'),
+  /** Attachments followed with this image's tags. @default the top-level `referrers`, else true */
+  referrers: ReferrersSchema.optional(),
+  /** Mirror a tag only when its digest has a cosign signature that verifies with one of these public keys (PEM files). */
+  verify: z.strictObject({ keys: z.array(z.string().min(1)).min(1).max(64) }).optional(),
 });
 
 const GoVersions = z.union([
@@ -163,6 +178,8 @@ export const ConfigSchema = z.strictObject({
   schedule: Cron.optional(),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).optional(),
   registries: z.array(RegistrySchema).default([]),
+  /** Attachments followed for every image entry that does not say. @default true */
+  referrers: ReferrersSchema.default(true),
   images: z.array(ImageSchema).default([]),
   goModules: GoModulesSchema.optional(),
   export: ExportSchema.optional(),
@@ -180,3 +197,5 @@ export type TagFilterConfig = z.infer<typeof TagFilter>;
 export type GoModulesConfig = z.infer<typeof GoModulesSchema>;
 /** Export settings. */
 export type ExportConfig = z.infer<typeof ExportSchema>;
+/** An attachments setting as written. */
+export type ReferrersConfig = z.infer<typeof ReferrersSchema>;

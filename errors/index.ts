@@ -25,6 +25,10 @@ export const ErrorCodes = [
   'REALM_INSECURE',
   /** A tag list past its configured pages, tags or bytes. */
   'TAG_LIST_LIMIT',
+  /** A referrers list (API pages or a fallback tag index) that is malformed, or past its bounds. */
+  'REFERRERS_INVALID',
+  /** A tag whose image policy (`verify:`) requires a cosign signature that upstream does not have. */
+  'SIGNATURE_MISSING',
   // registry / protocol
   'UNAUTHORIZED',
   'DENIED',

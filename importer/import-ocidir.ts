@@ -146,6 +146,7 @@ export class OciDirTarget implements ImportTarget {
       {
         ...(signal ? { signal } : {}),
         trustSink: false,
+        attachments: (d) => src.attachments(d),
         // A foreign layer left out upstream stays out: the manifest names it by its urls.
         foreign: 'if-present',
         missing: (root, lost) => {

@@ -19,6 +19,7 @@ import {
   isIndexMediaType,
   parseManifest,
   referencedDescriptors,
+  type Attachment,
   type BlobOpener,
   type CopiedImage,
   type Descriptor,
@@ -30,7 +31,7 @@ import {
   type ManifestRead,
   type PutBlobResult,
 } from '../oci/index.js';
-import { refusedForMissingChildren, type BlobPutResult, type RegistryClient } from '../registry/index.js';
+import { publishAttachments, refusedForMissingChildren, type BlobPutResult, type RegistryClient } from '../registry/index.js';
 import type { Ledger } from '../store/index.js';
 import { emptyReport, type ImportTarget, type PlanLine, type TagReport, type TargetContext, type TargetReport } from './import-target.js';
 import { openSource, prefixed, readSmall, writeStreamFile, type EntrySource } from './import-util.js';
@@ -92,6 +93,8 @@ export class RegistryTarget implements ImportTarget {
   private home = '';
   private counts = { uploaded: 0, mounted: 0, existing: 0, skipped: 0, bytes: 0 };
   private manifestCount = 0;
+  /** Upstream indexes this import pushed as their filtered index instead, by repository and digest. */
+  private readonly filteredRoots = new Set<string>();
   private aborted = false;
   /** Foreign layers left out, by design (neither carried nor required). */
   private foreign = new Set<Digest>();
@@ -297,6 +300,7 @@ export class RegistryTarget implements ImportTarget {
           queue: this.queue,
           queueManifests: true,
           read: this.source.reader((d) => this.queue.add(() => this.fromTarget(repo, d))),
+          attachments: (d) => this.source.attachments(d),
           // A foreign layer left out upstream stays out: the registry accepts the manifest without it.
           foreign: 'if-present',
           missing: (root, lost) => {
@@ -440,12 +444,38 @@ export class RegistryTarget implements ImportTarget {
       const f = p.fallback;
       await this.client.manifestPut(repo, f.digest, f.bytes, n.mediaType, this.sig());
       pushed = f.digest;
+      this.filteredRoots.add(`${repo}@${n.digest}`);
       detail = `${ANNOTATION_FILTERED_FROM} ${n.digest}`;
       this.c.logger?.warn({ repository: repo, upstream: n.digest, pushed: f.digest }, 'registry refused an index with platforms left out: pushed a filtered index');
     }
     this.manifestCount++;
     this.ledger?.recordItem({ target: this.name, kind: 'manifest', scope: repo, key: n.digest, digest: pushed, state: 'done', bundleId: this.c.manifest.id, detail });
     return pushed;
+  }
+
+  /**
+   * Attachments, once every manifest of the repository is in and before any tag moves: digest
+   * tags pushed as tags; referrers indexed by a registry with the referrers API (seen from
+   * `OCI-Subject` on their PUT), else listed in the fallback tag's index, merged with its entries.
+   */
+  async pushAttachments(repo: string, attachments: readonly Attachment[]): Promise<void> {
+    const r = await publishAttachments(
+      this.client,
+      repo,
+      attachments,
+      async (d) => this.source.carriedManifest(d.digest) ?? (await this.client.manifestGet(repo, d.digest, this.sig())),
+      this.sig(),
+    );
+    this.c.logger?.info({ repository: repo, attachments: attachments.length, digestTags: r.tags, fallbackIndexes: r.fallbackIndexes, referrersApi: r.referrersApi }, 'attachments published');
+    // A signature over an upstream index names its digest: against the filtered index the tag
+    // names here it cannot verify; those of the per-platform manifests (same digests) still do.
+    const unverifiable = attachments.filter((a) => this.filteredRoots.has(`${repo}@${a.subject}`));
+    if (unverifiable.length > 0) {
+      this.c.logger?.warn(
+        { repository: repo, subjects: [...new Set(unverifiable.map((a) => a.subject))], attachments: unverifiable.map((a) => a.descriptor.digest) },
+        'attachments of an index the registry took only filtered: they travel, but verify only against the upstream index; the per-platform manifests keep their digests and their signatures',
+      );
+    }
   }
 
   /** Moves a tag (skipped when the ledger already holds it at this digest). */
@@ -526,6 +556,10 @@ class RepoSink implements ImageSink<{ readonly repo: string; readonly tag: strin
 
   putManifest(p: ManifestPut): Promise<Digest> {
     return this.target.pushManifest(this.repo, p);
+  }
+
+  putAttachments(attachments: readonly Attachment[]): Promise<void> {
+    return this.target.pushAttachments(this.repo, attachments);
   }
 
   putTag(t: { readonly repo: string; readonly tag: string }, image: CopiedImage): Promise<void> {

@@ -160,6 +160,7 @@ export class StoreTarget implements ImportTarget {
       roots,
       {
         ...(signal ? { signal } : {}),
+        attachments: (d) => src.attachments(d),
         // Foreign layers left out upstream: recorded as references, absent by design (fsck knows).
         foreign: 'if-present',
         missing: (root, lost) => {

@@ -6,7 +6,8 @@
  *    the copy before anything is written;
  * 2. blobs, each once (a blob the sink has is not sent again; concurrent copies sharing
  *    `inflight` send it once between them), all settled before anything else happens;
- * 3. manifests, children before the indexes that list them;
+ * 3. manifests, children before the indexes that list them, attachments after their subjects;
+ *    then the attachments are recorded (digest tags, fallback index: `putAttachments`);
  * 4. tags last, only once every manifest of every root is in: a failure leaves no tag moved.
  *
  * A manifest the sink already has is complete: its subtree is neither walked nor sent
@@ -16,6 +17,7 @@ import { FerryError } from '../errors/index.js';
 import type { Digest } from './digest.js';
 import { closure, type Closure, type GraphManifest, type ManifestReader, type Selection } from './graph.js';
 import type { Descriptor } from './manifest.js';
+import type { Attachment, AttachmentFinder } from './referrers.js';
 import type { CopiedImage, ImageSink, ImageSource, MediaCallOptions, PutBlobResult } from './media.js';
 
 /** One image to copy: its root, what it selects, and the tag the sink moves to it. */
@@ -58,6 +60,8 @@ export interface CopyOptions<T = string> {
   readonly trustSink?: boolean;
   /** Reads manifests for the graph. @default the source's `manifest(digest)` */
   readonly read?: ManifestReader;
+  /** Finds attachments for selections that follow them. @default the source's `attachments` */
+  readonly attachments?: AttachmentFinder;
   /** The error for manifests neither end has. @default MANIFEST_UNKNOWN naming them */
   readonly missing?: (root: CopyRoot<T>, missing: readonly Descriptor[]) => Error;
   /** Runs once every closure is known, before anything is written: throw to refuse the copy. */
@@ -133,11 +137,15 @@ export async function planCopy<T>(source: ImageSource, sink: ImageSink<T>, roots
     return p;
   };
 
+  const fromSource = source.attachments?.bind(source);
+  const sourceFind: AttachmentFinder | undefined =
+    opts.attachments ?? (fromSource ? (d) => (queue ? queue.add(() => fromSource(d, call)) : fromSource(d, call)) : undefined);
+
   // 1. Closures.
   const closures: Array<{ root: CopyRoot<T>; closure: Closure }> = [];
   for (const root of roots) {
     const read: ManifestReader = async (d) => (trust && d.digest !== root.descriptor.digest && (await sinkHas(d)) ? 'external' : baseRead(d));
-    const c = await closure(root.descriptor, read, root.selection);
+    const c = await closure(root.descriptor, read, root.selection, sourceFind);
     if (c.missing.length > 0) {
       throw opts.missing?.(root, c.missing) ??
         new FerryError('MANIFEST_UNKNOWN', `${root.descriptor.digest}: manifest ${c.missing.map((d) => d.digest).join(', ')} is in neither the source nor the destination`, {
@@ -218,14 +226,23 @@ async function runCopy<T>(
   await sink.flush?.(call);
   opts.signal?.throwIfAborted();
 
-  // 3. Manifests, children first: each waits for the children it lists.
+  // 3. Manifests, children first: each waits for the children it lists, an attachment for its subject.
+  const attachments = new Map<string, Attachment>();
+  const subjectsOf = new Map<Digest, Digest[]>();
+  for (const { closure: c } of closures) {
+    for (const a of c.attachments) {
+      attachments.set(`${a.subject} ${a.descriptor.digest} ${a.tag ?? ''}`, a);
+      subjectsOf.set(a.descriptor.digest, [...(subjectsOf.get(a.descriptor.digest) ?? []), a.subject]);
+    }
+  }
   const held = new Map<Digest, Promise<Digest>>();
   const putOne = (digest: Digest): Promise<Digest> => {
     let p = held.get(digest);
     if (p) return p;
     const entry = toPut.get(digest)!;
     p = (async () => {
-      await settleAll(entry.m.children.filter((c) => toPut.has(c.digest)).map((c) => putOne(c.digest)));
+      const before = [...entry.m.children.map((c) => c.digest), ...(subjectsOf.get(digest) ?? [])];
+      await settleAll(before.filter((d) => toPut.has(d)).map((d) => putOne(d)));
       // Queued only once its children are in, so a waiting index never holds a slot.
       const put = (): Promise<Digest> => sink.putManifest(entry.fallback ? { manifest: entry.m, fallback: entry.fallback } : { manifest: entry.m }, call);
       return queue && opts.queueManifests ? queue.add(put) : put();
@@ -234,6 +251,7 @@ async function runCopy<T>(
     return p;
   };
   await settleAll([...toPut.keys()].map(putOne));
+  if (attachments.size > 0) await sink.putAttachments?.([...attachments.values()], call);
 
   // 4. Tags.
   const images: Array<{ root: CopyRoot<T>; image: CopiedImage }> = [];

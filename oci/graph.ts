@@ -21,7 +21,15 @@
  *   child of the root index out.
  * - An image manifest's blobs are its config and layers; a foreign layer (`isForeignLayer`:
  *   non-distributable media type with `urls`) is reported apart and never required. `subject`
- *   is not followed (attachments are a later selection).
+ *   is not followed upward.
+ * - Attachments (oci/referrers.ts), when the selection follows them and the caller passes a
+ *   finder: every manifest the root reaches (the root, kept children, nested ones) is asked for
+ *   its attachments, the selection's filter keeps some, and each kept one joins the closure with
+ *   its blobs (listed before the root, which stays last; copy.ts puts each after its subject);
+ *   attachments of attachments follow up to MAX_ATTACHMENT_DEPTH.
+ *   A referrer whose `subject` names another manifest is refused (MANIFEST_INVALID); one the
+ *   source lacks is dropped (`absent`); a manifest already in the closure is not attached again
+ *   (no cycles through digest tags).
  * - A manifest the reader lacks is reported in `missing` (the root included), never thrown: an
  *   incremental bundle's `requires` and a store's holes are the caller's decision. A manifest
  *   the reader vouches for without its bytes (`'external'`: required by an incremental bundle,
@@ -31,6 +39,7 @@ import { FerryError } from '../errors/index.js';
 import { sha256Digest, type Digest } from './digest.js';
 import { filteredIndex } from './filtered.js';
 import { isForeignLayer, parseManifest, platformMatches, type Descriptor, type ParsedManifest } from './manifest.js';
+import { attachmentSelected, MAX_ATTACHMENT_DEPTH, type Attachment, type AttachmentFilter, type AttachmentFinder } from './referrers.js';
 
 /** Annotation buildx puts on an attestation manifest in an index: what kind of reference it is. */
 export const ANNOTATION_REFERENCE_TYPE = 'vnd.docker.reference.type';
@@ -42,8 +51,11 @@ export const ATTESTATION_MANIFEST = 'attestation-manifest';
 /** Deepest nesting of indexes followed; deeper is refused as hostile (real images nest one level at most). */
 export const MAX_GRAPH_DEPTH = 16;
 
-/** Attachments a selection follows. Only 'none' today; signatures, SBOMs and referrers come here later. */
-export type AttachmentSelection = 'none';
+/** Attachments a selection follows: none, or those the filter keeps (`artifactTypes: null`: all). */
+export type AttachmentSelection = 'none' | AttachmentFilter;
+
+/** Every attachment the source has. */
+export const ALL_ATTACHMENTS: AttachmentFilter = { artifactTypes: null };
 
 /** What a tag selects from its root. */
 export interface Selection {
@@ -105,7 +117,7 @@ export interface Closure {
   readonly kept: readonly Descriptor[] | undefined;
   /** The root index's children left out (by the selection, or absent attachments). */
   readonly dropped: readonly Descriptor[];
-  /** Every manifest read, each once, children before parents (the root last). */
+  /** Every manifest read, each once, children before parents, attachments before the root, the root last. */
   readonly manifests: readonly GraphManifest[];
   /** Configs and layers, each once, in the order their manifests come. */
   readonly blobs: readonly Descriptor[];
@@ -119,6 +131,8 @@ export interface Closure {
   readonly absent: readonly Descriptor[];
   /** Set when the selection left some child of the root index out. */
   readonly filtered: FilteredIndex | undefined;
+  /** Attachments kept, in the order found; their manifests are in `manifests` (before the root) or `external`. */
+  readonly attachments: readonly Attachment[];
 }
 
 /** True for a buildx attestation manifest entry of an index. */
@@ -150,7 +164,7 @@ function bad(d: Descriptor, why: string): FerryError {
  * The closure of `root` under `selection`, reading manifests through `read`. Children of an index
  * are read concurrently; the result's order depends only on the graph.
  */
-export async function closure(root: Descriptor, read: ManifestReader, selection: Selection = SELECT_ALL): Promise<Closure> {
+export async function closure(root: Descriptor, read: ManifestReader, selection: Selection = SELECT_ALL, find?: AttachmentFinder): Promise<Closure> {
   const nodes = new Map<string, Promise<Node>>();
   const absent: Descriptor[] = [];
   let kept: Descriptor[] | undefined;
@@ -215,6 +229,45 @@ export async function closure(root: Descriptor, read: ManifestReader, selection:
 
   await visit(root, 0, true);
 
+  // Attachments, level by level: the subjects of the first are every manifest the root reaches.
+  const attachments: Attachment[] = [];
+  const filter = selection.attachments;
+  if (find !== undefined && filter !== undefined && filter !== 'none') {
+    const reached: Descriptor[] = [];
+    const walk = async (d: Descriptor): Promise<void> => {
+      if (reached.some((r) => r.digest === d.digest)) return;
+      const n = await nodes.get(d.digest);
+      if (n === undefined || n.kind === 'missing') return;
+      reached.push(d);
+      if (n.kind === 'manifest') for (const c of n.kids) await walk(c);
+    };
+    await walk(root);
+    let subjects = reached;
+    for (let level = 1; level <= MAX_ATTACHMENT_DEPTH && subjects.length > 0; level++) {
+      const found = await Promise.all(subjects.map((s) => find(s)));
+      const next: Descriptor[] = [];
+      for (const a of found.flat()) {
+        if (!attachmentSelected(a, filter)) continue;
+        const known = nodes.has(a.descriptor.digest);
+        if (known && !attachments.some((b) => b.descriptor.digest === a.descriptor.digest)) continue;
+        if (attachments.some((b) => b.subject === a.subject && b.descriptor.digest === a.descriptor.digest && b.tag === a.tag)) continue;
+        const n = await visit(a.descriptor, 1, false);
+        if (n.kind === 'missing') {
+          absent.push(a.descriptor);
+          continue;
+        }
+        if (n.kind === 'manifest' && a.tag === undefined) {
+          const p = n.m.parsed;
+          const subject = (p.kind === 'index' ? p.index.subject : p.manifest.subject)?.digest;
+          if (subject !== a.subject) throw bad(a.descriptor, `listed as a referrer of ${a.subject} but its subject is ${subject ?? 'absent'}`);
+        }
+        attachments.push(a);
+        if (!known) next.push(a.descriptor);
+      }
+      subjects = next;
+    }
+  }
+
   // Flatten deterministically: post-order from the root, each digest once.
   const manifests: GraphManifest[] = [];
   const external: Descriptor[] = [];
@@ -240,6 +293,12 @@ export async function closure(root: Descriptor, read: ManifestReader, selection:
     for (const f of n.m.foreign) if (!foreign.has(f.digest)) foreign.set(f.digest, f);
   };
   await flatten(root);
+  if (attachments.length > 0) {
+    // The root stays last (what a tag names): attachments come before it, after every other subject.
+    const rootEntry = manifests.length > 0 && manifests[manifests.length - 1]!.digest === root.digest ? manifests.pop() : undefined;
+    for (const a of attachments) await flatten(a.descriptor);
+    if (rootEntry) manifests.push(rootEntry);
+  }
 
   const top = manifests[manifests.length - 1];
   let filtered: FilteredIndex | undefined;
@@ -261,6 +320,7 @@ export async function closure(root: Descriptor, read: ManifestReader, selection:
     missing,
     absent,
     filtered,
+    attachments,
   };
 }
 

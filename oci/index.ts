@@ -7,3 +7,5 @@ export * from './manifest.js';
 export type * from './media.js';
 export * from './reference.js';
 export * from './verify.js';
+export * from './referrers.js';
+export * from './cosign.js';

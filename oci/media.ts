@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import type { Digest } from './digest.js';
 import type { Closure, FilteredIndex, GraphManifest, Selection } from './graph.js';
 import type { Descriptor } from './manifest.js';
+import type { Attachment } from './referrers.js';
 
 /** Options every medium call takes. */
 export interface MediaCallOptions {
@@ -42,6 +43,8 @@ export interface ImageSource {
   hasBlob(d: Descriptor, opts?: MediaCallOptions): Promise<boolean>;
   /** True when the source holds the manifest. */
   hasManifest(d: Descriptor, opts?: MediaCallOptions): Promise<boolean>;
+  /** The attachments of a manifest (signatures, SBOMs, referrers); a source without any leaves this out. */
+  attachments?(subject: Descriptor, opts?: MediaCallOptions): Promise<readonly Attachment[]>;
 }
 
 /** How a blob got into a sink. */
@@ -88,6 +91,11 @@ export interface ImageSink<T = string> {
   flush?(opts?: MediaCallOptions): Promise<void>;
   /** Puts a manifest's exact bytes under its digest (its blobs and children are there); returns the digest the sink now holds for it. */
   putManifest(p: ManifestPut, opts?: MediaCallOptions): Promise<Digest>;
+  /**
+   * Records attachments whose manifests (and subjects) are all in: digest tags, a fallback
+   * referrers index, or rows. Called once per copy after every manifest and before any tag.
+   */
+  putAttachments?(attachments: readonly Attachment[], opts?: MediaCallOptions): Promise<void>;
   /** Points a tag at an image whose content is all there. */
   putTag(tag: T, image: CopiedImage, opts?: MediaCallOptions): Promise<void>;
 }

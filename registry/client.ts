@@ -27,7 +27,11 @@ import {
   isSchema1,
   isValidRepository,
   isValidTag,
+  fallbackTag,
+  parseReferrersIndex,
   sha256Digest,
+  MediaType,
+  type Descriptor,
   type Digest,
 } from '../oci/index.js';
 import { Authenticator, repositoryScope } from './auth.js';
@@ -35,11 +39,15 @@ import { resumableBlobStream } from './blob-reader.js';
 import { RegistryTransport } from './transport.js';
 import {
   DEFAULT_TAG_LIST_LIMITS,
+  MAX_REFERRERS,
+  MAX_REFERRERS_PAGES,
   type BlobPutOptions,
   type BlobPutResult,
   type CallOptions,
   type ManifestDescriptor,
   type ManifestResult,
+  type ReferrersOptions,
+  type ReferrersResult,
   type RegistryClientOptions,
   type TagListLimits,
 } from './types.js';
@@ -93,6 +101,7 @@ export class RegistryClient {
   private readonly http: RegistryTransport;
   private readonly tagLimits: Required<TagListLimits>;
   private closed = false;
+  private api: boolean | undefined;
 
   constructor(opts: RegistryClientOptions) {
     if (typeof opts !== 'object' || opts === null) throw configError('options must be an object');
@@ -246,13 +255,13 @@ export class RegistryClient {
       tagCount += page.length;
       if (tagCount > maxTags) throw limit('tags', 'maxTags', maxTags);
       const next = parseLinkNext(header(res.headers, 'link'));
-      url = next === undefined ? undefined : this.nextTagPage(next, res.url, origin, where, details);
+      url = next === undefined ? undefined : this.nextPage(next, res.url, origin, where, details, 'tag page');
       yield page;
     }
   }
 
-  /** The next tag page's URL, only on the registry's own origin (scheme, host and port). */
-  private nextTagPage(next: string, base: string, origin: string, where: string, details: ErrorDetails): URL {
+  /** The next page's URL (tags, referrers), only on the registry's own origin (scheme, host and port). */
+  private nextPage(next: string, base: string, origin: string, where: string, details: ErrorDetails, what: string): URL {
     let u: URL;
     try {
       u = new URL(next, base);
@@ -262,12 +271,92 @@ export class RegistryClient {
     if (u.origin !== origin) {
       throw new FerryError(
         'LINK_OFF_HOST',
-        `${where}: the registry's Link header sends the next tag page to ${redactUrl(u)}, outside ${origin}; ` +
-          'Ferry follows tag pages only on the registry itself and never sends its credentials elsewhere',
+        `${where}: the registry's Link header sends the next ${what} to ${redactUrl(u)}, outside ${origin}; ` +
+          `Ferry follows ${what}s only on the registry itself and never sends its credentials elsewhere`,
         { ...details, url: redactUrl(u), temporary: false },
       );
     }
     return u;
+  }
+
+  /**
+   * Whether this registry answers the referrers API: undefined until a `referrers` call or the
+   * PUT of a manifest with a `subject` found out (an OCI 1.1 registry answers 200 even for an
+   * unknown subject, and `OCI-Subject` on such a PUT; one without the API 404, and no header).
+   */
+  get referrersApi(): boolean | undefined {
+    return this.api;
+  }
+
+  /**
+   * The referrers of a manifest: `GET /v2/<name>/referrers/<digest>` (distribution-spec 1.1),
+   * following `Link: rel="next"` pages on this registry's origin only, within MAX_REFERRERS_PAGES
+   * pages and MAX_REFERRERS entries (REFERRERS_INVALID past them or for a malformed list). Where
+   * the API is absent (404, or an answer that is not an image index) the fallback tag
+   * `sha256-<hex>` is read instead (none there: no referrers). `artifactType` filters, by the
+   * registry when it says so in `OCI-Filters-Applied`, else here.
+   */
+  async referrers(repo: string, digest: Digest, opts: ReferrersOptions = {}): Promise<ReferrersResult> {
+    this.checkRepo(repo);
+    this.checkDigest(digest);
+    const where = `referrers ${this.host}/${repo}@${digest}`;
+    const details = this.details({ repository: repo, digest, op: 'referrers' });
+    const keep = (ds: Descriptor[], filtered: boolean): Descriptor[] =>
+      filtered || opts.artifactType === undefined ? ds : ds.filter((d) => d.artifactType === opts.artifactType);
+    if (this.api !== false) {
+      const origin = new URL(this.baseUrl).origin;
+      let url: URL | undefined = new URL(`${this.baseUrl}/v2/${repo}/referrers/${digest}`);
+      if (opts.artifactType !== undefined) url.searchParams.set('artifactType', opts.artifactType);
+      const out: Descriptor[] = [];
+      const seen = new Set<string>();
+      let filtered = opts.artifactType !== undefined;
+      while (url) {
+        if (seen.has(url.href)) throw new FerryError('REFERRERS_INVALID', `${where}: the registry's Link pages loop at ${redactUrl(url)}`, { ...details, temporary: false });
+        if (seen.size >= MAX_REFERRERS_PAGES) {
+          throw new FerryError('REFERRERS_INVALID', `${where}: the referrers list runs past ${MAX_REFERRERS_PAGES} pages`, { ...details, temporary: false });
+        }
+        seen.add(url.href);
+        const res = await this.http.send({
+          op: 'referrers',
+          method: 'GET',
+          url,
+          headers: { accept: MediaType.OciIndex },
+          scopes: [repositoryScope(repo, ['pull'])],
+          details,
+          ...sig(opts),
+        });
+        const type = mediaTypeOf(header(res.headers, 'content-type'));
+        // No API: distribution 2.x answers 404 for the unknown route; some proxies 200 with something else.
+        if (seen.size === 1 && (res.statusCode === 404 || res.statusCode === 405 || (res.statusCode === 200 && type !== MediaType.OciIndex))) {
+          await discardBody(res.body);
+          this.api = false;
+          break;
+        }
+        if (res.statusCode !== 200) throw await this.http.errorFrom('referrers', res, details);
+        this.api = true;
+        const body = await readBody(res.body, MAX_MANIFEST_BYTES, { ...details, url: redactUrl(res.url) });
+        const page = parseReferrersIndex(body, where);
+        if (header(res.headers, 'oci-filters-applied')?.split(',').some((f) => f.trim() === 'artifactType') !== true) filtered = false;
+        out.push(...page);
+        if (out.length > MAX_REFERRERS) {
+          throw new FerryError('REFERRERS_INVALID', `${where}: more than ${MAX_REFERRERS} referrers`, { ...details, temporary: false });
+        }
+        const next = parseLinkNext(header(res.headers, 'link'));
+        url = next === undefined ? undefined : this.nextPage(next, res.url, origin, where, details, 'referrers page');
+      }
+      if (this.api) return { descriptors: keep(out, filtered), via: 'api' };
+    }
+    if (opts.fallback === false) return { descriptors: [], via: 'fallback' };
+    let index;
+    try {
+      index = await this.manifestGet(repo, fallbackTag(digest), opts);
+    } catch (err) {
+      if (isFerryError(err, 'MANIFEST_UNKNOWN') || (isFerryError(err) && err.details.status === 404)) return { descriptors: [], via: 'fallback' };
+      throw err;
+    }
+    const ds = parseReferrersIndex(index.bytes, `${where} (fallback tag ${fallbackTag(digest)})`);
+    if (ds.length > MAX_REFERRERS) throw new FerryError('REFERRERS_INVALID', `${where}: more than ${MAX_REFERRERS} referrers in the fallback tag`, { ...details, temporary: false });
+    return { descriptors: keep(ds, false), via: 'fallback', fallbackDigest: index.digest };
   }
 
   /** Digest, media type and size of a manifest without its body; undefined when it does not exist. */
@@ -374,6 +463,10 @@ export class RegistryClient {
     });
     if (res.statusCode < 200 || res.statusCode > 299) throw await this.http.errorFrom('manifestPut', res, details);
     await discardBody(res.body);
+    // distribution-spec 1.1: a registry with the referrers API answers the PUT of a manifest with
+    // a `subject` with `OCI-Subject: <subject digest>`; one without the API does not.
+    const subject = subjectOf(bytes);
+    if (subject !== undefined) this.api = header(res.headers, 'oci-subject') !== undefined;
     const sent = header(res.headers, 'docker-content-digest');
     if (sent !== undefined && sent.startsWith('sha256:') && sent !== digest) {
       throw new FerryError('DIGEST_MISMATCH', `manifestPut ${this.host}/${repo}:${ref}: registry stored digest ${sent}, expected ${digest}`, {
@@ -641,6 +734,16 @@ function refSuffix(ref: string): string {
 
 function refDetails(repo: string, ref: string): ErrorDetails {
   return isDigest(ref) ? { repository: repo, digest: ref, reference: ref } : { repository: repo, reference: ref };
+}
+
+/** The `subject.digest` a manifest body names, if any (unparsable bodies name none). */
+function subjectOf(bytes: Buffer): string | undefined {
+  try {
+    const d = (JSON.parse(bytes.toString('utf8')) as { subject?: { digest?: unknown } } | null)?.subject?.digest;
+    return typeof d === 'string' ? d : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function bodyMediaType(bytes: Buffer): string | undefined {

@@ -6,7 +6,11 @@
 import type { Readable } from 'node:stream';
 import { FerryError, isFerryError } from '../errors/index.js';
 import {
+  cosignTags,
+  fallbackTag,
   isForeignLayer,
+  MAX_ATTACHMENTS_PER_SUBJECT,
+  type Attachment,
   type BlobOpener,
   type CopiedImage,
   type Descriptor,
@@ -18,6 +22,7 @@ import {
   type MediaCallOptions,
   type PutBlobResult,
 } from '../oci/index.js';
+import { publishAttachments } from './attachments.js';
 import type { RegistryClient } from './client.js';
 import { foreignBlobGet } from './foreign.js';
 
@@ -41,6 +46,12 @@ export interface RegistrySourceOptions {
   readonly userAgent?: string;
   /** Called for each manifest fetched (accounting). */
   readonly onManifest?: (m: FetchedManifest) => void;
+  /**
+   * The repository's tag list, when the caller has it: digest tags (cosign's, the fallback tag)
+   * not in it are not asked for, so a subject without attachments costs no request on a
+   * registry without the referrers API.
+   */
+  readonly tags?: ReadonlySet<string>;
 }
 
 /**
@@ -79,6 +90,33 @@ export class RegistrySource implements ImageSource {
 
   async hasManifest(d: Descriptor, opts?: MediaCallOptions): Promise<boolean> {
     return (await this.client.manifestHead(this.repository, d.digest, sig(opts))) !== undefined;
+  }
+
+  /**
+   * The attachments of a manifest: its OCI referrers (the API, else the fallback tag) and the
+   * cosign digest tags `sha256-<hex>.sig|.att|.sbom` that exist.
+   */
+  async attachments(subject: Descriptor, opts?: MediaCallOptions): Promise<readonly Attachment[]> {
+    const known = this.opts.tags;
+    const fallback = known === undefined || known.has(fallbackTag(subject.digest));
+    const out: Attachment[] = [];
+    if (this.client.referrersApi !== false || fallback) {
+      const r = await this.client.referrers(this.repository, subject.digest, { fallback, ...sig(opts) });
+      for (const d of r.descriptors) out.push({ subject: subject.digest, descriptor: d });
+    }
+    for (const tag of cosignTags(subject.digest)) {
+      if (known !== undefined && !known.has(tag)) continue;
+      const head = await this.client.manifestHead(this.repository, tag, sig(opts));
+      if (head) out.push({ subject: subject.digest, descriptor: { mediaType: head.mediaType, digest: head.digest, size: head.size }, tag });
+    }
+    if (out.length > MAX_ATTACHMENTS_PER_SUBJECT) {
+      throw new FerryError('REFERRERS_INVALID', `${this.client.host}/${this.repository}@${subject.digest}: more than ${MAX_ATTACHMENTS_PER_SUBJECT} attachments`, {
+        registry: this.client.host,
+        repository: this.repository,
+        digest: subject.digest,
+      });
+    }
+    return out;
   }
 }
 
@@ -177,6 +215,11 @@ export class RegistrySink implements ImageSink<string> {
       await this.client.manifestPut(this.repository, p.fallback.digest, p.fallback.bytes, p.fallback.mediaType, sig(opts));
       return p.fallback.digest;
     }
+  }
+
+  /** Digest tags as tags; referrers indexed by the registry, or listed in the fallback tag's index. */
+  async putAttachments(attachments: readonly Attachment[], opts?: MediaCallOptions): Promise<void> {
+    await publishAttachments(this.client, this.repository, attachments, (d) => this.client.manifestGet(this.repository, d.digest, sig(opts)), opts);
   }
 
   async putTag(tag: string, image: CopiedImage, opts?: MediaCallOptions): Promise<void> {

@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import type { HttpResponse, RetryOptions, TlsMode, TlsSettingNames } from '../net/index.js';
-import type { Digest } from '../oci/index.js';
+import type { Descriptor, Digest } from '../oci/index.js';
 import type { CredentialsSource } from './auth.js';
 
 /** What the onResponse hook sees of every registry response (for metrics and rate limits). */
@@ -96,3 +96,25 @@ export interface TagListLimits {
 
 /** The tag list bounds when none are configured. */
 export const DEFAULT_TAG_LIST_LIMITS: Required<TagListLimits> = { maxPages: 10_000, maxTags: 100_000, maxBytes: 64 * 1024 * 1024 };
+
+/** Pages of one referrers list followed through `Link`: a registry can always link to one more. */
+export const MAX_REFERRERS_PAGES = 100;
+/** Referrers of one subject read before the list is taken as hostile. */
+export const MAX_REFERRERS = 1000;
+
+/** Options for referrers. */
+export interface ReferrersOptions extends CallOptions {
+  /** Only referrers of this artifact type. */
+  readonly artifactType?: string;
+  /** Read the fallback tag when the API is absent. False: the caller knows the tag is not there. @default true */
+  readonly fallback?: boolean;
+}
+
+/** The referrers of a subject and where they were found. */
+export interface ReferrersResult {
+  readonly descriptors: readonly Descriptor[];
+  /** `api`: the registry's referrers API; `fallback`: the `sha256-<hex>` fallback tag (or none). */
+  readonly via: 'api' | 'fallback';
+  /** The digest of the fallback tag's index, when it was read. */
+  readonly fallbackDigest?: Digest;
+}

@@ -5,9 +5,12 @@
  * (oci/graph.ts), as export carries them: a digest is served only under a repository whose
  * tags' closures reach it, and a tag whose platforms leave children of its index out serves the
  * filtered index (whose children are all there), as an import into a registry tags it.
+ * Attachments the store records travel with their tags here too: cosign digest tags are served
+ * as tags, and OCI referrers are listed by `GET /v2/<name>/referrers/<digest>` (distribution-spec
+ * 1.1 "Listing Referrers").
  */
-import { closure, isDigest, isValidRepository, type Digest, type FilteredIndex } from '../oci/index.js';
-import { latestRow, storeReader, type Store, type StoreContent, type TagRow } from '../store/index.js';
+import { ALL_ATTACHMENTS, closure, isDigest, isValidRepository, MediaType, referrerDescriptor, type Descriptor, type Digest, type FilteredIndex } from '../oci/index.js';
+import { latestRow, StoreSource, storeReader, type Store, type StoreContent, type TagRow } from '../store/index.js';
 import { bufferResource, sendJson, sendResource, storeBlobResource, type ServeContext } from './http.js';
 
 /** Sent on every /v2 response; clients use it to recognise a registry. */
@@ -36,6 +39,10 @@ interface Reach {
   readonly filtered: Map<Digest, FilteredIndex>;
   /** The digest each tag serves: its root, or the root's filtered index. */
   readonly tagDigest: Map<string, Digest>;
+  /** The cosign digest tags of the attachments its tags reach. */
+  readonly digestTags: Map<string, Digest>;
+  /** The OCI referrers of each subject its tags reach, as the referrers API lists them. */
+  readonly referrers: Map<Digest, Descriptor[]>;
 }
 
 /**
@@ -96,12 +103,13 @@ export class OciRepositories {
   }
 
   private async walk(tags: Iterable<TagRow>): Promise<Reach> {
-    const r: Reach = { manifests: new Set(), blobs: new Set(), filtered: new Map(), tagDigest: new Map() };
+    const r: Reach = { manifests: new Set(), blobs: new Set(), filtered: new Map(), tagDigest: new Map(), digestTags: new Map(), referrers: new Map() };
     const read = storeReader(this.store);
+    const source = new StoreSource(this.store);
     for (const t of tags) {
       let c;
       try {
-        c = await closure({ digest: t.digest, mediaType: t.mediaType, size: 0 }, read, { platforms: t.platforms });
+        c = await closure({ digest: t.digest, mediaType: t.mediaType, size: 0 }, read, { platforms: t.platforms, attachments: ALL_ATTACHMENTS }, (d) => source.attachments(d));
       } catch {
         // A damaged stored manifest (fsck names it): its tag serves what it names, nothing below.
         r.manifests.add(t.digest);
@@ -116,6 +124,17 @@ export class OciRepositories {
         r.manifests.add(c.filtered.digest);
       }
       r.tagDigest.set(t.tag, c.filtered?.digest ?? t.digest);
+      for (const a of c.attachments) {
+        const m = c.manifests.find((x) => x.digest === a.descriptor.digest);
+        if (!m) continue;
+        if (a.tag !== undefined) {
+          r.digestTags.set(a.tag, m.digest);
+          continue;
+        }
+        const list = r.referrers.get(a.subject) ?? [];
+        if (!list.some((d) => d.digest === m.digest)) list.push(referrerDescriptor(m.bytes, m.digest, m.mediaType));
+        r.referrers.set(a.subject, list);
+      }
     }
     return r;
   }
@@ -126,6 +145,7 @@ type OciRoute =
   | { readonly kind: 'base' }
   | { readonly kind: 'catalog' }
   | { readonly kind: 'tags'; readonly name: string }
+  | { readonly kind: 'referrers'; readonly name: string; readonly digest: string }
   | { readonly kind: 'manifest' | 'blob'; readonly name: string; readonly ref: string };
 
 /** Parses a /v2 path; repository names may hold slashes, so the route is read from the right. */
@@ -134,6 +154,14 @@ export function parseOciPath(rawPath: string): OciRoute | undefined {
   if (rawPath === '/v2/_catalog') return { kind: 'catalog' };
   let m = /^\/v2\/(.+)\/tags\/list$/.exec(rawPath);
   if (m) return { kind: 'tags', name: m[1] ?? '' };
+  m = /^\/v2\/(.+)\/referrers\/([^/]+)$/.exec(rawPath);
+  if (m) {
+    try {
+      return { kind: 'referrers', name: m[1] ?? '', digest: decodeURIComponent(m[2] ?? '') };
+    } catch {
+      return undefined;
+    }
+  }
   m = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/.exec(rawPath);
   if (!m) return undefined;
   let ref: string;
@@ -182,10 +210,23 @@ export async function serveOci(ctx: ServeContext, content: StoreContent, repos: 
   if (!tags) return sendDistributionError(ctx, 404, 'NAME_UNKNOWN', 'repository name not known to registry', { name });
 
   if (route.kind === 'tags') {
-    const p = paginate(ctx, [...tags.keys()].sort());
+    const reach = await repos.reachable(name);
+    const p = paginate(ctx, [...new Set([...tags.keys(), ...reach.digestTags.keys()])].sort());
     if (!p) return;
     const link = p.next !== undefined && p.n !== undefined ? nextLink(`/v2/${name}/tags/list`, p.n, p.next) : {};
     return sendJson(ctx, 200, { name, tags: p.page }, { ...API_VERSION_HEADER, ...link });
+  }
+
+  if (route.kind === 'referrers') {
+    // distribution-spec: 200 with an image index whatever the digest (none known: an empty list);
+    // `artifactType` filters, and the answer says it did in OCI-Filters-Applied.
+    if (!isDigest(route.digest)) return sendDistributionError(ctx, 400, 'DIGEST_INVALID', 'invalid digest', { digest: route.digest });
+    const reach = await repos.reachable(name);
+    const want = ctx.query.get('artifactType');
+    const all = [...(reach.referrers.get(route.digest) ?? [])].sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
+    const manifests = want === null ? all : all.filter((d) => d.artifactType === want);
+    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }));
+    return sendResource(ctx, bufferResource(body, MediaType.OciIndex, { headers: { ...API_VERSION_HEADER, ...(want === null ? {} : { 'OCI-Filters-Applied': 'artifactType' }) } }));
   }
 
   if (route.kind === 'manifest') {
@@ -196,7 +237,7 @@ export async function serveOci(ctx: ServeContext, content: StoreContent, repos: 
       digest = route.ref;
       if (!reach.manifests.has(digest)) return manifestUnknown(ctx, name, route.ref);
     } else {
-      const d = tags.has(route.ref) ? reach.tagDigest.get(route.ref) : undefined;
+      const d = tags.has(route.ref) ? reach.tagDigest.get(route.ref) : reach.digestTags.get(route.ref);
       if (!d) return manifestUnknown(ctx, name, route.ref);
       digest = d;
     }

@@ -8,6 +8,7 @@ export type { StoreModules } from './modules.js';
 export type { StoreRuns } from './runs.js';
 export type { StoreBundles } from './bundles.js';
 export type { StoreSumdb } from './sumdb.js';
+export type { StoreAttachments } from './attachments.js';
 export type * from './types.js';
 export * from './ledger.js';
 export { pidAlive, processStartTime } from './pid.js';

@@ -9,6 +9,7 @@ import {
   isDigest,
   platformString,
   referencedDescriptors,
+  type Attachment,
   type BlobOpener,
   type CopiedImage,
   type Descriptor,
@@ -25,7 +26,7 @@ import type { Store } from './store.js';
 import type { ChangeResult, SetTagInput, TagRow } from './types.js';
 
 /** The parts of a store an image source or sink reads and writes. */
-type ImageParts = Pick<Store, 'tags' | 'content'>;
+type ImageParts = Pick<Store, 'tags' | 'content' | 'attachments'>;
 
 function sig(opts: MediaCallOptions | undefined): { signal?: AbortSignal } {
   return opts?.signal ? { signal: opts.signal } : {};
@@ -73,6 +74,11 @@ export class StoreSource implements ImageSource {
 
   async hasManifest(d: Descriptor): Promise<boolean> {
     return this.store.content.hasManifest(d.digest);
+  }
+
+  /** The attachments recorded for the subject (only those whose manifests are stored). */
+  async attachments(subject: Descriptor): Promise<readonly Attachment[]> {
+    return this.store.attachments.of(subject.digest).filter((a) => this.store.content.hasManifest(a.descriptor.digest));
   }
 }
 
@@ -130,6 +136,11 @@ export class StoreSink implements ImageSink<StoreTag> {
       ...sig(opts),
     });
     return m.digest;
+  }
+
+  /** Records the attachments (their manifests are stored by now). */
+  async putAttachments(attachments: readonly Attachment[]): Promise<void> {
+    this.store.attachments.add(attachments.filter((a) => this.store.content.hasManifest(a.descriptor.digest)));
   }
 
   async putTag(tag: StoreTag, image: CopiedImage): Promise<void> {

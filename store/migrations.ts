@@ -203,6 +203,22 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE tags_by_source RENAME TO tags;
   CREATE INDEX tags_reference ON tags(registry, repository, tag);
   `,
+  // Attachments (signatures, attestations, SBOMs, referrers) by the manifest they are attached
+  // to: `tag` is the cosign digest tag an attachment is found by ('' for an OCI referrer).
+  `
+  CREATE TABLE attachments (
+    subject       TEXT NOT NULL,
+    digest        TEXT NOT NULL,
+    tag           TEXT NOT NULL DEFAULT '',
+    media_type    TEXT NOT NULL,
+    size          INTEGER NOT NULL CHECK (size >= 0),
+    artifact_type TEXT,
+    annotations   TEXT,
+    created_at    TEXT NOT NULL,
+    PRIMARY KEY (subject, digest, tag)
+  ) WITHOUT ROWID;
+  CREATE INDEX attachments_digest ON attachments(digest);
+  `,
 ];
 
 /** The schema version this code writes. */

@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { FerryError } from '../errors/index.js';
+import { StoreAttachments } from './attachments.js';
 import { BlobFiles } from './blobs.js';
 import { StoreBundles } from './bundles.js';
 import { StoreContent } from './content.js';
@@ -102,6 +103,8 @@ export class Store {
   readonly bundles: StoreBundles;
   /** Checksum-database heads, files and records. */
   readonly sumdb: StoreSumdb;
+  /** Signatures, attestations, SBOMs and referrers by the manifest they are attached to. */
+  readonly attachments: StoreAttachments;
   private readonly db: IndexDb;
   private readonly files: BlobFiles;
 
@@ -121,6 +124,7 @@ export class Store {
     this.runs = new StoreRuns(db, this.modules);
     this.bundles = new StoreBundles(db);
     this.sumdb = new StoreSumdb(db, this.content);
+    this.attachments = new StoreAttachments(db);
   }
 
   /**

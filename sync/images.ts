@@ -4,6 +4,7 @@
  * selects, only blobs the store lacks are fetched (once per pass across tags and images), and
  * the tag pointer moves only after all its content is stored.
  */
+import type { KeyObject } from 'node:crypto';
 import { Transform, pipeline } from 'node:stream';
 import type { Logger } from 'pino';
 import type PQueue from 'p-queue';
@@ -13,6 +14,7 @@ import {
   closure,
   copy,
   formatReference,
+  isDigestTag,
   platformString,
   SELECT_ALL,
   type Descriptor,
@@ -22,6 +24,7 @@ import {
   type Selection,
 } from '../oci/index.js';
 import { RegistrySource, type RegistryClient } from '../registry/index.js';
+import { loadPolicyKeys, requireSignature } from './signatures.js';
 import { StoreSink, storeReader, type ChangeResult, type SourceTagKey, type Store, type StoreTag } from '../store/index.js';
 
 /** Progress and accounting events the engine emits. */
@@ -63,6 +66,10 @@ export interface ImageResult {
 interface ImageRun {
   readonly img: ImageConfig;
   readonly foreign: Map<Digest, ForeignLayerReport>;
+  /** The repository's tag list this pass (digest tags not in it are not asked for). */
+  tags: ReadonlySet<string>;
+  /** The signature policy's keys, read once per pass. */
+  keys?: Promise<KeyObject[]>;
 }
 
 /** Shared state of one sync pass (deduplicates blob fetches across tags and images). */
@@ -91,10 +98,12 @@ export async function syncImage(ctx: SyncContext, img: ImageConfig, client: Regi
   let unchanged = 0;
   let failed = 0;
   let selected: string[] = [];
-  const run: ImageRun = { img, foreign: new Map() };
+  const run: ImageRun = { img, foreign: new Map(), tags: new Set() };
   try {
     const tags = await ctx.queue.add(() => client.tagList(img.ref.repository, { signal: ctx.signal }));
-    selected = selectTags(tags, img.tags);
+    run.tags = new Set(tags);
+    // Following attachments, a digest-shaped tag is an attachment's, never an image tag of its own.
+    selected = selectTags(img.referrers ? tags.filter((t) => !isDigestTag(t)) : tags, img.tags);
     if (selected.length === 0) log.warn({ available: tags.length }, 'no tag matches the filters');
     // Unchanged tags are marked checked together: one commit per image, not one per tag.
     const untouched: SourceTagKey[] = [];
@@ -148,18 +157,25 @@ async function syncTag(ctx: SyncContext, run: ImageRun, client: RegistryClient, 
   }
   const stored = ctx.store.tags.get(key);
   const platforms = img.platforms ? [...img.platforms].sort() : null;
-  const selection: Selection = { platforms };
+  const selection: Selection = { platforms, attachments: img.referrers ?? 'none' };
   const root: Descriptor = { digest: head.digest, mediaType: head.mediaType, size: head.size };
   const samePlatforms = JSON.stringify(stored?.platforms ?? null) === JSON.stringify(platforms);
   const same = stored !== undefined && stored.digest === head.digest && samePlatforms && stored.target === img.target;
   // Layers an entry now set to fetch left out before: fetched now, and journaled so they travel.
-  const contentAdded = same && (await lacksForeignLayers(ctx, run, root, selection));
+  // Attachments added upstream since (a new signature or referrer, a moved .att tag): fetched now,
+  // and the tag journaled again so the next incremental bundle carries them.
+  const contentAdded = same && ((await lacksForeignLayers(ctx, run, root, selection)) || (await lacksAttachments(ctx, run, client, root, selection)));
   if (same && !contentAdded) return false;
+  // The signature policy: checked before anything of the tag is stored.
+  if (img.verify !== undefined && !same) {
+    run.keys ??= loadPolicyKeys(img.verify.keys);
+    await requireSignature({ client, repository: repo, reference: formatReference({ ...img.ref, tag }), digest: head.digest, tags: run.tags, signal: ctx.signal }, await run.keys);
+  }
   // Changed (or first seen): the root is read by digest, so what we store is exactly what HEAD announced.
   let moved: ChangeResult | undefined;
   const sink = new StoreSink(ctx.store, { onTag: (_row, r) => (moved = r) });
   const fetchForeign = img.foreignLayers === 'fetch';
-  const result = await copy(syncSource(ctx, client, repo), fetchForeign ? completeWithForeign(ctx, run, sink) : sink, [{ descriptor: root, selection, tag: { ...key, target: img.target, contentAdded } }], {
+  const result = await copy(syncSource(ctx, run, client, repo), fetchForeign ? completeWithForeign(ctx, run, sink) : sink, [{ descriptor: root, selection, tag: { ...key, target: img.target, contentAdded } }], {
     queue: ctx.queue,
     inflight: ctx.inflight,
     // Foreign layers are not in the registry (it accepted the manifest without them): left out by
@@ -213,10 +229,11 @@ async function syncTag(ctx: SyncContext, run: ImageRun, client: RegistryClient, 
  * and hashed only by the store (hashing them in the client too would double the CPU per byte
  * on the sync's hot path).
  */
-function syncSource(ctx: SyncContext, client: RegistryClient, repo: string): ImageSource {
-  const upstream = new RegistrySource(client, repo, { verifyBlobs: false, userAgent: 'ferry/0.1', onManifest: () => ctx.counters.manifestsFetched++ });
+function syncSource(ctx: SyncContext, run: ImageRun, client: RegistryClient, repo: string): ImageSource {
+  const upstream = new RegistrySource(client, repo, { verifyBlobs: false, userAgent: 'ferry/0.1', onManifest: () => ctx.counters.manifestsFetched++, tags: run.tags });
   return {
     manifest: (ref, o) => upstream.manifest(ref, o),
+    attachments: (d, o) => upstream.attachments(d, o),
     hasBlob: (d, o) => upstream.hasBlob(d, o),
     hasManifest: (d, o) => upstream.hasManifest(d, o),
     async blob(d, o) {
@@ -245,6 +262,7 @@ function completeWithForeign(ctx: SyncContext, run: ImageRun, sink: StoreSink): 
     hasManifest: async (d) => (await sink.hasManifest(d)) && !(await lacksForeignLayers(ctx, run, d, SELECT_ALL)),
     putBlob: (d, open, o) => sink.putBlob(d, open, o),
     putManifest: (p, o) => sink.putManifest(p, o),
+    putAttachments: (a) => sink.putAttachments(a),
     putTag: (t, image) => sink.putTag(t, image),
   };
 }
@@ -257,4 +275,22 @@ async function lacksForeignLayers(ctx: SyncContext, run: ImageRun, root: Descrip
   if (run.img.foreignLayers !== 'fetch' || !ctx.store.content.hasManifest(root.digest)) return false;
   const c = await closure(root, storeReader(ctx.store, ctx.signal ? { signal: ctx.signal } : {}), selection);
   return c.foreign.some((d) => !ctx.store.content.hasBlob(d.digest));
+}
+
+/**
+ * True when the entry follows attachments and upstream has one the store lacks for a manifest
+ * the stored tag reaches (or an attachment's own): the stored closure's manifests are asked
+ * upstream for theirs (one request per manifest with the referrers API; without it, only the
+ * digest tags the tag list names), nothing else is read.
+ */
+async function lacksAttachments(ctx: SyncContext, run: ImageRun, client: RegistryClient, root: Descriptor, selection: Selection): Promise<boolean> {
+  if (selection.attachments === undefined || selection.attachments === 'none' || !ctx.store.content.hasManifest(root.digest)) return false;
+  const upstream = syncSource(ctx, run, client, run.img.ref.repository);
+  const found = new Set<string>();
+  const c = await closure(root, storeReader(ctx.store, ctx.signal ? { signal: ctx.signal } : {}), selection, async (d) => {
+    const list = await ctx.queue.add(() => upstream.attachments!(d, ctx.signal ? { signal: ctx.signal } : {}));
+    for (const a of list) found.add(a.descriptor.digest);
+    return list;
+  });
+  return c.absent.some((d) => found.has(d.digest)) || c.attachments.some((a) => !ctx.store.attachments.has(a));
 }

@@ -175,3 +175,19 @@ describe('config', () => {
     expect(() => parseByteSize('lots')).toThrow(/not a size/);
   });
 });
+
+describe('referrers', () => {
+  const cfg = (top: string, entry: string): string => `version: 1\n${top}images:\n  - source: docker.io/library/alpine\n${entry}  - source: docker.io/library/busybox\n`;
+  it('defaults to all attachments, per image and from the top-level default', () => {
+    const c = parseConfig(cfg('', ''), 'f.yaml');
+    expect(c.images.map((i) => i.referrers)).toEqual([{ artifactTypes: null }, { artifactTypes: null }]);
+    const off = parseConfig(cfg('referrers: false\n', '    referrers: {artifactTypes: [application/spdx+json]}\n'), 'f.yaml');
+    expect(off.images.map((i) => i.referrers)).toEqual([{ artifactTypes: ['application/spdx+json'] }, null]);
+  });
+  it('refuses a bad setting naming where', () => {
+    const err = errorOf(() => parseConfig(cfg('', '    referrers: {artifactTypes: [not a type]}\n'), 'f.yaml'));
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.message).toContain('images[0].referrers');
+    expect(errorOf(() => parseConfig(cfg('', '    referrers: {artifactTypes: []}\n'), 'f.yaml')).code).toBe('CONFIG_INVALID');
+  });
+});

@@ -4,13 +4,16 @@
 // duplicates, and children before parents.
 import { describe, expect, it } from 'vitest';
 import {
+  ALL_ATTACHMENTS,
   ANNOTATION_FILTERED_FROM,
   ANNOTATION_REFERENCE_DIGEST,
   ANNOTATION_REFERENCE_TYPE,
   closure,
   filteredIndex,
+  MAX_ATTACHMENT_DEPTH,
   MediaType,
   sha256Digest,
+  type Attachment,
   type Descriptor,
   type Digest,
   type ManifestRead,
@@ -220,5 +223,75 @@ describe('closure', () => {
     const junk = Buffer.from('not json');
     const d = { mediaType: MediaType.OciManifest, digest: sha256Digest(junk), size: junk.length };
     await expect(closure(d, () => ({ bytes: junk, mediaType: MediaType.OciManifest }))).rejects.toMatchObject({ code: 'MANIFEST_INVALID', message: expect.stringContaining(d.digest) });
+  });
+});
+
+describe('closure: attachments', () => {
+  /** A referrer manifest of `subject` (OCI 1.1: `subject` and `artifactType`). */
+  function referrer(g: Graph, seed: string, subject: Descriptor, artifactType = 'application/spdx+json'): Descriptor {
+    const bytes = Buffer.from(
+      JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, artifactType, config: g.blob(`cfg-${seed}`), layers: [g.blob(`sbom-${seed}`)], subject }),
+    );
+    const digest = sha256Digest(bytes);
+    g.manifests.set(digest, { bytes, mediaType: MediaType.OciManifest });
+    return { mediaType: MediaType.OciManifest, digest, size: bytes.length, artifactType };
+  }
+
+  it('follows attachments of the root and kept children (not of dropped ones), their blobs, after their subjects', async () => {
+    const g = new Graph();
+    const amd = at(g.image('amd'), linux('amd64'));
+    const arm = at(g.image('arm'), linux('arm64'));
+    const idx = g.index([amd, arm]);
+    const sig = g.image('sig');
+    const sbom = referrer(g, 'amd', amd);
+    const armSbom = referrer(g, 'arm', arm);
+    const sbomSig = g.image('sbom-sig');
+    const attached: Record<string, Attachment[]> = {
+      [idx.digest]: [{ subject: idx.digest, descriptor: sig, tag: `sha256-${idx.digest.slice(7)}.sig` }],
+      [amd.digest]: [{ subject: amd.digest, descriptor: sbom }],
+      [arm.digest]: [{ subject: arm.digest, descriptor: armSbom }],
+      [sbom.digest]: [{ subject: sbom.digest, descriptor: sbomSig, tag: `sha256-${sbom.digest.slice(7)}.sig` }],
+    };
+    const asked: string[] = [];
+    const find = async (d: Descriptor): Promise<Attachment[]> => {
+      asked.push(d.digest);
+      return attached[d.digest] ?? [];
+    };
+    const c = await closure(idx, g.read, { platforms: ['linux/amd64'], attachments: ALL_ATTACHMENTS }, find);
+    expect(c.attachments.map((a) => a.descriptor.digest)).toEqual([sig.digest, sbom.digest, sbomSig.digest]);
+    expect(asked).not.toContain(arm.digest);
+    const order = digests(c.manifests);
+    // The root stays last; every other subject comes before its attachments.
+    expect(order[order.length - 1]).toBe(idx.digest);
+    expect(order.indexOf(amd.digest)).toBeLessThan(order.indexOf(sbom.digest));
+    expect(order.indexOf(sbom.digest)).toBeLessThan(order.indexOf(sbomSig.digest));
+    expect(digests(c.blobs)).toContain(sha256Digest('sbom-amd'));
+    // A filter keeps only what it names; 'none' and no finder follow nothing.
+    const sbomsOnly = await closure(idx, g.read, { platforms: ['linux/amd64'], attachments: { artifactTypes: ['application/spdx+json'] } }, find);
+    expect(sbomsOnly.attachments.map((a) => a.descriptor.digest)).toEqual([sbom.digest]);
+    expect((await closure(idx, g.read, { platforms: null, attachments: 'none' }, find)).attachments).toEqual([]);
+    expect((await closure(idx, g.read, { platforms: null, attachments: ALL_ATTACHMENTS })).attachments).toEqual([]);
+  });
+
+  it('refuses a referrer whose subject is another manifest, drops one the source lacks, and stops at cycles and the depth bound', async () => {
+    const g = new Graph();
+    const img = g.image('img');
+    const stranger = g.image('stranger');
+    const wrong = referrer(g, 'wrong', stranger);
+    await expect(closure(img, g.read, { platforms: null, attachments: ALL_ATTACHMENTS }, async (d) => (d.digest === img.digest ? [{ subject: img.digest, descriptor: wrong }] : []))).rejects.toMatchObject({
+      code: 'MANIFEST_INVALID',
+    });
+    const gone: Descriptor = { mediaType: MediaType.OciManifest, digest: sha256Digest('gone'), size: 4 };
+    const lacking = await closure(img, g.read, { platforms: null, attachments: ALL_ATTACHMENTS }, async (d) => (d.digest === img.digest ? [{ subject: img.digest, descriptor: gone, tag: 'x' }] : []));
+    expect(lacking.attachments).toEqual([]);
+    expect(digests(lacking.absent)).toEqual([gone.digest]);
+    // A chain of signatures of signatures: followed three levels deep, and a cycle back to the image ends.
+    const chain = [g.image('s1'), g.image('s2'), g.image('s3'), g.image('s4')];
+    const next = new Map<string, Descriptor>([[img.digest, chain[0]!], [chain[0]!.digest, chain[1]!], [chain[1]!.digest, chain[2]!], [chain[2]!.digest, chain[3]!], [chain[3]!.digest, img]]);
+    const deep = await closure(img, g.read, { platforms: null, attachments: ALL_ATTACHMENTS }, async (d) => {
+      const n = next.get(d.digest);
+      return n ? [{ subject: d.digest, descriptor: n, tag: `t-${d.digest}` }] : [];
+    });
+    expect(deep.attachments.map((a) => a.descriptor.digest)).toEqual(chain.slice(0, MAX_ATTACHMENT_DEPTH).map((d) => d.digest));
   });
 });
