@@ -5,7 +5,7 @@ import { isAlias, isCollection, isMap, isNode, isPair, isScalar, LineCounter, pa
 import type * as z from 'zod';
 import { FerryError } from '../errors/index.js';
 import { parseReference, type Reference } from '../oci/reference.js';
-import { ConfigSchema, DEFAULT_MODULE_CONCURRENCY, type ExportConfig, type GoModulesConfig, type RawConfig, type RegistryConfig, type TagFilterConfig } from './schema.js';
+import { ConfigSchema, DEFAULT_MODULE_CONCURRENCY, type ExportConfig, type GoModulesConfig, type LifecycleState, type RawConfig, type RegistryConfig, type TagFilterConfig } from './schema.js';
 import { resolveSecret } from './secrets.js';
 
 /**
@@ -28,12 +28,16 @@ export interface ImageConfig {
   readonly schedule: string | undefined;
   /** Foreign (non-distributable) layers: left out (`skip`) or fetched from their `urls`. */
   readonly foreignLayers: 'skip' | 'fetch';
+  /** `archived`: never contacted upstream; `deprecated`: synced and announced inside. */
+  readonly lifecycle: LifecycleState;
+  readonly note: string | undefined;
 }
 
 /** A Go module root after resolution. */
-export type GoModuleRoot =
+export type GoModuleRoot = (
   | { readonly kind: 'path'; readonly name: string; readonly path: string; readonly versions: 'latest' | string | readonly string[]; readonly deps: boolean; readonly schedule: string | undefined }
-  | { readonly kind: 'gomod'; readonly name: string; readonly gomod: string; readonly schedule: string | undefined };
+  | { readonly kind: 'gomod'; readonly name: string; readonly gomod: string; readonly schedule: string | undefined }
+) & { readonly lifecycle: LifecycleState; readonly note: string | undefined };
 
 /** The resolved configuration Ferry runs on. */
 export interface Config {
@@ -219,7 +223,7 @@ const KNOWN_KEYS: readonly string[] = [
   'images', 'name', 'source', 'tags', 'include', 'exclude', 'semver', 'latest', 'platforms', 'target', 'goModules', 'proxy',
   'sumdb', 'noSumCheck', 'modules', 'path', 'versions', 'deps', 'gomod', 'export', 'signingKey', 'signingKeyPassphrase', 'out',
   'splitSize', 'keep', 'confirmations', 'mirrorOf', 'idleTimeout', 'maxTagPages', 'maxTags', 'maxTagListBytes',
-  'foreignLayers',
+  'foreignLayers', 'lifecycle', 'note',
 ];
 
 function suggest(key: string): string {
@@ -313,6 +317,8 @@ function resolveConfig(raw: RawConfig, file: string, doc: Document, lc: LineCoun
       target: img.target ?? ref.repository,
       schedule: img.schedule,
       foreignLayers: img.foreignLayers,
+      lifecycle: img.lifecycle,
+      note: img.note,
     };
   });
 
@@ -325,11 +331,11 @@ function resolveConfig(raw: RawConfig, file: string, doc: Document, lc: LineCoun
         const name = `gomod:${m.gomod}`;
         if (names.has(name)) throw fail(['goModules', 'modules', i, 'gomod'], `"${m.gomod}" is listed twice`);
         names.add(name);
-        return { kind: 'gomod', name, gomod: p, schedule: m.schedule };
+        return { kind: 'gomod', name, gomod: p, schedule: m.schedule, lifecycle: m.lifecycle, note: m.note };
       }
       if (names.has(m.path)) throw fail(['goModules', 'modules', i, 'path'], `module "${m.path}" is listed twice`);
       names.add(m.path);
-      return { kind: 'path', name: m.path, path: m.path, versions: m.versions, deps: m.deps, schedule: m.schedule };
+      return { kind: 'path', name: m.path, path: m.path, versions: m.versions, deps: m.deps, schedule: m.schedule, lifecycle: m.lifecycle, note: m.note };
     });
     const proxy = rest.proxy.startsWith('file://') ? rest.proxy : rest.proxy.replace(/\/+$/, '');
     goModules = { ...rest, proxy, ...(rest.caFile ? { caFile: abs(rest.caFile) } : {}), roots };
@@ -356,6 +362,28 @@ function resolveConfig(raw: RawConfig, file: string, doc: Document, lc: LineCoun
     goModules,
     export: exp,
   };
+}
+
+/** A source that is not `active`, as bundles record it (`lifecycle` in ferry-bundle.json). */
+export interface SourceLifecycle {
+  readonly kind: 'image' | 'module';
+  readonly name: string;
+  /** The intranet repository of an image, the module path of a root, null for a go.mod root. */
+  readonly target: string | null;
+  readonly state: 'deprecated' | 'archived';
+  readonly note?: string;
+}
+
+/** Every deprecated or archived source of a configuration, images first, in configuration order. */
+export function inactiveSources(config: Config): SourceLifecycle[] {
+  const out: SourceLifecycle[] = [];
+  const add = (kind: SourceLifecycle['kind'], name: string, target: string | null, state: LifecycleState, note: string | undefined): void => {
+    if (state === 'active') return;
+    out.push({ kind, name, target, state, ...(note !== undefined ? { note } : {}) });
+  };
+  for (const i of config.images) add('image', i.name, i.target, i.lifecycle, i.note);
+  for (const r of config.goModules?.roots ?? []) add('module', r.name, r.kind === 'path' ? r.path : null, r.lifecycle, r.note);
+  return out;
 }
 
 /** How many GOPROXY requests may be in flight (goModules.concurrency, or its default without goModules). */

@@ -79,6 +79,17 @@ const TagFilter = z.strictObject({
   latest: z.number().int().positive().optional(),
 });
 
+/** A source's stage of life, in order: synced, then still synced with users told to move, then never contacted again. */
+export const LIFECYCLE_STATES = ['active', 'deprecated', 'archived'] as const;
+/** `active` (default) | `deprecated` (still synced, announced inside) | `archived` (no upstream request at all; content kept). */
+const Lifecycle = z.enum(LIFECYCLE_STATES).default('active');
+/** What users of a deprecated or archived source should know (the replacement to use): one line of text. */
+const LifecycleNote = z
+  .string()
+  .min(1)
+  .max(1024)
+  .regex(/^[^\p{Cc}]*$/u, 'expected one line of text without control characters (at most 1024 characters)');
+
 const Platform = z.string().regex(/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/, 'expected os/arch[/variant], e.g. linux/amd64');
 
 /** One mirrored image source. */
@@ -97,6 +108,8 @@ export const ImageSchema = z.strictObject({
    * without them, as registries and skopeo do; `fetch` downloads them from their `urls`.
    */
   foreignLayers: z.enum(['skip', 'fetch']).default('skip'),
+  lifecycle: Lifecycle,
+  note: LifecycleNote.optional(),
 });
 
 const GoVersions = z.union([
@@ -110,10 +123,14 @@ const GoModuleByPath = z.strictObject({
   versions: GoVersions.default('latest'),
   deps: z.boolean().default(true),
   schedule: Cron.optional(),
+  lifecycle: Lifecycle,
+  note: LifecycleNote.optional(),
 });
 const GoModuleByGomod = z.strictObject({
   gomod: z.string().min(1),
   schedule: Cron.optional(),
+  lifecycle: Lifecycle,
+  note: LifecycleNote.optional(),
 });
 
 /**
@@ -178,5 +195,7 @@ export type ImageConfigRaw = z.infer<typeof ImageSchema>;
 export type TagFilterConfig = z.infer<typeof TagFilter>;
 /** Go module settings. */
 export type GoModulesConfig = z.infer<typeof GoModulesSchema>;
+/** A source's lifecycle state. */
+export type LifecycleState = (typeof LIFECYCLE_STATES)[number];
 /** Export settings. */
 export type ExportConfig = z.infer<typeof ExportSchema>;
