@@ -34,6 +34,7 @@ export function registerSyncCommands(program: Command): void {
         if (o.json) {
           printJson({ ...s, results: undefined, moduleResults: undefined });
         } else {
+          if (s.archived.length > 0) process.stderr.write(`ferry: archived, not contacted upstream: ${s.archived.join(', ')}\n`);
           const line =
             `images: ${s.images.checked} checked, ${s.images.changed} changed, ${s.images.unchanged} unchanged, ${s.images.failed} failed; ` +
             `tags: ${s.tags.changed} changed of ${s.tags.checked}; modules: ${s.modules.versionsNew} new of ${s.modules.versionsChecked} versions` +
@@ -61,7 +62,7 @@ export function registerSyncCommands(program: Command): void {
     .option('--json', 'print JSON on stdout')
     .action(async (o: { config?: string; json?: boolean }) => {
       const config = await loadConfigOption(o.config);
-      const { Store } = await import('../store/index.js');
+      const [{ Store }, { inactiveSources }] = await Promise.all([import('../store/index.js'), import('../config/index.js')]);
       // Reading commands never create a store: a wrong path is an error, not an empty store.
       const store = Store.open(config.store, { create: false });
       try {
@@ -71,7 +72,7 @@ export function registerSyncCommands(program: Command): void {
         const sources = store.runs.sourceStates();
         const modules = store.modules.list();
         if (o.json) {
-          printJson({ store: config.store, stats, sources, runs, tags, modules: modules.map((m) => ({ module: m.module, version: m.version, ...(m.zipDigest === null ? { zip: false } : {}) })) });
+          printJson({ store: config.store, stats, sources, lifecycle: inactiveSources(config), runs, tags, modules: modules.map((m) => ({ module: m.module, version: m.version, ...(m.zipDigest === null ? { zip: false } : {}) })) });
           return;
         }
         const out: string[] = [];
@@ -82,14 +83,17 @@ export function registerSyncCommands(program: Command): void {
             `${modOnly > 0 ? ` (${modOnly} carried without a zip: upstream has none)` : ''}, journal at ${stats.journalSeq}`,
         );
         out.push('sources:');
+        // A source that is not active says so first: archived ones are not synced at all.
+        const life = (s: { lifecycle: string; note: string | undefined }): string =>
+          s.lifecycle === 'active' ? '' : `  ${s.lifecycle}${s.note !== undefined ? ` (${s.note})` : ''}${s.lifecycle === 'archived' ? ', not synced' : ''}`;
         for (const img of config.images) {
           const st = sources.find((s) => s.source === img.name);
           const n = tags.filter((t) => t.source === img.name).length;
-          out.push(`  ${img.name}  ${n} tags  last ok ${st?.lastOk ?? 'never'}${st?.lastError ? `  last error: ${st.lastError}` : ''}`);
+          out.push(`  ${img.name}${life(img)}  ${n} tags  last ok ${st?.lastOk ?? 'never'}${st?.lastError ? `  last error: ${st.lastError}` : ''}`);
         }
         for (const root of config.goModules?.roots ?? []) {
           const st = sources.find((s) => s.source === root.name);
-          out.push(`  ${root.name}  last ok ${st?.lastOk ?? 'never'}${st?.lastError ? `  last error: ${st.lastError}` : ''}`);
+          out.push(`  ${root.name}${life(root)}  last ok ${st?.lastOk ?? 'never'}${st?.lastError ? `  last error: ${st.lastError}` : ''}`);
         }
         out.push('last runs:');
         for (const r of runs) out.push(`  #${r.id} ${r.kind} ${r.status} started ${r.startedAt}${r.error ? `  ${r.error}` : ''}`);

@@ -11,7 +11,7 @@ import { createTask, validateDetailed, type ScheduledTask } from 'node-cron';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { exportBundle, pendingChanges } from '../bundle/export.js';
-import { loadConfig, moduleConcurrency, parseByteSize, resolveSecret, type Config } from '../config/index.js';
+import { inactiveSources, loadConfig, moduleConcurrency, parseByteSize, resolveSecret, type Config, type LifecycleState } from '../config/index.js';
 import { FerryError, toFerryError } from '../errors/index.js';
 import { Store } from '../store/index.js';
 import { RegistryClients } from '../sync/clients.js';
@@ -71,6 +71,10 @@ export interface JobStatus {
   readonly name: string;
   readonly kind: 'image' | 'module' | 'export';
   readonly schedule: string | null;
+  /** The source's `lifecycle` (`active` for the export job); an archived source is never run. */
+  readonly lifecycle: LifecycleState;
+  /** The source's lifecycle `note`, or null. */
+  readonly note: string | null;
   readonly state: 'idle' | 'running';
   readonly runningSince: string | null;
   readonly lastRun: JobRun | null;
@@ -105,6 +109,8 @@ interface Job {
   readonly name: string;
   readonly kind: 'image' | 'module' | 'export';
   schedule: string | undefined;
+  lifecycle: LifecycleState;
+  note: string | undefined;
   task: ScheduledTask | undefined;
   running: Promise<void> | undefined;
   runningSince: Date | undefined;
@@ -116,15 +122,21 @@ interface JobSpec {
   readonly name: string;
   readonly kind: Job['kind'];
   readonly schedule: string | undefined;
+  readonly lifecycle: LifecycleState;
+  readonly note: string | undefined;
 }
 
-/** Every job a configuration defines, with its effective schedule. */
+/**
+ * Every job a configuration defines, with its effective schedule. An archived source keeps its
+ * job (for /status and the metrics) but has no schedule: it is never contacted upstream again.
+ */
 export function jobSpecs(config: Config): JobSpec[] {
-  const specs: JobSpec[] = config.images.map((i) => ({ name: i.name, kind: 'image', schedule: i.schedule ?? config.schedule }));
+  const sched = (lifecycle: LifecycleState, s: string | undefined): string | undefined => (lifecycle === 'archived' ? undefined : s);
+  const specs: JobSpec[] = config.images.map((i) => ({ name: i.name, kind: 'image', schedule: sched(i.lifecycle, i.schedule ?? config.schedule), lifecycle: i.lifecycle, note: i.note }));
   for (const r of config.goModules?.roots ?? []) {
-    specs.push({ name: r.name, kind: 'module', schedule: r.schedule ?? config.goModules?.schedule ?? config.schedule });
+    specs.push({ name: r.name, kind: 'module', schedule: sched(r.lifecycle, r.schedule ?? config.goModules?.schedule ?? config.schedule), lifecycle: r.lifecycle, note: r.note });
   }
-  if (config.export?.schedule !== undefined) specs.push({ name: EXPORT_JOB, kind: 'export', schedule: config.export.schedule });
+  if (config.export?.schedule !== undefined) specs.push({ name: EXPORT_JOB, kind: 'export', schedule: config.export.schedule, lifecycle: 'active', note: undefined });
   return specs;
 }
 
@@ -253,10 +265,12 @@ export class Daemon {
     }
     const missedExport = await this.exportMissed();
     this.applyJobs(this.config);
-    const sources = [...this.jobs.values()].filter((j) => j.kind !== 'export');
+    const sources = [...this.jobs.values()].filter((j) => j.kind !== 'export' && j.lifecycle !== 'archived');
+    const archived = [...this.jobs.values()].filter((j) => j.lifecycle === 'archived').map((j) => j.name);
     const unscheduled = sources.filter((j) => j.schedule === undefined).map((j) => j.name);
     if (unscheduled.length > 0) this.logger.warn({ sources: unscheduled }, 'no schedule for these sources: synced at start and on reload only');
-    this.logger.info({ config: this.config.file, store: this.config.store, sources: sources.length, export: this.jobs.has(EXPORT_JOB) }, 'daemon started');
+    if (archived.length > 0) this.logger.info({ sources: archived }, 'archived sources: never contacted upstream (their content stays in the store)');
+    this.logger.info({ config: this.config.file, store: this.config.store, sources: sources.length, archived: archived.length, export: this.jobs.has(EXPORT_JOB) }, 'daemon started');
     if (this.opts.catchUp !== false) {
       for (const j of sources) this.trigger(j.name);
     }
@@ -277,6 +291,10 @@ export class Daemon {
     const job = this.jobs.get(name);
     if (!job) throw new FerryError('USAGE', `no job named "${name}" (jobs: ${[...this.jobs.keys()].join(', ') || 'none'})`);
     if (this.stopping || !this.store) return undefined;
+    if (job.lifecycle === 'archived') {
+      this.logger.debug({ job: name }, 'archived source: not synced');
+      return undefined;
+    }
     if (job.running) {
       job.skipped++;
       this.metrics.recordSkip(name);
@@ -352,7 +370,7 @@ export class Daemon {
     const removed = [...before].filter((n) => !this.jobs.has(n));
     this.metrics.recordReload(true);
     this.logger.info({ config: next.file, added, removed }, 'configuration reloaded');
-    for (const n of added) if (n !== EXPORT_JOB) this.trigger(n);
+    for (const n of added) if (n !== EXPORT_JOB && this.jobs.get(n)?.lifecycle !== 'archived') this.trigger(n);
     return { ok: true, added, removed };
   }
 
@@ -394,9 +412,11 @@ export class Daemon {
     this.logger.info('daemon stopped');
   }
 
-  /** The readiness verdict: store open, not stopping, and no source whose last run failed. */
+  /** The readiness verdict: store open, not stopping, and no source whose last run failed (archived sources do not run, so they count for nothing). */
   readiness(): { ready: boolean; detail: { ready: boolean; store: boolean; stopping: boolean; failing: string[] } } {
-    const failing = [...this.jobs.values()].filter((j) => j.kind !== 'export' && j.lastRun !== undefined && !j.lastRun.ok).map((j) => j.name);
+    const failing = [...this.jobs.values()]
+      .filter((j) => j.kind !== 'export' && j.lifecycle !== 'archived' && j.lastRun !== undefined && !j.lastRun.ok)
+      .map((j) => j.name);
     const store = this.store !== undefined;
     const ready = store && !this.stopping && failing.length === 0;
     return { ready, detail: { ready, store, stopping: this.stopping, failing } };
@@ -413,6 +433,8 @@ export class Daemon {
         name: j.name,
         kind: j.kind,
         schedule: j.schedule ?? null,
+        lifecycle: j.lifecycle,
+        note: j.note ?? null,
         state: j.running ? 'running' : 'idle',
         runningSince: j.runningSince?.toISOString() ?? null,
         lastRun: j.lastRun ?? null,
@@ -458,16 +480,20 @@ export class Daemon {
     const wanted = new Set(specs.map((s) => s.name));
     for (const [name, job] of this.jobs) {
       if (wanted.has(name)) continue;
+      if (job.kind !== 'export') this.metrics.forgetLifecycle(name);
       void this.unschedule(job);
       this.jobs.delete(name); // a run in flight finishes on its own (it stays in `inflight`)
     }
     for (const spec of specs) {
       let job = this.jobs.get(spec.name);
       if (!job) {
-        job = { name: spec.name, kind: spec.kind, schedule: undefined, task: undefined, running: undefined, runningSince: undefined, lastRun: undefined, skipped: 0 };
+        job = { name: spec.name, kind: spec.kind, schedule: undefined, lifecycle: spec.lifecycle, note: spec.note, task: undefined, running: undefined, runningSince: undefined, lastRun: undefined, skipped: 0 };
         this.jobs.set(spec.name, job);
         if (spec.kind !== 'export') this.metrics.declareSource(spec.name);
       }
+      job.lifecycle = spec.lifecycle;
+      job.note = spec.note;
+      if (spec.kind !== 'export') this.metrics.setLifecycle(spec.name, spec.lifecycle);
       if (job.task && job.schedule === spec.schedule) continue;
       void this.unschedule(job);
       job.schedule = spec.schedule;
@@ -554,6 +580,7 @@ export class Daemon {
         signingKey: exp.signingKey,
         ...(passphrase !== undefined ? { passphrase } : {}),
         ...(exp.splitSize !== undefined ? { splitSize: parseByteSize(exp.splitSize) } : {}),
+        lifecycle: inactiveSources(config),
         logger: log,
         signal: this.abort.signal,
         now: this.now,
