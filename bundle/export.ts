@@ -10,7 +10,7 @@ import { proxyPath } from '../gomod/index.js';
 import { compare as compareVersions, isPseudoVersion } from '../gomod/semver.js';
 import { copy, digestHex, isIndexMediaType, type Digest } from '../oci/index.js';
 import { StoreSource, type BundleRow, type JournalEntry, type ModuleVersionRow, type Store, type StoreBundles, type TagRow } from '../store/index.js';
-import { bundleFileName, GOMOD_DIR, newBundleId, type BundleFile, type BundleModule } from './format.js';
+import { bundleFileName, GOMOD_DIR, newBundleId, type BundleFile, type BundleLifecycle, type BundleModule } from './format.js';
 import { IMPORT_SCRIPT } from './import-script.js';
 import { loadPrivateKey } from './keys.js';
 import { sumdbBundleEntries } from './sumdb.js';
@@ -31,6 +31,8 @@ export interface ExportOptions {
   readonly splitSize?: number;
   /** Only these sources (image names or module roots). */
   readonly only?: readonly string[];
+  /** The configuration's deprecated and archived sources, recorded in the bundle for the importers to announce. */
+  readonly lifecycle?: readonly BundleLifecycle[];
   readonly logger?: Logger;
   readonly signal?: AbortSignal;
   readonly now?: () => Date;
@@ -306,6 +308,7 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
       images,
       modules: bundleModules,
       requires,
+      ...(opts.lifecycle && opts.lifecycle.length > 0 ? { lifecycle: opts.lifecycle } : {}),
     },
     entries,
     privateKey,

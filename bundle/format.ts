@@ -65,6 +65,22 @@ export interface BundleModule {
   readonly time: string;
 }
 
+/**
+ * A source whose lifecycle is not `active` when the bundle was made: importers announce a
+ * deprecated one (with its note) and record both kinds in the ledger.
+ */
+export interface BundleLifecycle {
+  /** `image` (an image entry) or `module` (a Go module root). */
+  readonly kind: 'image' | 'module';
+  /** The source's name on the DMZ (image entry name, module root). */
+  readonly name: string;
+  /** Where users inside meet it: the intranet repository of an image, the module path of a root (null for a go.mod root). */
+  readonly target: string | null;
+  readonly state: 'deprecated' | 'archived';
+  /** What users should know, e.g. the replacement to use. */
+  readonly note?: string;
+}
+
 /** One file of the tar after the signature, with its exact size and content hash. */
 export interface BundleFile {
   /** Path inside the tar. */
@@ -103,6 +119,8 @@ export interface BundleManifest {
   readonly files: readonly BundleFile[];
   /** Blob digests that manifests reference but this bundle does not carry (an earlier bundle did). */
   readonly requires: readonly Digest[];
+  /** Present only when some source of the store's configuration is deprecated or archived. */
+  readonly lifecycle?: readonly BundleLifecycle[];
 }
 
 /** One part file of a bundle tar. */
@@ -199,6 +217,17 @@ const moduleSchema = z.strictObject({
   time: z.string().regex(RFC3339, 'must be an RFC 3339 time'),
 });
 
+// One line of text: no control characters (C0, DEL, C1), so import.sh can print it as it is.
+const noteSchema = z.string().min(1).max(1024).regex(/^[^\p{Cc}]*$/u, 'must be one line of text without control characters');
+
+const lifecycleSchema = z.strictObject({
+  kind: z.enum(['image', 'module']),
+  name: z.string().min(1).max(1024).regex(/^[^\p{Cc}]*$/u, 'must not contain control characters'),
+  target: z.string().min(1).max(512).regex(/^[^\p{Cc}]*$/u, 'must not contain control characters').nullable(),
+  state: z.enum(['deprecated', 'archived']),
+  note: noteSchema.optional(),
+});
+
 const fileSchema = z.strictObject({
   path: z.string().superRefine((p, ctx) => {
     const why = tarPathError(p);
@@ -222,6 +251,7 @@ const manifestSchema = z.strictObject({
   modules: z.array(moduleSchema),
   files: z.array(fileSchema),
   requires: z.array(digestSchema),
+  lifecycle: z.array(lifecycleSchema).min(1).max(100_000).optional(),
 });
 
 const partSchema = z.strictObject({
@@ -300,6 +330,12 @@ function checkManifestRules(m: BundleManifest, file: string): void {
   m.requires.forEach((d, i) => {
     if (req.has(d)) throw invalid(file, `requires[${i}]`, `"${d}" is listed twice`);
     req.add(d);
+  });
+  const sourcesSeen = new Set<string>();
+  m.lifecycle?.forEach((l, i) => {
+    const key = `${l.kind}\0${l.name}`;
+    if (sourcesSeen.has(key)) throw invalid(file, `lifecycle[${i}]`, `${l.kind} ${JSON.stringify(l.name)} is listed twice`);
+    sourcesSeen.add(key);
   });
   const seen = new Set<string>();
   const manifestType = new Map(m.files.filter((f) => f.mediaType !== undefined).map((f) => [f.path, f.mediaType]));
@@ -398,6 +434,10 @@ export function serializeBundleManifest(m: BundleManifest): Buffer {
     ['modules', arrayBlock(modules)],
     ['files', arrayBlock(files)],
     ['requires', arrayBlock(m.requires)],
+    // Last, and only when some source is not active: import.sh reads each line with a fixed key order.
+    ...(m.lifecycle !== undefined && m.lifecycle.length > 0
+      ? [['lifecycle', arrayBlock(m.lifecycle.map((l) => ({ kind: l.kind, name: l.name, target: l.target, state: l.state, ...(l.note !== undefined ? { note: l.note } : {}) })))] as const]
+      : []),
   ]);
 }
 

@@ -37,7 +37,7 @@ export function registerBundleCommands(program: Command): void {
     .action(async (o: { config?: string; out?: string; full?: boolean; since?: string; splitSize?: string; key?: string; only: string[]; json?: boolean }) => {
       if (o.full && o.since !== undefined) throw new FerryError('USAGE', '--full and --since exclude each other');
       const config = await loadConfigOption(o.config);
-      const [{ exportBundle }, { parseByteSize, resolveSecret }, { Store }, { createLogger }, { checkOnly }] = await Promise.all([
+      const [{ exportBundle }, { inactiveSources, parseByteSize, resolveSecret }, { Store }, { createLogger }, { checkOnly }] = await Promise.all([
         import('../bundle/index.js'),
         import('../config/index.js'),
         import('../store/index.js'),
@@ -68,6 +68,7 @@ export function registerBundleCommands(program: Command): void {
           ...(o.since !== undefined ? { since: o.since } : {}),
           ...(splitSize !== undefined ? { splitSize } : {}),
           only: o.only,
+          lifecycle: inactiveSources(config),
           logger,
           signal: ac.signal,
           onProgress: (p) => progress.update(p.done, p.total),

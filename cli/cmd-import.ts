@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { FerryError } from '../errors/index.js';
 import type { ImportResult } from '../importer/index.js';
-import type { LedgerChainStatus } from '../store/index.js';
+import type { LedgerChainStatus, LedgerLifecycle } from '../store/index.js';
 import { abortOnSignals, collect, EXIT_OK, exitCodeOf, printJson } from './common.js';
 import { formatBytes } from './progress.js';
 
@@ -44,13 +44,15 @@ async function printStatus(file: string, json: boolean | undefined): Promise<voi
   const { Ledger } = await import('../store/index.js');
   const ledger = Ledger.open(file, { readonly: true });
   let chains: LedgerChainStatus[];
+  let lifecycle: LedgerLifecycle[];
   try {
     chains = ledger.chainStatus();
+    lifecycle = ledger.lifecycle();
   } finally {
     ledger.close();
   }
   if (json) {
-    printJson({ ledger: file, stores: chains });
+    printJson({ ledger: file, stores: chains, lifecycle });
     return;
   }
   const out: string[] = [`ledger ${file}`];
@@ -67,6 +69,9 @@ async function printStatus(file: string, json: boolean | undefined): Promise<voi
       out.push(
         `  sequence ${p.sequence} carried only ${p.sources.join(', ')} (export --only): other sources are as of ${c.allSourcesThrough > 0 ? `sequence ${c.allSourcesThrough}` : 'no bundle yet'}`,
       );
+    }
+    for (const l of lifecycle.filter((x) => x.sourceStore === c.sourceStore)) {
+      out.push(`  ${l.state} ${l.kind} ${l.target ?? l.name}${l.note !== null ? `: ${l.note}` : ''}  (as of sequence ${l.sequence})`);
     }
   }
   process.stdout.write(`${out.join('\n')}\n`);
