@@ -42,6 +42,7 @@ export function registerSyncCommands(program: Command): void {
             `blobs: ${s.blobs.fetched} fetched (${formatBytes(s.blobs.bytes)}) in ${(s.durationMs / 1000).toFixed(1)}s`;
           if (human) process.stderr.write(`${line}\n`);
           else logger.info({ summary: { ...s, results: undefined, moduleResults: undefined } }, line);
+          for (const p of s.pruned) process.stderr.write(`ferry: ${p.source}: pruned tag ${p.tag} (gone upstream or no longer selected; the next bundle removes it inside)\n`);
           for (const w of s.warnings) process.stderr.write(`ferry: warning: ${w.source}: ${w.message}\n`);
           for (const f of s.foreignLayers) {
             if (!f.stored) process.stderr.write(`ferry: ${f.source}: foreign layer ${f.digest} (${f.mediaType}) left out; its urls: ${f.urls.map((u) => JSON.stringify(u)).join(' ')}\n`);

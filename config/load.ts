@@ -31,6 +31,8 @@ export interface ImageConfig {
   /** `archived`: never contacted upstream; `deprecated`: synced and announced inside. */
   readonly lifecycle: LifecycleState;
   readonly note: string | undefined;
+  /** Tags gone upstream or no longer selected leave the store, and travel as removals. */
+  readonly prune: boolean;
 }
 
 /** A Go module root after resolution. */
@@ -223,7 +225,7 @@ const KNOWN_KEYS: readonly string[] = [
   'images', 'name', 'source', 'tags', 'include', 'exclude', 'semver', 'latest', 'platforms', 'target', 'goModules', 'proxy',
   'sumdb', 'noSumCheck', 'modules', 'path', 'versions', 'deps', 'gomod', 'export', 'signingKey', 'signingKeyPassphrase', 'out',
   'splitSize', 'keep', 'confirmations', 'mirrorOf', 'idleTimeout', 'maxTagPages', 'maxTags', 'maxTagListBytes',
-  'foreignLayers', 'lifecycle', 'note',
+  'foreignLayers', 'lifecycle', 'note', 'prune',
 ];
 
 function suggest(key: string): string {
@@ -319,6 +321,7 @@ function resolveConfig(raw: RawConfig, file: string, doc: Document, lc: LineCoun
       foreignLayers: img.foreignLayers,
       lifecycle: img.lifecycle,
       note: img.note,
+      prune: img.prune,
     };
   });
 

@@ -110,6 +110,11 @@ export const ImageSchema = z.strictObject({
   foreignLayers: z.enum(['skip', 'fetch']).default('skip'),
   lifecycle: Lifecycle,
   note: LifecycleNote.optional(),
+  /**
+   * A tag gone upstream, or no longer matching the filters, leaves the store's live tags (a
+   * journal entry), and the next bundle has importers delete it where Ferry placed it.
+   */
+  prune: z.boolean().default(false),
 });
 
 const GoVersions = z.union([

@@ -57,6 +57,8 @@ export interface SyncSummary {
   readonly foreignLayers: ReadonlyArray<{ source: string } & ForeignLayerReport>;
   readonly results: readonly ImageResult[];
   readonly moduleResults: readonly ModuleRootResult[];
+  /** Tags that left the store's live tags this pass (`prune: true`), by source. */
+  readonly pruned: ReadonlyArray<{ readonly source: string; readonly tag: string }>;
   /** Sources left alone because their `lifecycle` is `archived` (no upstream request; not a failure). */
   readonly archived: readonly string[];
 }
@@ -213,6 +215,7 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
     foreignLayers: results.flatMap((r) => r.foreignLayers.map((f) => ({ source: r.name, ...f }))),
     results,
     moduleResults,
+    pruned: results.flatMap((r) => r.pruned.map((tag) => ({ source: r.name, tag }))),
     archived,
   };
   const aborted = opts.signal?.aborted === true;
