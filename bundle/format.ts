@@ -81,6 +81,18 @@ export interface BundleLifecycle {
   readonly note?: string;
 }
 
+/**
+ * A tag that left the store's live tags (an image entry with `prune: true`: gone upstream or no
+ * longer selected): importers delete it where Ferry itself placed it.
+ */
+export interface BundlePrunedTag {
+  /** Intranet repository path. */
+  readonly target: string;
+  readonly tag: string;
+  /** The upstream digest the tag named when it left. */
+  readonly digest: Digest;
+}
+
 /** One file of the tar after the signature, with its exact size and content hash. */
 export interface BundleFile {
   /** Path inside the tar. */
@@ -121,6 +133,8 @@ export interface BundleManifest {
   readonly requires: readonly Digest[];
   /** Present only when some source of the store's configuration is deprecated or archived. */
   readonly lifecycle?: readonly BundleLifecycle[];
+  /** Present only when tags left the live tags since the parent (`prune: true`). */
+  readonly pruned?: readonly BundlePrunedTag[];
 }
 
 /** One part file of a bundle tar. */
@@ -228,6 +242,12 @@ const lifecycleSchema = z.strictObject({
   note: noteSchema.optional(),
 });
 
+const prunedSchema = z.strictObject({
+  target: imageSchema.shape.target,
+  tag: imageSchema.shape.tag,
+  digest: digestSchema,
+});
+
 const fileSchema = z.strictObject({
   path: z.string().superRefine((p, ctx) => {
     const why = tarPathError(p);
@@ -252,6 +272,7 @@ const manifestSchema = z.strictObject({
   files: z.array(fileSchema),
   requires: z.array(digestSchema),
   lifecycle: z.array(lifecycleSchema).min(1).max(100_000).optional(),
+  pruned: z.array(prunedSchema).min(1).max(1_000_000).optional(),
 });
 
 const partSchema = z.strictObject({
@@ -336,6 +357,14 @@ function checkManifestRules(m: BundleManifest, file: string): void {
     const key = `${l.kind}\0${l.name}`;
     if (sourcesSeen.has(key)) throw invalid(file, `lifecycle[${i}]`, `${l.kind} ${JSON.stringify(l.name)} is listed twice`);
     sourcesSeen.add(key);
+  });
+  const carried = new Set(m.images.map((im) => `${im.target}:${im.tag}`));
+  const prunedSeen = new Set<string>();
+  m.pruned?.forEach((p, i) => {
+    const key = `${p.target}:${p.tag}`;
+    if (prunedSeen.has(key)) throw invalid(file, `pruned[${i}]`, `${key} is listed twice`);
+    if (carried.has(key)) throw invalid(file, `pruned[${i}]`, `${key} is also in images (a tag is either carried or removed)`);
+    prunedSeen.add(key);
   });
   const seen = new Set<string>();
   const manifestType = new Map(m.files.filter((f) => f.mediaType !== undefined).map((f) => [f.path, f.mediaType]));
@@ -437,6 +466,9 @@ export function serializeBundleManifest(m: BundleManifest): Buffer {
     // Last, and only when some source is not active: import.sh reads each line with a fixed key order.
     ...(m.lifecycle !== undefined && m.lifecycle.length > 0
       ? [['lifecycle', arrayBlock(m.lifecycle.map((l) => ({ kind: l.kind, name: l.name, target: l.target, state: l.state, ...(l.note !== undefined ? { note: l.note } : {}) })))] as const]
+      : []),
+    ...(m.pruned !== undefined && m.pruned.length > 0
+      ? [['pruned', arrayBlock(m.pruned.map((p) => ({ target: p.target, tag: p.tag, digest: p.digest })))] as const]
       : []),
   ]);
 }

@@ -73,3 +73,31 @@ END {
 while IFS= read -r line; do warn "$line"; done < "$TMP/lifecycle"
 
 `;
+
+/** Reads pruned[] (absent when no tag left) and says that import.sh deletes none of them. */
+export const SH_PRUNED: string = String.raw`# ---- 2d. tags the bundle removes ---------------------------------------------------------------
+# pruned[]: one {"target","tag","digest"} object per line, only when tags left upstream (an image
+# entry with prune: true). import.sh has no ledger, so it cannot tell the tags Ferry placed from
+# others: it deletes nothing, and names them.
+run_awk "$TMP/pruned" '
+BEGIN { init() }
+/^  "pruned": \[$/ { f = 1; next }
+f && /^  \]/ { f = 0; exit }
+f {
+  k = n++
+  if ($0 !~ /^    \{"target":"[a-z0-9._\/-]+","tag":"[A-Za-z0-9_][A-Za-z0-9_.-]*","digest":"sha256:[0-9a-f]+"\},?$/) fail("ferry-bundle.json: pruned[" k "] is not in the canonical layout")
+  s = $0
+  sub(/^    \{"target":"/, "", s); t = s; sub(/".*$/, "", t)
+  sub(/^[^"]*","tag":"/, "", s); g = s; sub(/".*$/, "", g)
+  print t ":" g
+}
+END {
+  if (FAILED) exit 1
+  if (f) fail("ferry-bundle.json: the pruned list is not closed")
+}' "$M" || awk_die
+if [ -s "$TMP/pruned" ]; then
+  warn "this bundle removes $(wc -l < "$TMP/pruned" | tr -d ' ') tag(s) that left upstream; import.sh deletes nothing (ferry import deletes those Ferry placed, as its ledger knows them):"
+  while IFS= read -r line; do warn "  removed upstream: $line"; done < "$TMP/pruned"
+fi
+
+`;

@@ -76,7 +76,7 @@ export function registerBundleCommands(program: Command): void {
         if (o.json) printJson(r);
         else {
           process.stdout.write(
-            `bundle ${r.name} (sequence ${r.sequence}, ${r.parent ? `since ${r.parent}` : 'full'}${r.sources ? `, only ${r.sources.join(', ')}` : ''}): ${r.images} images, ${r.modules} module versions, ${r.blobs} blobs, ${formatBytes(r.bytes)}${r.requires ? `; requires ${r.requires} blobs from earlier bundles` : ''}\n`,
+            `bundle ${r.name} (sequence ${r.sequence}, ${r.parent ? `since ${r.parent}` : 'full'}${r.sources ? `, only ${r.sources.join(', ')}` : ''}): ${r.images} images, ${r.modules} module versions, ${r.pruned ? `${r.pruned} tags removed, ` : ''}${r.blobs} blobs, ${formatBytes(r.bytes)}${r.requires ? `; requires ${r.requires} blobs from earlier bundles` : ''}\n`,
           );
           for (const f of r.files) process.stdout.write(`  ${f}\n`);
           for (const d of r.foreignLayers) process.stdout.write(`  not carried: foreign layer ${d} (non-distributable, left out at sync)\n`);

@@ -22,6 +22,8 @@ interface ImportCliOptions {
   ociDir?: string;
   ledger?: string;
   dryRun?: boolean;
+  /** False with --no-prune. */
+  prune?: boolean;
   force?: boolean;
   insecureSkipSignature?: boolean;
   json?: boolean;
@@ -104,6 +106,10 @@ function printResult(r: ImportResult): void {
       );
       for (const tag of t.tags) {
         out.push(`    ${tag.repository}:${tag.tag} → ${tag.digest}${tag.filteredFrom ? `  (platform-filtered; upstream ${tag.filteredFrom})` : ''}${tag.skipped ? '  (already set)' : ''}`);
+      }
+      const how = { tag: 'deleted (tag)', manifest: 'deleted (manifest; the registry deletes no tags)', gone: 'already gone', kept: 'kept' } as const;
+      for (const p of t.pruned ?? []) {
+        out.push(`    pruned ${p.repository}:${p.tag} (${p.digest}): ${how[p.action]}${p.detail !== undefined ? `: ${p.detail}` : ''}`);
       }
     }
   }
@@ -236,6 +242,7 @@ async function runImport(bundles: string[], o: ImportCliOptions): Promise<void> 
       ...(o.ociDir !== undefined ? { ociDir: o.ociDir } : {}),
       ...(ledger ? { ledger } : {}),
       ...(o.dryRun ? { dryRun: true } : {}),
+      ...(o.prune === false ? { prune: false } : {}),
       ...(o.force ? { force: true } : {}),
       ...(concurrency !== undefined ? { concurrency } : {}),
       ...(o.serveUrl !== undefined ? { serveUrl: o.serveUrl } : {}),
@@ -278,6 +285,7 @@ export function registerImportCommands(program: Command): void {
     .option('--oci-dir <dir>', 'OCI image layout to write images into (skopeo/podman oci:DIR:NAME; a tar of it for ctr image import or k3s/RKE2)')
     .option('--ledger <file>', 'import ledger (default: beside the store, in the Go module tree or the OCI layout, else ./ferry-ledger.db)')
     .option('--dry-run', 'print what would be pushed and written, change nothing')
+    .option('--no-prune', 'leave at the registry the tags a bundle removes (pruned upstream)')
     .option('--force', 'import even when the ledger lacks the parent bundle')
     .option('--insecure-skip-signature', 'DANGEROUS: do not check bundle signatures')
     .option('--concurrency <n>', 'concurrent registry blob operations (default 4)')

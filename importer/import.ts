@@ -58,6 +58,8 @@ export interface ImportOptions {
   readonly dryRun?: boolean;
   /** Import even when the ledger lacks the parent bundle. @default false */
   readonly force?: boolean;
+  /** Delete at the registry the tags a bundle removes (`pruned`), where Ferry placed them. @default true */
+  readonly prune?: boolean;
   /** Concurrent registry blob operations. @default 4 */
   readonly concurrency?: number;
   /** Blobs at least this large stream straight from the tar into the upload. @default 8 MiB */
@@ -167,6 +169,7 @@ export async function importBundles(opts: ImportOptions): Promise<ImportResult> 
           ...targetOpts,
           ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
           ...(opts.streamThreshold !== undefined ? { streamThreshold: opts.streamThreshold } : {}),
+          ...(opts.prune === false ? { prune: false } : {}),
         }),
       );
     }
@@ -419,4 +422,4 @@ export { FERRY_PRIVATE_PREFIX, inspectLayoutDir, LAYOUT_LOCK_FILE, OciLayout, ty
 export { ANNOTATION_FILTERED_FROM, filteredIndex } from '../oci/index.js';
 export { RegistryTarget, type RegistryTargetOptions } from './import-registry.js';
 export { StoreTarget } from './import-store.js';
-export type { ImportTarget, PlanLine, TagReport, TargetContext, TargetReport } from './import-target.js';
+export type { ImportTarget, PlanLine, PruneReport, TagReport, TargetContext, TargetReport } from './import-target.js';

@@ -418,6 +418,20 @@ export class Ledger {
     );
   }
 
+  /** Forgets an item (a tag or manifest an import deleted at the target). */
+  forgetItem(target: string, kind: LedgerItemKind, scope: string, key: string): void {
+    this.run('forgetItem', () => this.db.prepare('DELETE FROM items WHERE target = ? AND kind = ? AND scope = ? AND key = ?').run(target, kind, scope, key));
+  }
+
+  /** Tags at `target` in repository `scope` recorded as done at `digest`. */
+  tagsAt(target: string, scope: string, digest: string): string[] {
+    return this.run('tagsAt', () =>
+      (this.db.prepare("SELECT key FROM items WHERE target = ? AND kind = 'tag' AND scope = ? AND digest = ? AND state = 'done' ORDER BY key").all(target, scope, digest) as Array<{ key: string }>).map(
+        (r) => r.key,
+      ),
+    );
+  }
+
   /** Items a bundle recorded. */
   bundleItems(bundleId: string, target?: string): LedgerItem[] {
     return this.run('bundleItems', () => {

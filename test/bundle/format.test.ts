@@ -177,3 +177,24 @@ describe('lifecycle (deprecated and archived sources)', () => {
     expect(() => parseBundleManifest(withField({ lifecycle: value }))).toThrow(expect.objectContaining({ code: 'BUNDLE_INVALID', message: expect.stringContaining(`ferry-bundle.json: ${field}`) }));
   });
 });
+
+describe('pruned (tags that left upstream, prune: true)', () => {
+  const pruned = [{ target: 'mirror/app', tag: 'v1', digest: sha256Digest('v1') }];
+
+  it('is written last, one tag per line, only when some tag left, and round-trips', () => {
+    const bytes = serializeBundleManifest({ ...manifest, pruned });
+    expect(bytes.toString('utf8')).toContain(`  "pruned": [\n    {"target":"mirror/app","tag":"v1","digest":"${pruned[0]!.digest}"}\n  ]\n}\n`);
+    expect(parseBundleManifest(bytes)).toEqual({ ...manifest, pruned });
+    expect(serializeBundleManifest({ ...manifest, pruned: [] }).equals(serializeBundleManifest(manifest))).toBe(true);
+  });
+
+  it.each<[string, unknown, string]>([
+    ['empty', [], 'pruned'],
+    ['a bad tag', [{ ...pruned[0], tag: '-x' }], 'pruned[0].tag'],
+    ['a bad digest', [{ ...pruned[0], digest: 'sha256:abc' }], 'pruned[0].digest'],
+    ['a tag listed twice', [pruned[0], pruned[0]], 'pruned[1]'],
+    ['a tag also carried', [{ target: 'mirror/golang', tag: '1.22', digest: sha256Digest('x') }], 'pruned[0]'],
+  ])('refuses %s', (_what, value, field) => {
+    expect(() => parseBundleManifest(withField({ pruned: value }))).toThrow(expect.objectContaining({ code: 'BUNDLE_INVALID', message: expect.stringContaining(`ferry-bundle.json: ${field}`) }));
+  });
+});
