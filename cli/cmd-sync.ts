@@ -134,6 +134,38 @@ export function registerSyncCommands(program: Command): void {
       }
     });
 
+  program
+    .command('gc')
+    .description('remove the manifests and blobs nothing needs, and the tags of sources no longer configured')
+    .option('-c, --config <file>', 'configuration file')
+    .option('--store <dir>', 'store directory (instead of the configuration; every source in it is kept)')
+    .option('--dry-run', 'list what would go, change nothing')
+    .option('--min-age <duration>', 'never remove content stored less than this long ago (default 1h; 0 for none)')
+    .option('--json', 'print JSON on stdout')
+    .action(async (o: { config?: string; store?: string; dryRun?: boolean; minAge?: string; json?: boolean }) => {
+      const config = o.store === undefined ? await loadConfigOption(o.config) : undefined;
+      const dir = o.store ?? config!.store;
+      const [{ Store }, { parseDuration }] = await Promise.all([import('../store/index.js'), import('../config/index.js')]);
+      const minAgeMs = o.minAge === undefined ? undefined : /^\s*0+\s*(ms|s|m|h)?\s*$/.test(o.minAge) ? 0 : parseDuration(o.minAge);
+      const store = Store.open(dir, { create: false });
+      try {
+        const r = await store.gc({
+          ...(config ? { keepSources: new Set(config.images.map((i) => i.name)) } : {}),
+          ...(o.dryRun ? { dryRun: true } : {}),
+          ...(minAgeMs !== undefined ? { minAgeMs } : {}),
+        });
+        if (o.json) printJson({ store: dir, ...r });
+        else {
+          for (const s of r.droppedSources) process.stdout.write(`${r.dryRun ? 'would drop' : 'dropped'} the ${s.tags} tag(s) of ${s.source} (no longer in the configuration)\n`);
+          process.stdout.write(
+            `${r.dryRun ? 'would remove' : 'removed'} ${r.manifests} manifest(s) and ${r.blobs} blob(s), ${formatBytes(r.bytes)}${r.resumed > 0 ? `; finished ${r.resumed} file deletion(s) an interrupted gc left` : ''}\n`,
+          );
+        }
+      } finally {
+        store.close();
+      }
+    });
+
   const cfg = program.command('config').description('configuration tools');
   cfg
     .command('check')

@@ -98,10 +98,10 @@ describe('transactions that span parts', () => {
 });
 
 describe('parts, not a compatibility surface', () => {
-  it('Store keeps only its lifecycle and whole-store checks; the rest lives on the parts', () => {
+  it('Store keeps only its lifecycle and whole-store work (fsck, gc, stats); the rest lives on the parts', () => {
     const { store } = setup();
     const own = Object.getOwnPropertyNames(Object.getPrototypeOf(store) as object).filter((n) => n !== 'constructor').sort();
-    expect(own).toEqual(['close', 'fsck', 'stats']);
+    expect(own).toEqual(['close', 'fsck', 'gc', 'stats']);
     for (const part of ['content', 'journal', 'tags', 'modules', 'runs', 'bundles', 'sumdb'] as const) expect(store[part]).toBeDefined();
   });
 });
