@@ -5,7 +5,7 @@ import { isAlias, isCollection, isMap, isNode, isPair, isScalar, LineCounter, pa
 import type * as z from 'zod';
 import { FerryError } from '../errors/index.js';
 import { parseReference, type Reference } from '../oci/reference.js';
-import { ConfigSchema, DEFAULT_MODULE_CONCURRENCY, type ExportConfig, type GoModulesConfig, type LifecycleState, type RawConfig, type RegistryConfig, type TagFilterConfig } from './schema.js';
+import { ConfigSchema, DEFAULT_MODULE_CONCURRENCY, type ExportConfig, type GcConfig, type GoModulesConfig, type LifecycleState, type RawConfig, type RegistryConfig, type TagFilterConfig } from './schema.js';
 import { resolveSecret } from './secrets.js';
 
 /**
@@ -55,6 +55,7 @@ export interface Config {
   readonly images: readonly ImageConfig[];
   readonly goModules: (Omit<GoModulesConfig, 'modules'> & { readonly roots: readonly GoModuleRoot[] }) | undefined;
   readonly export: ExportConfig | undefined;
+  readonly gc: GcConfig | undefined;
 }
 
 /** Loads and validates a configuration file. Throws CONFIG_NOT_FOUND, CONFIG_INVALID or SECRET_UNRESOLVED. */
@@ -225,7 +226,7 @@ const KNOWN_KEYS: readonly string[] = [
   'images', 'name', 'source', 'tags', 'include', 'exclude', 'semver', 'latest', 'platforms', 'target', 'goModules', 'proxy',
   'sumdb', 'noSumCheck', 'modules', 'path', 'versions', 'deps', 'gomod', 'export', 'signingKey', 'signingKeyPassphrase', 'out',
   'splitSize', 'keep', 'confirmations', 'mirrorOf', 'idleTimeout', 'maxTagPages', 'maxTags', 'maxTagListBytes',
-  'foreignLayers', 'lifecycle', 'note', 'prune',
+  'foreignLayers', 'lifecycle', 'note', 'prune', 'gc', 'minAge',
 ];
 
 function suggest(key: string): string {
@@ -364,6 +365,7 @@ function resolveConfig(raw: RawConfig, file: string, doc: Document, lc: LineCoun
     images,
     goModules,
     export: exp,
+    gc: raw.gc,
   };
 }
 

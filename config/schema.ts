@@ -177,6 +177,13 @@ export const ExportSchema = z.strictObject({
   confirmations: z.string().min(1).optional(),
 });
 
+/** Garbage collection in the daemon (`ferry gc` on a schedule). */
+export const GcSchema = z.strictObject({
+  schedule: Cron.optional(),
+  /** Content stored less recently than this is never removed. @default 1h */
+  minAge: Duration.optional(),
+});
+
 /** The whole configuration file, version 1. */
 export const ConfigSchema = z.strictObject({
   version: z.literal(1, { error: 'expected version: 1 (the only configuration format this Ferry reads)' }),
@@ -188,6 +195,7 @@ export const ConfigSchema = z.strictObject({
   images: z.array(ImageSchema).default([]),
   goModules: GoModulesSchema.optional(),
   export: ExportSchema.optional(),
+  gc: GcSchema.optional(),
 });
 
 /** The configuration as written, after defaults. */
@@ -202,5 +210,7 @@ export type TagFilterConfig = z.infer<typeof TagFilter>;
 export type GoModulesConfig = z.infer<typeof GoModulesSchema>;
 /** A source's lifecycle state. */
 export type LifecycleState = (typeof LIFECYCLE_STATES)[number];
+/** Garbage-collection settings. */
+export type GcConfig = z.infer<typeof GcSchema>;
 /** Export settings. */
 export type ExportConfig = z.infer<typeof ExportSchema>;

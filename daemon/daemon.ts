@@ -11,7 +11,7 @@ import { createTask, validateDetailed, type ScheduledTask } from 'node-cron';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { exportBundle, pendingChanges } from '../bundle/export.js';
-import { inactiveSources, loadConfig, moduleConcurrency, parseByteSize, resolveSecret, type Config, type LifecycleState } from '../config/index.js';
+import { inactiveSources, loadConfig, moduleConcurrency, parseByteSize, parseDuration, resolveSecret, type Config, type LifecycleState } from '../config/index.js';
 import { FerryError, toFerryError } from '../errors/index.js';
 import { Store } from '../store/index.js';
 import { RegistryClients } from '../sync/clients.js';
@@ -24,6 +24,13 @@ import { pruneBundles } from './retention.js';
 
 /** The job name of the automatic export. */
 export const EXPORT_JOB = 'export';
+/** The job name of the scheduled garbage collection (`gc.schedule`). */
+export const GC_JOB = 'gc';
+
+/** Job kinds that sync a source (the others are the export and gc). */
+function isSource(kind: string | undefined): boolean {
+  return kind === 'image' || kind === 'module';
+}
 /** Default grace period for in-flight transfers at shutdown (in defaults.ts so `--help` loads no daemon code). */
 export { DEFAULT_GRACE_MS } from './defaults.js';
 /** File in `export.out` remembering when the next automatic export is due (missed ones run at start). */
@@ -69,7 +76,7 @@ export interface JobRun {
 /** One job in /status. */
 export interface JobStatus {
   readonly name: string;
-  readonly kind: 'image' | 'module' | 'export';
+  readonly kind: 'image' | 'module' | 'export' | 'gc';
   readonly schedule: string | null;
   /** The source's `lifecycle` (`active` for the export job); an archived source is never run. */
   readonly lifecycle: LifecycleState;
@@ -99,6 +106,8 @@ export interface DaemonStatus {
   readonly moduleQueue: { readonly size: number; readonly pending: number; readonly concurrency: number };
   readonly sources: readonly JobStatus[];
   readonly export: JobStatus | null;
+  /** The scheduled garbage collection, when `gc.schedule` is set. */
+  readonly gc: JobStatus | null;
   readonly lastBundle: { readonly id: string; readonly sequence: number; readonly createdAt: string } | null;
 }
 
@@ -107,7 +116,7 @@ export type ReloadResult = { readonly ok: true; readonly added: readonly string[
 
 interface Job {
   readonly name: string;
-  readonly kind: 'image' | 'module' | 'export';
+  readonly kind: 'image' | 'module' | 'export' | 'gc';
   schedule: string | undefined;
   lifecycle: LifecycleState;
   note: string | undefined;
@@ -137,6 +146,7 @@ export function jobSpecs(config: Config): JobSpec[] {
     specs.push({ name: r.name, kind: 'module', schedule: sched(r.lifecycle, r.schedule ?? config.goModules?.schedule ?? config.schedule), lifecycle: r.lifecycle, note: r.note });
   }
   if (config.export?.schedule !== undefined) specs.push({ name: EXPORT_JOB, kind: 'export', schedule: config.export.schedule, lifecycle: 'active', note: undefined });
+  if (config.gc?.schedule !== undefined) specs.push({ name: GC_JOB, kind: 'gc', schedule: config.gc.schedule, lifecycle: 'active', note: undefined });
   return specs;
 }
 
@@ -170,6 +180,11 @@ export function checkDaemonConfig(config: Config): void {
   }
   if (exp?.schedule !== undefined && jobSpecs(config).some((s) => s.name === EXPORT_JOB && s.kind !== 'export')) {
     throw bad('images', `no source may be named "${EXPORT_JOB}" while export.schedule is set (the automatic export job has that name)`);
+  }
+  cron('gc.schedule', config.gc?.schedule);
+  if (config.gc?.minAge !== undefined) parseDuration(config.gc.minAge);
+  if (config.gc?.schedule !== undefined && jobSpecs(config).some((s) => s.name === GC_JOB && s.kind !== 'gc')) {
+    throw bad('images', `no source may be named "${GC_JOB}" while gc.schedule is set (the garbage collection job has that name)`);
   }
 }
 
@@ -265,7 +280,7 @@ export class Daemon {
     }
     const missedExport = await this.exportMissed();
     this.applyJobs(this.config);
-    const sources = [...this.jobs.values()].filter((j) => j.kind !== 'export' && j.lifecycle !== 'archived');
+    const sources = [...this.jobs.values()].filter((j) => isSource(j.kind) && j.lifecycle !== 'archived');
     const archived = [...this.jobs.values()].filter((j) => j.lifecycle === 'archived').map((j) => j.name);
     const unscheduled = sources.filter((j) => j.schedule === undefined).map((j) => j.name);
     if (unscheduled.length > 0) this.logger.warn({ sources: unscheduled }, 'no schedule for these sources: synced at start and on reload only');
@@ -305,7 +320,7 @@ export class Daemon {
     const started = this.now();
     job.runningSince = started;
     this.metrics.setRunning(name, true);
-    const work = job.kind === 'export' ? this.runExport(job, config, started) : this.runSource(job, config, started);
+    const work = job.kind === 'export' ? this.runExport(job, config, started) : job.kind === 'gc' ? this.runGc(job, config, started) : this.runSource(job, config, started);
     const p: Promise<void> = work
       .catch((err: unknown) => {
         // Only bugs and store faults get here: runSync reports source failures in its summary.
@@ -370,7 +385,7 @@ export class Daemon {
     const removed = [...before].filter((n) => !this.jobs.has(n));
     this.metrics.recordReload(true);
     this.logger.info({ config: next.file, added, removed }, 'configuration reloaded');
-    for (const n of added) if (n !== EXPORT_JOB && this.jobs.get(n)?.lifecycle !== 'archived') this.trigger(n);
+    for (const n of added) if (isSource(this.jobs.get(n)?.kind) && this.jobs.get(n)?.lifecycle !== 'archived') this.trigger(n);
     return { ok: true, added, removed };
   }
 
@@ -415,7 +430,7 @@ export class Daemon {
   /** The readiness verdict: store open, not stopping, and no source whose last run failed (archived sources do not run, so they count for nothing). */
   readiness(): { ready: boolean; detail: { ready: boolean; store: boolean; stopping: boolean; failing: string[] } } {
     const failing = [...this.jobs.values()]
-      .filter((j) => j.kind !== 'export' && j.lifecycle !== 'archived' && j.lastRun !== undefined && !j.lastRun.ok)
+      .filter((j) => isSource(j.kind) && j.lifecycle !== 'archived' && j.lastRun !== undefined && !j.lastRun.ok)
       .map((j) => j.name);
     const store = this.store !== undefined;
     const ready = store && !this.stopping && failing.length === 0;
@@ -428,7 +443,7 @@ export class Daemon {
     const last = this.store?.bundles.last();
     const view = (j: Job): JobStatus => {
       const st = states.get(j.name);
-      const exportError = j.kind === 'export' && j.lastRun && !j.lastRun.ok ? j.lastRun : undefined;
+      const exportError = !isSource(j.kind) && j.lastRun && !j.lastRun.ok ? j.lastRun : undefined;
       return {
         name: j.name,
         kind: j.kind,
@@ -454,8 +469,9 @@ export class Daemon {
       stopping: this.stopping,
       queue: { size: this.queue.size, pending: this.queue.pending, concurrency: this.queue.concurrency },
       moduleQueue: { size: this.moduleQueue.size, pending: this.moduleQueue.pending, concurrency: this.moduleQueue.concurrency },
-      sources: jobs.filter((j) => j.kind !== 'export').map(view),
+      sources: jobs.filter((j) => isSource(j.kind)).map(view),
       export: exp ? view(exp) : null,
+      gc: this.jobs.get(GC_JOB)?.kind === 'gc' ? view(this.jobs.get(GC_JOB)!) : null,
       lastBundle: last ? { id: last.id, sequence: last.sequence, createdAt: last.createdAt } : null,
     };
   }
@@ -480,7 +496,7 @@ export class Daemon {
     const wanted = new Set(specs.map((s) => s.name));
     for (const [name, job] of this.jobs) {
       if (wanted.has(name)) continue;
-      if (job.kind !== 'export') this.metrics.forgetLifecycle(name);
+      if (isSource(job.kind)) this.metrics.forgetLifecycle(name);
       void this.unschedule(job);
       this.jobs.delete(name); // a run in flight finishes on its own (it stays in `inflight`)
     }
@@ -489,11 +505,11 @@ export class Daemon {
       if (!job) {
         job = { name: spec.name, kind: spec.kind, schedule: undefined, lifecycle: spec.lifecycle, note: spec.note, task: undefined, running: undefined, runningSince: undefined, lastRun: undefined, skipped: 0 };
         this.jobs.set(spec.name, job);
-        if (spec.kind !== 'export') this.metrics.declareSource(spec.name);
+        if (isSource(spec.kind)) this.metrics.declareSource(spec.name);
       }
       job.lifecycle = spec.lifecycle;
       job.note = spec.note;
-      if (spec.kind !== 'export') this.metrics.setLifecycle(spec.name, spec.lifecycle);
+      if (isSource(spec.kind)) this.metrics.setLifecycle(spec.name, spec.lifecycle);
       if (job.task && job.schedule === spec.schedule) continue;
       void this.unschedule(job);
       job.schedule = spec.schedule;
@@ -605,6 +621,23 @@ export class Daemon {
       this.finish(job, started, { ok: false, aborted: this.abort.signal.aborted, error: fe.message });
     } finally {
       await this.rememberExportDue();
+    }
+  }
+
+  /** One scheduled gc (`ferry gc -c` of the configuration in force): source syncs may run beside it (see `gc.minAge`). */
+  private async runGc(job: Job, config: Config, started: Date): Promise<void> {
+    const store = this.store;
+    if (!store) return;
+    const log = this.logger.child({ job: GC_JOB });
+    try {
+      const r = await store.gc({ keepSources: new Set(config.images.map((i) => i.name)), ...(config.gc?.minAge !== undefined ? { minAgeMs: parseDuration(config.gc.minAge) } : {}) });
+      this.metrics.recordGc(r.bytes, r.blobs);
+      log.info({ dropped: r.droppedSources, manifests: r.manifests, blobs: r.blobs, bytes: r.bytes, resumed: r.resumed }, 'garbage collected');
+      this.finish(job, started, { ok: true, aborted: false });
+    } catch (err) {
+      const fe = toFerryError(err, 'INTERNAL');
+      log.error({ code: fe.code, err: fe.message }, 'gc failed');
+      this.finish(job, started, { ok: false, aborted: false, error: fe.message });
     }
   }
 

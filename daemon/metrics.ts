@@ -62,6 +62,8 @@ export class DaemonMetrics {
   private readonly rateLimit: Gauge<'registry'>;
   private readonly reloads: Counter<'result'>;
   private readonly lifecycle: Gauge<'source' | 'state'>;
+  private readonly gcBytes: Counter;
+  private readonly gcBlobs: Counter;
 
   constructor(src: MetricsSources) {
     const registers = [this.registry];
@@ -98,6 +100,8 @@ export class DaemonMetrics {
       labelNames: ['source', 'state'],
       registers,
     });
+    this.gcBytes = new Counter({ name: 'ferry_gc_freed_bytes_total', help: 'Bytes of blobs removed by the scheduled gc', registers });
+    this.gcBlobs = new Counter({ name: 'ferry_gc_removed_blobs_total', help: 'Blobs removed by the scheduled gc', registers });
     this.reloads = new Counter({ name: 'ferry_config_reloads_total', help: 'Configuration reloads by result (ok, failed)', labelNames: ['result'], registers });
 
     const store = (pick: (s: StoreStats) => number) =>
@@ -141,6 +145,12 @@ export class DaemonMetrics {
   /** Sets a source's lifecycle state: 1 on its state, 0 on the others. */
   setLifecycle(source: string, state: string): void {
     for (const s of LIFECYCLE_STATES) this.lifecycle.set({ source, state: s }, s === state ? 1 : 0);
+  }
+
+  /** Records a scheduled gc. */
+  recordGc(bytes: number, blobs: number): void {
+    this.gcBytes.inc(bytes);
+    this.gcBlobs.inc(blobs);
   }
 
   /** Drops a source's lifecycle series (the source left the configuration). */
