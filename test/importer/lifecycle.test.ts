@@ -1,7 +1,6 @@
 // Lifecycle across the gap, on real parts: a store synced from docker-registry and a static
 // GOPROXY, bundles exported with the configuration's deprecated and archived sources, imported
 // by ferry import (warnings, the ledger) and by the bundled import.sh (/bin/sh, warnings).
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,23 +14,12 @@ import { Ledger, Store } from '../../store/index.js';
 import { runSync } from '../../sync/index.js';
 import { buildProxyTree } from '../helpers/goproxy-tree.js';
 import { pushTestImage } from '../helpers/images.js';
+import { runSh } from '../helpers/sh.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry-server.js';
 import { serveDir, type StaticServer } from '../helpers/static-server.js';
 
 const logger = pino({ level: 'silent' });
 const NOTE = 'use "mirror/app2" — après 2027 plus de mises à jour';
-
-function sh(script: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('/bin/sh', [script, ...args]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
 
 describe('lifecycle across the gap', () => {
   let dir: string;
@@ -115,7 +103,7 @@ describe('lifecycle across the gap', () => {
       ]);
 
       // import.sh says the same, after every check and before it pushes.
-      const res = await sh(join(dir, 'out-1', 'import.sh'), ['--trust', pubPath, '--registry', intra.host, '--plain-http', tar]);
+      const res = await runSh(join(dir, 'out-1', 'import.sh'), ['--trust', pubPath, '--registry', intra.host, '--plain-http', tar]);
       expect(res.stderr).toContain(`import.sh: warning: image mirror/app is deprecated: ${NOTE}\n`);
       expect(res.stderr).toContain('import.sh: warning: Go module example.com/hello is deprecated: use example.com/hello/v2\n');
       expect(res.stderr).not.toContain('legacy');

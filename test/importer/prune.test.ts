@@ -3,7 +3,7 @@
 // removal, and ferry import deleting at an intranet docker-registry (deletes enabled) only the
 // tags Ferry placed there; skopeo list-tags is the judge. --no-prune and --dry-run, and import.sh
 // saying that it deletes nothing.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { RegistryClient } from '../../registry/index.js';
 import { Ledger, Store } from '../../store/index.js';
 import { runSync } from '../../sync/index.js';
 import { pushTestImage, type TestImage } from '../helpers/images.js';
+import { runSh } from '../helpers/sh.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry-server.js';
 
 const run = promisify(execFile);
@@ -30,18 +31,6 @@ async function listTags(host: string, repo: string): Promise<string[]> {
 async function deleteUpstream(host: string, repo: string, img: TestImage): Promise<void> {
   const res = await fetch(`http://${host}/v2/${repo}/manifests/${img.top.digest}`, { method: 'DELETE' });
   expect(res.status).toBe(202);
-}
-
-function sh(script: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('/bin/sh', [script, ...args]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
 }
 
 describe('prune: true across the gap', () => {
@@ -161,7 +150,7 @@ describe('prune: true across the gap', () => {
       expect(ledger.getItem(`registry:${intra.host}`, 'tag', 'mirror/app', 'v2')?.digest).toBe(imgs['app:v2']!.top.digest);
 
       // import.sh says it deletes nothing, naming what was removed.
-      const res = await sh(join(b2.out, 'import.sh'), ['--trust', pubPath, '--registry', other.host, '--plain-http', b2.tar]);
+      const res = await runSh(join(b2.out, 'import.sh'), ['--trust', pubPath, '--registry', other.host, '--plain-http', b2.tar]);
       expect(res.code).toBe(0);
       expect(res.stderr).toContain('import.sh: warning: this bundle removes 2 tag(s) that left upstream; import.sh deletes nothing');
       expect(res.stderr).toContain('import.sh: warning:   removed upstream: mirror/app:v1\n');
