@@ -158,7 +158,7 @@ export function registerSyncCommands(program: Command): void {
         else {
           for (const s of r.droppedSources) process.stdout.write(`${r.dryRun ? 'would drop' : 'dropped'} the ${s.tags} tag(s) of ${s.source} (no longer in the configuration)\n`);
           process.stdout.write(
-            `${r.dryRun ? 'would remove' : 'removed'} ${r.manifests} manifest(s) and ${r.blobs} blob(s), ${formatBytes(r.bytes)}${r.resumed > 0 ? `; finished ${r.resumed} file deletion(s) an interrupted gc left` : ''}\n`,
+            `${r.dryRun ? 'would remove' : 'removed'} ${r.manifests} manifest(s) and ${r.blobs} blob(s), ${formatBytes(r.bytes)}${r.resumed > 0 ? `; finished ${r.resumed} file deletion(s) an interrupted gc left` : ''}${r.runs > 0 ? `; ${r.dryRun ? 'would compact' : 'compacted'} ${r.runs} old run record(s)` : ''}\n`,
           );
         }
       } finally {

@@ -17,6 +17,9 @@ import type { IndexDb } from './db.js';
 /** The meta key listing blob files whose rows a gc deleted and whose files it had not yet removed. */
 export const GC_PENDING_KEY = 'gc.pending';
 
+/** Finished run rows kept (the newest); older ones go at each gc, so the index stays bounded. */
+export const KEEP_RUNS = 1000;
+
 /** Options for a gc pass. */
 export interface GcOptions {
   /** Sources whose tags are live; tags of any other source are dropped. Undefined: every source in the store. */
@@ -38,6 +41,8 @@ export interface GcResult {
   readonly bytes: number;
   /** Files a killed earlier gc left to delete, deleted now. */
   readonly resumed: number;
+  /** Finished run rows older than the newest KEEP_RUNS, removed (or that would be). */
+  readonly runs: number;
 }
 
 interface Candidate {
@@ -51,7 +56,8 @@ export async function collectGarbage(db: IndexDb, files: BlobFiles, opts: GcOpti
   const resumed = dryRun ? 0 : await finishPending(db, files);
   const cutoff = new Date((opts.now ?? (() => new Date()))().getTime() - (opts.minAgeMs ?? 3_600_000)).toISOString();
   const sql = db.sql;
-  const plan = (): { dropped: Array<{ source: string; tags: number }>; manifests: Digest[]; blobs: Candidate[] } => {
+  const oldRuns = `FROM runs WHERE status != 'running' AND id NOT IN (SELECT id FROM runs ORDER BY id DESC LIMIT ${KEEP_RUNS})`;
+  const plan = (): { dropped: Array<{ source: string; tags: number }>; manifests: Digest[]; blobs: Candidate[]; runs: number } => {
     const bySource = sql.prepare('SELECT source, COUNT(*) AS tags FROM tags GROUP BY source ORDER BY source').all() as Array<{ source: string; tags: number }>;
     const dropped = opts.keepSources ? bySource.filter((s) => !opts.keepSources!.has(s.source)) : [];
     const droppedSet = new Set(dropped.map((d) => d.source));
@@ -89,12 +95,12 @@ export async function collectGarbage(db: IndexDb, files: BlobFiles, opts: GcOpti
       .filter((b) => !used.has(b.digest) && (b.created_at < cutoff || gone.has(b.digest)))
       .filter((b) => !isManifest.get(b.digest) || gone.has(b.digest))
       .map((b) => ({ digest: b.digest, size: b.size }));
-    return { dropped, manifests, blobs };
+    return { dropped, manifests, blobs, runs: sql.prepare(`SELECT COUNT(*) ${oldRuns}`).pluck().get() as number };
   };
 
   if (dryRun) {
     const p = db.run('gcPlan', plan);
-    return { dryRun, droppedSources: p.dropped, manifests: p.manifests.length, blobs: p.blobs.length, bytes: p.blobs.reduce((n, b) => n + b.size, 0), resumed };
+    return { dryRun, droppedSources: p.dropped, manifests: p.manifests.length, blobs: p.blobs.length, bytes: p.blobs.reduce((n, b) => n + b.size, 0), resumed, runs: p.runs };
   }
   db.assertWritable('gc');
   const p = db.durable('gc', () => {
@@ -109,12 +115,13 @@ export async function collectGarbage(db: IndexDb, files: BlobFiles, opts: GcOpti
     }
     const delBlob = sql.prepare('DELETE FROM blobs WHERE digest = ?');
     for (const b of q.blobs) delBlob.run(b.digest);
+    sql.prepare(`DELETE ${oldRuns}`).run();
     // In the same commit as the rows: the files to delete, so a kill before they go loses nothing.
     if (q.blobs.length > 0) sql.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(GC_PENDING_KEY, JSON.stringify(q.blobs.map((b) => b.digest)));
     return q;
   });
   await finishPending(db, files);
-  return { dryRun, droppedSources: p.dropped, manifests: p.manifests.length, blobs: p.blobs.length, bytes: p.blobs.reduce((n, b) => n + b.size, 0), resumed };
+  return { dryRun, droppedSources: p.dropped, manifests: p.manifests.length, blobs: p.blobs.length, bytes: p.blobs.reduce((n, b) => n + b.size, 0), resumed, runs: p.runs };
 }
 
 /** Digests whose rows a gc deleted and whose files may still be there. */
