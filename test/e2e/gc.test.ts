@@ -106,6 +106,13 @@ describe('ferry gc', () => {
     const st = await runFerry(['status', '-c', file, '--json']);
     const status = JSON.parse(st.stdout) as { tags: Array<{ source: string; tag: string }>; stats: { tags: number } };
     expect(status.tags.map((t) => `${t.source}:${t.tag}`)).toEqual(['a:v1']);
+    // ferry status shows a source's lifecycle, in text and JSON.
+    writeFileSync(file, `${head()}    lifecycle: deprecated\n    note: use team/a2\n`);
+    const text = await runFerry(['status', '-c', file]);
+    expect(text.stdout).toMatch(/^ {2}a {2}deprecated \(use team\/a2\) {2}1 tags/m);
+    expect((JSON.parse((await runFerry(['status', '-c', file, '--json'])).stdout) as { lifecycle: unknown }).lifecycle).toEqual([
+      { kind: 'image', name: 'a', target: 'team/a', state: 'deprecated', note: 'use team/a2' },
+    ]);
     // --store works on any store (for a store inside, every source kept).
     const inside = await runFerry(['gc', '--store', join(dir, 'store'), '--min-age', '0', '--dry-run']);
     expect(inside.stdout).toContain('would remove 0 manifest(s) and 0 blob(s)');
