@@ -10,7 +10,7 @@ import { proxyPath } from '../gomod/index.js';
 import { compare as compareVersions, isPseudoVersion } from '../gomod/semver.js';
 import { ALL_ATTACHMENTS, copy, digestHex, isIndexMediaType, type Digest } from '../oci/index.js';
 import { StoreSource, type BundleRow, type JournalEntry, type ModuleVersionRow, type Store, type StoreBundles, type TagRow } from '../store/index.js';
-import { bundleFileName, GOMOD_DIR, newBundleId, type BundleFile, type BundleModule } from './format.js';
+import { bundleFileName, GOMOD_DIR, newBundleId, type BundleFile, type BundleLifecycle, type BundleModule, type BundlePrunedTag } from './format.js';
 import { IMPORT_SCRIPT } from './import-script.js';
 import { loadPrivateKey } from './keys.js';
 import { sumdbBundleEntries } from './sumdb.js';
@@ -31,6 +31,8 @@ export interface ExportOptions {
   readonly splitSize?: number;
   /** Only these sources (image names or module roots). */
   readonly only?: readonly string[];
+  /** The configuration's deprecated and archived sources, recorded in the bundle for the importers to announce. */
+  readonly lifecycle?: readonly BundleLifecycle[];
   readonly logger?: Logger;
   readonly signal?: AbortSignal;
   readonly now?: () => Date;
@@ -50,6 +52,8 @@ export interface ExportResult {
   readonly bytes: number;
   readonly images: number;
   readonly modules: number;
+  /** Tags the bundle removes inside (`prune: true`). */
+  readonly pruned: number;
   readonly blobs: number;
   readonly requires: number;
   /** Foreign (non-distributable) layers the manifests name and the bundle does not carry, by design. */
@@ -155,6 +159,24 @@ function oneRowPerTarget(tags: readonly TagRow[], logger: Logger | undefined): T
   return tags.filter((t) => byTarget.get(`${t.target}:${t.tag}`) === t);
 }
 
+/**
+ * The tags whose last uncarried journal entry is a removal and that no live row sends to the same
+ * target and tag (another entry may still carry it there), by target and tag.
+ */
+export function prunedTags(journal: readonly JournalEntry[], live: readonly TagRow[]): BundlePrunedTag[] {
+  const last = new Map<string, JournalEntry>();
+  for (const e of journal) if (e.kind === 'tag') last.set(`${e.source}\0${e.registry}\0${e.repository}\0${e.tag}`, e);
+  const liveTargets = new Set(live.map((t) => `${t.target}:${t.tag}`));
+  const out = new Map<string, BundlePrunedTag>();
+  for (const e of last.values()) {
+    if (e.digest !== undefined || e.target === undefined || e.tag === undefined || e.previousDigest === undefined) continue;
+    const key = `${e.target}:${e.tag}`;
+    if (liveTargets.has(key)) continue;
+    out.set(key, { target: e.target, tag: e.tag, digest: e.previousDigest });
+  }
+  return [...out.values()].sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0));
+}
+
 function moduleFiles(m: ModuleVersionRow): Array<{ path: string; digest: Digest }> {
   const files = [
     { path: `${GOMOD_DIR}/${proxyPath(m.module, 'info', m.version)}`, digest: m.infoDigest as Digest },
@@ -200,6 +222,7 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
     .list()
     .filter((m) => changedModules.has(`${m.module}@${m.version}`) && (!only || only.has(m.root)));
   const sources = only ? [...only].sort() : null;
+  const pruned = prunedTags(journal, store.tags.list());
 
   // The images: one copy from the store into the bundle's image side, through the graph. The
   // index an image names travels in every bundle that names the image, with its filtered form
@@ -309,6 +332,8 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
       modules: bundleModules,
       requires,
       ...(attachments.length > 0 ? { attachments } : {}),
+      ...(opts.lifecycle && opts.lifecycle.length > 0 ? { lifecycle: opts.lifecycle } : {}),
+      ...(pruned.length > 0 ? { pruned } : {}),
     },
     entries,
     privateKey,
@@ -341,9 +366,10 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
     bytes: result.totalSize,
     images: images.length,
     modules: modules.length,
+    pruned: pruned.length,
     blobs: carried.length,
     requires: requires.length,
     foreignLayers: foreign,
-    empty: images.length === 0 && modules.length === 0,
+    empty: images.length === 0 && modules.length === 0 && pruned.length === 0,
   };
 }

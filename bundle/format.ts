@@ -65,6 +65,34 @@ export interface BundleModule {
   readonly time: string;
 }
 
+/**
+ * A source whose lifecycle is not `active` when the bundle was made: importers announce a
+ * deprecated one (with its note) and record both kinds in the ledger.
+ */
+export interface BundleLifecycle {
+  /** `image` (an image entry) or `module` (a Go module root). */
+  readonly kind: 'image' | 'module';
+  /** The source's name on the DMZ (image entry name, module root). */
+  readonly name: string;
+  /** Where users inside meet it: the intranet repository of an image, the module path of a root (null for a go.mod root). */
+  readonly target: string | null;
+  readonly state: 'deprecated' | 'archived';
+  /** What users should know, e.g. the replacement to use. */
+  readonly note?: string;
+}
+
+/**
+ * A tag that left the store's live tags (an image entry with `prune: true`: gone upstream or no
+ * longer selected): importers delete it where Ferry itself placed it.
+ */
+export interface BundlePrunedTag {
+  /** Intranet repository path. */
+  readonly target: string;
+  readonly tag: string;
+  /** The upstream digest the tag named when it left. */
+  readonly digest: Digest;
+}
+
 /** One file of the tar after the signature, with its exact size and content hash. */
 export interface BundleFile {
   /** Path inside the tar. */
@@ -122,6 +150,10 @@ export interface BundleManifest {
   readonly requires: readonly Digest[];
   /** Present only when images carry attachments: each with its subject, sorted by subject, digest, tag. */
   readonly attachments?: readonly BundleAttachment[];
+  /** Present only when some source of the store's configuration is deprecated or archived. */
+  readonly lifecycle?: readonly BundleLifecycle[];
+  /** Present only when tags left the live tags since the parent (`prune: true`). */
+  readonly pruned?: readonly BundlePrunedTag[];
 }
 
 /** One part file of a bundle tar. */
@@ -218,6 +250,23 @@ const moduleSchema = z.strictObject({
   time: z.string().regex(RFC3339, 'must be an RFC 3339 time'),
 });
 
+// One line of text: no control characters (C0, DEL, C1), so import.sh can print it as it is.
+const noteSchema = z.string().min(1).max(1024).regex(/^[^\p{Cc}]*$/u, 'must be one line of text without control characters');
+
+const lifecycleSchema = z.strictObject({
+  kind: z.enum(['image', 'module']),
+  name: z.string().min(1).max(1024).regex(/^[^\p{Cc}]*$/u, 'must not contain control characters'),
+  target: z.string().min(1).max(512).regex(/^[^\p{Cc}]*$/u, 'must not contain control characters').nullable(),
+  state: z.enum(['deprecated', 'archived']),
+  note: noteSchema.optional(),
+});
+
+const prunedSchema = z.strictObject({
+  target: imageSchema.shape.target,
+  tag: imageSchema.shape.tag,
+  digest: digestSchema,
+});
+
 const fileSchema = z.strictObject({
   path: z.string().superRefine((p, ctx) => {
     const why = tarPathError(p);
@@ -251,6 +300,8 @@ const manifestSchema = z.strictObject({
   files: z.array(fileSchema),
   requires: z.array(digestSchema),
   attachments: z.array(attachmentSchema).min(1).max(1_000_000).optional(),
+  lifecycle: z.array(lifecycleSchema).min(1).max(100_000).optional(),
+  pruned: z.array(prunedSchema).min(1).max(1_000_000).optional(),
 });
 
 const partSchema = z.strictObject({
@@ -342,6 +393,20 @@ function checkManifestRules(m: BundleManifest, file: string): void {
     if (a.tag !== undefined && !a.tag.startsWith(`sha256-${digestHex(a.subject)}.`)) throw invalid(file, `attachments[${i}].tag`, `"${a.tag}" does not name the subject ${a.subject}`);
     if (!named(a.subject)) throw invalid(file, `attachments[${i}].subject`, `${a.subject} is neither a carried manifest nor listed in requires`);
     if (!named(a.digest)) throw invalid(file, `attachments[${i}].digest`, `${a.digest} is neither a carried manifest nor listed in requires`);
+  });
+  const sourcesSeen = new Set<string>();
+  m.lifecycle?.forEach((l, i) => {
+    const key = `${l.kind}\0${l.name}`;
+    if (sourcesSeen.has(key)) throw invalid(file, `lifecycle[${i}]`, `${l.kind} ${JSON.stringify(l.name)} is listed twice`);
+    sourcesSeen.add(key);
+  });
+  const carried = new Set(m.images.map((im) => `${im.target}:${im.tag}`));
+  const prunedSeen = new Set<string>();
+  m.pruned?.forEach((p, i) => {
+    const key = `${p.target}:${p.tag}`;
+    if (prunedSeen.has(key)) throw invalid(file, `pruned[${i}]`, `${key} is listed twice`);
+    if (carried.has(key)) throw invalid(file, `pruned[${i}]`, `${key} is also in images (a tag is either carried or removed)`);
+    prunedSeen.add(key);
   });
   const seen = new Set<string>();
   const manifestType = new Map(m.files.filter((f) => f.mediaType !== undefined).map((f) => [f.path, f.mediaType]));
@@ -456,6 +521,13 @@ export function serializeBundleManifest(m: BundleManifest): Buffer {
             ),
           ] as const,
         ]
+      : []),
+    // Only when some source is not active: import.sh reads each line with a fixed key order.
+    ...(m.lifecycle !== undefined && m.lifecycle.length > 0
+      ? [['lifecycle', arrayBlock(m.lifecycle.map((l) => ({ kind: l.kind, name: l.name, target: l.target, state: l.state, ...(l.note !== undefined ? { note: l.note } : {}) })))] as const]
+      : []),
+    ...(m.pruned !== undefined && m.pruned.length > 0
+      ? [['pruned', arrayBlock(m.pruned.map((p) => ({ target: p.target, tag: p.tag, digest: p.digest })))] as const]
       : []),
   ]);
 }

@@ -7,6 +7,7 @@
  */
 import { SH_AWKLIB } from './import-script-awk.js';
 import { SH_IMAGES } from './import-script-images.js';
+import { SH_LIFECYCLE, SH_PRUNED } from './import-script-lifecycle.js';
 import { SH_MODULES } from './import-script-modules.js';
 import { SH_MODZIP } from './import-script-modzip.js';
 import { SH_GOMOD, SH_PUSH } from './import-script-write.js';
@@ -176,4 +177,4 @@ say "all $(wc -l < "$TMP/sums" | tr -d ' ') files verified"
 `;
 
 /** The import script text (POSIX sh; needs tar, sha256sum, openssl, base64, curl, od, gzip and the usual text tools). */
-export const IMPORT_SCRIPT: string = SH_VERIFY + SH_AWKLIB + SH_IMAGES + SH_MODULES + SH_MODZIP + SH_PUSH + SH_GOMOD;
+export const IMPORT_SCRIPT: string = SH_VERIFY + SH_AWKLIB + SH_IMAGES + SH_MODULES + SH_MODZIP + SH_LIFECYCLE + SH_PRUNED + SH_PUSH + SH_GOMOD;

@@ -37,7 +37,7 @@ export function registerBundleCommands(program: Command): void {
     .action(async (o: { config?: string; out?: string; full?: boolean; since?: string; splitSize?: string; key?: string; only: string[]; json?: boolean }) => {
       if (o.full && o.since !== undefined) throw new FerryError('USAGE', '--full and --since exclude each other');
       const config = await loadConfigOption(o.config);
-      const [{ exportBundle }, { parseByteSize, resolveSecret }, { Store }, { createLogger }, { checkOnly }] = await Promise.all([
+      const [{ exportBundle }, { inactiveSources, parseByteSize, resolveSecret }, { Store }, { createLogger }, { checkOnly }] = await Promise.all([
         import('../bundle/index.js'),
         import('../config/index.js'),
         import('../store/index.js'),
@@ -68,6 +68,7 @@ export function registerBundleCommands(program: Command): void {
           ...(o.since !== undefined ? { since: o.since } : {}),
           ...(splitSize !== undefined ? { splitSize } : {}),
           only: o.only,
+          lifecycle: inactiveSources(config),
           logger,
           signal: ac.signal,
           onProgress: (p) => progress.update(p.done, p.total),
@@ -75,7 +76,7 @@ export function registerBundleCommands(program: Command): void {
         if (o.json) printJson(r);
         else {
           process.stdout.write(
-            `bundle ${r.name} (sequence ${r.sequence}, ${r.parent ? `since ${r.parent}` : 'full'}${r.sources ? `, only ${r.sources.join(', ')}` : ''}): ${r.images} images, ${r.modules} module versions, ${r.blobs} blobs, ${formatBytes(r.bytes)}${r.requires ? `; requires ${r.requires} blobs from earlier bundles` : ''}\n`,
+            `bundle ${r.name} (sequence ${r.sequence}, ${r.parent ? `since ${r.parent}` : 'full'}${r.sources ? `, only ${r.sources.join(', ')}` : ''}): ${r.images} images, ${r.modules} module versions, ${r.pruned ? `${r.pruned} tags removed, ` : ''}${r.blobs} blobs, ${formatBytes(r.bytes)}${r.requires ? `; requires ${r.requires} blobs from earlier bundles` : ''}\n`,
           );
           for (const f of r.files) process.stdout.write(`  ${f}\n`);
           for (const d of r.foreignLayers) process.stdout.write(`  not carried: foreign layer ${d} (non-distributable, left out at sync)\n`);

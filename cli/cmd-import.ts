@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { FerryError } from '../errors/index.js';
 import type { ImportResult } from '../importer/index.js';
-import type { LedgerChainStatus } from '../store/index.js';
+import type { LedgerChainStatus, LedgerLifecycle } from '../store/index.js';
 import { abortOnSignals, collect, EXIT_OK, exitCodeOf, printJson } from './common.js';
 import { formatBytes } from './progress.js';
 
@@ -22,6 +22,8 @@ interface ImportCliOptions {
   ociDir?: string;
   ledger?: string;
   dryRun?: boolean;
+  /** False with --no-prune. */
+  prune?: boolean;
   force?: boolean;
   insecureSkipSignature?: boolean;
   json?: boolean;
@@ -44,13 +46,15 @@ async function printStatus(file: string, json: boolean | undefined): Promise<voi
   const { Ledger } = await import('../store/index.js');
   const ledger = Ledger.open(file, { readonly: true });
   let chains: LedgerChainStatus[];
+  let lifecycle: LedgerLifecycle[];
   try {
     chains = ledger.chainStatus();
+    lifecycle = ledger.lifecycle();
   } finally {
     ledger.close();
   }
   if (json) {
-    printJson({ ledger: file, stores: chains });
+    printJson({ ledger: file, stores: chains, lifecycle });
     return;
   }
   const out: string[] = [`ledger ${file}`];
@@ -67,6 +71,9 @@ async function printStatus(file: string, json: boolean | undefined): Promise<voi
       out.push(
         `  sequence ${p.sequence} carried only ${p.sources.join(', ')} (export --only): other sources are as of ${c.allSourcesThrough > 0 ? `sequence ${c.allSourcesThrough}` : 'no bundle yet'}`,
       );
+    }
+    for (const l of lifecycle.filter((x) => x.sourceStore === c.sourceStore)) {
+      out.push(`  ${l.state} ${l.kind} ${l.target ?? l.name}${l.note !== null ? `: ${l.note}` : ''}  (as of sequence ${l.sequence})`);
     }
   }
   process.stdout.write(`${out.join('\n')}\n`);
@@ -99,6 +106,10 @@ function printResult(r: ImportResult): void {
       );
       for (const tag of t.tags) {
         out.push(`    ${tag.repository}:${tag.tag} → ${tag.digest}${tag.filteredFrom ? `  (platform-filtered; upstream ${tag.filteredFrom})` : ''}${tag.skipped ? '  (already set)' : ''}`);
+      }
+      const how = { tag: 'deleted (tag)', manifest: 'deleted (manifest; the registry deletes no tags)', gone: 'already gone', kept: 'kept' } as const;
+      for (const p of t.pruned ?? []) {
+        out.push(`    pruned ${p.repository}:${p.tag} (${p.digest}): ${how[p.action]}${p.detail !== undefined ? `: ${p.detail}` : ''}`);
       }
     }
   }
@@ -231,6 +242,7 @@ async function runImport(bundles: string[], o: ImportCliOptions): Promise<void> 
       ...(o.ociDir !== undefined ? { ociDir: o.ociDir } : {}),
       ...(ledger ? { ledger } : {}),
       ...(o.dryRun ? { dryRun: true } : {}),
+      ...(o.prune === false ? { prune: false } : {}),
       ...(o.force ? { force: true } : {}),
       ...(concurrency !== undefined ? { concurrency } : {}),
       ...(o.serveUrl !== undefined ? { serveUrl: o.serveUrl } : {}),
@@ -273,6 +285,7 @@ export function registerImportCommands(program: Command): void {
     .option('--oci-dir <dir>', 'OCI image layout to write images into (skopeo/podman oci:DIR:NAME; a tar of it for ctr image import or k3s/RKE2)')
     .option('--ledger <file>', 'import ledger (default: beside the store, in the Go module tree or the OCI layout, else ./ferry-ledger.db)')
     .option('--dry-run', 'print what would be pushed and written, change nothing')
+    .option('--no-prune', 'leave at the registry the tags a bundle removes (pruned upstream)')
     .option('--force', 'import even when the ledger lacks the parent bundle')
     .option('--insecure-skip-signature', 'DANGEROUS: do not check bundle signatures')
     .option('--concurrency <n>', 'concurrent registry blob operations (default 4)')

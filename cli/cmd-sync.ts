@@ -34,6 +34,7 @@ export function registerSyncCommands(program: Command): void {
         if (o.json) {
           printJson({ ...s, results: undefined, moduleResults: undefined });
         } else {
+          if (s.archived.length > 0) process.stderr.write(`ferry: archived, not contacted upstream: ${s.archived.join(', ')}\n`);
           const line =
             `images: ${s.images.checked} checked, ${s.images.changed} changed, ${s.images.unchanged} unchanged, ${s.images.failed} failed; ` +
             `tags: ${s.tags.changed} changed of ${s.tags.checked}; modules: ${s.modules.versionsNew} new of ${s.modules.versionsChecked} versions` +
@@ -41,6 +42,7 @@ export function registerSyncCommands(program: Command): void {
             `blobs: ${s.blobs.fetched} fetched (${formatBytes(s.blobs.bytes)}) in ${(s.durationMs / 1000).toFixed(1)}s`;
           if (human) process.stderr.write(`${line}\n`);
           else logger.info({ summary: { ...s, results: undefined, moduleResults: undefined } }, line);
+          for (const p of s.pruned) process.stderr.write(`ferry: ${p.source}: pruned tag ${p.tag} (gone upstream or no longer selected; the next bundle removes it inside)\n`);
           for (const w of s.warnings) process.stderr.write(`ferry: warning: ${w.source}: ${w.message}\n`);
           for (const f of s.foreignLayers) {
             if (!f.stored) process.stderr.write(`ferry: ${f.source}: foreign layer ${f.digest} (${f.mediaType}) left out; its urls: ${f.urls.map((u) => JSON.stringify(u)).join(' ')}\n`);
@@ -61,7 +63,7 @@ export function registerSyncCommands(program: Command): void {
     .option('--json', 'print JSON on stdout')
     .action(async (o: { config?: string; json?: boolean }) => {
       const config = await loadConfigOption(o.config);
-      const { Store } = await import('../store/index.js');
+      const [{ Store }, { inactiveSources }] = await Promise.all([import('../store/index.js'), import('../config/index.js')]);
       // Reading commands never create a store: a wrong path is an error, not an empty store.
       const store = Store.open(config.store, { create: false });
       try {
@@ -71,7 +73,7 @@ export function registerSyncCommands(program: Command): void {
         const sources = store.runs.sourceStates();
         const modules = store.modules.list();
         if (o.json) {
-          printJson({ store: config.store, stats, sources, runs, tags, modules: modules.map((m) => ({ module: m.module, version: m.version, ...(m.zipDigest === null ? { zip: false } : {}) })) });
+          printJson({ store: config.store, stats, sources, lifecycle: inactiveSources(config), runs, tags, modules: modules.map((m) => ({ module: m.module, version: m.version, ...(m.zipDigest === null ? { zip: false } : {}) })) });
           return;
         }
         const out: string[] = [];
@@ -82,14 +84,17 @@ export function registerSyncCommands(program: Command): void {
             `${modOnly > 0 ? ` (${modOnly} carried without a zip: upstream has none)` : ''}, journal at ${stats.journalSeq}`,
         );
         out.push('sources:');
+        // A source that is not active says so first: archived ones are not synced at all.
+        const life = (s: { lifecycle: string; note: string | undefined }): string =>
+          s.lifecycle === 'active' ? '' : `  ${s.lifecycle}${s.note !== undefined ? ` (${s.note})` : ''}${s.lifecycle === 'archived' ? ', not synced' : ''}`;
         for (const img of config.images) {
           const st = sources.find((s) => s.source === img.name);
           const n = tags.filter((t) => t.source === img.name).length;
-          out.push(`  ${img.name}  ${n} tags  last ok ${st?.lastOk ?? 'never'}${st?.lastError ? `  last error: ${st.lastError}` : ''}`);
+          out.push(`  ${img.name}${life(img)}  ${n} tags  last ok ${st?.lastOk ?? 'never'}${st?.lastError ? `  last error: ${st.lastError}` : ''}`);
         }
         for (const root of config.goModules?.roots ?? []) {
           const st = sources.find((s) => s.source === root.name);
-          out.push(`  ${root.name}  last ok ${st?.lastOk ?? 'never'}${st?.lastError ? `  last error: ${st.lastError}` : ''}`);
+          out.push(`  ${root.name}${life(root)}  last ok ${st?.lastOk ?? 'never'}${st?.lastError ? `  last error: ${st.lastError}` : ''}`);
         }
         out.push('last runs:');
         for (const r of runs) out.push(`  #${r.id} ${r.kind} ${r.status} started ${r.startedAt}${r.error ? `  ${r.error}` : ''}`);
@@ -124,6 +129,38 @@ export function registerSyncCommands(program: Command): void {
           }
         }
         process.exitCode = r.problems.length === 0 ? EXIT_OK : EXIT_FAILED;
+      } finally {
+        store.close();
+      }
+    });
+
+  program
+    .command('gc')
+    .description('remove the manifests and blobs nothing needs, and the tags of sources no longer configured')
+    .option('-c, --config <file>', 'configuration file')
+    .option('--store <dir>', 'store directory (instead of the configuration; every source in it is kept)')
+    .option('--dry-run', 'list what would go, change nothing')
+    .option('--min-age <duration>', 'never remove content stored less than this long ago (default 1h; 0 for none)')
+    .option('--json', 'print JSON on stdout')
+    .action(async (o: { config?: string; store?: string; dryRun?: boolean; minAge?: string; json?: boolean }) => {
+      const config = o.store === undefined ? await loadConfigOption(o.config) : undefined;
+      const dir = o.store ?? config!.store;
+      const [{ Store }, { parseDuration }] = await Promise.all([import('../store/index.js'), import('../config/index.js')]);
+      const minAgeMs = o.minAge === undefined ? undefined : /^\s*0+\s*(ms|s|m|h)?\s*$/.test(o.minAge) ? 0 : parseDuration(o.minAge);
+      const store = Store.open(dir, { create: false });
+      try {
+        const r = await store.gc({
+          ...(config ? { keepSources: new Set(config.images.map((i) => i.name)) } : {}),
+          ...(o.dryRun ? { dryRun: true } : {}),
+          ...(minAgeMs !== undefined ? { minAgeMs } : {}),
+        });
+        if (o.json) printJson({ store: dir, ...r });
+        else {
+          for (const s of r.droppedSources) process.stdout.write(`${r.dryRun ? 'would drop' : 'dropped'} the ${s.tags} tag(s) of ${s.source} (no longer in the configuration)\n`);
+          process.stdout.write(
+            `${r.dryRun ? 'would remove' : 'removed'} ${r.manifests} manifest(s) and ${r.blobs} blob(s), ${formatBytes(r.bytes)}${r.resumed > 0 ? `; finished ${r.resumed} file deletion(s) an interrupted gc left` : ''}${r.runs > 0 ? `; ${r.dryRun ? 'would compact' : 'compacted'} ${r.runs} old run record(s)` : ''}\n`,
+          );
+        }
       } finally {
         store.close();
       }

@@ -6,7 +6,7 @@ import type * as z from 'zod';
 import { FerryError } from '../errors/index.js';
 import { parseReference, type Reference } from '../oci/reference.js';
 import type { AttachmentFilter } from '../oci/referrers.js';
-import { ConfigSchema, DEFAULT_MODULE_CONCURRENCY, type ExportConfig, type GoModulesConfig, type RawConfig, type ReferrersConfig, type RegistryConfig, type TagFilterConfig } from './schema.js';
+import { ConfigSchema, DEFAULT_MODULE_CONCURRENCY, type ExportConfig, type GcConfig, type GoModulesConfig, type LifecycleState, type RawConfig, type ReferrersConfig, type RegistryConfig, type TagFilterConfig } from './schema.js';
 import { resolveSecret } from './secrets.js';
 
 /**
@@ -33,12 +33,18 @@ export interface ImageConfig {
   readonly referrers: AttachmentFilter | null;
   /** The signature policy: absolute paths of the cosign public keys (PEM) a tag's signature must verify with. */
   readonly verify: { readonly keys: readonly string[] } | undefined;
+  /** `archived`: never contacted upstream; `deprecated`: synced and announced inside. */
+  readonly lifecycle: LifecycleState;
+  readonly note: string | undefined;
+  /** Tags gone upstream or no longer selected leave the store, and travel as removals. */
+  readonly prune: boolean;
 }
 
 /** A Go module root after resolution. */
-export type GoModuleRoot =
+export type GoModuleRoot = (
   | { readonly kind: 'path'; readonly name: string; readonly path: string; readonly versions: 'latest' | string | readonly string[]; readonly deps: boolean; readonly schedule: string | undefined }
-  | { readonly kind: 'gomod'; readonly name: string; readonly gomod: string; readonly schedule: string | undefined };
+  | { readonly kind: 'gomod'; readonly name: string; readonly gomod: string; readonly schedule: string | undefined }
+) & { readonly lifecycle: LifecycleState; readonly note: string | undefined };
 
 /** The resolved configuration Ferry runs on. */
 export interface Config {
@@ -54,6 +60,7 @@ export interface Config {
   readonly images: readonly ImageConfig[];
   readonly goModules: (Omit<GoModulesConfig, 'modules'> & { readonly roots: readonly GoModuleRoot[] }) | undefined;
   readonly export: ExportConfig | undefined;
+  readonly gc: GcConfig | undefined;
 }
 
 /** Loads and validates a configuration file. Throws CONFIG_NOT_FOUND, CONFIG_INVALID or SECRET_UNRESOLVED. */
@@ -224,7 +231,7 @@ const KNOWN_KEYS: readonly string[] = [
   'images', 'name', 'source', 'tags', 'include', 'exclude', 'semver', 'latest', 'platforms', 'target', 'goModules', 'proxy',
   'sumdb', 'noSumCheck', 'modules', 'path', 'versions', 'deps', 'gomod', 'export', 'signingKey', 'signingKeyPassphrase', 'out',
   'splitSize', 'keep', 'confirmations', 'mirrorOf', 'idleTimeout', 'maxTagPages', 'maxTags', 'maxTagListBytes',
-  'foreignLayers', 'referrers', 'artifactTypes', 'verify', 'keys',
+  'foreignLayers', 'referrers', 'artifactTypes', 'verify', 'keys', 'lifecycle', 'note', 'prune', 'gc', 'minAge',
 ];
 
 function suggest(key: string): string {
@@ -320,6 +327,9 @@ function resolveConfig(raw: RawConfig, file: string, doc: Document, lc: LineCoun
       foreignLayers: img.foreignLayers,
       referrers: attachmentFilter(img.referrers ?? raw.referrers),
       verify: img.verify ? { keys: img.verify.keys.map(abs) } : undefined,
+      lifecycle: img.lifecycle,
+      note: img.note,
+      prune: img.prune,
     };
   });
 
@@ -332,11 +342,11 @@ function resolveConfig(raw: RawConfig, file: string, doc: Document, lc: LineCoun
         const name = `gomod:${m.gomod}`;
         if (names.has(name)) throw fail(['goModules', 'modules', i, 'gomod'], `"${m.gomod}" is listed twice`);
         names.add(name);
-        return { kind: 'gomod', name, gomod: p, schedule: m.schedule };
+        return { kind: 'gomod', name, gomod: p, schedule: m.schedule, lifecycle: m.lifecycle, note: m.note };
       }
       if (names.has(m.path)) throw fail(['goModules', 'modules', i, 'path'], `module "${m.path}" is listed twice`);
       names.add(m.path);
-      return { kind: 'path', name: m.path, path: m.path, versions: m.versions, deps: m.deps, schedule: m.schedule };
+      return { kind: 'path', name: m.path, path: m.path, versions: m.versions, deps: m.deps, schedule: m.schedule, lifecycle: m.lifecycle, note: m.note };
     });
     const proxy = rest.proxy.startsWith('file://') ? rest.proxy : rest.proxy.replace(/\/+$/, '');
     goModules = { ...rest, proxy, ...(rest.caFile ? { caFile: abs(rest.caFile) } : {}), roots };
@@ -362,7 +372,30 @@ function resolveConfig(raw: RawConfig, file: string, doc: Document, lc: LineCoun
     images,
     goModules,
     export: exp,
+    gc: raw.gc,
   };
+}
+
+/** A source that is not `active`, as bundles record it (`lifecycle` in ferry-bundle.json). */
+export interface SourceLifecycle {
+  readonly kind: 'image' | 'module';
+  readonly name: string;
+  /** The intranet repository of an image, the module path of a root, null for a go.mod root. */
+  readonly target: string | null;
+  readonly state: 'deprecated' | 'archived';
+  readonly note?: string;
+}
+
+/** Every deprecated or archived source of a configuration, images first, in configuration order. */
+export function inactiveSources(config: Config): SourceLifecycle[] {
+  const out: SourceLifecycle[] = [];
+  const add = (kind: SourceLifecycle['kind'], name: string, target: string | null, state: LifecycleState, note: string | undefined): void => {
+    if (state === 'active') return;
+    out.push({ kind, name, target, state, ...(note !== undefined ? { note } : {}) });
+  };
+  for (const i of config.images) add('image', i.name, i.target, i.lifecycle, i.note);
+  for (const r of config.goModules?.roots ?? []) add('module', r.name, r.kind === 'path' ? r.path : null, r.lifecycle, r.note);
+  return out;
 }
 
 /** How many GOPROXY requests may be in flight (goModules.concurrency, or its default without goModules). */

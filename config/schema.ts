@@ -79,6 +79,17 @@ const TagFilter = z.strictObject({
   latest: z.number().int().positive().optional(),
 });
 
+/** A source's stage of life, in order: synced, then still synced with users told to move, then never contacted again. */
+export const LIFECYCLE_STATES = ['active', 'deprecated', 'archived'] as const;
+/** `active` (default) | `deprecated` (still synced, announced inside) | `archived` (no upstream request at all; content kept). */
+const Lifecycle = z.enum(LIFECYCLE_STATES).default('active');
+/** What users of a deprecated or archived source should know (the replacement to use): one line of text. */
+const LifecycleNote = z
+  .string()
+  .min(1)
+  .max(1024)
+  .regex(/^[^\p{Cc}]*$/u, 'expected one line of text without control characters (at most 1024 characters)');
+
 const Platform = z.string().regex(/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/, 'expected os/arch[/variant], e.g. linux/amd64');
 
 /**
@@ -112,6 +123,13 @@ export const ImageSchema = z.strictObject({
   referrers: ReferrersSchema.optional(),
   /** Mirror a tag only when its digest has a cosign signature that verifies with one of these public keys (PEM files). */
   verify: z.strictObject({ keys: z.array(z.string().min(1)).min(1).max(64) }).optional(),
+  lifecycle: Lifecycle,
+  note: LifecycleNote.optional(),
+  /**
+   * A tag gone upstream, or no longer matching the filters, leaves the store's live tags (a
+   * journal entry), and the next bundle has importers delete it where Ferry placed it.
+   */
+  prune: z.boolean().default(false),
 });
 
 const GoVersions = z.union([
@@ -125,10 +143,14 @@ const GoModuleByPath = z.strictObject({
   versions: GoVersions.default('latest'),
   deps: z.boolean().default(true),
   schedule: Cron.optional(),
+  lifecycle: Lifecycle,
+  note: LifecycleNote.optional(),
 });
 const GoModuleByGomod = z.strictObject({
   gomod: z.string().min(1),
   schedule: Cron.optional(),
+  lifecycle: Lifecycle,
+  note: LifecycleNote.optional(),
 });
 
 /**
@@ -170,6 +192,13 @@ export const ExportSchema = z.strictObject({
   confirmations: z.string().min(1).optional(),
 });
 
+/** Garbage collection in the daemon (`ferry gc` on a schedule). */
+export const GcSchema = z.strictObject({
+  schedule: Cron.optional(),
+  /** Content stored less recently than this is never removed. @default 1h */
+  minAge: Duration.optional(),
+});
+
 /** The whole configuration file, version 1. */
 export const ConfigSchema = z.strictObject({
   version: z.literal(1, { error: 'expected version: 1 (the only configuration format this Ferry reads)' }),
@@ -183,6 +212,7 @@ export const ConfigSchema = z.strictObject({
   images: z.array(ImageSchema).default([]),
   goModules: GoModulesSchema.optional(),
   export: ExportSchema.optional(),
+  gc: GcSchema.optional(),
 });
 
 /** The configuration as written, after defaults. */
@@ -195,6 +225,10 @@ export type ImageConfigRaw = z.infer<typeof ImageSchema>;
 export type TagFilterConfig = z.infer<typeof TagFilter>;
 /** Go module settings. */
 export type GoModulesConfig = z.infer<typeof GoModulesSchema>;
+/** A source's lifecycle state. */
+export type LifecycleState = (typeof LIFECYCLE_STATES)[number];
+/** Garbage-collection settings. */
+export type GcConfig = z.infer<typeof GcSchema>;
 /** Export settings. */
 export type ExportConfig = z.infer<typeof ExportSchema>;
 /** An attachments setting as written. */

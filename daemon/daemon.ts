@@ -11,7 +11,7 @@ import { createTask, validateDetailed, type ScheduledTask } from 'node-cron';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { exportBundle, pendingChanges } from '../bundle/export.js';
-import { loadConfig, moduleConcurrency, parseByteSize, resolveSecret, type Config } from '../config/index.js';
+import { inactiveSources, loadConfig, moduleConcurrency, parseByteSize, parseDuration, resolveSecret, type Config, type LifecycleState } from '../config/index.js';
 import { FerryError, toFerryError } from '../errors/index.js';
 import { Store } from '../store/index.js';
 import { RegistryClients } from '../sync/clients.js';
@@ -26,6 +26,13 @@ import { renderStatusPage } from './status-page.js';
 
 /** The job name of the automatic export. */
 export const EXPORT_JOB = 'export';
+/** The job name of the scheduled garbage collection (`gc.schedule`). */
+export const GC_JOB = 'gc';
+
+/** Job kinds that sync a source (the others are the export and gc). */
+function isSource(kind: string | undefined): boolean {
+  return kind === 'image' || kind === 'module';
+}
 /** Default grace period for in-flight transfers at shutdown (in defaults.ts so `--help` loads no daemon code). */
 export { DEFAULT_GRACE_MS } from './defaults.js';
 /** File in `export.out` remembering when the next automatic export is due (missed ones run at start). */
@@ -75,8 +82,12 @@ export interface JobRun {
 /** One job in /status. */
 export interface JobStatus {
   readonly name: string;
-  readonly kind: 'image' | 'module' | 'export';
+  readonly kind: 'image' | 'module' | 'export' | 'gc';
   readonly schedule: string | null;
+  /** The source's `lifecycle` (`active` for the export job); an archived source is never run. */
+  readonly lifecycle: LifecycleState;
+  /** The source's lifecycle `note`, or null. */
+  readonly note: string | null;
   readonly state: 'idle' | 'running';
   readonly runningSince: string | null;
   readonly lastRun: JobRun | null;
@@ -101,6 +112,8 @@ export interface DaemonStatus {
   readonly moduleQueue: { readonly size: number; readonly pending: number; readonly concurrency: number };
   readonly sources: readonly JobStatus[];
   readonly export: JobStatus | null;
+  /** The scheduled garbage collection, when `gc.schedule` is set. */
+  readonly gc: JobStatus | null;
   readonly lastBundle: { readonly id: string; readonly sequence: number; readonly createdAt: string } | null;
   /** The store's size, what an export would carry now, the bundles exported and their confirmation; null before the store is open. */
   readonly overview: StoreOverview | null;
@@ -111,8 +124,10 @@ export type ReloadResult = { readonly ok: true; readonly added: readonly string[
 
 interface Job {
   readonly name: string;
-  readonly kind: 'image' | 'module' | 'export';
+  readonly kind: 'image' | 'module' | 'export' | 'gc';
   schedule: string | undefined;
+  lifecycle: LifecycleState;
+  note: string | undefined;
   task: ScheduledTask | undefined;
   running: Promise<void> | undefined;
   runningSince: Date | undefined;
@@ -124,15 +139,22 @@ interface JobSpec {
   readonly name: string;
   readonly kind: Job['kind'];
   readonly schedule: string | undefined;
+  readonly lifecycle: LifecycleState;
+  readonly note: string | undefined;
 }
 
-/** Every job a configuration defines, with its effective schedule. */
+/**
+ * Every job a configuration defines, with its effective schedule. An archived source keeps its
+ * job (for /status and the metrics) but has no schedule: it is never contacted upstream again.
+ */
 export function jobSpecs(config: Config): JobSpec[] {
-  const specs: JobSpec[] = config.images.map((i) => ({ name: i.name, kind: 'image', schedule: i.schedule ?? config.schedule }));
+  const sched = (lifecycle: LifecycleState, s: string | undefined): string | undefined => (lifecycle === 'archived' ? undefined : s);
+  const specs: JobSpec[] = config.images.map((i) => ({ name: i.name, kind: 'image', schedule: sched(i.lifecycle, i.schedule ?? config.schedule), lifecycle: i.lifecycle, note: i.note }));
   for (const r of config.goModules?.roots ?? []) {
-    specs.push({ name: r.name, kind: 'module', schedule: r.schedule ?? config.goModules?.schedule ?? config.schedule });
+    specs.push({ name: r.name, kind: 'module', schedule: sched(r.lifecycle, r.schedule ?? config.goModules?.schedule ?? config.schedule), lifecycle: r.lifecycle, note: r.note });
   }
-  if (config.export?.schedule !== undefined) specs.push({ name: EXPORT_JOB, kind: 'export', schedule: config.export.schedule });
+  if (config.export?.schedule !== undefined) specs.push({ name: EXPORT_JOB, kind: 'export', schedule: config.export.schedule, lifecycle: 'active', note: undefined });
+  if (config.gc?.schedule !== undefined) specs.push({ name: GC_JOB, kind: 'gc', schedule: config.gc.schedule, lifecycle: 'active', note: undefined });
   return specs;
 }
 
@@ -166,6 +188,11 @@ export function checkDaemonConfig(config: Config): void {
   }
   if (exp?.schedule !== undefined && jobSpecs(config).some((s) => s.name === EXPORT_JOB && s.kind !== 'export')) {
     throw bad('images', `no source may be named "${EXPORT_JOB}" while export.schedule is set (the automatic export job has that name)`);
+  }
+  cron('gc.schedule', config.gc?.schedule);
+  if (config.gc?.minAge !== undefined) parseDuration(config.gc.minAge);
+  if (config.gc?.schedule !== undefined && jobSpecs(config).some((s) => s.name === GC_JOB && s.kind !== 'gc')) {
+    throw bad('images', `no source may be named "${GC_JOB}" while gc.schedule is set (the garbage collection job has that name)`);
   }
 }
 
@@ -261,10 +288,12 @@ export class Daemon {
     }
     const missedExport = await this.exportMissed();
     this.applyJobs(this.config);
-    const sources = [...this.jobs.values()].filter((j) => j.kind !== 'export');
+    const sources = [...this.jobs.values()].filter((j) => isSource(j.kind) && j.lifecycle !== 'archived');
+    const archived = [...this.jobs.values()].filter((j) => j.lifecycle === 'archived').map((j) => j.name);
     const unscheduled = sources.filter((j) => j.schedule === undefined).map((j) => j.name);
     if (unscheduled.length > 0) this.logger.warn({ sources: unscheduled }, 'no schedule for these sources: synced at start and on reload only');
-    this.logger.info({ config: this.config.file, store: this.config.store, sources: sources.length, export: this.jobs.has(EXPORT_JOB) }, 'daemon started');
+    if (archived.length > 0) this.logger.info({ sources: archived }, 'archived sources: never contacted upstream (their content stays in the store)');
+    this.logger.info({ config: this.config.file, store: this.config.store, sources: sources.length, archived: archived.length, export: this.jobs.has(EXPORT_JOB) }, 'daemon started');
     if (this.opts.catchUp !== false) {
       for (const j of sources) this.trigger(j.name);
     }
@@ -285,6 +314,10 @@ export class Daemon {
     const job = this.jobs.get(name);
     if (!job) throw new FerryError('USAGE', `no job named "${name}" (jobs: ${[...this.jobs.keys()].join(', ') || 'none'})`);
     if (this.stopping || !this.store) return undefined;
+    if (job.lifecycle === 'archived') {
+      this.logger.debug({ job: name }, 'archived source: not synced');
+      return undefined;
+    }
     if (job.running) {
       job.skipped++;
       this.metrics.recordSkip(name);
@@ -295,7 +328,7 @@ export class Daemon {
     const started = this.now();
     job.runningSince = started;
     this.metrics.setRunning(name, true);
-    const work = job.kind === 'export' ? this.runExport(job, config, started) : this.runSource(job, config, started);
+    const work = job.kind === 'export' ? this.runExport(job, config, started) : job.kind === 'gc' ? this.runGc(job, config, started) : this.runSource(job, config, started);
     const p: Promise<void> = work
       .catch((err: unknown) => {
         // Only bugs and store faults get here: runSync reports source failures in its summary.
@@ -360,7 +393,7 @@ export class Daemon {
     const removed = [...before].filter((n) => !this.jobs.has(n));
     this.metrics.recordReload(true);
     this.logger.info({ config: next.file, added, removed }, 'configuration reloaded');
-    for (const n of added) if (n !== EXPORT_JOB) this.trigger(n);
+    for (const n of added) if (isSource(this.jobs.get(n)?.kind) && this.jobs.get(n)?.lifecycle !== 'archived') this.trigger(n);
     return { ok: true, added, removed };
   }
 
@@ -402,9 +435,11 @@ export class Daemon {
     this.logger.info('daemon stopped');
   }
 
-  /** The readiness verdict: store open, not stopping, and no source whose last run failed. */
+  /** The readiness verdict: store open, not stopping, and no source whose last run failed (archived sources do not run, so they count for nothing). */
   readiness(): { ready: boolean; detail: { ready: boolean; store: boolean; stopping: boolean; failing: string[] } } {
-    const failing = [...this.jobs.values()].filter((j) => j.kind !== 'export' && j.lastRun !== undefined && !j.lastRun.ok).map((j) => j.name);
+    const failing = [...this.jobs.values()]
+      .filter((j) => isSource(j.kind) && j.lifecycle !== 'archived' && j.lastRun !== undefined && !j.lastRun.ok)
+      .map((j) => j.name);
     const store = this.store !== undefined;
     const ready = store && !this.stopping && failing.length === 0;
     return { ready, detail: { ready, store, stopping: this.stopping, failing } };
@@ -416,11 +451,13 @@ export class Daemon {
     const last = this.store?.bundles.last();
     const view = (j: Job): JobStatus => {
       const st = states.get(j.name);
-      const exportError = j.kind === 'export' && j.lastRun && !j.lastRun.ok ? j.lastRun : undefined;
+      const exportError = !isSource(j.kind) && j.lastRun && !j.lastRun.ok ? j.lastRun : undefined;
       return {
         name: j.name,
         kind: j.kind,
         schedule: j.schedule ?? null,
+        lifecycle: j.lifecycle,
+        note: j.note ?? null,
         state: j.running ? 'running' : 'idle',
         runningSince: j.runningSince?.toISOString() ?? null,
         lastRun: j.lastRun ?? null,
@@ -440,8 +477,9 @@ export class Daemon {
       stopping: this.stopping,
       queue: { size: this.queue.size, pending: this.queue.pending, concurrency: this.queue.concurrency },
       moduleQueue: { size: this.moduleQueue.size, pending: this.moduleQueue.pending, concurrency: this.moduleQueue.concurrency },
-      sources: jobs.filter((j) => j.kind !== 'export').map(view),
+      sources: jobs.filter((j) => isSource(j.kind)).map(view),
       export: exp ? view(exp) : null,
+      gc: this.jobs.get(GC_JOB)?.kind === 'gc' ? view(this.jobs.get(GC_JOB)!) : null,
       lastBundle: last ? { id: last.id, sequence: last.sequence, createdAt: last.createdAt } : null,
       overview: this.store ? storeOverview(this.store, this.config) : null,
     };
@@ -467,16 +505,20 @@ export class Daemon {
     const wanted = new Set(specs.map((s) => s.name));
     for (const [name, job] of this.jobs) {
       if (wanted.has(name)) continue;
+      if (isSource(job.kind)) this.metrics.forgetLifecycle(name);
       void this.unschedule(job);
       this.jobs.delete(name); // a run in flight finishes on its own (it stays in `inflight`)
     }
     for (const spec of specs) {
       let job = this.jobs.get(spec.name);
       if (!job) {
-        job = { name: spec.name, kind: spec.kind, schedule: undefined, task: undefined, running: undefined, runningSince: undefined, lastRun: undefined, skipped: 0 };
+        job = { name: spec.name, kind: spec.kind, schedule: undefined, lifecycle: spec.lifecycle, note: spec.note, task: undefined, running: undefined, runningSince: undefined, lastRun: undefined, skipped: 0 };
         this.jobs.set(spec.name, job);
-        if (spec.kind !== 'export') this.metrics.declareSource(spec.name);
+        if (isSource(spec.kind)) this.metrics.declareSource(spec.name);
       }
+      job.lifecycle = spec.lifecycle;
+      job.note = spec.note;
+      if (isSource(spec.kind)) this.metrics.setLifecycle(spec.name, spec.lifecycle);
       if (job.task && job.schedule === spec.schedule) continue;
       void this.unschedule(job);
       job.schedule = spec.schedule;
@@ -563,6 +605,7 @@ export class Daemon {
         signingKey: exp.signingKey,
         ...(passphrase !== undefined ? { passphrase } : {}),
         ...(exp.splitSize !== undefined ? { splitSize: parseByteSize(exp.splitSize) } : {}),
+        lifecycle: inactiveSources(config),
         logger: log,
         signal: this.abort.signal,
         now: this.now,
@@ -587,6 +630,23 @@ export class Daemon {
       this.finish(job, started, { ok: false, aborted: this.abort.signal.aborted, error: fe.message });
     } finally {
       await this.rememberExportDue();
+    }
+  }
+
+  /** One scheduled gc (`ferry gc -c` of the configuration in force): source syncs may run beside it (see `gc.minAge`). */
+  private async runGc(job: Job, config: Config, started: Date): Promise<void> {
+    const store = this.store;
+    if (!store) return;
+    const log = this.logger.child({ job: GC_JOB });
+    try {
+      const r = await store.gc({ keepSources: new Set(config.images.map((i) => i.name)), ...(config.gc?.minAge !== undefined ? { minAgeMs: parseDuration(config.gc.minAge) } : {}) });
+      this.metrics.recordGc(r.bytes, r.blobs);
+      log.info({ dropped: r.droppedSources, manifests: r.manifests, blobs: r.blobs, bytes: r.bytes, resumed: r.resumed }, 'garbage collected');
+      this.finish(job, started, { ok: true, aborted: false });
+    } catch (err) {
+      const fe = toFerryError(err, 'INTERNAL');
+      log.error({ code: fe.code, err: fe.message }, 'gc failed');
+      this.finish(job, started, { ok: false, aborted: false, error: fe.message });
     }
   }
 

@@ -1,5 +1,6 @@
 /** The daemon's Prometheus metrics, on a dedicated prom-client Registry (never the global one). */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { LIFECYCLE_STATES } from '../config/index.js';
 import type { StoreStats } from '../store/index.js';
 
 /** What the metrics read at scrape time. */
@@ -60,6 +61,9 @@ export class DaemonMetrics {
   private readonly rateRemaining: Gauge<'registry'>;
   private readonly rateLimit: Gauge<'registry'>;
   private readonly reloads: Counter<'result'>;
+  private readonly lifecycle: Gauge<'source' | 'state'>;
+  private readonly gcBytes: Counter;
+  private readonly gcBlobs: Counter;
 
   constructor(src: MetricsSources) {
     const registers = [this.registry];
@@ -90,6 +94,14 @@ export class DaemonMetrics {
       registers,
     });
     this.rateLimit = new Gauge({ name: 'ferry_registry_ratelimit_limit', help: 'Pull limit of the window, as the upstream last reported (ratelimit-limit)', labelNames: ['registry'], registers });
+    this.lifecycle = new Gauge({
+      name: 'ferry_source_lifecycle',
+      help: "1 for a source's lifecycle state (active, deprecated, archived), 0 for the others",
+      labelNames: ['source', 'state'],
+      registers,
+    });
+    this.gcBytes = new Counter({ name: 'ferry_gc_freed_bytes_total', help: 'Bytes of blobs removed by the scheduled gc', registers });
+    this.gcBlobs = new Counter({ name: 'ferry_gc_removed_blobs_total', help: 'Blobs removed by the scheduled gc', registers });
     this.reloads = new Counter({ name: 'ferry_config_reloads_total', help: 'Configuration reloads by result (ok, failed)', labelNames: ['result'], registers });
 
     const store = (pick: (s: StoreStats) => number) =>
@@ -128,6 +140,22 @@ export class DaemonMetrics {
     this.bytes.inc({ source }, 0);
     this.blobs.inc({ source }, 0);
     this.running.set({ source }, 0);
+  }
+
+  /** Sets a source's lifecycle state: 1 on its state, 0 on the others. */
+  setLifecycle(source: string, state: string): void {
+    for (const s of LIFECYCLE_STATES) this.lifecycle.set({ source, state: s }, s === state ? 1 : 0);
+  }
+
+  /** Records a scheduled gc. */
+  recordGc(bytes: number, blobs: number): void {
+    this.gcBytes.inc(bytes);
+    this.gcBlobs.inc(blobs);
+  }
+
+  /** Drops a source's lifecycle series (the source left the configuration). */
+  forgetLifecycle(source: string): void {
+    for (const state of LIFECYCLE_STATES) this.lifecycle.remove({ source, state });
   }
 
   /** Marks a source running or idle. */

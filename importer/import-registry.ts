@@ -34,6 +34,7 @@ import {
 import { publishAttachments, refusedForMissingChildren, type BlobPutResult, type RegistryClient } from '../registry/index.js';
 import type { Ledger } from '../store/index.js';
 import { emptyReport, type ImportTarget, type PlanLine, type TagReport, type TargetContext, type TargetReport } from './import-target.js';
+import { planPrune, pruneAtRegistry } from './import-prune.js';
 import { openSource, prefixed, readSmall, writeStreamFile, type EntrySource } from './import-util.js';
 
 /** Options for a registry target. */
@@ -45,6 +46,8 @@ export interface RegistryTargetOptions {
   readonly concurrency?: number;
   /** Blobs of at least this many bytes stream straight from the tar into the upload. @default 8 MiB */
   readonly streamThreshold?: number;
+  /** Delete the tags the bundle removes (`pruned`) where Ferry placed them. @default true */
+  readonly prune?: boolean;
 }
 
 const NEEDS_BYTES_OP = 'import: mount refused';
@@ -85,6 +88,7 @@ export class RegistryTarget implements ImportTarget {
   /** The bundle's images as a one-pass source: manifests kept as they stream. */
   private bundle: BundleImageSource | undefined;
   private tags: TagReport[] = [];
+  private readonly prune: boolean;
   /** The repository each blob went to in this run. */
   private placed = new Map<Digest, string>();
   private spooled = new Map<Digest, string>();
@@ -105,6 +109,7 @@ export class RegistryTarget implements ImportTarget {
     this.name = `registry:${opts.client.host}${opts.prefix ? `/${opts.prefix.replace(/^\/+|\/+$/g, '')}` : ''}`;
     this.threshold = opts.streamThreshold ?? 8 * 1024 * 1024;
     this.queue = new PQueue({ concurrency: opts.concurrency ?? 4 });
+    this.prune = opts.prune !== false;
   }
 
   private repo(target: string): string {
@@ -173,6 +178,7 @@ export class RegistryTarget implements ImportTarget {
     for (const im of m.images) {
       out.push({ target: this.name, action: 'set-tag', what: `${this.repo(im.target)}:${im.tag} → ${im.digest}`, size: 0 });
     }
+    if (this.prune) out.push(...planPrune(this.name, ledger, (t) => this.repo(t), m.pruned ?? []));
     return out;
   }
 
@@ -329,7 +335,19 @@ export class RegistryTarget implements ImportTarget {
     const staged = [];
     for (const p of plans) staged.push(await p.run());
     for (const s of staged) await s.moveTags();
-    return { ...emptyReport(this.name, 'registry'), blobs: { ...this.counts }, manifests: this.manifestCount, tags: this.tags, foreignLayers: [...this.foreign].sort() };
+    // Removals after the tags moved: what the bundle removes, where Ferry placed it.
+    const pruned =
+      this.prune && this.ledger && this.c.manifest.pruned
+        ? await pruneAtRegistry({ client: this.client, ledger: this.ledger, target: this.name, repo: (t) => this.repo(t), pruned: this.c.manifest.pruned, ...this.sig() })
+        : [];
+    return {
+      ...emptyReport(this.name, 'registry'),
+      blobs: { ...this.counts },
+      manifests: this.manifestCount,
+      tags: this.tags,
+      foreignLayers: [...this.foreign].sort(),
+      ...(pruned.length > 0 ? { pruned } : {}),
+    };
   }
 
   /**

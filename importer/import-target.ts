@@ -44,12 +44,28 @@ export interface TargetReport {
   readonly sumdb: string[];
   /** Foreign (non-distributable) layers the manifests name and the bundle does not carry, by design. */
   readonly foreignLayers?: string[];
+  /** Tags the bundle removes (`pruned`): what this target deleted, or why it left one. */
+  readonly pruned?: PruneReport[];
+}
+
+/** One removed tag at a target. */
+export interface PruneReport {
+  readonly repository: string;
+  readonly tag: string;
+  /** The digest the tag named at the target. */
+  readonly digest: string;
+  /**
+   * `tag`: the tag was deleted; `manifest`: the registry deletes no tags, so the manifest it
+   * named was; `gone`: it was not there any more; `kept`: left, for the reason in `detail`.
+   */
+  readonly action: 'tag' | 'manifest' | 'gone' | 'kept';
+  readonly detail?: string;
 }
 
 /** One line of a dry run's plan. */
 export interface PlanLine {
   readonly target: string;
-  readonly action: 'push-blob' | 'push-manifest' | 'set-tag' | 'write-file' | 'store-blob' | 'record-module' | 'skip';
+  readonly action: 'push-blob' | 'push-manifest' | 'set-tag' | 'delete-tag' | 'write-file' | 'store-blob' | 'record-module' | 'skip';
   readonly what: string;
   readonly size: number;
 }

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { openBundle, type OpenedBundle, type TrustedKey } from '../bundle/index.js';
+import { openBundle, type BundleLifecycle, type OpenedBundle, type TrustedKey } from '../bundle/index.js';
 import { errorMessage, FerryError, toFerryError } from '../errors/index.js';
 import { sha256Digest } from '../oci/index.js';
 import type { RegistryClient } from '../registry/index.js';
@@ -58,6 +58,8 @@ export interface ImportOptions {
   readonly dryRun?: boolean;
   /** Import even when the ledger lacks the parent bundle. @default false */
   readonly force?: boolean;
+  /** Delete at the registry the tags a bundle removes (`pruned`), where Ferry placed them. @default true */
+  readonly prune?: boolean;
   /** Concurrent registry blob operations. @default 4 */
   readonly concurrency?: number;
   /** Blobs at least this large stream straight from the tar into the upload. @default 8 MiB */
@@ -91,6 +93,8 @@ export interface BundleImportResult {
   readonly alreadyAt: string[];
   /** The plan (dry runs). */
   readonly plan?: PlanLine[];
+  /** The sources the bundle announces as deprecated or archived (`lifecycle` in ferry-bundle.json). */
+  readonly lifecycle: readonly BundleLifecycle[];
   /** Tags whose digest differs from upstream because the target needed a platform-filtered index (a registry refused the original; a layout holds only complete images). */
   readonly filtered: TagReport[];
 }
@@ -165,6 +169,7 @@ export async function importBundles(opts: ImportOptions): Promise<ImportResult> 
           ...targetOpts,
           ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
           ...(opts.streamThreshold !== undefined ? { streamThreshold: opts.streamThreshold } : {}),
+          ...(opts.prune === false ? { prune: false } : {}),
         }),
       );
     }
@@ -210,7 +215,7 @@ async function importOne(b: OpenedBundle, targets: ImportTarget[], opts: ImportO
   const ledger = opts.ledger;
   const signal = opts.signal;
   const manifestDigest = sha256Digest(b.manifestBytes);
-  const base = { id: m.id, name: b.name, sequence: m.sequence, parent: m.parent, sourceStore: m.store.id, signer: b.signer, manifestDigest };
+  const base = { id: m.id, name: b.name, sequence: m.sequence, parent: m.parent, sourceStore: m.store.id, signer: b.signer, manifestDigest, lifecycle: m.lifecycle ?? [] };
   if (ledger) checkSameBundle(ledger, b, manifestDigest, warn);
   const alreadyAt = targets.filter((t) => ledger?.isImported(m.id, t.name)).map((t) => t.name);
   const active = targets.filter((t) => !alreadyAt.includes(t.name));
@@ -251,6 +256,7 @@ async function importOne(b: OpenedBundle, targets: ImportTarget[], opts: ImportO
   }
 
   if (opts.dryRun) {
+    announceDeprecated(m.lifecycle, opts.prefix, warn);
     const plan = active.flatMap((t) => t.plan(m, ledger));
     opts.onEvent?.({ type: 'bundle-done', id: m.id, status: 'dry-run' });
     return { ...base, status: 'dry-run', targets: [], alreadyAt, plan, filtered: [] };
@@ -331,8 +337,24 @@ async function importOne(b: OpenedBundle, targets: ImportTarget[], opts: ImportO
       );
     }
   }
+  ledger.recordLifecycle(m.store.id, m.id, m.sequence, m.lifecycle ?? []);
+  announceDeprecated(m.lifecycle, opts.prefix, warn);
   opts.onEvent?.({ type: 'bundle-done', id: m.id, status: 'imported' });
   return { ...base, status: 'imported', targets: committed, alreadyAt, filtered };
+}
+
+/** One warning per deprecated image and module root a bundle announces, with its note. */
+function announceDeprecated(lifecycle: readonly BundleLifecycle[] | undefined, prefix: string | undefined, warn: (m: string) => void): void {
+  for (const l of lifecycle ?? []) {
+    if (l.state !== 'deprecated') continue;
+    const what =
+      l.kind === 'image'
+        ? `image ${prefix ? `${prefix}/` : ''}${l.target ?? l.name}`
+        : l.target !== null
+          ? `Go module ${l.target}`
+          : `Go module root ${l.name}`;
+    warn(`${what} is deprecated${l.note !== undefined ? `: ${l.note}` : ' (no note given)'}`);
+  }
 }
 
 /**
@@ -400,4 +422,4 @@ export { FERRY_PRIVATE_PREFIX, inspectLayoutDir, LAYOUT_LOCK_FILE, OciLayout, ty
 export { ANNOTATION_FILTERED_FROM, filteredIndex } from '../oci/index.js';
 export { RegistryTarget, type RegistryTargetOptions } from './import-registry.js';
 export { StoreTarget } from './import-store.js';
-export type { ImportTarget, PlanLine, TagReport, TargetContext, TargetReport } from './import-target.js';
+export type { ImportTarget, PlanLine, PruneReport, TagReport, TargetContext, TargetReport } from './import-target.js';

@@ -477,6 +477,41 @@ export class RegistryClient {
     return digest;
   }
 
+  /**
+   * Deletes a manifest by tag or digest (`DELETE /v2/NAME/manifests/REF`, optional in the
+   * distribution spec): `deleted` (202), `not-found` (404), or `unsupported` when the registry
+   * refuses the method for this reference (405; CNCF distribution refuses tags, and everything
+   * unless deletes are enabled). Any other answer throws.
+   */
+  async manifestDelete(repo: string, ref: string, opts: CallOptions = {}): Promise<'deleted' | 'not-found' | 'unsupported'> {
+    this.checkRepo(repo);
+    this.checkRef(ref);
+    const details = this.details(refDetails(repo, ref));
+    const res = await this.http.send({
+      op: 'manifestDelete',
+      method: 'DELETE',
+      url: this.manifestUrl(repo, ref),
+      scopes: [repositoryScope(repo, ['pull', 'push', 'delete'])],
+      details,
+      ...sig(opts),
+    });
+    if (res.statusCode === 202 || res.statusCode === 200) {
+      await discardBody(res.body);
+      return 'deleted';
+    }
+    if (res.statusCode === 404) {
+      await discardBody(res.body);
+      return 'not-found';
+    }
+    // CNCF distribution 2.8 answers a tag with 400 DIGEST_INVALID (it reads only digests there),
+    // others with 405 or 400 UNSUPPORTED: for a tag, either means "delete the manifest instead".
+    if (res.statusCode === 405 || (res.statusCode === 400 && !isDigest(ref))) {
+      await discardBody(res.body);
+      return 'unsupported';
+    }
+    throw await this.http.errorFrom('manifestDelete', res, details);
+  }
+
   /** The size of a blob, or undefined when the repository does not have it. */
   async blobHead(repo: string, digest: Digest, opts: CallOptions = {}): Promise<{ size: number } | undefined> {
     this.checkRepo(repo);

@@ -18,6 +18,8 @@ export interface FsckParts {
   readonly content: StoreContent;
   readonly tags: StoreTags;
   readonly modules: StoreModules;
+  /** Files a killed gc left to delete (their rows are gone): not damage, the next gc deletes them. */
+  readonly pendingDeletes?: ReadonlySet<Digest>;
 }
 
 function throwIfAborted(dir: string, signal: AbortSignal | undefined): void {
@@ -56,6 +58,7 @@ export async function fsck(p: FsckParts, opts: FsckOptions = {}): Promise<FsckRe
   }
   const indexed = new Set(rows.map((r) => r.digest));
   for await (const f of p.files.walk()) {
+    if (f.digest !== undefined && p.pendingDeletes?.has(f.digest) && !indexed.has(f.digest)) continue;
     if (f.digest === undefined || !indexed.has(f.digest)) {
       problems.push({ kind: 'orphan-file', ...(f.digest ? { digest: f.digest } : {}), detail: `file ${f.path} has no index row` });
     }

@@ -1,6 +1,7 @@
 /** The content-addressed store: blob files plus the SQLite index (the only SQL in Ferry). */
 export { Store, STORE_FORMAT, STORE_MARKER, STORE_DB } from './store.js';
 export { SCHEMA_VERSION } from './migrations.js';
+export { GC_PENDING_KEY, type GcOptions, type GcResult } from './gc.js';
 export type { BlobSource } from './blobs.js';
 export type { StoreContent } from './content.js';
 export type { StoreJournal, StoreTags } from './tags.js';

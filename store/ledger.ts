@@ -56,6 +56,22 @@ export const LEDGER_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE bundles ADD COLUMN sources TEXT;
   `,
+  // 4: the sources each source store announced as deprecated or archived (ferry-bundle.json's
+  // `lifecycle`), as of the newest bundle that said so; a source no longer listed is active again.
+  `
+  CREATE TABLE lifecycle (
+    source_store TEXT NOT NULL,
+    kind         TEXT NOT NULL CHECK (kind IN ('image', 'module')),
+    name         TEXT NOT NULL,
+    target       TEXT,
+    state        TEXT NOT NULL CHECK (state IN ('deprecated', 'archived')),
+    note         TEXT,
+    bundle_id    TEXT NOT NULL,
+    sequence     INTEGER NOT NULL,
+    at           TEXT NOT NULL,
+    PRIMARY KEY (source_store, kind, name)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /** The ledger schema version this code writes. */
@@ -112,6 +128,22 @@ export interface LedgerItem {
 
 /** What `recordItem` records. */
 export type RecordItemInput = Omit<LedgerItem, 'at'>;
+
+/** A source a bundle announced as deprecated or archived. */
+export interface LedgerLifecycle {
+  readonly sourceStore: string;
+  readonly kind: 'image' | 'module';
+  /** The source's name on the DMZ. */
+  readonly name: string;
+  /** The intranet repository (image) or module path (module root); null for a go.mod root. */
+  readonly target: string | null;
+  readonly state: 'deprecated' | 'archived';
+  readonly note: string | null;
+  /** The bundle that said so, and its sequence. */
+  readonly bundleId: string;
+  readonly sequence: number;
+  readonly at: string;
+}
 
 /** One source store's bundles as the ledger knows them. */
 export interface LedgerChainStatus {
@@ -386,6 +418,20 @@ export class Ledger {
     );
   }
 
+  /** Forgets an item (a tag or manifest an import deleted at the target). */
+  forgetItem(target: string, kind: LedgerItemKind, scope: string, key: string): void {
+    this.run('forgetItem', () => this.db.prepare('DELETE FROM items WHERE target = ? AND kind = ? AND scope = ? AND key = ?').run(target, kind, scope, key));
+  }
+
+  /** Tags at `target` in repository `scope` recorded as done at `digest`. */
+  tagsAt(target: string, scope: string, digest: string): string[] {
+    return this.run('tagsAt', () =>
+      (this.db.prepare("SELECT key FROM items WHERE target = ? AND kind = 'tag' AND scope = ? AND digest = ? AND state = 'done' ORDER BY key").all(target, scope, digest) as Array<{ key: string }>).map(
+        (r) => r.key,
+      ),
+    );
+  }
+
   /** Items a bundle recorded. */
   bundleItems(bundleId: string, target?: string): LedgerItem[] {
     return this.run('bundleItems', () => {
@@ -396,6 +442,52 @@ export class Ledger {
       ) as ItemDbRow[];
       return rows.map(itemRow);
     });
+  }
+
+  /**
+   * Records the lifecycle list of a bundle of `sourceStore`: its entries replace what older
+   * bundles of that store said, and a source an older bundle listed but this one does not is
+   * active again. A bundle older than the newest one recorded changes nothing.
+   */
+  recordLifecycle(
+    sourceStore: string,
+    bundleId: string,
+    sequence: number,
+    entries: ReadonlyArray<{ readonly kind: 'image' | 'module'; readonly name: string; readonly target: string | null; readonly state: 'deprecated' | 'archived'; readonly note?: string }>,
+  ): void {
+    const at = this.now().toISOString();
+    this.run('recordLifecycle', () =>
+      this.db.transaction(() => {
+        const newest = this.db.prepare('SELECT MAX(sequence) AS s FROM lifecycle WHERE source_store = ?').get(sourceStore) as { s: number | null };
+        if (newest.s !== null && newest.s > sequence) return;
+        this.db.prepare('DELETE FROM lifecycle WHERE source_store = ?').run(sourceStore);
+        const ins = this.db.prepare(
+          'INSERT INTO lifecycle (source_store, kind, name, target, state, note, bundle_id, sequence, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        );
+        for (const e of entries) ins.run(sourceStore, e.kind, e.name, e.target, e.state, e.note ?? null, bundleId, sequence, at);
+      })(),
+    );
+  }
+
+  /** Every source announced as deprecated or archived, by source store, kind and name. */
+  lifecycle(): LedgerLifecycle[] {
+    // A ledger opened read-only may predate migration 4.
+    if (this.run('lifecycle', () => this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lifecycle'").get()) === undefined) return [];
+    return this.run('lifecycle', () =>
+      (
+        this.db.prepare('SELECT * FROM lifecycle ORDER BY source_store, kind, name').all() as Array<{
+          source_store: string;
+          kind: 'image' | 'module';
+          name: string;
+          target: string | null;
+          state: 'deprecated' | 'archived';
+          note: string | null;
+          bundle_id: string;
+          sequence: number;
+          at: string;
+        }>
+      ).map((r) => ({ sourceStore: r.source_store, kind: r.kind, name: r.name, target: r.target, state: r.state, note: r.note, bundleId: r.bundle_id, sequence: r.sequence, at: r.at })),
+    );
   }
 
   /**

@@ -16,6 +16,7 @@ import { StoreBundles } from './bundles.js';
 import { StoreContent } from './content.js';
 import { IndexDb } from './db.js';
 import { fsck, storeStats } from './fsck.js';
+import { collectGarbage, pendingGcFiles, type GcOptions, type GcResult } from './gc.js';
 import { StoreModules } from './modules.js';
 import { StoreRuns } from './runs.js';
 import { StoreSumdb } from './sumdb.js';
@@ -207,7 +208,15 @@ export class Store {
    * repairs nothing. Blobs nothing uses are listed apart: not damage.
    */
   fsck(opts: FsckOptions = {}): Promise<FsckResult> {
-    return fsck({ dir: this.dir, files: this.files, content: this.content, tags: this.tags, modules: this.modules }, opts);
+    return fsck({ dir: this.dir, files: this.files, content: this.content, tags: this.tags, modules: this.modules, pendingDeletes: pendingGcFiles(this.db) }, opts);
+  }
+
+  /**
+   * Removes what nothing live needs (gc.ts): tags of sources not in `keepSources`, then the
+   * manifests and blobs no kept tag, module version or checksum-database file reaches.
+   */
+  gc(opts: GcOptions = {}): Promise<GcResult> {
+    return collectGarbage(this.db, this.files, opts);
   }
 
   /** Counts for status pages. */

@@ -94,6 +94,21 @@ export class StoreJournal implements JournalAppend {
     return Number(j.lastInsertRowid);
   }
 
+  /**
+   * Appends a tag's removal inside the caller's transaction (store/ only: StoreTags.remove): a
+   * tag entry with no digest, `previous_digest` naming what it pointed at; returns its seq.
+   */
+  appendTagRemoval(row: TagRow, at: string): number {
+    this.db.assertInTransaction('journal appendTagRemoval');
+    const j = this.db.sql
+      .prepare(
+        `INSERT INTO journal (at, kind, registry, repository, tag, digest, previous_digest, source, target)
+         VALUES (?, 'tag', ?, ?, ?, NULL, ?, ?, ?)`,
+      )
+      .run(at, row.registry, row.repository, row.tag, row.digest, row.source, row.target);
+    return Number(j.lastInsertRowid);
+  }
+
   /** Appends a tag move inside the caller's transaction (store/ only: StoreTags.set); returns its seq. */
   appendTag(row: SetTagInput, previous: Digest | undefined, at: string): number {
     this.db.assertInTransaction('journal appendTag');
@@ -225,6 +240,21 @@ export class StoreTags {
         });
       if (!changed) return { changed: false };
       return { changed: true, seq: this.journal.appendTag(row, old?.digest, now) };
+    });
+  }
+
+  /**
+   * Removes a source's tag from the live tags (`prune: true`: gone upstream or no longer
+   * selected), journaling the removal in the same transaction so the next bundle carries it.
+   * Its content stays until nothing needs it.
+   */
+  remove(k: SourceTagKey): ChangeResult {
+    this.db.assertWritable('removeTag');
+    return this.db.write('removeTag', (): ChangeResult => {
+      const old = this.getOne(k);
+      if (old === undefined) return { changed: false };
+      this.db.sql.prepare('DELETE FROM tags WHERE source = ? AND registry = ? AND repository = ? AND tag = ?').run(k.source, k.registry, k.repository, k.tag);
+      return { changed: true, seq: this.journal.appendTagRemoval(old, this.db.iso()) };
     });
   }
 

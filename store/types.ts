@@ -195,6 +195,7 @@ export interface JournalEntry {
   readonly registry?: string;
   readonly repository?: string;
   readonly tag?: string;
+  /** Absent on a tag entry: the tag left the live tags (pruned); `previousDigest` is what it named. */
   readonly digest?: Digest;
   readonly previousDigest?: Digest;
   /** The image entry (tags) or module root (module versions) the change belongs to. */

@@ -58,6 +58,8 @@ export interface ImageResult {
   readonly unchanged: number;
   readonly failed: number;
   readonly errors: ReadonlyArray<{ tag?: string; code: string; message: string }>;
+  /** Tags removed from the store's live tags this pass (`prune: true`: gone upstream or no longer selected). */
+  readonly pruned: readonly string[];
   /** Foreign layers of the manifests this pass fetched, once each. */
   readonly foreignLayers: readonly ForeignLayerReport[];
 }
@@ -98,6 +100,7 @@ export async function syncImage(ctx: SyncContext, img: ImageConfig, client: Regi
   let unchanged = 0;
   let failed = 0;
   let selected: string[] = [];
+  const pruned: string[] = [];
   const run: ImageRun = { img, foreign: new Map(), tags: new Set() };
   try {
     const tags = await ctx.queue.add(() => client.tagList(img.ref.repository, { signal: ctx.signal }));
@@ -125,6 +128,15 @@ export async function syncImage(ctx: SyncContext, img: ImageConfig, client: Regi
       }),
     );
     ctx.store.tags.touchMany(untouched);
+    if (img.prune && !ctx.signal?.aborted) {
+      // Only after a complete tag list: what the entry no longer selects leaves the live tags.
+      const keep = new Set(selected);
+      for (const t of ctx.store.tags.list({ source: img.name, registry: img.ref.registry, repository: img.ref.repository })) {
+        if (keep.has(t.tag)) continue;
+        if (ctx.store.tags.remove(repoKey(img, t.tag)).changed) pruned.push(t.tag);
+      }
+      if (pruned.length > 0) log.info({ tags: pruned }, 'pruned: tags gone upstream or no longer selected left the live tags');
+    }
   } catch (err) {
     const fe = toFerryError(err, 'INTERNAL', { reference: img.source });
     errors.push({ code: fe.code, message: fe.message });
@@ -139,7 +151,7 @@ export async function syncImage(ctx: SyncContext, img: ImageConfig, client: Regi
   if (skipped.length > 0) {
     log.warn({ layers: skipped.map((f) => ({ digest: f.digest, mediaType: f.mediaType, urls: f.urls })) }, 'foreign layers left out (non-distributable; set foreignLayers: fetch to carry them)');
   }
-  return { name: img.name, ok, tagsSelected: selected.length, changed, unchanged, failed, errors, foreignLayers };
+  return { name: img.name, ok, tagsSelected: selected.length, changed, unchanged, failed, errors, pruned, foreignLayers };
 }
 
 /** Syncs one tag; returns true when the stored tag pointer moved. */

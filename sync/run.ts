@@ -57,6 +57,10 @@ export interface SyncSummary {
   readonly foreignLayers: ReadonlyArray<{ source: string } & ForeignLayerReport>;
   readonly results: readonly ImageResult[];
   readonly moduleResults: readonly ModuleRootResult[];
+  /** Tags that left the store's live tags this pass (`prune: true`), by source. */
+  readonly pruned: ReadonlyArray<{ readonly source: string; readonly tag: string }>;
+  /** Sources left alone because their `lifecycle` is `archived` (no upstream request; not a failure). */
+  readonly archived: readonly string[];
 }
 
 /** Builds the GOPROXY client for the configured proxy (TLS, CA and credentials as for registries). */
@@ -113,8 +117,11 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
     counters: { blobsFetched: 0, bytesFetched: 0, manifestsFetched: 0 },
   };
   const wanted = (name: string): boolean => !opts.only || opts.only.length === 0 || opts.only.includes(name);
-  const images = config.images.filter((i) => wanted(i.name));
-  const roots = (config.goModules?.roots ?? []).filter((r) => wanted(r.name));
+  // An archived source is never contacted upstream again: it is not part of the pass at all.
+  const archived = [...config.images, ...(config.goModules?.roots ?? [])].filter((s) => wanted(s.name) && s.lifecycle === 'archived').map((s) => s.name);
+  if (archived.length > 0) logger.info({ sources: archived }, 'archived sources: not contacted upstream');
+  const images = config.images.filter((i) => wanted(i.name) && i.lifecycle !== 'archived');
+  const roots = (config.goModules?.roots ?? []).filter((r) => wanted(r.name) && r.lifecycle !== 'archived');
   const runId = store.runs.start('sync', { sources: [...images.map((i) => i.name), ...roots.map((r) => r.name)] });
   const imageWork = Promise.all(images.map((img) => syncImage(ctx, img, clients.get(img.ref.registry))));
   // Pass totals: a version reached from several roots counts once here (the roots' own counts overlap).
@@ -208,6 +215,8 @@ export async function runSync(opts: RunSyncOptions): Promise<SyncSummary> {
     foreignLayers: results.flatMap((r) => r.foreignLayers.map((f) => ({ source: r.name, ...f }))),
     results,
     moduleResults,
+    pruned: results.flatMap((r) => r.pruned.map((tag) => ({ source: r.name, tag }))),
+    archived,
   };
   const aborted = opts.signal?.aborted === true;
   const sources = results.length + moduleResults.length;

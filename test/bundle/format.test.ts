@@ -146,3 +146,55 @@ describe('images[].filtered (a platform-filtered index carried beside its origin
     expect(() => parseBundleManifest(withField(patch))).toThrow(expect.objectContaining({ code: 'BUNDLE_INVALID', message: expect.stringContaining(`images[0].filtered ${why}`) }));
   });
 });
+
+describe('lifecycle (deprecated and archived sources)', () => {
+  const lifecycle = [
+    { kind: 'image' as const, name: 'app', target: 'mirror/app', state: 'deprecated' as const, note: 'use "mirror/app2" — after 2027' },
+    { kind: 'module' as const, name: 'gomod:./go.mod', target: null, state: 'archived' as const },
+  ];
+
+  it('is written last, one source per line with the note last, only when some source is not active, and round-trips', () => {
+    const bytes = serializeBundleManifest({ ...manifest, lifecycle });
+    const text = bytes.toString('utf8');
+    expect(text).toContain(
+      '  "lifecycle": [\n    {"kind":"image","name":"app","target":"mirror/app","state":"deprecated","note":"use \\"mirror/app2\\" — after 2027"},\n' +
+        '    {"kind":"module","name":"gomod:./go.mod","target":null,"state":"archived"}\n  ]\n}\n',
+    );
+    expect(parseBundleManifest(bytes)).toEqual({ ...manifest, lifecycle });
+    expect(serializeBundleManifest({ ...manifest, lifecycle: [] }).equals(serializeBundleManifest(manifest))).toBe(true);
+    expect(serializeBundleManifest(manifest).toString('utf8')).not.toContain('"lifecycle"');
+  });
+
+  it.each<[string, unknown, string]>([
+    ['empty', [], 'lifecycle'],
+    ['an active source', [{ ...lifecycle[0], state: 'active' }], 'lifecycle[0].state'],
+    ['an unknown kind', [{ ...lifecycle[0], kind: 'chart' }], 'lifecycle[0].kind'],
+    ['a note with a control character', [{ ...lifecycle[0], note: 'two\nlines' }], 'lifecycle[0].note'],
+    ['a note with a C1 control character', [{ ...lifecycle[0], note: 'x\u0085y' }], 'lifecycle[0].note'],
+    ['an unknown key', [{ ...lifecycle[0], since: 'yesterday' }], 'lifecycle[0]'],
+    ['a source listed twice', [lifecycle[0], lifecycle[0]], 'lifecycle[1]'],
+  ])('refuses %s', (_what, value, field) => {
+    expect(() => parseBundleManifest(withField({ lifecycle: value }))).toThrow(expect.objectContaining({ code: 'BUNDLE_INVALID', message: expect.stringContaining(`ferry-bundle.json: ${field}`) }));
+  });
+});
+
+describe('pruned (tags that left upstream, prune: true)', () => {
+  const pruned = [{ target: 'mirror/app', tag: 'v1', digest: sha256Digest('v1') }];
+
+  it('is written last, one tag per line, only when some tag left, and round-trips', () => {
+    const bytes = serializeBundleManifest({ ...manifest, pruned });
+    expect(bytes.toString('utf8')).toContain(`  "pruned": [\n    {"target":"mirror/app","tag":"v1","digest":"${pruned[0]!.digest}"}\n  ]\n}\n`);
+    expect(parseBundleManifest(bytes)).toEqual({ ...manifest, pruned });
+    expect(serializeBundleManifest({ ...manifest, pruned: [] }).equals(serializeBundleManifest(manifest))).toBe(true);
+  });
+
+  it.each<[string, unknown, string]>([
+    ['empty', [], 'pruned'],
+    ['a bad tag', [{ ...pruned[0], tag: '-x' }], 'pruned[0].tag'],
+    ['a bad digest', [{ ...pruned[0], digest: 'sha256:abc' }], 'pruned[0].digest'],
+    ['a tag listed twice', [pruned[0], pruned[0]], 'pruned[1]'],
+    ['a tag also carried', [{ target: 'mirror/golang', tag: '1.22', digest: sha256Digest('x') }], 'pruned[0]'],
+  ])('refuses %s', (_what, value, field) => {
+    expect(() => parseBundleManifest(withField({ pruned: value }))).toThrow(expect.objectContaining({ code: 'BUNDLE_INVALID', message: expect.stringContaining(`ferry-bundle.json: ${field}`) }));
+  });
+});

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig, parseByteSize, parseConfig, resolveSecret, selectTags } from '../../config/index.js';
+import { inactiveSources, loadConfig, parseByteSize, parseConfig, resolveSecret, selectTags } from '../../config/index.js';
 import { FerryError } from '../../errors/index.js';
 
 function errorOf(fn: () => unknown): FerryError {
@@ -98,6 +98,24 @@ describe('config', () => {
     const err = errorOf(() => parseConfig('version: 1\nimages: [\n', 'bad.yaml'));
     expect(err.code).toBe('CONFIG_INVALID');
     expect(err.message).toMatch(/^bad\.yaml:\d+:\d+: YAML syntax error/);
+  });
+
+  it('reads lifecycle and note on image entries and module roots (default active) and refuses bad ones', () => {
+    const c = parseConfig(
+      'version: 1\nimages:\n  - source: r.example/a\n    lifecycle: deprecated\n    note: use r.example/b\n  - source: r.example/b\n' +
+        'goModules:\n  modules:\n    - path: example.com/m\n      lifecycle: archived\n    - gomod: ./go.mod\n      lifecycle: deprecated\n      note: moved\n',
+      join(tmpdir(), 'f.yaml'),
+    );
+    expect(c.images.map((i) => [i.lifecycle, i.note])).toEqual([['deprecated', 'use r.example/b'], ['active', undefined]]);
+    expect(c.goModules?.roots.map((r) => [r.name.replace(/:.*/, ':'), r.lifecycle, r.note])).toEqual([['example.com/m', 'archived', undefined], ['gomod:', 'deprecated', 'moved']]);
+    expect(inactiveSources(c)).toEqual([
+      { kind: 'image', name: 'r.example/a', target: 'a', state: 'deprecated', note: 'use r.example/b' },
+      { kind: 'module', name: 'example.com/m', target: 'example.com/m', state: 'archived' },
+      { kind: 'module', name: c.goModules!.roots[1]!.name, target: null, state: 'deprecated', note: 'moved' },
+    ]);
+    expect(errorOf(() => parseConfig('version: 1\nimages:\n  - source: r.example/a\n    lifecycle: retired\n', 'f.yaml')).message).toMatch(/^f\.yaml:4:\d+: images\[0\]\.lifecycle/);
+    expect(errorOf(() => parseConfig('version: 1\nimages:\n  - source: r.example/a\n    note: "two\\nlines"\n', 'f.yaml')).message).toMatch(/images\[0\]\.note: expected one line of text/);
+    expect(errorOf(() => parseConfig('version: 1\nimages:\n  - source: r.example/a\n    lifecycel: archived\n', 'f.yaml')).message).toContain('did you mean "lifecycle"?');
   });
 
   it('refuses a source with a tag and duplicate names', () => {

@@ -1,0 +1,45 @@
+// The store's gc on its own: the index stays bounded (old run rows go, the newest KEEP_RUNS and
+// running ones stay), and content younger than minAgeMs is never collected.
+import { afterEach, describe, expect, it } from 'vitest';
+import { KEEP_RUNS } from '../../store/gc.js';
+import { tempStore } from './helpers.js';
+
+describe('store gc', () => {
+  const cleanups: Array<() => void> = [];
+  afterEach(() => {
+    for (const c of cleanups.splice(0)) c();
+  });
+
+  it('keeps the newest finished runs and every running one', async () => {
+    const { store, cleanup } = tempStore();
+    cleanups.push(() => {
+      store.close();
+      cleanup();
+    });
+    const running = store.runs.start('sync');
+    for (let i = 0; i < KEEP_RUNS + 5; i++) store.runs.finish(store.runs.start('sync'), { status: 'ok' });
+    const dry = await store.gc({ dryRun: true });
+    expect(dry).toMatchObject({ dryRun: true, runs: 5, manifests: 0, blobs: 0 });
+    const r = await store.gc();
+    expect(r.runs).toBe(5);
+    const left = store.runs.last(KEEP_RUNS + 10);
+    expect(left).toHaveLength(KEEP_RUNS + 1);
+    expect(left.some((x) => x.id === running)).toBe(true);
+    expect((await store.gc()).runs).toBe(0);
+  });
+
+  it('never collects content younger than minAgeMs, and does once it is older', async () => {
+    const { store, cleanup } = tempStore();
+    cleanups.push(() => {
+      store.close();
+      cleanup();
+    });
+    const { digest: put } = await store.content.writeBlobBytes(undefined, Buffer.from('nobody uses me'));
+    expect((await store.gc()).blobs).toBe(0);
+    const later = new Date(Date.now() + 2 * 3_600_000);
+    const r = await store.gc({ now: () => later });
+    expect(r).toMatchObject({ blobs: 1, bytes: 14 });
+    expect(store.content.hasBlob(put)).toBe(false);
+    expect((await store.fsck()).problems).toEqual([]);
+  });
+});
