@@ -47,7 +47,9 @@ function lastRunCell(j: JobStatus): SafeHtml {
 
 function jobRow(j: JobStatus, now: Date): SafeHtml {
   const state = j.state === 'running' ? html`<span class="warn">running</span> <span class="muted">since ${when(j.runningSince, now)}</span>` : html`idle`;
-  return html`<tr><th scope="row" class="wrap">${j.name}</th><td>${j.kind}</td><td>${state}</td>
+  // Deprecated sources still run; archived ones never do (no upstream request): both say so, with their note.
+  const life = j.lifecycle !== 'active' ? html`<br><span class="${j.lifecycle === 'deprecated' ? 'warn' : 'muted'}">${j.lifecycle}</span>${j.note !== null ? html`: ${j.note}` : ''}` : '';
+  return html`<tr><th scope="row" class="wrap">${j.name}</th><td>${j.kind}</td><td class="wrap">${state}${life}</td>
 <td>${lastRunCell(j)}${j.lastRun ? html`<br>${when(j.lastRun.finishedAt, now)}` : ''}</td>
 <td>${when(j.nextRun, now)}${j.schedule !== null ? html`<br><code>${j.schedule}</code>` : html`<br><span class="muted">no schedule</span>`}</td>
 <td>${when(j.lastSuccess, now)}</td>
@@ -93,7 +95,8 @@ export function renderStatusPage(s: DaemonStatus, now: Date): string {
 <p id="verdict" class="${failing > 0 ? 'bad' : 'ok'}">${s.stopping ? 'Stopping. ' : ''}${failing > 0 ? `${failing} source${failing === 1 ? '' : 's'} failed on the last run.` : `${s.sources.length} source${s.sources.length === 1 ? '' : 's'}, none failing.`}</p>
 <section aria-labelledby="sources"><h2 id="sources">Sources</h2>
 ${s.sources.length ? jobsTable('Every source with its last and next run', s.sources, now) : html`<p>No sources are configured.</p>`}
-${s.export ? html`<h3>Scheduled export</h3>${jobsTable('The automatic export', [s.export], now)}` : ''}</section>
+${s.export ? html`<h3>Scheduled export</h3>${jobsTable('The automatic export', [s.export], now)}` : ''}
+${s.gc ? html`<h3>Scheduled garbage collection</h3>${jobsTable('The scheduled ferry gc', [s.gc], now)}` : ''}</section>
 <section aria-labelledby="queues"><h2 id="queues">Queues and store</h2><dl class="kv">${q('Registry transfers', s.queue)}${q('GOPROXY requests', s.moduleQueue)}
 ${o ? html`<dt>Store</dt><dd id="store-size">${formatBytes(o.storeSize.bytes)} in ${plural(o.storeSize.blobs, 'blob')}; ${plural(o.storeSize.tags, 'tag')}, ${plural(o.storeSize.moduleVersions, 'module version')}</dd>` : ''}</dl></section>
 ${o ? html`<section aria-labelledby="pending"><h2 id="pending">What <code>ferry export</code> would carry now</h2>${pendingSection(o)}</section>

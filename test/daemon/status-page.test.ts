@@ -16,6 +16,8 @@ function job(name: string, over: Partial<JobStatus> = {}): JobStatus {
     name,
     kind: 'image',
     schedule: '0 * * * *',
+    lifecycle: 'active',
+    note: null,
     state: 'idle',
     runningSince: null,
     lastRun: { startedAt: '2026-01-02T03:00:00Z', finishedAt: '2026-01-02T03:00:02Z', durationMs: 2000, ok: false, aborted: false, error: EVIL, bytes: 2048, blobs: 2 },
@@ -37,6 +39,7 @@ const status: DaemonStatus = {
   moduleQueue: { size: 0, pending: 0, concurrency: 32 },
   sources: [job(`up.example/${EVIL}`)],
   export: null,
+  gc: null,
   lastBundle: null,
   overview: {
     storeSize: { blobs: 10, bytes: 5 * 1024 * 1024, tags: 4, moduleVersions: 7 },
@@ -66,6 +69,17 @@ describe('daemon status page', () => {
     expect(page).toContain('<span class="warn">not confirmed yet</span>');
     expect(page).toContain('<main data-refresh="3000">');
     expect(page).toContain('<time datetime="2026-01-02T04:00:00Z" title="2026-01-02T04:00:00Z">2026-01-02 04:00:00 UTC</time> <span class="muted">(in 56 min)</span>');
+  });
+
+  it('shows a deprecated or archived source with its note, escaped, and the scheduled gc', () => {
+    const page = renderStatusPage(
+      { ...status, sources: [job('old', { lifecycle: 'deprecated', note: `use new ${EVIL}` }), job('gone', { lifecycle: 'archived', note: null, schedule: null, nextRun: null })], gc: job('gc', { kind: 'gc' }) },
+      NOW,
+    );
+    expect(page).toContain(`<span class="warn">deprecated</span>: use new ${escapeHtml(EVIL)}`);
+    expect(page).toContain('<span class="muted">archived</span></td>');
+    expect(page).toContain('<h3>Scheduled garbage collection</h3>');
+    expect(page).not.toContain('<img');
   });
 
   it('is served at / with a CSP, next to /status, and its assets under /-/ui/', async () => {
