@@ -48,10 +48,12 @@ const JS = `(() => {
   const count = document.getElementById('filter-count');
   const apply = () => {
     const q = box.value.trim().toLowerCase();
+    const words = q.split(/\\s+/).filter((w) => w !== '');
     let shown = 0;
     let total = 0;
     for (const row of document.querySelectorAll('[data-f]')) {
-      const hit = q === '' || row.getAttribute('data-f').includes(q);
+      const key = row.getAttribute('data-f');
+      const hit = words.every((w) => key.includes(w));
       row.hidden = !hit;
       total++;
       if (hit) shown++;

@@ -120,6 +120,9 @@ describe('the catalog page in a browser', () => {
     expect(await page.locator('tr[data-f]:visible th').textContent()).toBe('1.22');
     expect(await page.locator('#filter-count').textContent()).toMatch(/^1 of \d+ rows match$/);
     expect(new URL(page.url()).searchParams.get('q')).toBe('arm64');
+    // Every word must match, in any order.
+    await page.locator('#filter').fill('arm64 GOLANG');
+    await expect.poll(() => page.locator('tr[data-f]:visible th').allTextContents()).toEqual(['1.22']);
     await page.locator('#filter').fill('greet');
     await expect.poll(() => page.locator('tr[data-f]:visible th').allTextContents()).toEqual(['example.com/greet']);
     await page.locator('#filter').fill('');

@@ -156,8 +156,8 @@ describe('ferry serve: the catalog of a store', () => {
   });
 
   it('narrows the page with ?q= without a script', async () => {
-    const page = await (await fetch(`${server.url}/?q=ARM64`)).text();
-    expect(page).toContain('value="arm64"');
+    const page = await (await fetch(`${server.url}/?q=ARM64%20golang`)).text();
+    expect(page).toContain('value="arm64 golang"');
     expect(page).toMatch(/<tr data-f="mirror\/golang 1\.22[^"]*">/);
     expect(page).toMatch(/<tr data-f="mirror\/app v1[^"]*" hidden>/);
     expect(page).toMatch(/<tr data-f="example\.com\/lib[^"]*" hidden>/);
