@@ -6,7 +6,6 @@
  * of the CLI (scripts/postbuild.mjs), holds that compiled code. A cache V8 refuses (another
  * Node.js, other flags, another bundle) is simply not used.
  */
-import './runtime.js';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 /** Ferry's command line: parses arguments, runs a command, maps outcomes to exit codes (0 ok, 1 failed, 2 usage/config). */
-import './runtime.js';
 import { Command, CommanderError, Option } from 'commander';
 import { registerCommands } from './commands.js';
 import { EXIT_USAGE, LOG_FORMATS, reportError, setLogFormat, type LogFormat } from './common.js';

@@ -41,11 +41,11 @@ export interface HashZipOptions {
 /**
  * dirhash.HashZip: Hash1 over every entry of the zip, named exactly as stored (including the
  * "module@version/" prefix). As in Go, when a name appears twice both lines use the content of
- * the last entry with that name. Zips up to IN_MEMORY_ZIP are read whole on a hasher thread,
- * bigger ones streamed an entry at a time.
+ * the last entry with that name. Zips up to IN_MEMORY_ZIP are read from memory, bigger ones
+ * from the file.
  */
 export async function hashZip(zipFile: string, opts: HashZipOptions = {}): Promise<string> {
-  const z = await openZipSource(zipFile, { maxTotal: Number.MAX_SAFE_INTEGER, signal: opts.signal });
+  const z = await openZipSource(zipFile, { signal: opts.signal });
   try {
     const files: HashedFile[] = [];
     for (let i = 0; i < z.entries.length; i++) files.push({ name: z.entries[i]!.name, sha256: await z.sha256(i) });

@@ -39,8 +39,6 @@ export interface CheckedZip {
   readonly files: number;
   /** Total uncompressed bytes of those files. */
   readonly uncompressed: number;
-  /** The zip's own digest ("sha256:…"), when it was read whole (at most IN_MEMORY_ZIP). */
-  readonly digest?: string;
   /** sha256 of the module's go.mod (the zip's root `go.mod`), or undefined when the zip has none. */
   readonly goModSha256?: Buffer;
 }
@@ -170,7 +168,7 @@ export async function checkModuleZip(zipFile: string, opts: CheckZipOptions): Pr
 
   let z: ZipSource;
   try {
-    z = await openZipSource(zipFile, { size, maxTotal: max, data: opts.data, signal: opts.signal });
+    z = await openZipSource(zipFile, { size, data: opts.data, signal: opts.signal });
   } catch (err) {
     if (err instanceof FerryError && err.code === 'ZIP_INVALID') throw fail(err.message, err);
     throw err;
@@ -232,7 +230,6 @@ export async function checkModuleZip(zipFile: string, opts: CheckZipOptions): Pr
       h1: hash1(hashed),
       files,
       uncompressed: total,
-      ...(z.digest !== undefined ? { digest: `sha256:${z.digest}` } : {}),
       ...(goModAt >= 0 ? { goModSha256: hashed[goModAt]!.sha256 } : {}),
     };
   } finally {

@@ -189,6 +189,8 @@ export class StoreTarget implements ImportTarget {
     }
     let files = 0;
     for (const [name, plan] of sumdbPlans) files += await this.mergeSumdb(name, this.sumdb.get(name)!, plan);
+    // The ledger records this bundle as done next: what it carried must outlive a power cut first.
+    this.store.flush('importCommit');
     return { ...emptyReport(this.name, 'store'), blobs: { ...this.counts }, manifests, tags, modules: m.modules.length, files, sumdb: [...this.sumdb.keys()].sort(), foreignLayers: [...foreign].sort() };
   }
 

@@ -11,7 +11,6 @@ import { PassThrough, Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FerryError, isFerryError } from '../errors/index.js';
 import { VerifyingStream, digestHex, isDigest, type Digest } from '../oci/index.js';
-import { BlobWriterPool, type PlaceFailure, type PlaceJob } from './blob-writer.js';
 import { pidAlive } from './pid.js';
 
 /** A blob body: a Node stream or any async iterable of bytes. */
@@ -107,14 +106,6 @@ class SyncedFileSink extends Writable {
   }
 }
 
-/** A small write waiting for its group. */
-interface PendingWrite {
-  readonly d: Digest;
-  readonly job: PlaceJob;
-  readonly resolve: (size: number) => void;
-  readonly reject: (err: unknown) => void;
-}
-
 /** A blob file found on disk by `walk`. */
 export interface BlobFile {
   readonly path: string;
@@ -128,12 +119,8 @@ export class BlobFiles {
   readonly tmpDir: string;
   private readonly shardsMade = new Set<string>();
   private readonly dirFds = new Map<string, number>();
-  /** Small writes waiting for the next group (see writeBytes). */
-  private group: PendingWrite[] = [];
-  private committing = false;
   private readonly tmpPrefix = `${randomBytes(6).toString('hex')}-`;
   private tmpCount = 0;
-  private writers: BlobWriterPool | undefined;
 
   constructor(dir: string) {
     this.root = join(dir, 'blobs', 'sha256');
@@ -233,11 +220,8 @@ export class BlobFiles {
 
   /**
    * `write` for content already in memory (manifests, .info, .mod, small module zips): the same
-   * checks on this thread, then the same temp → fsync → rename → fsync-directory order on a
-   * writer thread (blob-writer.ts), together with every other small write waiting at that
-   * moment (group commit): one message each way per group instead of several thread-pool trips
-   * per file, and concurrent fsyncs that share filesystem journal commits. A write that finds no
-   * group in progress starts one at once. Resolves only once the file is durably in place.
+   * checks, then the same temp → fsync → rename → fsync-directory order. Resolves only once the
+   * file is durably in place.
    */
   async writeBytes(d: Digest, bytes: Uint8Array, size?: number): Promise<number> {
     if (size !== undefined && bytes.length !== size) {
@@ -245,37 +229,15 @@ export class BlobFiles {
     }
     const got = `sha256:${hash('sha256', bytes, 'hex')}`;
     if (got !== d) throw new FerryError('DIGEST_MISMATCH', `content digest mismatch: expected ${d}, got ${got}`, { op: 'writeBlob', digest: d });
-    const hex = digestHex(d);
-    const shard = join(this.root, hex.slice(0, 2));
-    const job: PlaceJob = { tmp: this.tempName(), final: join(shard, hex), shard, bytes };
-    return new Promise<number>((resolve, reject) => {
-      this.group.push({ d, job, resolve, reject });
-      if (!this.committing) void this.commitGroups();
+    return this.viaTemp(d, async (fh, tmp) => {
+      await fh.writeFile(bytes).catch((err: unknown) => {
+        throw ioError(err, 'write', tmp, d);
+      });
+      await fh.sync().catch((err: unknown) => {
+        throw ioError(err, 'fsync', tmp, d);
+      });
+      return bytes.length;
     });
-  }
-
-  /** Hands the waiting small writes to the writer threads, group after group, until none is left. */
-  private async commitGroups(): Promise<void> {
-    this.committing = true;
-    try {
-      while (this.group.length > 0) {
-        const batch = this.group.splice(0);
-        let failures: Array<PlaceFailure | undefined>;
-        try {
-          failures = await (this.writers ??= new BlobWriterPool()).placeAll(batch.map((w) => w.job));
-        } catch (err) {
-          for (const w of batch) w.reject(ioError(err, 'write', w.job.tmp, w.d));
-          continue;
-        }
-        batch.forEach((w, i) => {
-          const f = failures[i];
-          if (!f) w.resolve(w.job.bytes.length);
-          else w.reject(ioError(Object.assign(new Error(f.message), f.code ? { code: f.code } : {}), f.step, f.file, w.d));
-        });
-      }
-    } finally {
-      this.committing = false;
-    }
   }
 
   /**
@@ -362,8 +324,6 @@ export class BlobFiles {
 
   /** Closes the directory descriptors kept for fsync. */
   close(): void {
-    this.writers?.close();
-    this.writers = undefined;
     for (const fd of this.dirFds.values()) {
       try {
         closeSync(fd);

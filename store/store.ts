@@ -183,7 +183,15 @@ export class Store {
     }
   }
 
-  /** Stops the blob writer threads and closes the index. */
+  /**
+   * Makes every index commit so far durable (see IndexDb.flush): for the end of work that
+   * something outside the store then records as done.
+   */
+  flush(op: string): void {
+    this.db.flush(op);
+  }
+
+  /** Closes the blob directories' descriptors and the index. */
   close(): void {
     this.files.close();
     this.db.close();

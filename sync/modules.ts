@@ -61,7 +61,7 @@ export interface ModuleSyncContext extends SyncContext {
   readonly sumCheck?: SumCheck | undefined;
   /** Pass totals: versions reached and versions newly stored, each counted once however many roots reach it. */
   readonly moduleCounters: { checked: number; fresh: number };
-  /** Records stored versions, several to a commit. */
+  /** Records stored versions, one commit per event-loop turn. */
   readonly recorder: VersionRecorder;
   /** The roots' outcomes, recorded with the run's end (one commit for all of them). */
   readonly outcomes: SourceResultInput[];
@@ -69,67 +69,24 @@ export interface ModuleSyncContext extends SyncContext {
 
 type VersionEntry = Parameters<StoreModules['putMany']>[0][number];
 
-/** A version on its way to the store: recorded once, or abandoned when it fails first. */
-export interface RecorderTicket {
-  record(entry: VersionEntry): Promise<void>;
-  /** No row is coming from this version (a no-op once recorded). */
-  abandon(): void;
-}
-
 /**
- * Gathers the version rows that become ready within a few milliseconds into one commit: with
- * `synchronous = FULL` every commit is an fsync on the event loop, and one per version cost more
- * than the rest of the bookkeeping. Each caller still resumes only once its own row is durable.
- * A batch commits at once when no other version is on its way (each takes a ticket when it
- * starts): the last rows of a pass do not wait out the window.
+ * Records stored versions: the rows that become ready in one turn of the event loop share one
+ * commit (commits are not fsynced, see store/db.ts INDEX_SYNCHRONOUS, but each is still a
+ * SQLite transaction). Each caller resumes once its own row is committed.
  */
 export class VersionRecorder {
   private pending: Array<{ entry: VersionEntry; resolve: () => void; reject: (err: unknown) => void }> = [];
-  private timer: NodeJS.Timeout | undefined;
-  /** Tickets neither recorded nor abandoned. */
-  private open = 0;
 
-  constructor(
-    private readonly store: Store,
-    /** How long the first row of a batch waits for company (measured: 5 ms gave ~2 rows a commit, 100 ms ~16). */
-    private readonly windowMs = 50,
-    /** A batch this full commits at once. */
-    private readonly maxBatch = 64,
-  ) {}
+  constructor(private readonly store: Store) {}
 
-  /** A ticket for a version that has started; its row is expected until it records or abandons. */
-  begin(): RecorderTicket {
-    this.open++;
-    let done = false;
-    const close = (): boolean => {
-      if (done) return false;
-      done = true;
-      this.open--;
-      return true;
-    };
-    return {
-      record: (entry) => {
-        if (!close()) return Promise.reject(new Error('VersionRecorder: a ticket records once'));
-        return this.record(entry);
-      },
-      abandon: () => {
-        if (close() && this.open === 0 && this.pending.length > 0) this.flush();
-      },
-    };
-  }
-
-  /** Records one version (in the next batch); settles when its commit has. */
-  private record(entry: VersionEntry): Promise<void> {
+  /** Records one version (with the others of this turn); settles when its commit has. */
+  record(entry: VersionEntry): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.pending.push({ entry, resolve, reject });
-      if (this.pending.length >= this.maxBatch || this.open === 0) this.flush();
-      else this.timer ??= setTimeout(() => this.flush(), this.windowMs);
+      if (this.pending.push({ entry, resolve, reject }) === 1) setImmediate(() => this.flush());
     });
   }
 
   private flush(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
     const batch = this.pending;
     this.pending = [];
     let results: ReturnType<StoreModules['putMany']>;
@@ -341,11 +298,10 @@ function startVisit(mctx: ModuleSyncContext, path: string, version: string, root
       fresh: false,
     };
   } else {
-    const ticket = mctx.recorder.begin();
     const head = fetchModFiles(mctx, path, version);
     const requires = head.then((h) => h.files.gomod.require);
     const done = head.then(async (h) => {
-      const zip = await storeVersion(mctx, path, version, root, h, ticket);
+      const zip = await storeVersion(mctx, path, version, root, h);
       mctx.moduleCounters.fresh++;
       mctx.emit({ type: 'module-done', module: path, version, isNew: true });
       return { zip };
@@ -353,7 +309,7 @@ function startVisit(mctx: ModuleSyncContext, path: string, version: string, root
     // Every root awaits `done` (and `requires` when it follows dependencies): these only keep
     // a failure from counting as unhandled before a root has looked.
     requires.catch(() => undefined);
-    done.catch(() => ticket.abandon());
+    done.catch(() => undefined);
     v = { requires: () => requires, done, fresh: true };
   }
   mctx.visits.set(key, v);
@@ -392,7 +348,7 @@ async function fetchModFiles(mctx: ModuleSyncContext, module: string, version: s
  * file written only to be read back cost more than the check); a bigger one streams to a temp
  * file under the store, which moves into place by rename.
  */
-async function storeVersion(mctx: ModuleSyncContext, module: string, version: string, root: string, h: ModFiles, ticket: RecorderTicket): Promise<boolean> {
+async function storeVersion(mctx: ModuleSyncContext, module: string, version: string, root: string, h: ModFiles): Promise<boolean> {
   const signal = mctx.signal;
   const so = signal ? { signal } : {};
   let data: Buffer | undefined;
@@ -417,8 +373,7 @@ async function storeVersion(mctx: ModuleSyncContext, module: string, version: st
     }
     const where = tmp ?? proxyPath(module, 'zip', version);
     const checked = await checkModuleVersion(h.files, absent ? undefined : { file: where, ...(data ? { data } : {}) }, so);
-    // A zip checked in memory was hashed whole by the checker's thread; writeBlobBytes checks it again.
-    const zipDigest = checked.zip ? (spilledDigest ?? ((checked.zip.digest as Digest | undefined) ?? sha256Digest(data!))) : null;
+    const zipDigest = checked.zip ? (spilledDigest ?? sha256Digest(data!)) : null;
     await mctx.sumCheck?.(module, version, checked.zip?.h1, checked.h1Mod, signal);
     const infoDigest = sha256Digest(h.info.raw);
     const modDigest = sha256Digest(h.mod);
@@ -439,7 +394,7 @@ async function storeVersion(mctx: ModuleSyncContext, module: string, version: st
       mctx.counters.blobsFetched += 1;
       mctx.counters.bytesFetched += size;
     }
-    await ticket.record({
+    await mctx.recorder.record({
       row: { module, version, time: h.info.Time ?? '', infoDigest, modDigest, zipDigest, h1Zip: checked.zip?.h1 ?? null, h1Mod: checked.h1Mod, root },
       opts: {
         blobs: [

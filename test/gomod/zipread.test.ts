@@ -1,4 +1,4 @@
-// Small zips are read whole on a hasher thread (zip-hasher.ts), big ones streamed by yauzl
+// Small zips are read by yauzl from memory, big ones streamed by yauzl from their file
 // (zipread.ts): both must answer exactly alike, for good zips and for every kind of damage.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FerryError } from '../../errors/index.js';
 import { hash1 } from '../../gomod/index.js';
-import { ZipHasherPool } from '../../gomod/zip-hasher.js';
+import { checkModuleZip } from '../../gomod/zipcheck.js';
 import { hashEntry, openZip } from '../../gomod/zipread.js';
 import { makeBadZip, writeModuleZip, type BadZipEntry } from '../helpers/goproxy-tree.js';
 
@@ -29,7 +29,6 @@ const norm = (r: Outcome): unknown =>
 
 describe('small zips read whole answer like big zips streamed', () => {
   let dir: string;
-  const pool = new ZipHasherPool(1);
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ferry-zipmem-'));
   });
@@ -37,11 +36,11 @@ describe('small zips read whole answer like big zips streamed', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  /** Every entry hashed by yauzl's streams, as zips over IN_MEMORY_ZIP are. */
-  function streamed(file: string): Promise<Outcome> {
+  /** Every entry hashed by yauzl: from the file, as zips over IN_MEMORY_ZIP are, or from memory. */
+  function read(file: string, data?: Buffer): Promise<Outcome> {
     return outcome(
       (async () => {
-        const z = await openZip(file);
+        const z = await openZip(file, undefined, data);
         try {
           const files = [];
           for (const e of z.entries) files.push({ name: e.name, sha256: await hashEntry(z, e, file) });
@@ -52,19 +51,8 @@ describe('small zips read whole answer like big zips streamed', () => {
       })(),
     );
   }
-
-  /** Every entry hashed on a hasher thread, as zips up to IN_MEMORY_ZIP are. */
-  function whole(file: string): Promise<Outcome> {
-    return outcome(
-      (async () => {
-        const got = await pool.hash(await readFile(file), file, Number.MAX_SAFE_INTEGER);
-        expect(got.digest).toMatch(/^[0-9a-f]{64}$/);
-        const bad = got.entries.find((e) => e.error !== undefined);
-        if (bad) throw Object.assign(new Error(`${file}: ${bad.error}`), { code: 'ZIP_INVALID' });
-        return hash1(got.entries.map((e) => ({ name: e.name, sha256: e.sha256! })));
-      })(),
-    );
-  }
+  const streamed = (file: string): Promise<Outcome> => read(file);
+  const whole = async (file: string): Promise<Outcome> => read(file, await readFile(file));
 
   async function same(file: string): Promise<Outcome> {
     const s = await streamed(file);
@@ -98,6 +86,7 @@ describe('small zips read whole answer like big zips streamed', () => {
     const bytes = await readFile(good);
     const eocd = bytes.length - 22;
     const cdStart = bytes.readUInt32LE(eocd + 16);
+    const dataStart = 30 + bytes.readUInt16LE(26) + bytes.readUInt16LE(28);
     const variants: Array<[string, Buffer]> = [
       ['empty file', Buffer.alloc(0)],
       ['not a zip', randomBytes(300)],
@@ -107,6 +96,7 @@ describe('small zips read whole answer like big zips streamed', () => {
       ['bad central header signature', Buffer.concat([bytes.subarray(0, cdStart), Buffer.from('XXXX'), bytes.subarray(cdStart + 4)])],
       ['multi-disk', Buffer.concat([bytes.subarray(0, eocd + 4), Buffer.from([1, 0]), bytes.subarray(eocd + 6)])],
       ['bad local header', Buffer.concat([Buffer.from('XXXX'), bytes.subarray(4)])],
+      ['damaged deflate data', Buffer.concat([bytes.subarray(0, dataStart), Buffer.alloc(4, 0xff), bytes.subarray(dataStart + 4)])],
     ];
     for (const [label, content] of variants) {
       const file = join(dir, `dmg-${label.replace(/ /g, '-')}.zip`);
@@ -116,14 +106,13 @@ describe('small zips read whole answer like big zips streamed', () => {
     }
   });
 
-  it('skips the content when the declared sizes exceed the limit', async () => {
+  it('reads no content when the declared sizes exceed the limit', async () => {
+    // The declared size is a lie (3 bytes of data): the check must refuse on the declaration alone.
     const file = join(dir, 'declared.zip');
     await makeBadZip(file, [{ name: `${P}a.bin`, data: 'abc', declaredSize: 600 }, { name: `${P}d/` }]);
-    const got = await pool.hash(await readFile(file), file, 500);
-    expect(got.hashed).toBe(false);
-    expect(got.entries.map((e) => [e.name.toString(), e.uncompressedSize, e.sha256])).toEqual([
-      [`${P}a.bin`, 600, undefined],
-      [`${P}d/`, 0, undefined],
-    ]);
+    const data = await readFile(file);
+    await expect(checkModuleZip(file, { module: 'github.com/x/y', version: 'v1.0.0', maxZipSize: 500, data })).rejects.toThrow(
+      'total uncompressed size of module contents too large (max size is 500 bytes)',
+    );
   });
 });

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { exportBundle, loadTrustedKey, writeKeyPair, type ExportResult, type TrustedKey } from '../../bundle/index.js';
 import { parseConfig, type Config } from '../../config/index.js';
 import { runSync } from '../../sync/index.js';
@@ -306,8 +306,13 @@ describe('ferry import', () => {
     const s1 = Store.open(join(dir, 'store-a'));
     const l1 = Ledger.open(join(dir, 'store-a', 'ledger.db'));
     try {
+      const flush = vi.spyOn(s1, 'flush');
+      const finish = vi.spyOn(l1, 'finishBundle');
       const r = await importBundles({ bundles: [join(dir, 'out-split', `${split.name}.tar.001`)], trust, store: s1, ledger: l1, logger });
       expect(r.bundles[0]!.status).toBe('imported');
+      // What the bundle carried is on disk (the index flushed) before the ledger calls it done.
+      expect(flush.mock.calls).toEqual([['importCommit']]);
+      expect(flush.mock.invocationCallOrder[0]!).toBeLessThan(finish.mock.invocationCallOrder.at(-1)!);
       expect(s1.tags.get({ registry: up.host, repository: 'team/app', tag: 'v2' })?.digest).toBe(v2.digest);
       expect(s1.tags.get({ registry: up.host, repository: 'team/multi', tag: 'v1' })?.keptDigests).toEqual([amd2.digest]);
       expect(s1.modules.list().map((m) => m.version).sort()).toEqual(['v1.0.0', 'v1.1.0']);

@@ -1,5 +1,6 @@
 // The index connection decides durability in one place: ordinary commits follow
 // INDEX_SYNCHRONOUS, and durable() writes reach the disk before they return whatever it says.
+import fs from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { BlobFiles } from '../../store/blobs.js';
@@ -28,11 +29,24 @@ function open(synchronous?: Synchronous): IndexDb {
 }
 
 describe('index durability', () => {
-  it('runs in WAL mode with synchronous = FULL unless told otherwise', () => {
-    expect(INDEX_SYNCHRONOUS).toBe('FULL');
+  it('runs in WAL mode with synchronous = NORMAL unless told otherwise', () => {
+    expect(INDEX_SYNCHRONOUS).toBe('NORMAL');
     const db = open();
     expect(db.sql.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(level(db)).toBe(2);
+    expect(level(db)).toBe(1);
+    expect(level(open('FULL'))).toBe(2);
+  });
+
+  it('flush fsyncs the WAL that holds the commits so far, and refuses to run inside a transaction', () => {
+    const db = open('NORMAL');
+    db.flush('test');
+    db.write('test', () => db.setMeta('k', 'v'));
+    const fsyncs = vi.spyOn(fs, 'fsyncSync');
+    db.flush('test');
+    expect(fsyncs).toHaveBeenCalledTimes(1);
+    fsyncs.mockRestore();
+    expect(() => db.write('outer', () => db.flush('inner'))).toThrow(expect.objectContaining({ code: 'INTERNAL' }));
+    expect(db.getMeta('k')).toBe('v');
   });
 
   it('with NORMAL, a durable write commits with FULL and the connection returns to NORMAL', () => {
