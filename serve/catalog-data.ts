@@ -107,6 +107,7 @@ export class CatalogReader {
   private storeModules: CatalogModule[] = [];
   private readonly notesCache = new Map<Digest, ManifestNotes>();
   private readonly summaries = new Map<Digest, ManifestSummary>();
+  private refreshing: { readonly seq: number; readonly done: Promise<void> } | undefined;
   private readonly treeCache = new Map<string, { mtimeMs: number; versions: CatalogVersion[] }>();
 
   constructor(private readonly opts: CatalogReaderOptions) {}
@@ -114,7 +115,7 @@ export class CatalogReader {
   /** The catalog as of now. */
   async read(signal?: AbortSignal): Promise<CatalogData> {
     const { store, gomodDir } = this.opts;
-    if (store) await this.refreshStore(store, signal);
+    if (store) await this.refreshStore(store);
     const modules = gomodDir !== undefined ? await this.treeModules(gomodDir, signal) : this.storeModules;
     return {
       repositories: store ? (this.images ?? []) : undefined,
@@ -125,9 +126,23 @@ export class CatalogReader {
     };
   }
 
-  private async refreshStore(store: Store, signal: AbortSignal | undefined): Promise<void> {
+  /**
+   * Brings the store's part up to the journal. One rebuild at a time, shared by the requests
+   * that wait for it, and not tied to any one request: a client hanging up neither stops the
+   * reads the others wait for nor leaves a manifest's notes cached as empty.
+   */
+  private refreshStore(store: Store): Promise<void> {
     const seq = store.journal.currentSeq();
-    if (seq === this.seq && this.images) return;
+    if (seq === this.seq && this.images) return Promise.resolve();
+    if (this.refreshing?.seq === seq) return this.refreshing.done;
+    const done = this.rebuild(store, seq).finally(() => {
+      if (this.refreshing?.done === done) this.refreshing = undefined;
+    });
+    this.refreshing = { seq, done };
+    return done;
+  }
+
+  private async rebuild(store: Store, seq: number): Promise<void> {
     const repos = this.opts.repos;
     const grouped = (repos ? repos.names() : []).map((name) => ({
       name,
@@ -146,7 +161,7 @@ export class CatalogReader {
     for (const r of rowsByRepo) for (const { row, t } of r.rows) if (!this.notesCache.has(row.digest)) todo.set(row.digest, !t.index && t.platforms.length === 0);
     const queue = [...todo];
     const worker = async (): Promise<void> => {
-      for (let next = queue.pop(); next; next = queue.pop()) await this.notes(store, next[0], next[1], signal);
+      for (let next = queue.pop(); next; next = queue.pop()) await this.notes(store, next[0], next[1]);
     };
     await Promise.all(Array.from({ length: Math.min(NOTES_CONCURRENCY, queue.length) }, worker));
     const out: CatalogRepository[] = rowsByRepo.map(({ name, rows }) => ({
@@ -172,26 +187,27 @@ export class CatalogReader {
    * never change): its description annotation and, for a single image whose platform the index
    * row does not name, the platform its config states.
    */
-  private async notes(store: Store, digest: Digest, needPlatform: boolean, signal: AbortSignal | undefined): Promise<ManifestNotes> {
+  private async notes(store: Store, digest: Digest, needPlatform: boolean): Promise<ManifestNotes> {
     const hit = this.notesCache.get(digest);
     if (hit) return hit;
     const out: { description?: string; platform?: string } = {};
     try {
-      const doc = await readJson(store, digest, signal);
+      const doc = await readJson(store, digest);
       const a = typeof doc['annotations'] === 'object' && doc['annotations'] !== null ? (doc['annotations'] as Record<string, unknown>) : {};
       const v = a['org.opencontainers.image.description'] ?? a['org.opencontainers.image.title'];
       if (typeof v === 'string' && v !== '') out.description = v.length > MAX_DESCRIPTION ? `${v.slice(0, MAX_DESCRIPTION)}…` : v;
       const config = doc['config'] as { digest?: unknown } | undefined;
       if (needPlatform && typeof config?.digest === 'string' && isDigest(config.digest)) {
-        const c = await readJson(store, config.digest, signal);
+        const c = await readJson(store, config.digest);
         if (typeof c['os'] === 'string' && typeof c['architecture'] === 'string') {
           out.platform = `${c['os']}/${c['architecture']}${typeof c['variant'] === 'string' && c['variant'] !== '' ? `/${c['variant']}` : ''}`;
         }
       }
+      this.notesCache.set(digest, out);
     } catch {
-      // A manifest or config that cannot be read shows nothing more; fsck reports the damage.
+      // A manifest or config that cannot be read shows nothing more this time (fsck reports
+      // damage); it is not cached, so the next rebuild tries again.
     }
-    this.notesCache.set(digest, out);
     return out;
   }
 
@@ -265,8 +281,8 @@ interface ManifestNotes {
 }
 
 /** A small stored JSON document (a manifest or config), as an object. */
-async function readJson(store: Store, digest: Digest, signal: AbortSignal | undefined): Promise<Record<string, unknown>> {
-  const bytes = await store.content.readBlobBytes(digest, MAX_MANIFEST, signal ? { signal } : {});
+async function readJson(store: Store, digest: Digest): Promise<Record<string, unknown>> {
+  const bytes = await store.content.readBlobBytes(digest, MAX_MANIFEST);
   const doc = JSON.parse(bytes.toString('utf8')) as unknown;
   return typeof doc === 'object' && doc !== null ? (doc as Record<string, unknown>) : {};
 }

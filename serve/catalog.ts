@@ -61,8 +61,10 @@ function rowKey(...parts: string[]): string {
   return parts.join(' ').toLowerCase();
 }
 
+/** True when every word of the filter occurs in the row's text (as the script decides too). */
 function matches(query: string, ...parts: string[]): boolean {
-  return query === '' || rowKey(...parts).includes(query);
+  const key = rowKey(...parts);
+  return query.split(/\s+/).every((w) => w === '' || key.includes(w));
 }
 
 function imagesSection(repos: readonly CatalogRepository[], ctx: CatalogPageContext): SafeHtml {

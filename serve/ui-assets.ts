@@ -38,6 +38,7 @@ button{font:inherit;font-size:12px;padding:.1rem .45rem;border:1px solid var(--m
 nav ul{list-style:none;padding:0;margin:.4rem 0;display:flex;gap:1.2rem;flex-wrap:wrap}
 dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:.4rem 0}dl.kv dt{color:var(--muted)}dl.kv dd{margin:0}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
+a.sr:focus{position:static;width:auto;height:auto;clip:auto;display:inline-block;margin:.4rem 1rem}
 [hidden]{display:none!important}
 footer{border-top:1px solid var(--line);margin-top:2rem;padding:.6rem 1rem 1.2rem;color:var(--muted);font-size:13px}
 `;
@@ -48,10 +49,12 @@ const JS = `(() => {
   const count = document.getElementById('filter-count');
   const apply = () => {
     const q = box.value.trim().toLowerCase();
+    const words = q.split(/\\s+/).filter((w) => w !== '');
     let shown = 0;
     let total = 0;
     for (const row of document.querySelectorAll('[data-f]')) {
-      const hit = q === '' || row.getAttribute('data-f').includes(q);
+      const key = row.getAttribute('data-f');
+      const hit = words.every((w) => key.includes(w));
       row.hidden = !hit;
       total++;
       if (hit) shown++;

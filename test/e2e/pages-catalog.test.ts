@@ -18,6 +18,33 @@ import { serveDir, type StaticServer } from '../helpers/static-server.js';
 const EVIL = `<script>window.__pwned='script';fetch('http://198.51.100.7/x')</script>"><img src=x onerror="window.__pwned='img'">`;
 const PSEUDO = 'v0.0.0-20240301000000-abcdefabcdef';
 
+/**
+ * Run in the page: the contrast ratio (WCAG 2 relative luminance) of each kind of text against
+ * the background it is drawn on, keyed by a selector naming it.
+ */
+const CONTRAST = `(() => {
+  const lum = (c) => {
+    const [r, g, b] = c.match(/\\d+(\\.\\d+)?/g).slice(0, 3).map((v) => Number(v) / 255).map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const bg = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = getComputedStyle(e).backgroundColor;
+      if (!/rgba\\(.*, 0\\)$/.test(c) && c !== 'transparent') return c;
+    }
+    return 'rgb(255, 255, 255)';
+  };
+  const out = {};
+  for (const sel of ['h1', 'p.muted', 'nav a', 'td.wrap', 'pre code', '.badge', 'footer', 'thead th', 'tbody tr:nth-child(even) td']) {
+    const el = document.querySelector(sel);
+    if (!el) continue;
+    const a = lum(getComputedStyle(el).color);
+    const b = lum(bg(el));
+    out[sel] = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  }
+  return out;
+})()`;
+
 /** Starts `ferry serve ARGS --listen 127.0.0.1:0` and returns its URL. */
 async function startFerryServe(args: string[]): Promise<{ url: string; child: ChildProcess }> {
   const child = spawnFerry(['serve', ...args, '--listen', '127.0.0.1:0']);
@@ -120,6 +147,9 @@ describe('the catalog page in a browser', () => {
     expect(await page.locator('tr[data-f]:visible th').textContent()).toBe('1.22');
     expect(await page.locator('#filter-count').textContent()).toMatch(/^1 of \d+ rows match$/);
     expect(new URL(page.url()).searchParams.get('q')).toBe('arm64');
+    // Every word must match, in any order.
+    await page.locator('#filter').fill('arm64 GOLANG');
+    await expect.poll(() => page.locator('tr[data-f]:visible th').allTextContents()).toEqual(['1.22']);
     await page.locator('#filter').fill('greet');
     await expect.poll(() => page.locator('tr[data-f]:visible th').allTextContents()).toEqual(['example.com/greet']);
     await page.locator('#filter').fill('');
@@ -129,6 +159,11 @@ describe('the catalog page in a browser', () => {
     await page.keyboard.press('Tab');
     expect(await page.evaluate('document.activeElement.getAttribute("data-copy")')).toMatch(/^docker pull /);
     expect(await page.evaluate('getComputedStyle(document.activeElement).outlineStyle')).toBe('solid');
+
+    // Readable contrast (WCAG AA, 4.5:1) for body text, muted text, links, states and code blocks.
+    const ratios = (await page.evaluate(CONTRAST)) as Record<string, number>;
+    for (const [what, r] of Object.entries(ratios)) expect(r, what).toBeGreaterThanOrEqual(4.5);
+    expect(Object.keys(ratios).length).toBeGreaterThanOrEqual(5);
 
     expect(record.dialogs).toEqual([]);
     expect(record.errors).toEqual([]);

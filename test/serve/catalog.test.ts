@@ -7,8 +7,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashGoMod, hashZip, modulePathError } from '../../gomod/index.js';
 import type { Descriptor, Digest } from '../../oci/index.js';
+import { CatalogReader } from '../../serve/catalog-data.js';
 import { formatBytes, renderCatalog } from '../../serve/catalog.js';
 import { escapeHtml, html, trusted } from '../../serve/html.js';
+import { OciRepositories } from '../../serve/oci.js';
 import { requestHost } from '../../serve/pages.js';
 import { startServe, type RunningServe } from '../../serve/server.js';
 import { UI_ASSETS, UI_PREFIX } from '../../serve/ui-assets.js';
@@ -156,8 +158,8 @@ describe('ferry serve: the catalog of a store', () => {
   });
 
   it('narrows the page with ?q= without a script', async () => {
-    const page = await (await fetch(`${server.url}/?q=ARM64`)).text();
-    expect(page).toContain('value="arm64"');
+    const page = await (await fetch(`${server.url}/?q=ARM64%20golang`)).text();
+    expect(page).toContain('value="arm64 golang"');
     expect(page).toMatch(/<tr data-f="mirror\/golang 1\.22[^"]*">/);
     expect(page).toMatch(/<tr data-f="mirror\/app v1[^"]*" hidden>/);
     expect(page).toMatch(/<tr data-f="example\.com\/lib[^"]*" hidden>/);
@@ -181,6 +183,27 @@ describe('ferry serve: the catalog of a store', () => {
     const after = await (await fetch(`${server.url}/`)).text();
     expect(after).toContain(`docker pull ${server.host}/mirror/app:v2`);
     expect(after).toMatch(/<th scope="row" class="tag">v2<\/th>\n<td><code title="[^"]+">[^<]+<\/code><\/td>\n<td>linux\/amd64<\/td>/);
+  });
+
+  it('shares one rebuild among concurrent pages, and a page whose client left does not spoil it', async () => {
+    const reader = new CatalogReader({ store, repos: new OciRepositories(store) });
+    const reads: string[] = [];
+    const original = store.content.readBlobBytes.bind(store.content);
+    store.content.readBlobBytes = (d, max, o) => {
+      reads.push(d);
+      return original(d, max, o);
+    };
+    try {
+      const gone = new AbortController();
+      gone.abort();
+      const [a, b] = await Promise.all([reader.read(gone.signal), reader.read()]);
+      expect(a.repositories).toBe(b.repositories);
+      expect(new Set(reads).size).toBe(reads.length);
+      const app = b.repositories?.find((r) => r.name === 'mirror/app')?.tags.find((t) => t.tag === 'v1');
+      expect(app?.description).toBe(EVIL);
+    } finally {
+      store.content.readBlobBytes = original;
+    }
   });
 
   it('never shadows a registry or GOPROXY route', async () => {
