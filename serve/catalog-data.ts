@@ -5,16 +5,17 @@
  * records. Cheap to call per request: the store's tags come from one query, re-run only when
  * the journal moved; manifest rows (sizes, platforms) and the notes read from manifest and
  * config bytes are immutable, so each is read once per digest, the rows in one query.
- * Lifecycle state and attachments are not here yet; when the store records them they become
- * fields of CatalogTag, read in the same pass.
+ * Each tag's attachments (signatures, SBOMs, attestations, other referrers) come from the
+ * store's attachments records, all read in one query per rebuild; the lifecycle state of the
+ * sources (deprecated or archived, with a note) from the import ledger beside the store or tree.
  */
 import { existsSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { errorMessage } from '../errors/index.js';
 import { compare, isPseudoVersion, unescapePath, unescapeVersion } from '../gomod/index.js';
-import { isDigest, isIndexMediaType, type Digest } from '../oci/index.js';
-import { Ledger, type LedgerChainStatus, type ManifestSummary, type Store, type TagRow } from '../store/index.js';
+import { attachmentArtifactType, isDigest, isIndexMediaType, parseDigestTag, type Attachment, type Digest } from '../oci/index.js';
+import { Ledger, type LedgerChainStatus, type LedgerLifecycle, type ManifestSummary, type Store, type TagRow } from '../store/index.js';
 import type { OciRepositories } from './oci.js';
 
 /** One tag of a served repository. */
@@ -32,6 +33,48 @@ export interface CatalogTag {
   readonly description: string | undefined;
   /** When the tag's digest last changed here. */
   readonly changedAt: string;
+  /** What is attached to the tag's manifest (signatures, SBOMs, …), by kind then digest. */
+  readonly attachments: readonly CatalogAttachment[];
+}
+
+/** What an attachment is, as the page names it. */
+export type CatalogAttachmentKind = 'signature' | 'sbom' | 'attestation' | 'referrer';
+
+/** One attachment of a tag's manifest. */
+export interface CatalogAttachment {
+  readonly kind: CatalogAttachmentKind;
+  /** The attachment manifest's digest. */
+  readonly digest: Digest;
+  /** Its artifact type (or the cosign tag kind's), upstream text; undefined when unknown. */
+  readonly artifactType: string | undefined;
+  /** The cosign digest tag it is found by; undefined for an OCI referrer. */
+  readonly tag: string | undefined;
+}
+
+const KIND_ORDER: readonly CatalogAttachmentKind[] = ['signature', 'sbom', 'attestation', 'referrer'];
+
+/**
+ * The kind of an attachment: a cosign digest tag's suffix says it; otherwise its artifact type
+ * (cosign's, Notation's, sigstore bundles, in-toto, SPDX and CycloneDX); anything else is a referrer.
+ */
+export function attachmentKind(a: Attachment): CatalogAttachmentKind {
+  const cosign = a.tag === undefined ? undefined : parseDigestTag(a.tag)?.kind;
+  if (cosign === 'sig') return 'signature';
+  if (cosign === 'sbom') return 'sbom';
+  if (cosign === 'att') return 'attestation';
+  const t = (attachmentArtifactType(a) ?? '').toLowerCase();
+  if (t === 'application/vnd.dev.cosign.artifact.sig.v1+json' || t.startsWith('application/vnd.cncf.notary.signature') || t.startsWith('application/vnd.dev.sigstore.bundle')) return 'signature';
+  if (t === 'application/vnd.dev.cosign.artifact.sbom.v1+json' || t.includes('spdx') || t.includes('cyclonedx')) return 'sbom';
+  if (t === 'application/vnd.dev.cosign.artifact.att.v1+json' || t.startsWith('application/vnd.in-toto')) return 'attestation';
+  return 'referrer';
+}
+
+/** A subject's attachments as the page shows them, by kind then digest. */
+function catalogAttachments(list: readonly Attachment[] | undefined): CatalogAttachment[] {
+  if (!list) return [];
+  return list
+    .map((a) => ({ kind: attachmentKind(a), digest: a.descriptor.digest, artifactType: attachmentArtifactType(a), tag: a.tag }))
+    .sort((x, y) => KIND_ORDER.indexOf(x.kind) - KIND_ORDER.indexOf(y.kind) || (x.digest < y.digest ? -1 : x.digest > y.digest ? 1 : 0));
 }
 
 /** One served repository. */
@@ -63,6 +106,8 @@ export interface CatalogLedger {
   readonly file: string;
   /** Per source store: bundles imported, gaps in the chain, partial exports. */
   readonly chains: readonly LedgerChainStatus[];
+  /** The sources the imported bundles announced as deprecated or archived (empty when none or unread). */
+  readonly lifecycle: readonly LedgerLifecycle[];
   /** Set instead of `chains` when the ledger could not be read. */
   readonly error?: string;
 }
@@ -102,12 +147,13 @@ const MAX_MANIFEST = 4 << 20;
 
 /** Reads the catalog's data, caching what does not change until the store's journal moves. */
 export class CatalogReader {
-  private seq = -1;
+  /** The journal sequence and attachments stamp the images were built at. */
+  private seq = '';
   private images: CatalogRepository[] | undefined;
   private storeModules: CatalogModule[] = [];
   private readonly notesCache = new Map<Digest, ManifestNotes>();
   private readonly summaries = new Map<Digest, ManifestSummary>();
-  private refreshing: { readonly seq: number; readonly done: Promise<void> } | undefined;
+  private refreshing: { readonly seq: string; readonly done: Promise<void> } | undefined;
   private readonly treeCache = new Map<string, { mtimeMs: number; versions: CatalogVersion[] }>();
 
   constructor(private readonly opts: CatalogReaderOptions) {}
@@ -132,7 +178,7 @@ export class CatalogReader {
    * reads the others wait for nor leaves a manifest's notes cached as empty.
    */
   private refreshStore(store: Store): Promise<void> {
-    const seq = store.journal.currentSeq();
+    const seq = `${store.journal.currentSeq()}/${store.attachments.stamp()}`;
     if (seq === this.seq && this.images) return Promise.resolve();
     if (this.refreshing?.seq === seq) return this.refreshing.done;
     const done = this.rebuild(store, seq).finally(() => {
@@ -142,7 +188,7 @@ export class CatalogReader {
     return done;
   }
 
-  private async rebuild(store: Store, seq: number): Promise<void> {
+  private async rebuild(store: Store, seq: string): Promise<void> {
     const repos = this.opts.repos;
     const grouped = (repos ? repos.names() : []).map((name) => ({
       name,
@@ -164,11 +210,18 @@ export class CatalogReader {
       for (let next = queue.pop(); next; next = queue.pop()) await this.notes(store, next[0], next[1]);
     };
     await Promise.all(Array.from({ length: Math.min(NOTES_CONCURRENCY, queue.length) }, worker));
+    // Every attachment in one query, grouped by the manifest it is attached to.
+    const attached = new Map<Digest, Attachment[]>();
+    for (const a of store.attachments.all()) {
+      const list = attached.get(a.subject) ?? [];
+      list.push(a);
+      attached.set(a.subject, list);
+    }
     const out: CatalogRepository[] = rowsByRepo.map(({ name, rows }) => ({
       name,
       tags: rows.map(({ row, t }) => {
         const notes = this.notesCache.get(row.digest) ?? {};
-        return { ...t, platforms: notes.platform ? [notes.platform] : t.platforms, description: notes.description };
+        return { ...t, platforms: notes.platform ? [notes.platform] : t.platforms, description: notes.description, attachments: catalogAttachments(attached.get(row.digest)) };
       }),
     }));
     const byModule = new Map<string, CatalogVersion[]>();
@@ -288,7 +341,7 @@ async function readJson(store: Store, digest: Digest): Promise<Record<string, un
 }
 
 /** Platforms and size of a tag from the manifest summaries: an image, or an index's kept children. */
-function describeTag(row: TagRow, summaries: ReadonlyMap<Digest, ManifestSummary>): Omit<CatalogTag, 'description'> {
+function describeTag(row: TagRow, summaries: ReadonlyMap<Digest, ManifestSummary>): Omit<CatalogTag, 'description' | 'attachments'> {
   const top = summaries.get(row.digest);
   const index = isIndexMediaType(row.mediaType);
   const base = { tag: row.tag, digest: row.digest, index, changedAt: row.changedAt };
@@ -334,9 +387,9 @@ function readLedger(file: string | undefined): CatalogLedger | undefined {
   let ledger: Ledger | undefined;
   try {
     ledger = Ledger.open(file, { readonly: true });
-    return { file, chains: ledger.chainStatus() };
+    return { file, chains: ledger.chainStatus(), lifecycle: ledger.lifecycle() };
   } catch (err) {
-    return { file, chains: [], error: errorMessage(err) };
+    return { file, chains: [], lifecycle: [], error: errorMessage(err) };
   } finally {
     ledger?.close();
   }

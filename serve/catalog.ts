@@ -5,7 +5,8 @@
  * id, error) goes through `html`, which escapes it. `?q=` narrows the page on the server too, so
  * the filter box works without the script; with it, the script narrows as one types.
  */
-import type { CatalogData, CatalogModule, CatalogRepository, CatalogTag, CatalogVersion } from './catalog-data.js';
+import type { LedgerLifecycle } from '../store/index.js';
+import type { CatalogAttachment, CatalogAttachmentKind, CatalogData, CatalogModule, CatalogRepository, CatalogTag, CatalogVersion } from './catalog-data.js';
 import { html, type SafeHtml } from './html.js';
 import { pageHead } from './ui-assets.js';
 
@@ -47,13 +48,34 @@ function filterBox(query: string, what: string): SafeHtml {
 <span id="filter-count" class="muted" aria-live="polite"></span></form>`;
 }
 
-function tagRow(repo: string, t: CatalogTag, ctx: CatalogPageContext, shown: boolean): SafeHtml {
+const ATTACHMENT_LABELS: Readonly<Record<CatalogAttachmentKind, string>> = { signature: 'signed', sbom: 'SBOM', attestation: 'attestation', referrer: 'referrer' };
+
+/** The attachments cell's words ("signed · SBOM"), also what the filter matches; '' for none. */
+function attachmentsText(list: readonly CatalogAttachment[]): string {
+  const counts = new Map<CatalogAttachmentKind, number>();
+  for (const a of list) counts.set(a.kind, (counts.get(a.kind) ?? 0) + 1);
+  return [...counts].map(([k, n]) => (n > 1 && k !== 'signature' ? `${n} ${ATTACHMENT_LABELS[k]}s` : ATTACHMENT_LABELS[k])).join(' · ');
+}
+
+/** A compact "signed · SBOM · attestation" with every attachment's kind, type and digest in its title. */
+function attachmentsCell(list: readonly CatalogAttachment[]): SafeHtml {
+  if (list.length === 0) return html`<td class="muted">—</td>`;
+  const title = list.map((a) => `${a.kind} ${a.digest}${a.tag !== undefined ? ` (tag ${a.tag})` : a.artifactType !== undefined ? ` (${a.artifactType})` : ''}`).join('\n');
+  return html`<td class="attachments${list.some((a) => a.kind === 'signature') ? ' ok' : ''}" title="${title}">${attachmentsText(list)}</td>`;
+}
+
+/** "deprecated: NOTE" or "archived: NOTE" for a source the imported bundles announced so. */
+function lifecycleText(l: LedgerLifecycle): string {
+  return `${l.state}${l.note !== null && l.note !== '' ? `: ${l.note}` : ''}`;
+}
+
+function tagRow(repo: string, t: CatalogTag, ctx: CatalogPageContext, shown: boolean, life: string): SafeHtml {
   const ref = `${ctx.host}/${repo}:${t.tag}`;
   const pull = `docker pull ${ref}`;
   const platforms = t.platforms.length ? t.platforms.join(', ') : '—';
-  return html`<tr data-f="${rowKey(repo, t.tag, platforms, t.description ?? '')}"${shown ? '' : html` hidden`}><th scope="row" class="tag">${t.tag}</th>
+  return html`<tr data-f="${rowKey(repo, t.tag, platforms, t.description ?? '', attachmentsText(t.attachments), life)}"${shown ? '' : html` hidden`}><th scope="row" class="tag">${t.tag}</th>
 <td><code title="${t.digest}">${shortDigest(t.digest)}</code>${t.index ? html`<span class="badge">index</span>` : ''}</td>
-<td>${platforms}</td><td class="num">${formatBytes(t.size)}</td><td class="wrap">${t.description ?? ''}</td>
+<td>${platforms}</td><td class="num">${formatBytes(t.size)}</td>${attachmentsCell(t.attachments)}<td class="wrap">${t.description ?? ''}</td>
 <td><code class="wrap">${pull}</code> <button type="button" data-copy="${pull}" hidden>copy</button></td></tr>`;
 }
 
@@ -67,16 +89,29 @@ function matches(query: string, ...parts: string[]): boolean {
   return query.split(/\s+/).every((w) => w === '' || key.includes(w));
 }
 
-function imagesSection(repos: readonly CatalogRepository[], ctx: CatalogPageContext): SafeHtml {
+/** The lifecycle of each intranet repository, from the ledger (the newest word when several source stores speak). */
+function imageLifecycle(data: CatalogData): Map<string, LedgerLifecycle> {
+  const out = new Map<string, LedgerLifecycle>();
+  for (const l of data.ledger?.lifecycle ?? []) {
+    if (l.kind !== 'image' || l.target === null) continue;
+    const had = out.get(l.target);
+    if (!had || had.at < l.at) out.set(l.target, l);
+  }
+  return out;
+}
+
+function imagesSection(repos: readonly CatalogRepository[], ctx: CatalogPageContext, lifecycle: ReadonlyMap<string, LedgerLifecycle>): SafeHtml {
   const tagCount = repos.reduce((n, r) => n + r.tags.length, 0);
   const plain = ctx.scheme === 'http';
   const groups = repos.map((r) => {
-    const shown = r.tags.map((t) => matches(ctx.query, r.name, t.tag, t.platforms.length ? t.platforms.join(', ') : '—', t.description ?? ''));
+    const l = lifecycle.get(r.name);
+    const life = l ? lifecycleText(l) : '';
+    const shown = r.tags.map((t) => matches(ctx.query, r.name, t.tag, t.platforms.length ? t.platforms.join(', ') : '—', t.description ?? '', attachmentsText(t.attachments), life));
     return html`<section data-group${!shown.includes(true) ? html` hidden` : ''} aria-label="${r.name}">
-<h3>${r.name}</h3>
+<h3>${r.name}</h3>${l ? html`<p class="${l.state === 'archived' ? 'bad' : 'warn'} lifecycle" title="announced by ${l.sourceStore} in bundle ${l.bundleId}">${life}</p>` : ''}
 <table><caption>${r.tags.length} tag${r.tags.length === 1 ? '' : 's'} of ${r.name}</caption>
-<thead><tr><th scope="col">Tag</th><th scope="col">Digest</th><th scope="col">Platforms</th><th scope="col" class="num">Size</th><th scope="col">Description</th><th scope="col">Pull</th></tr></thead>
-<tbody>${r.tags.map((t, i) => tagRow(r.name, t, ctx, shown[i] === true))}</tbody></table></section>`;
+<thead><tr><th scope="col">Tag</th><th scope="col">Digest</th><th scope="col">Platforms</th><th scope="col" class="num">Size</th><th scope="col">Attachments</th><th scope="col">Description</th><th scope="col">Pull</th></tr></thead>
+<tbody>${r.tags.map((t, i) => tagRow(r.name, t, ctx, shown[i] === true, life))}</tbody></table></section>`;
   });
   return html`<section aria-labelledby="images"><h2 id="images">Images</h2>
 <p>${repos.length} repositor${repos.length === 1 ? 'y' : 'ies'}, ${tagCount} tag${tagCount === 1 ? '' : 's'}. Pull with <code>docker pull ${ctx.host}/REPOSITORY:TAG</code>, <code>podman pull</code> or <code>skopeo copy docker://${ctx.host}/REPOSITORY:TAG …</code>; by digest with <code>@sha256:…</code>.</p>
@@ -138,18 +173,18 @@ function ledgerSection(data: CatalogData): SafeHtml {
  */
 const renderedImages = new WeakMap<readonly CatalogRepository[], { readonly key: string; readonly html: SafeHtml }>();
 
-function cachedImagesSection(repos: readonly CatalogRepository[], ctx: CatalogPageContext): SafeHtml {
-  const key = `${ctx.scheme}\0${ctx.host}\0${ctx.query}`;
+function cachedImagesSection(repos: readonly CatalogRepository[], ctx: CatalogPageContext, lifecycle: ReadonlyMap<string, LedgerLifecycle>): SafeHtml {
+  const key = `${ctx.scheme}\0${ctx.host}\0${ctx.query}\0${[...lifecycle.values()].map((l) => `${l.target ?? ''}\0${lifecycleText(l)}\0${l.bundleId}`).join('\0')}`;
   const hit = renderedImages.get(repos);
   if (hit?.key === key) return hit.html;
-  const out = imagesSection(repos, ctx);
+  const out = imagesSection(repos, ctx, lifecycle);
   renderedImages.set(repos, { key, html: out });
   return out;
 }
 
 /** The whole catalog page. */
 export function renderCatalog(data: CatalogData, ctx: CatalogPageContext): string {
-  const sections = [data.repositories !== undefined ? cachedImagesSection(data.repositories, ctx) : '', modulesSection(data, ctx), ledgerSection(data)];
+  const sections = [data.repositories !== undefined ? cachedImagesSection(data.repositories, ctx, imageLifecycle(data)) : '', modulesSection(data, ctx), ledgerSection(data)];
   return html`${pageHead(`Ferry catalog · ${ctx.host}`)}
 <body><a class="sr" href="#content">Skip to the catalog</a><header><h1>Ferry catalog</h1><p class="muted">What <code>${ctx.scheme}://${ctx.host}</code> serves: a read-only registry and GOPROXY.</p>
 <nav aria-label="Sections"><ul>${data.repositories !== undefined ? html`<li><a href="#images">Images</a></li>` : ''}<li><a href="#modules">Go modules</a></li>${data.ledger ? html`<li><a href="#bundles">Bundles imported</a></li>` : ''}</ul></nav></header>

@@ -49,6 +49,17 @@ export class StoreAttachments {
   }
 
   /**
+   * A stamp that changes whenever the recorded attachments do (they are not in the journal):
+   * their count and newest time, for a reader that caches what it built from them.
+   */
+  stamp(): string {
+    return this.db.run('attachmentsStamp', () => {
+      const r = this.db.cached('SELECT COUNT(*) AS n, MAX(created_at) AS at FROM attachments').get() as { n: number; at: string | null };
+      return `${r.n}@${r.at ?? ''}`;
+    });
+  }
+
+  /**
    * Records attachments whose manifests are stored; a cosign tag now naming another manifest
    * replaces the row it named before. Returns how many were new.
    */

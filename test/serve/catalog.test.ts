@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashGoMod, hashZip, modulePathError } from '../../gomod/index.js';
-import type { Descriptor, Digest } from '../../oci/index.js';
+import { cosignTag, type Descriptor, type Digest } from '../../oci/index.js';
 import { CatalogReader } from '../../serve/catalog-data.js';
 import { formatBytes, renderCatalog } from '../../serve/catalog.js';
 import { escapeHtml, html, trusted } from '../../serve/html.js';
@@ -15,8 +15,9 @@ import { requestHost } from '../../serve/pages.js';
 import { startServe, type RunningServe } from '../../serve/server.js';
 import { UI_ASSETS, UI_PREFIX } from '../../serve/ui-assets.js';
 import { Ledger, Store } from '../../store/index.js';
+import { EMPTY_CONFIG, SIGNATURE_ANNOTATION, SIMPLESIGNING, SPDX } from '../helpers/cosign.js';
 import { buildProxyTree, writeModuleZip } from '../helpers/goproxy-tree.js';
-import { OciLayoutBuilder, type Image } from '../helpers/images.js';
+import { digestOf, OCI, OciLayoutBuilder, type Image } from '../helpers/images.js';
 
 const EVIL = `<script>window.__pwned=1</script>"><img src=x onerror="window.__pwned=2">`;
 const PSEUDO = 'v0.0.0-20240301000000-abcdefabcdef';
@@ -25,6 +26,34 @@ async function putImage(store: Store, b: OciLayoutBuilder, img: Image): Promise<
   for (const d of [img.config, ...img.layers]) await store.content.writeBlobBytes(d.digest, await b.readBlob(d.digest), { mediaType: d.mediaType });
   const p = img.platform ? `${img.platform.os}/${img.platform.architecture}${img.platform.variant ? `/${img.platform.variant}` : ''}` : undefined;
   await store.content.putManifest({ digest: img.digest, mediaType: img.mediaType, bytes: img.bytes, references: [img.config, ...img.layers], ...(p ? { platform: p } : {}) });
+}
+
+/**
+ * Stores an attachment manifest of `subject` as sync does (its blobs, the manifest, then the
+ * attachments row): a cosign signature under its digest tag, or an OCI 1.1 referrer.
+ */
+async function putAttachment(store: Store, subject: Descriptor, a: { cosign: 'sig' } | { artifactType: string; layerType: string }): Promise<Digest> {
+  const payload = Buffer.from(JSON.stringify({ subject: subject.digest }));
+  const layerType = 'cosign' in a ? SIMPLESIGNING : a.layerType;
+  const layer = { mediaType: layerType, digest: digestOf(payload), size: payload.length, ...('cosign' in a ? { annotations: { [SIGNATURE_ANNOTATION]: 'c2ln' } } : {}) };
+  const config = 'cosign' in a ? { mediaType: 'application/vnd.oci.image.config.v1+json', bytes: Buffer.from('{"architecture":"","os":""}') } : EMPTY_CONFIG;
+  const configDesc = { mediaType: config.mediaType, digest: digestOf(config.bytes), size: config.bytes.length };
+  const doc = {
+    schemaVersion: 2,
+    mediaType: OCI.manifest,
+    ...('artifactType' in a ? { artifactType: a.artifactType } : {}),
+    config: configDesc,
+    layers: [layer],
+    ...('artifactType' in a ? { subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size } } : {}),
+  };
+  const bytes = Buffer.from(JSON.stringify(doc));
+  const digest = digestOf(bytes);
+  await store.content.writeBlobBytes(configDesc.digest, config.bytes, { mediaType: config.mediaType });
+  await store.content.writeBlobBytes(layer.digest, payload, { mediaType: layerType });
+  await store.content.putManifest({ digest, mediaType: OCI.manifest, bytes, references: [configDesc, layer] });
+  const descriptor: Descriptor = { mediaType: OCI.manifest, digest, size: bytes.length, ...('artifactType' in a ? { artifactType: a.artifactType } : {}) };
+  store.attachments.add([{ subject: subject.digest, descriptor, ...('cosign' in a ? { tag: cosignTag(subject.digest, a.cosign) } : {}) }]);
+  return digest;
 }
 
 async function putVersion(store: Store, work: string, module: string, version: string, withZip = true): Promise<void> {
@@ -76,6 +105,8 @@ describe('ferry serve: the catalog of a store', () => {
   let arm: Image;
   let indexDigest: Digest;
   let indexSize: number;
+  let sigDigest: Digest;
+  let sbomDigest: Digest;
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'ferry-catalog-'));
@@ -95,6 +126,10 @@ describe('ferry serve: the catalog of a store', () => {
     await store.content.putManifest({ digest: idx.digest, mediaType: idx.mediaType, bytes: idx.bytes, references: refs });
     store.tags.set({ registry: 'up.example', repository: 'lib/app', tag: 'v1', source: 'app', target: 'mirror/app', digest: single.digest, mediaType: single.mediaType, platforms: null, keptDigests: [] });
     store.tags.set({ registry: 'up.example', repository: 'lib/golang', tag: '1.22', source: 'golang', target: 'mirror/golang', digest: idx.digest, mediaType: idx.mediaType, platforms: null, keptDigests: [amd.digest, arm.digest] });
+    // golang:1.22 is signed (a cosign digest tag) and has an SBOM (an OCI 1.1 referrer).
+    const subject: Descriptor = { mediaType: idx.mediaType, digest: idx.digest, size: idx.size };
+    sigDigest = await putAttachment(store, subject, { cosign: 'sig' });
+    sbomDigest = await putAttachment(store, subject, { artifactType: SPDX, layerType: SPDX });
     await putVersion(store, work, 'example.com/lib', 'v1.2.0');
     await putVersion(store, work, 'example.com/lib', 'v1.1.0', false);
     await putVersion(store, work, 'example.com/lib', PSEUDO);
@@ -106,6 +141,8 @@ describe('ferry serve: the catalog of a store', () => {
       ledger.startBundle({ id, target: 'store:/srv/store', sequence: seq, parent: seq > 1 ? ids[seq - 2]! : null, chain: ids.slice(0, seq - 1), sourceStore: 'dmz-store', created: '2024-03-01T00:00:00Z', manifestDigest: null, sources: null });
       ledger.finishBundle(id, 'store:/srv/store', 'ok');
     }
+    // The newest bundle said the app source is deprecated, with a note an attacker may write.
+    ledger.recordLifecycle('dmz-store', ids[2]!, 3, [{ kind: 'image', name: 'app', target: 'mirror/app', state: 'deprecated', note: EVIL }]);
     ledger.close();
     server = await startServe({ store, listen: '127.0.0.1:0' });
   });
@@ -130,6 +167,37 @@ describe('ferry serve: the catalog of a store', () => {
     // Sizes come from the store's rows: the index, both children and their configs and layers.
     const want = [amd, arm].reduce((n, i) => n + i.size + i.config.size + i.layers.reduce((m, l) => m + l.size, 0), 0);
     expect(page).toContain(`<td>linux/amd64, linux/arm64/v8</td><td class="num">${formatBytes(indexSize + want)}</td>`);
+  });
+
+  it('shows the attachments of a tag in one compact cell with their digests in its title, and none where there are none', async () => {
+    const page = await (await fetch(`${server.url}/`)).text();
+    expect(page).toContain('<th scope="col">Attachments</th>');
+    const cell = /<td class="attachments ok" title="([^"]*)">signed · SBOM<\/td>/.exec(page);
+    expect(cell).not.toBeNull();
+    expect(cell![1]).toBe(`signature ${sigDigest} (tag ${cosignTag(indexDigest, 'sig')})\nsbom ${sbomDigest} (${SPDX})`);
+    // The unsigned app tag says so plainly.
+    expect(page).toMatch(/<td class="num">[^<]+<\/td><td class="muted">—<\/td><td class="wrap">&lt;script&gt;/);
+    // The filter finds signed tags.
+    const signed = await (await fetch(`${server.url}/?q=signed`)).text();
+    expect(signed).toMatch(/<tr data-f="mirror\/golang 1\.22[^"]*signed · sbom[^"]*">/);
+    expect(signed).toMatch(/<tr data-f="mirror\/app v1[^"]*" hidden>/);
+  });
+
+  it('shows a repository whose source the imported bundles deprecated, with its note escaped', async () => {
+    const page = await (await fetch(`${server.url}/`)).text();
+    expect(page).toContain(`<h3>mirror/app</h3><p class="warn lifecycle" title="announced by dmz-store in bundle ferry-20240303-0003-cccccccc">deprecated: ${escapeHtml(EVIL)}</p>`);
+    expect(page).toMatch(/<h3>mirror\/golang<\/h3>\n<table>/);
+    expect(page).not.toContain('<img src=x');
+    expect(page.match(/<script/g)).toHaveLength(1);
+  });
+
+  it('follows attachments recorded later, though the journal did not move', async () => {
+    const reader = new CatalogReader({ store, repos: new OciRepositories(store) });
+    const before = (await reader.read()).repositories?.find((r) => r.name === 'mirror/app')?.tags.find((t) => t.tag === 'v1');
+    expect(before?.attachments).toEqual([]);
+    const att = await putAttachment(store, { mediaType: single.mediaType, digest: single.digest, size: single.size }, { artifactType: 'application/vnd.in-toto+json', layerType: 'application/vnd.in-toto+json' });
+    const after = (await reader.read()).repositories?.find((r) => r.name === 'mirror/app')?.tags.find((t) => t.tag === 'v1');
+    expect(after?.attachments).toEqual([{ kind: 'attestation', digest: att, artifactType: 'application/vnd.in-toto+json', tag: undefined }]);
   });
 
   it('lists Go modules with pseudo-versions marked, the go get line and the GOPROXY to use', async () => {
