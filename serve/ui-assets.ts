@@ -27,7 +27,7 @@ th,td{text-align:left;vertical-align:top;padding:.3rem .5rem;border-bottom:1px s
 thead th{background:var(--alt);font-weight:600;position:sticky;top:0}
 tbody tr:nth-child(even){background:var(--alt)}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.tag{font-weight:600;word-break:break-all}.wrap{word-break:break-all}
+.tag{font-weight:600;overflow-wrap:break-word}.wrap{word-break:break-all}
 .badge{display:inline-block;border:1px solid currentColor;border-radius:.6rem;padding:0 .4rem;font-size:12px;margin-left:.25rem;white-space:nowrap}
 .ok{color:var(--ok)}.bad{color:var(--bad)}.warn{color:var(--warn)}
 .versions code{display:inline-block;margin:0 .5rem .15rem 0}

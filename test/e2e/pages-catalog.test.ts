@@ -7,6 +7,8 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RegistryClient } from '../../registry/index.js';
+import { makeCosignKey, pushCosignSignature } from '../helpers/cosign.js';
 import { runFerry, spawnFerry } from '../helpers/ferry-cli.js';
 import { buildProxyTree } from '../helpers/goproxy-tree.js';
 import { OciLayoutBuilder, pushLayout } from '../helpers/images.js';
@@ -77,8 +79,18 @@ describe('the catalog page in a browser', () => {
     const base = await layout.addLayer({ size: 64 * 1024, seed: 'base' });
     const amd = await layout.addImage({ layers: [base, await layout.addLayer({ size: 4000, seed: 'amd' })], platform: { os: 'linux', architecture: 'amd64' } });
     const arm = await layout.addImage({ layers: [base, await layout.addLayer({ size: 4000, seed: 'arm' })], platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } });
-    await layout.tag('1.22', await layout.addIndex([amd, arm]));
+    const golang = await layout.addIndex([amd, arm]);
+    await layout.tag('1.22', golang);
     await pushLayout(layout.dir, '1.22', `${up.host}/library/golang:1.22`);
+    // golang:1.22 is signed upstream, as `cosign sign --key` leaves it: the sync brings the signature.
+    const key = await makeCosignKey();
+    const client = new RegistryClient({ host: up.host, tls: 'plain-http' });
+    try {
+      await pushCosignSignature(client, 'library/golang', golang.digest, key, `${up.host}/library/golang`);
+    } finally {
+      await client.close();
+      await key.remove();
+    }
     const tool = await layout.addImage({ layers: [base, await layout.addLayer({ size: 2000, seed: 'tool' })], annotations: { 'org.opencontainers.image.description': EVIL } });
     await layout.tag('v1', tool);
     await pushLayout(layout.dir, 'v1', `${up.host}/team/tool:v1`);
@@ -128,7 +140,12 @@ describe('the catalog page in a browser', () => {
     expect(await golang.count()).toBe(1);
     expect(await golang.locator('th').textContent()).toBe('1.22');
     expect(await golang.locator('td').nth(1).textContent()).toBe('linux/amd64, linux/arm64/v8');
-    expect(await golang.locator('td').nth(4).locator('code').textContent()).toBe(`docker pull ${new URL(url).host}/mirror/golang:1.22`);
+    // The signature the sync brought is marked, its digest in the cell's title.
+    const signed = golang.locator('td.attachments');
+    expect(await signed.isVisible()).toBe(true);
+    expect(await signed.textContent()).toBe('signed');
+    expect(await signed.getAttribute('title')).toMatch(/^signature sha256:[0-9a-f]{64} \(tag sha256-[0-9a-f]{64}\.sig\)$/);
+    expect(await golang.locator('td').nth(5).locator('code').textContent()).toBe(`docker pull ${new URL(url).host}/mirror/golang:1.22`);
     expect(await page.locator('section[aria-label="team/tool"] tbody td').nth(1).textContent()).toBe('linux/amd64');
     // The annotation is shown as text, exactly as upstream wrote it, and nothing of it ran.
     expect(await page.getByText(EVIL, { exact: true }).count()).toBe(1);
