@@ -89,11 +89,14 @@ function matches(query: string, ...parts: string[]): boolean {
   return query.split(/\s+/).every((w) => w === '' || key.includes(w));
 }
 
-/** The lifecycle of each intranet repository, from the ledger (the newest word when several source stores speak). */
-function imageLifecycle(data: CatalogData): Map<string, LedgerLifecycle> {
+/**
+ * The lifecycle of each intranet repository or module path, from the ledger (the newest word
+ * when several source stores speak). A go.mod root names no module path and is not shown.
+ */
+function sourceLifecycle(data: CatalogData, kind: LedgerLifecycle['kind']): Map<string, LedgerLifecycle> {
   const out = new Map<string, LedgerLifecycle>();
   for (const l of data.ledger?.lifecycle ?? []) {
-    if (l.kind !== 'image' || l.target === null) continue;
+    if (l.kind !== kind || l.target === null) continue;
     const had = out.get(l.target);
     if (!had || had.at < l.at) out.set(l.target, l);
   }
@@ -131,11 +134,14 @@ function modulesSection(data: CatalogData, ctx: CatalogPageContext): SafeHtml {
       ? html`<pre><code>go env -w GOPROXY=${base}\n# GOSUMDB stays as it is (${data.sumdbs.join(', ')}): this server answers its checksum database under /sumdb/</code></pre>`
       : html`<pre><code>go env -w GOPROXY=${base}\ngo env -w GOSUMDB=off   # this server carries no checksum database; go.sum still pins what you have</code></pre>`;
   const insecure = ctx.scheme === 'http' ? html`<p class="muted">Plain HTTP: the go command accepts a GOPROXY over http without further settings.</p>` : '';
+  const lifecycle = sourceLifecycle(data, 'module');
   const rows = data.modules.map((m: CatalogModule) => {
     const latest = m.versions.find((v) => !v.pseudo && v.retracted === undefined) ?? m.versions[0];
     const get = latest ? `go get ${m.path}@${latest.version}` : '';
-    const key = rowKey(m.path, ...m.versions.map((v) => v.version));
-    return html`<tr data-f="${key}"${matches(ctx.query, key) ? '' : html` hidden`}><th scope="row" class="wrap">${m.path}</th>
+    const l = lifecycle.get(m.path);
+    const life = l ? lifecycleText(l) : '';
+    const key = rowKey(m.path, ...m.versions.map((v) => v.version), life);
+    return html`<tr data-f="${key}"${matches(ctx.query, key) ? '' : html` hidden`}><th scope="row" class="wrap">${m.path}${l ? html`<span class="badge ${l.state === 'archived' ? 'bad' : 'warn'}" title="${life}">${l.state}</span>` : ''}</th>
 <td class="versions">${m.versions.map(versionCell)}</td><td><code class="wrap">${get}</code> <button type="button" data-copy="${get}" hidden>copy</button></td></tr>`;
   });
   const versionCount = data.modules.reduce((n, m) => n + m.versions.length, 0);
@@ -184,7 +190,7 @@ function cachedImagesSection(repos: readonly CatalogRepository[], ctx: CatalogPa
 
 /** The whole catalog page. */
 export function renderCatalog(data: CatalogData, ctx: CatalogPageContext): string {
-  const sections = [data.repositories !== undefined ? cachedImagesSection(data.repositories, ctx, imageLifecycle(data)) : '', modulesSection(data, ctx), ledgerSection(data)];
+  const sections = [data.repositories !== undefined ? cachedImagesSection(data.repositories, ctx, sourceLifecycle(data, 'image')) : '', modulesSection(data, ctx), ledgerSection(data)];
   return html`${pageHead(`Ferry catalog · ${ctx.host}`)}
 <body><a class="sr" href="#content">Skip to the catalog</a><header><h1>Ferry catalog</h1><p class="muted">What <code>${ctx.scheme}://${ctx.host}</code> serves: a read-only registry and GOPROXY.</p>
 <nav aria-label="Sections"><ul>${data.repositories !== undefined ? html`<li><a href="#images">Images</a></li>` : ''}<li><a href="#modules">Go modules</a></li>${data.ledger ? html`<li><a href="#bundles">Bundles imported</a></li>` : ''}</ul></nav></header>

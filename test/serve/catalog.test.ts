@@ -142,7 +142,10 @@ describe('ferry serve: the catalog of a store', () => {
       ledger.finishBundle(id, 'store:/srv/store', 'ok');
     }
     // The newest bundle said the app source is deprecated, with a note an attacker may write.
-    ledger.recordLifecycle('dmz-store', ids[2]!, 3, [{ kind: 'image', name: 'app', target: 'mirror/app', state: 'deprecated', note: EVIL }]);
+    ledger.recordLifecycle('dmz-store', ids[2]!, 3, [
+      { kind: 'image', name: 'app', target: 'mirror/app', state: 'deprecated', note: EVIL },
+      { kind: 'module', name: 'lib', target: 'example.com/lib', state: 'archived', note: 'moved to example.com/lib2' },
+    ]);
     ledger.close();
     server = await startServe({ store, listen: '127.0.0.1:0' });
   });
@@ -183,10 +186,12 @@ describe('ferry serve: the catalog of a store', () => {
     expect(signed).toMatch(/<tr data-f="mirror\/app v1[^"]*" hidden>/);
   });
 
-  it('shows a repository whose source the imported bundles deprecated, with its note escaped', async () => {
+  it('shows a repository or module whose source the imported bundles deprecated or archived, with its note escaped', async () => {
     const page = await (await fetch(`${server.url}/`)).text();
     expect(page).toContain(`<h3>mirror/app</h3><p class="warn lifecycle" title="announced by dmz-store in bundle ferry-20240303-0003-cccccccc">deprecated: ${escapeHtml(EVIL)}</p>`);
     expect(page).toMatch(/<h3>mirror\/golang<\/h3>\n<table>/);
+    // A module root archived likewise is marked on its row.
+    expect(page).toContain('<th scope="row" class="wrap">example.com/lib<span class="badge bad" title="archived: moved to example.com/lib2">archived</span></th>');
     expect(page).not.toContain('<img src=x');
     expect(page.match(/<script/g)).toHaveLength(1);
   });
@@ -202,7 +207,7 @@ describe('ferry serve: the catalog of a store', () => {
 
   it('lists Go modules with pseudo-versions marked, the go get line and the GOPROXY to use', async () => {
     const page = await (await fetch(`${server.url}/`)).text();
-    expect(page).toContain('<th scope="row" class="wrap">example.com/lib</th>');
+    expect(page).toContain('<th scope="row" class="wrap">example.com/lib<span class="badge bad"');
     expect(page).toMatch(new RegExp(`<code title="[^"]*">${PSEUDO}</code><span class="badge" title="pseudo-version`));
     expect(page).toMatch(/<code title="[^"]*">v1\.1\.0<\/code><span class="badge" title="only go.mod is carried">/);
     expect(page).toContain('go get example.com/lib@v1.2.0');
