@@ -142,12 +142,12 @@ push_attachments() {
     awk -v r="$repo" -v s="$subject" '$1 == r && $2 == "referrer" && $5 == s { print $3 }' "$TMP/attach" | LC_ALL=C sort -u > "$TMP/ours"
     LC_ALL=C comm -23 "$TMP/ours" "$TMP/listed" > "$TMP/add"
     [ -s "$TMP/add" ] || continue
-    # Our entries, in digest order, joined by commas (each descriptor is one line of the plan).
-    awk -v r="$repo" -v s="$subject" 'FNR == NR { want[$1] = 1; next }
+    # Our entries, in digest order (as ferry import writes them), joined by commas.
+    LC_ALL=C sort -k3,3 "$TMP/attach" | awk -v r="$repo" -v s="$subject" 'FNR == NR { want[$1] = 1; next }
       $1 == r && $2 == "referrer" && $5 == s && ($3 in want) && !done[$3]++ {
         d = $0; for (i = 1; i <= 5; i++) sub(/^[^ ]+ /, "", d); out = out (n++ ? "," : "") d
       }
-      END { printf "%s", out }' "$TMP/add" "$TMP/attach" > "$TMP/entries"
+      END { printf "%s", out }' "$TMP/add" - > "$TMP/entries"
     if [ -s "$TMP/fb.json" ]; then
       # Splice into the registry's index only when it is the compact form: REFIDX_HEAD, then
       # objects separated by commas (strings and nesting scanned), then the closing "]}".
