@@ -5,10 +5,12 @@
 // under their digest tags and verified with openssl; the SBOM is listed under the fallback tag, in
 // the same bytes ferry import writes; a second import keeps another client's entry there; an
 // existing fallback index import.sh cannot merge is refused, not overwritten, and no tag moves.
-import { spawn } from 'node:child_process';
+// ferry import --oci-dir names the digest tags in index.json, so skopeo copies a signature out.
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IMPORT_SCRIPT, writeKeyPair } from '../../bundle/index.js';
 import { fallbackTag, MediaType, parseManifest, parseReferrersIndex, type Digest } from '../../oci/index.js';
@@ -17,6 +19,8 @@ import { makeCosignKey, opensslVerify, pushCosignSignature, pushFallbackIndex, p
 import { assertBuilt, runFerry } from '../helpers/ferry-cli.js';
 import { buildTestImage, pushLayout, type TestImage } from '../helpers/images.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry-server.js';
+
+const execFileP = promisify(execFile);
 
 async function collect(s: NodeJS.ReadableStream): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -163,5 +167,19 @@ describe('import.sh pushes signatures, SBOMs and referrers', () => {
     expect(sh.stderr).toMatch(new RegExp(`mirror/app:${fallbackTag(amd.digest)} .*refusing to overwrite it and drop its entries, nothing was tagged`));
     expect((await c.manifestGet('mirror/app', fallbackTag(amd.digest))).bytes.equals(pretty)).toBe(true);
     expect(await c.manifestHead('mirror/app', 'v1')).toBeUndefined();
+  });
+
+  it('ferry import --oci-dir names the digest tags: skopeo copies the signature out, and it verifies with openssl', async () => {
+    const oci = join(dir, 'layout');
+    const imp = await runFerry(['import', tar, '--trust', pub, '--oci-dir', oci, '--ledger', join(dir, 'ledger-oci.db')], { cwd: dir });
+    expect(imp.code, imp.stderr).toBe(0);
+    const amd = img.images[0]!.digest;
+    for (const [subject, sig] of [[img.top.digest, indexSig], [amd, amdSig]] as const) {
+      const name = `${up.host}/team/app:${fallbackTag(subject)}.sig`;
+      const { stdout } = await execFileP('skopeo', ['inspect', '--raw', `oci:${oci}:${name}`], { encoding: 'buffer', maxBuffer: 1 << 24 });
+      expect(Buffer.from(stdout).equals(sig.bytes), name).toBe(true);
+      await execFileP('skopeo', ['copy', '--preserve-digests', '--dest-tls-verify=false', `oci:${oci}:${name}`, `docker://${byFerry.host}/copied/app:${fallbackTag(subject)}.sig`]);
+      await verifyAt(client(byFerry), 'copied/app', subject);
+    }
   });
 });
