@@ -95,6 +95,20 @@ push_manifest() { # REPO REF MEDIATYPE FILE
   [ -z "$_subj" ] || echo "$1 $_subj" >> "$TMP/indexed"
 }
 
+# tag_manifest REPO TAG DIGEST MEDIATYPE: puts the manifest's exact bytes under TAG: the bundle's,
+# or (a manifest an earlier bundle carried) the registry's, fetched and checked against DIGEST.
+tag_manifest() {
+  _h=$(printf '%s' "$3" | sed 's/^sha256://')
+  _mf="$X/blobs/sha256/$_h"
+  if [ ! -f "$_mf" ]; then
+    reg_req GET "$BASE/v2/$1/manifests/$3" "$TMP/retag.json" -H "Accept: $4"
+    [ "$HTTP_CODE" = 200 ] || die "cannot fetch $1@$3 to tag it $2 (HTTP $HTTP_CODE)"
+    [ "$(sha256sum < "$TMP/retag.json" | awk '{print $1}')" = "$_h" ] || die "$1@$3: registry returned other bytes"
+    _mf="$TMP/retag.json"
+  fi
+  push_manifest "$1" "$2" "$4" "$_mf"
+}
+
 # The compact referrers index Ferry writes under a fallback tag, up to its first entry.
 REFIDX_HEAD='{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":['
 
@@ -114,15 +128,7 @@ push_attachments() {
       _at=$(grep -i '^docker-content-digest:' "$TMP/hdr" | tail -n 1 | tr -d '\r' | sed 's/^[^:]*:[[:space:]]*//')
       [ "$_at" != "$dg" ] || continue
     fi
-    _f="$X/blobs/sha256/$hex"
-    if [ ! -f "$_f" ]; then
-      # Carried by an earlier bundle: its exact bytes from the registry.
-      reg_req GET "$BASE/v2/$repo/manifests/$dg" "$TMP/att.json" -H "Accept: $mt"
-      [ "$HTTP_CODE" = 200 ] || die "cannot fetch $repo@$dg to tag it $rest (HTTP $HTTP_CODE)"
-      [ "$(sha256sum < "$TMP/att.json" | awk '{print $1}')" = "$hex" ] || die "$repo@$dg: registry returned other bytes"
-      _f="$TMP/att.json"
-    fi
-    push_manifest "$repo" "$rest" "$mt" "$_f"
+    tag_manifest "$repo" "$rest" "$dg" "$mt"
     DIGEST_TAGS=$((DIGEST_TAGS + 1))
     say "tagged $REGISTRY/$repo:$rest = $dg (attachment)"
   done < "$TMP/attach"
@@ -303,16 +309,7 @@ elif [ "$NIMAGES" -gt 0 ]; then
         dg=$filt
       fi
     fi
-    hex=$(printf '%s' "$dg" | sed 's/^sha256://')
-    mf="$X/blobs/sha256/$hex"
-    if [ ! -f "$mf" ]; then
-      # A tag moved to a manifest an earlier bundle carried: fetch its exact bytes to re-tag it.
-      reg_req GET "$BASE/v2/$repo/manifests/$dg" "$TMP/retag.json" -H "Accept: $mt"
-      [ "$HTTP_CODE" = 200 ] || die "cannot fetch $repo@$dg to tag it (HTTP $HTTP_CODE)"
-      [ "$(sha256sum < "$TMP/retag.json" | awk '{print $1}')" = "$hex" ] || die "$repo@$dg: registry returned other bytes"
-      mf="$TMP/retag.json"
-    fi
-    push_manifest "$repo" "$tag" "$mt" "$mf"
+    tag_manifest "$repo" "$tag" "$dg" "$mt"
     PUSHED_TAGS=$((PUSHED_TAGS + 1))
     say "tagged $REGISTRY/$repo:$tag = $dg ($note)"
   done < "$TMP/tags"
