@@ -16,7 +16,7 @@ import { IMPORT_SCRIPT, writeKeyPair } from '../../bundle/index.js';
 import { fallbackTag, MediaType, parseReferrersIndex, type Digest } from '../../oci/index.js';
 import { RegistryClient } from '../../registry/index.js';
 import { makeCosignKey, pushCosignSignature, pushFallbackIndex, pushSbomReferrer, signatureAt, SPDX, type CosignKey, type PushedAttachment, type PushedSignature } from '../helpers/cosign.js';
-import { assertBuilt, runFerry } from '../helpers/ferry-cli.js';
+import { assertBuilt, collectRun, runFerry, type FerryRun } from '../helpers/ferry-cli.js';
 import { buildTestImage, pushLayout, type TestImage } from '../helpers/images.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry-server.js';
 
@@ -44,16 +44,8 @@ describe('import.sh pushes signatures, SBOMs and referrers', () => {
     return c;
   };
 
-  function importSh(registry: RunningRegistry): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      const child = spawn('dash', [script, '--trust', pub, '--registry', registry.host, '--plain-http', tar], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
+  function importSh(registry: RunningRegistry): Promise<FerryRun> {
+    return collectRun(spawn('dash', [script, '--trust', pub, '--registry', registry.host, '--plain-http', tar], { stdio: ['ignore', 'pipe', 'pipe'] }));
   }
 
   beforeAll(async () => {
