@@ -249,7 +249,7 @@ elif [ "$NIMAGES" -gt 0 ]; then
       foreign)
         if [ "$have" = 1 ]; then echo "$target blob $dg"; else echo "$dg" >> "$TMP/foreign"; echo "$target external $dg"; fi ;;
       manifest) if [ "$have" = 1 ]; then echo "$target manifest $dg $mt"; else echo "$target external $dg"; fi ;;
-      digest-tag|referrer) echo "$target $kind $dg $hex $mt $filt" >> "$TMP/attach" ;;
+      digest-tag|referrer) printf '%s %s %s %s %s %s\n' "$target" "$kind" "$dg" "$hex" "$mt" "$filt" >> "$TMP/attach" ;; # printf: echo may read backslashes in the JSON
       root)
         if [ "$filt" != - ]; then echo "$target filtered $dg $mt $filt"
         elif [ "$have" = 1 ]; then echo "$target manifest $dg $mt"
