@@ -109,9 +109,11 @@ fi
 # ---- 2a'. the image plan ----------------------------------------------------------------------
 # ferry export writes each image's closure as Ferry's image graph gives it into image-plan.txt
 # (ferry verify and ferry import check it is the graph's own): the blobs and manifests to push,
-# children before parents, each image's root (with its filtered index) and tag. import.sh follows
-# it rather than walking manifests itself, so both importers push the same content.
+# children before parents, each image's root (with its filtered index), its attachments' digest
+# tags and referrers, and its tag. import.sh follows it rather than walking manifests itself, so
+# both importers push the same content.
 # $TMP/planned: TARGET KIND DIGEST HEX MEDIATYPE|- FILTERED|- (KIND: blob, foreign, manifest, root)
+#   and TARGET digest-tag DIGEST HEX MEDIATYPE TAG, TARGET referrer DIGEST HEX SUBJECT DESCRIPTOR
 PLAN="$X/image-plan.txt"
 : > "$TMP/planned"
 if [ "$NIMAGES" -gt 0 ] && { [ -n "$REGISTRY" ] || [ -z "$GOMOD_DIR" ]; }; then
@@ -145,6 +147,16 @@ FNR == 1 { if ($0 != "ferry image plan 1") bad("not a version 1 image plan"); ne
     if ($3 != dg[k] || $4 != mt[k] || $5 != filt[k]) bad("the root of images[" k "] is " $3 " " $4 " " $5 ", images[] says " dg[k] " " mt[k] " " filt[k])
     rooted[k] = 1
     print target[k], kind, $3, substr($3, 8), $4, $5
+  } else if (kind == "digest-tag") {
+    if (NF != 5 || $3 !~ /^sha256-[0-9a-f]+\.(sig|att|sbom)$/ || length($3) != 75 || !digest($4) || $5 !~ /^application\/vnd\.(oci\.image\.(index|manifest)\.v1|docker\.distribution\.manifest\.(list\.)?v2)\+json$/) bad("is not \"IMAGE digest-tag sha256-<hex>.sig|.att|.sbom DIGEST MEDIATYPE\"")
+    if (!(k in rooted)) bad("an attachment of images[" k "] before its root")
+    print target[k], kind, $4, substr($4, 8), $5, $3
+  } else if (kind == "referrer") {
+    d = $0
+    for (i = 1; i <= 4; i++) sub(/^[^ ]+ /, "", d)
+    if (NF < 5 || !digest($3) || !digest($4) || substr(d, 1, 1) != "{" || substr(d, length(d)) != "}" || index(d, "\"digest\":\"" $4 "\"") == 0) bad("is not \"IMAGE referrer SUBJECT DIGEST DESCRIPTOR\"")
+    if (!(k in rooted)) bad("an attachment of images[" k "] before its root")
+    print target[k], kind, $4, substr($4, 8), $3, d
   } else if (kind == "tag") {
     if (NF != 3 || $3 != tag[k]) bad("the tag of images[" k "] is not " tag[k])
     if (!(k in rooted)) bad("images[" k "] is tagged before its root")

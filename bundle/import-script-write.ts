@@ -90,6 +90,103 @@ push_blob() { # REPO DIGEST FILE
 push_manifest() { # REPO REF MEDIATYPE FILE
   reg_req PUT "$BASE/v2/$1/manifests/$2" "$TMP/put.out" -H "Content-Type: $3" -T "$4"
   [ "$HTTP_CODE" = 201 ] || die "pushing manifest $1:$2 failed (HTTP $HTTP_CODE): $(head -c 300 "$TMP/put.out" 2>/dev/null)"
+  # A registry with the referrers API answers the PUT of a manifest with a subject with OCI-Subject.
+  _subj=$(grep -i '^oci-subject:' "$TMP/hdr" | tail -n 1 | tr -d '\r' | sed 's/^[^:]*:[[:space:]]*//')
+  [ -z "$_subj" ] || echo "$1 $_subj" >> "$TMP/indexed"
+}
+
+# tag_manifest REPO TAG DIGEST MEDIATYPE: puts the manifest's exact bytes under TAG: the bundle's,
+# or (a manifest an earlier bundle carried) the registry's, fetched and checked against DIGEST.
+tag_manifest() {
+  _h=$(printf '%s' "$3" | sed 's/^sha256://')
+  _mf="$X/blobs/sha256/$_h"
+  if [ ! -f "$_mf" ]; then
+    reg_req GET "$BASE/v2/$1/manifests/$3" "$TMP/retag.json" -H "Accept: $4"
+    [ "$HTTP_CODE" = 200 ] || die "cannot fetch $1@$3 to tag it $2 (HTTP $HTTP_CODE)"
+    [ "$(sha256sum < "$TMP/retag.json" | awk '{print $1}')" = "$_h" ] || die "$1@$3: registry returned other bytes"
+    _mf="$TMP/retag.json"
+  fi
+  push_manifest "$1" "$2" "$4" "$_mf"
+}
+
+# The compact referrers index Ferry writes under a fallback tag, up to its first entry.
+REFIDX_HEAD='{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":['
+
+# push_attachments: what ferry import records once the attachment manifests are in, before any
+# tag moves: each cosign digest tag (sha256-<hex>.sig|.att|.sbom) pushed as a tag; for OCI
+# referrers, nothing where the registry indexes them itself (it answered a PUT with OCI-Subject,
+# or answers GET /v2/<name>/referrers/<digest>), else the fallback tag sha256-<hex>: an index of
+# the referrers, merged with what the registry already lists there (others' entries kept as they
+# are, ours appended). An existing fallback index that is not in the compact form Ferry writes is
+# not rewritten in sh: import.sh refuses (ferry import merges any) rather than drop its entries.
+push_attachments() {
+  while read -r repo kind dg hex mt rest; do
+    [ "$kind" = digest-tag ] || continue
+    SCOPE="repository:$repo:pull,push"
+    reg_req HEAD "$BASE/v2/$repo/manifests/$rest" /dev/null -H "Accept: $ACCEPT"
+    if [ "$HTTP_CODE" = 200 ]; then
+      _at=$(grep -i '^docker-content-digest:' "$TMP/hdr" | tail -n 1 | tr -d '\r' | sed 's/^[^:]*:[[:space:]]*//')
+      [ "$_at" != "$dg" ] || continue
+    fi
+    tag_manifest "$repo" "$rest" "$dg" "$mt"
+    DIGEST_TAGS=$((DIGEST_TAGS + 1))
+    say "tagged $REGISTRY/$repo:$rest = $dg (attachment)"
+  done < "$TMP/attach"
+  awk '$2 == "referrer" { print $1, $5 }' "$TMP/attach" | LC_ALL=C sort -u > "$TMP/subjects"
+  while read -r repo subject; do
+    SCOPE="repository:$repo:pull,push"
+    if grep -qx "$repo $subject" "$TMP/indexed"; then REFERRERS_API=1; continue; fi
+    reg_req GET "$BASE/v2/$repo/referrers/$subject" "$TMP/refs.json" -H 'Accept: application/vnd.oci.image.index.v1+json'
+    if [ "$HTTP_CODE" = 200 ] && grep -qi '^content-type:[[:space:]]*application/vnd\.oci\.image\.index\.v1+json' "$TMP/hdr"; then REFERRERS_API=1; continue; fi
+    _ft="sha256-$(printf '%s' "$subject" | sed 's/^sha256://')"
+    reg_req GET "$BASE/v2/$repo/manifests/$_ft" "$TMP/fb.json" -H 'Accept: application/vnd.oci.image.index.v1+json'
+    case "$HTTP_CODE" in
+      200) digests_of "$TMP/fb.json" > "$TMP/listed" ;;
+      404) : > "$TMP/fb.json"; : > "$TMP/listed" ;;
+      *) die "reading the fallback tag $repo:$_ft failed (HTTP $HTTP_CODE)" ;;
+    esac
+    awk -v r="$repo" -v s="$subject" '$1 == r && $2 == "referrer" && $5 == s { print $3 }' "$TMP/attach" | LC_ALL=C sort -u > "$TMP/ours"
+    LC_ALL=C comm -23 "$TMP/ours" "$TMP/listed" > "$TMP/add"
+    [ -s "$TMP/add" ] || continue
+    # Our entries, in digest order (as ferry import writes them), joined by commas.
+    LC_ALL=C sort -k3,3 "$TMP/attach" | awk -v r="$repo" -v s="$subject" 'FNR == NR { want[$1] = 1; next }
+      $1 == r && $2 == "referrer" && $5 == s && ($3 in want) && !done[$3]++ {
+        d = $0; for (i = 1; i <= 5; i++) sub(/^[^ ]+ /, "", d); out = out (n++ ? "," : "") d
+      }
+      END { printf "%s", out }' "$TMP/add" - > "$TMP/entries"
+    if [ -s "$TMP/fb.json" ]; then
+      # Splice into the registry's index only when it is the compact form: REFIDX_HEAD, then
+      # objects separated by commas (strings and nesting scanned), then the closing "]}".
+      if ! awk -v P="$REFIDX_HEAD" 'FNR == NR { if (FNR > 1) multi = 1; b = $0; next }
+        { add = $0 }
+        END {
+          if (multi || substr(b, 1, length(P)) != P || substr(b, length(b) - 1) != "]}") exit 2
+          x = substr(b, length(P) + 1, length(b) - length(P) - 2)
+          depth = 0; ins = 0; expect = 1; n = length(x)
+          for (i = 1; i <= n; i++) {
+            c = substr(x, i, 1)
+            if (ins) { if (c == "\\") i++; else if (c == "\"") ins = 0; continue }
+            if (depth == 0) {
+              if (expect) { if (c != "{") exit 2; expect = 0 }
+              else if (c == ",") { expect = 1; continue }
+              else exit 2
+            }
+            if (c == "\"") ins = 1
+            else if (c == "{" || c == "[") depth++
+            else if (c == "}" || c == "]") { depth--; if (depth < 0) exit 2 }
+          }
+          if (ins || depth != 0 || (expect && x != "")) exit 2
+          printf "%s%s%s%s]}", P, x, (x == "" ? "" : ","), add
+        }' "$TMP/fb.json" "$TMP/entries" > "$TMP/fb.new"; then
+        die "$repo:$_ft (the referrers fallback tag of $subject) holds an index import.sh cannot merge without a JSON parser (not the compact form Ferry writes); refusing to overwrite it and drop its entries, nothing was tagged: import this bundle with ferry import, which merges it"
+      fi
+    else
+      { printf '%s' "$REFIDX_HEAD"; cat "$TMP/entries"; printf ']}'; } > "$TMP/fb.new"
+    fi
+    push_manifest "$repo" "$_ft" application/vnd.oci.image.index.v1+json "$TMP/fb.new"
+    FALLBACK_INDEXES=$((FALLBACK_INDEXES + 1))
+    say "$REGISTRY/$repo:$_ft lists $(wc -l < "$TMP/add" | tr -d ' ') more referrer(s) of $subject (the registry has no referrers API)"
+  done < "$TMP/subjects"
 }
 
 # refused_for_missing_children: the last manifest PUT was refused because children of the index
@@ -143,6 +240,8 @@ elif [ "$NIMAGES" -gt 0 ]; then
   # already be in the registry; a foreign layer the bundle does not carry is left out, by design.
   : > "$TMP/foreign"
   : > "$TMP/chosen"
+  : > "$TMP/attach"
+  : > "$TMP/indexed"
   while read -r target kind dg hex mt filt; do
     if [ -f "$X/blobs/sha256/$hex" ]; then have=1; else have=0; fi
     case "$kind" in
@@ -150,6 +249,7 @@ elif [ "$NIMAGES" -gt 0 ]; then
       foreign)
         if [ "$have" = 1 ]; then echo "$target blob $dg"; else echo "$dg" >> "$TMP/foreign"; echo "$target external $dg"; fi ;;
       manifest) if [ "$have" = 1 ]; then echo "$target manifest $dg $mt"; else echo "$target external $dg"; fi ;;
+      digest-tag|referrer) printf '%s %s %s %s %s %s\n' "$target" "$kind" "$dg" "$hex" "$mt" "$filt" >> "$TMP/attach" ;; # printf: echo may read backslashes in the JSON
       root)
         if [ "$filt" != - ]; then echo "$target filtered $dg $mt $filt"
         elif [ "$have" = 1 ]; then echo "$target manifest $dg $mt"
@@ -193,6 +293,12 @@ elif [ "$NIMAGES" -gt 0 ]; then
     esac
   done < "$TMP/plan.u"
 
+  # Attachments after their subjects, before any tag moves.
+  DIGEST_TAGS=0
+  FALLBACK_INDEXES=0
+  REFERRERS_API=0
+  push_attachments
+
   while read -r repo tag dg mt filt ref; do
     SCOPE="repository:$repo:pull,push"
     note="from $ref"
@@ -203,20 +309,16 @@ elif [ "$NIMAGES" -gt 0 ]; then
         dg=$filt
       fi
     fi
-    hex=$(printf '%s' "$dg" | sed 's/^sha256://')
-    mf="$X/blobs/sha256/$hex"
-    if [ ! -f "$mf" ]; then
-      # A tag moved to a manifest an earlier bundle carried: fetch its exact bytes to re-tag it.
-      reg_req GET "$BASE/v2/$repo/manifests/$dg" "$TMP/retag.json" -H "Accept: $mt"
-      [ "$HTTP_CODE" = 200 ] || die "cannot fetch $repo@$dg to tag it (HTTP $HTTP_CODE)"
-      [ "$(sha256sum < "$TMP/retag.json" | awk '{print $1}')" = "$hex" ] || die "$repo@$dg: registry returned other bytes"
-      mf="$TMP/retag.json"
-    fi
-    push_manifest "$repo" "$tag" "$mt" "$mf"
+    tag_manifest "$repo" "$tag" "$dg" "$mt"
     PUSHED_TAGS=$((PUSHED_TAGS + 1))
     say "tagged $REGISTRY/$repo:$tag = $dg ($note)"
   done < "$TMP/tags"
   say "images: $PUSHED_BLOBS blob(s) uploaded, $SKIPPED_BLOBS already present, $PUSHED_MANIFESTS manifest(s), $PUSHED_TAGS tag(s), $FILTERED filtered index(es)"
+  if [ -s "$TMP/attach" ]; then
+    if [ "$REFERRERS_API" = 1 ]; then _via='the registry indexes referrers itself'; else _via="$FALLBACK_INDEXES fallback tag index(es) written"; fi
+    say "attachments: $DIGEST_TAGS digest tag(s) pushed; $_via"
+    if [ "$FILTERED" != 0 ]; then say "signatures over an index the registry took only filtered verify only against the upstream index; the per-platform manifests keep their digests and their signatures"; fi
+  fi
 fi
 
 `;

@@ -20,7 +20,7 @@ import {
 } from '../oci/index.js';
 import { PLAN_FILE, type BundleAttachment, type BundleImage, type BundleManifest } from './format.js';
 import { buildIndexJson, ociLayoutFile, type LayoutImage } from './layout.js';
-import { buildImagePlan, checkImagePlan } from './plan.js';
+import { attachmentsOf, buildImagePlan, checkImagePlan } from './plan.js';
 import { bufferEntry, type BundleEntry } from './writer.js';
 
 /** How a bundle names an image: the upstream reference, the intranet target and the tag. */
@@ -144,7 +144,7 @@ export class BundleImageSink implements ImageSink<BundleTag> {
     if (this.images.length === 0) return out;
     const required = new Set<string>(this.requires());
     const read: ManifestReader = (d) => this.manifestBytes.get(d.digest) ?? (required.has(d.digest) ? 'external' : undefined);
-    out.push(bufferEntry(PLAN_FILE, await buildImagePlan(this.images, read)));
+    out.push(bufferEntry(PLAN_FILE, await buildImagePlan(this.images, read, this.attachmentList())));
     return out;
   }
 
@@ -206,7 +206,7 @@ export class BundleImageSource {
    * that wrote no plan has none to check.
    */
   async checkPlan(): Promise<void> {
-    if (this.plan !== undefined) await checkImagePlan(this.manifest.images, this.reader(), this.plan);
+    if (this.plan !== undefined) await checkImagePlan(this.manifest.images, this.reader(), this.plan, this.manifest.attachments);
   }
 
   /** The bytes of a manifest the bundle carries, once the pass has read it. */
@@ -257,11 +257,5 @@ export class BundleImageSource {
 
 /** The attachments a bundle manifest records for a subject, as the graph takes them. */
 export function bundleAttachments(m: BundleManifest, subject: Digest): Attachment[] {
-  return (m.attachments ?? [])
-    .filter((a) => a.subject === subject)
-    .map((a) => ({
-      subject: a.subject,
-      descriptor: { mediaType: a.mediaType, digest: a.digest, size: a.size, ...(a.artifactType !== undefined ? { artifactType: a.artifactType } : {}) },
-      ...(a.tag !== undefined ? { tag: a.tag } : {}),
-    }));
+  return attachmentsOf(m.attachments ?? [], subject);
 }

@@ -147,7 +147,7 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions): Pro
       if (!indexBytes) throw bad(INDEX_FILE, 'is missing but the bundle carries images');
       const read = await checkLayout(m, indexBytes, spooled, filesByPath, requires, foreign);
       // The plan import.sh follows is the graph's own (a bundle from a Ferry that wrote none has none).
-      if (planBytes !== undefined) await checkImagePlan(m.images, read, planBytes);
+      if (planBytes !== undefined) await checkImagePlan(m.images, read, planBytes, m.attachments);
     }
     return { ok: true, manifest: m, signer: bundle.signer ?? '', files, bytes, foreignLayers: [...foreign].sort() };
   } finally {

@@ -10,7 +10,9 @@
  * everything it names is in (oci/copy.ts orders it so), which keeps the invariant this medium
  * relies on: a manifest in the layout is complete. Tags are staged by putTag and land together
  * in one atomic replacement of index.json (commitTags), after every blob and manifest, so a
- * reader never sees a name whose content is not all there.
+ * reader never sees a name whose content is not all there. A cosign digest tag among the
+ * attachments (`sha256-<hex>.sig|.att|.sbom`) gets a name too, the image's name with that tag for
+ * its tag (`REPO:sha256-<hex>.sig`), staged with the image whose closure holds its subject.
  *
  * Ferry's own files in the directory (the import ledger, the writer's lock, temp files) start with
  * `.ferry-`: readers look only at the three layout names, and `tar --exclude='.ferry-*'` leaves them
@@ -23,7 +25,7 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { INDEX_FILE, OCI_LAYOUT_FILE, ANNOTATION_REF_NAME, ociLayoutFile } from '../bundle/index.js';
+import { INDEX_FILE, OCI_LAYOUT_FILE, ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, ociLayoutFile } from '../bundle/index.js';
 import { errorMessage, FerryError, isFerryError } from '../errors/index.js';
 import {
   closure,
@@ -36,6 +38,7 @@ import {
   SELECT_ALL,
   sha256Digest,
   VerifyingStream,
+  type Attachment,
   type BlobOpener,
   type CopiedImage,
   type Descriptor,
@@ -241,6 +244,8 @@ export class OciLayout implements ImageSource, ImageSink<LayoutTag> {
   readonly dir: string;
   private readonly onWrite: OciLayoutOptions['onWrite'];
   private readonly pending = new Map<string, Descriptor>();
+  /** Attachments named by a digest tag, staged with the tag of an image that reaches their subject. */
+  private readonly digestTagged: Attachment[] = [];
   private token: string | undefined;
   private tmpCount = 0;
 
@@ -540,6 +545,21 @@ export class OciLayout implements ImageSource, ImageSink<LayoutTag> {
       size = st.size;
     }
     this.pending.set(tag.name, { mediaType: image.mediaType, digest: image.digest, size, annotations: { ...tag.annotations, [ANNOTATION_REF_NAME]: tag.name } });
+    if (this.digestTagged.length === 0) return;
+    const reached = new Set<string>([image.digest, image.root.digest, ...image.closure.manifests.map((m) => m.digest), ...image.closure.external.map((d) => d.digest)]);
+    const repo = tag.name.slice(0, tag.name.lastIndexOf(':'));
+    for (const a of this.digestTagged) {
+      if (!reached.has(a.subject)) continue;
+      const name = `${repo}:${a.tag!}`;
+      const d = a.descriptor;
+      this.pending.set(name, { mediaType: d.mediaType, digest: d.digest, size: d.size, annotations: { [ANNOTATION_CONTAINERD_NAME]: name, [ANNOTATION_REF_NAME]: name } });
+    }
+  }
+
+  /** Keeps the attachments named by a cosign digest tag: putTag names them beside their image. */
+  async putAttachments(list: readonly Attachment[]): Promise<void> {
+    this.assertWriter('putAttachments');
+    for (const a of list) if (a.tag !== undefined && !this.digestTagged.some((b) => b.tag === a.tag && b.descriptor.digest === a.descriptor.digest)) this.digestTagged.push(a);
   }
 
   /**

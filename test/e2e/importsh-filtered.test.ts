@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IMPORT_SCRIPT, writeKeyPair } from '../../bundle/index.js';
-import { assertBuilt, runFerry } from '../helpers/ferry-cli.js';
+import { assertBuilt, collectRun, runFerry, type FerryRun } from '../helpers/ferry-cli.js';
 import { buildTestImage, pushLayout, skopeoInspect, type TestImage } from '../helpers/images.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry-server.js';
 
@@ -48,16 +48,8 @@ describe('import.sh on platform-filtered images', () => {
     return r.stdout;
   }
 
-  function importSh(tar: string, registry: RunningRegistry): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      const child = spawn('dash', [script, '--trust', pub, '--registry', registry.host, '--plain-http', tar], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
+  function importSh(tar: string, registry: RunningRegistry): Promise<FerryRun> {
+    return collectRun(spawn('dash', [script, '--trust', pub, '--registry', registry.host, '--plain-http', tar], { stdio: ['ignore', 'pipe', 'pipe'] }));
   }
 
   function config(name: string, entries: string[]): string {

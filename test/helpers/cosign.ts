@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
+import { fallbackTag, parseManifest, type Digest } from '../../oci/index.js';
 import type { RegistryClient } from '../../registry/index.js';
 import { digestOf, OCI } from './images.js';
 
@@ -158,4 +159,22 @@ export async function pushFallbackIndex(client: RegistryClient, repo: string, su
     }),
   );
   await client.manifestPut(repo, digestTagBase(subject), bytes, OCI.index);
+}
+
+/**
+ * The cosign signature a registry holds for `subject` under its digest tag `sha256-<hex>.sig`:
+ * the digest its simple-signing payload names, and whether openssl verifies it with the key.
+ */
+export async function signatureAt(client: RegistryClient, repo: string, subject: Digest, publicPem: string): Promise<{ names: unknown; verified: boolean }> {
+  const m = await client.manifestGet(repo, `${fallbackTag(subject)}.sig`);
+  const p = parseManifest(m.bytes, m.mediaType);
+  if (p.kind !== 'image') throw new Error(`${repo}:${fallbackTag(subject)}.sig is not an image manifest`);
+  const layer = p.manifest.layers[0]!;
+  const signature = layer.annotations?.[SIGNATURE_ANNOTATION];
+  if (signature === undefined) return { names: undefined, verified: false };
+  const parts: Buffer[] = [];
+  for await (const c of await client.blobGet(repo, layer.digest, { size: layer.size })) parts.push(c as Buffer);
+  const payload = Buffer.concat(parts);
+  const names = (JSON.parse(payload.toString('utf8')) as { critical?: { image?: { 'docker-manifest-digest'?: unknown } } }).critical?.image?.['docker-manifest-digest'];
+  return { names, verified: await opensslVerify(publicPem, payload, signature) };
 }
