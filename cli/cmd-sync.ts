@@ -149,7 +149,12 @@ export function registerSyncCommands(program: Command): void {
       const minAgeMs = o.minAge === undefined ? undefined : /^\s*0+\s*(ms|s|m|h)?\s*$/.test(o.minAge) ? 0 : parseDuration(o.minAge);
       const store = Store.open(dir, { create: false });
       try {
+        // Journal entries every confirmed bundle covers are compacted (no confirmations: none).
+        const file = config?.export?.confirmations;
+        const [{ confirmedCoverage }, { readConfirmations }] = await Promise.all([import('../bundle/export.js'), import('../daemon/retention.js')]);
+        const covered = file === undefined ? undefined : confirmedCoverage(store.bundles, await readConfirmations(file));
         const r = await store.gc({
+          ...(covered ? { journalCovered: covered } : {}),
           ...(config ? { keepSources: new Set(config.images.map((i) => i.name)) } : {}),
           ...(o.dryRun ? { dryRun: true } : {}),
           ...(minAgeMs !== undefined ? { minAgeMs } : {}),
@@ -158,7 +163,7 @@ export function registerSyncCommands(program: Command): void {
         else {
           for (const s of r.droppedSources) process.stdout.write(`${r.dryRun ? 'would drop' : 'dropped'} the ${s.tags} tag(s) of ${s.source} (no longer in the configuration)\n`);
           process.stdout.write(
-            `${r.dryRun ? 'would remove' : 'removed'} ${r.manifests} manifest(s) and ${r.blobs} blob(s), ${formatBytes(r.bytes)}${r.resumed > 0 ? `; finished ${r.resumed} file deletion(s) an interrupted gc left` : ''}${r.runs > 0 ? `; ${r.dryRun ? 'would compact' : 'compacted'} ${r.runs} old run record(s)` : ''}\n`,
+            `${r.dryRun ? 'would remove' : 'removed'} ${r.manifests} manifest(s) and ${r.blobs} blob(s), ${formatBytes(r.bytes)}${r.resumed > 0 ? `; finished ${r.resumed} file deletion(s) an interrupted gc left` : ''}${r.runs > 0 ? `; ${r.dryRun ? 'would compact' : 'compacted'} ${r.runs} old run record(s)` : ''}${r.journal > 0 ? `; ${r.dryRun ? 'would compact' : 'compacted'} ${r.journal} journal entr${r.journal === 1 ? 'y' : 'ies'} every confirmed bundle covers` : ''}\n`,
           );
         }
       } finally {
