@@ -1,5 +1,7 @@
 /** `ferry sync`, `ferry status`, `ferry fsck`, `ferry config check`. */
 // Option definitions are static; each action loads what it runs (`--help` stays cheap).
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { abortOnSignals, collect, EXIT_FAILED, EXIT_OK, loadConfigOption, logFormat, printJson } from './common.js';
 import { formatBytes, Progress } from './progress.js';
@@ -153,8 +155,13 @@ export function registerSyncCommands(program: Command): void {
         const file = config?.export?.confirmations;
         const [{ confirmedCoverage }, { readConfirmations }] = await Promise.all([import('../bundle/export.js'), import('../daemon/retention.js')]);
         const covered = file === undefined ? undefined : confirmedCoverage(store.bundles, await readConfirmations(file));
+        // A store `ferry import --store` fills: what its bundles carried stays (a later bundle
+        // lists it in `requires` rather than carrying it again): every blob the ledger beside it
+        // names and every manifest (the ledger does not list those), with all they reach.
+        const keepDigests = await importedBlobs(store.dir);
         const r = await store.gc({
           ...(covered ? { journalCovered: covered } : {}),
+          ...(keepDigests ? { keepDigests, keepManifests: true } : {}),
           ...(config ? { keepSources: new Set(config.images.map((i) => i.name)) } : {}),
           ...(o.dryRun ? { dryRun: true } : {}),
           ...(minAgeMs !== undefined ? { minAgeMs } : {}),
@@ -183,4 +190,17 @@ export function registerSyncCommands(program: Command): void {
         `${c.file}: ok (${c.images.length} images, ${c.goModules?.roots.length ?? 0} Go module roots, store ${c.store})\n`,
       );
     });
+}
+
+/** The blobs the import ledger beside a store (`ferry import --store`) says imported bundles placed there; undefined without one. */
+async function importedBlobs(dir: string): Promise<Set<string> | undefined> {
+  const { Ledger } = await import('../store/index.js');
+  const file = join(dir, 'ledger.db');
+  if (!existsSync(file)) return undefined;
+  const ledger = Ledger.open(file, { readonly: true });
+  try {
+    return ledger.importedBlobs(`store:${dir}`);
+  } finally {
+    ledger.close();
+  }
 }

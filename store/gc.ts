@@ -37,6 +37,14 @@ export interface GcOptions {
    * tag's removal. Undefined: no bundle is confirmed and the journal stays whole.
    */
   readonly journalCovered?: (source: string | undefined) => number;
+  /**
+   * Digests kept (with everything they reach) whatever uses them: in a store `ferry import
+   * --store` fills, every image and blob an imported bundle carried, since a later bundle lists those in `requires` instead of carrying
+   * them again (its exporter cannot know what a gc inside removed).
+   */
+  readonly keepDigests?: ReadonlySet<string>;
+  /** Keep every manifest (with what it reaches): an imported store's ledger does not list the manifests its bundles carried. */
+  readonly keepManifests?: boolean;
 }
 
 /** What a gc pass removed (or, in a dry run, would remove). */
@@ -78,6 +86,9 @@ export async function collectGarbage(db: IndexDb, files: BlobFiles, opts: GcOpti
       if (droppedSet.has(t.source)) continue;
       stack.push(t.digest, ...(JSON.parse(t.kept_digests) as string[]));
     }
+    // Kept digests are roots too: a kept image's children and blobs stay with it.
+    stack.push(...(opts.keepDigests ?? []));
+    if (opts.keepManifests === true) stack.push(...(sql.prepare('SELECT digest FROM manifests').pluck().all() as string[]));
     const refs = sql.prepare('SELECT digest, media_type FROM manifest_refs WHERE manifest = ?');
     const isManifest = sql.prepare('SELECT 1 FROM manifests WHERE digest = ?').pluck();
     while (stack.length > 0) {
