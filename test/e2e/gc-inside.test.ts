@@ -3,9 +3,10 @@
 // (found by this test: removed, the tag's return to it failed with REQUIRES_MISSING); fsck is
 // clean after it, the next bundle still imports (its chain checks and requires hold),
 // `ferry export` from that store still writes the next hop's bundle, and `ferry serve` serves
-// its tags to skopeo. Real docker-registry upstream.
+// its tags to skopeo. Outside, `ferry gc -c` compacts the journal entries the confirmed bundle
+// covers (`export.confirmations`). Real docker-registry upstream.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,11 +41,12 @@ describe('ferry gc --store inside', () => {
     writeFileSync(cfg, `version: 1\nstore: ./store\nregistries:\n  - host: ${up.host}\n    tls: plain-http\nimages:\n  - name: a\n    source: ${up.host}/team/a\n    target: mirror/a\nexport:\n  signingKey: ${join(dir, 'ferry.key')}\n`);
     const inside = join(dir, 'inside');
     let n = 0;
+    const ids: string[] = [];
     const hop = async (seed: string, multiArch = false): Promise<string> => {
       await pushTestImage(up.host, 'team/a', { tag: 'v1', seed, layerSizes: [4096, 8192], multiArch });
       ok(await runFerry(['sync', '-c', cfg]), `sync ${seed}`);
       const out = join(dir, `out${++n}`);
-      ok(await runFerry(['export', '-c', cfg, '--out', out]), `export ${seed}`);
+      ids.push((JSON.parse(ok(await runFerry(['export', '-c', cfg, '--out', out, '--json']), `export ${seed}`).stdout) as { id: string }).id);
       const tar = join(out, readdirSync(out).find((f) => f.endsWith('.tar'))!);
       ok(await runFerry(['import', tar, '--trust', join(dir, 'ferry.pub'), '--store', inside, '--json']), `import ${seed}`);
       return tar;
@@ -69,6 +71,14 @@ describe('ferry gc --store inside', () => {
     await hop('inside-1', true);
     await hop('inside-3');
     ok(await runFerry(['fsck', '--store', inside]), 'fsck after more imports');
+
+    // Outside, with the second bundle confirmed, gc compacts the journal entries it covers: v1's
+    // first two (each superseded by a later move); without confirmations none.
+    expect(JSON.parse(ok(await runFerry(['gc', '-c', cfg, '--dry-run', '--json']), 'gc outside').stdout)).toMatchObject({ journal: 0 });
+    writeFileSync(join(dir, 'confirmed.txt'), `${ids[1]!}\n`);
+    writeFileSync(cfg, `${readFileSync(cfg, 'utf8')}  confirmations: ${join(dir, 'confirmed.txt')}\n`);
+    expect(JSON.parse(ok(await runFerry(['gc', '-c', cfg, '--dry-run', '--json']), 'gc outside').stdout)).toMatchObject({ dryRun: true, journal: 2 });
+    expect(ok(await runFerry(['gc', '-c', cfg]), 'gc outside').stdout).toContain('compacted 2 journal entries every confirmed bundle covers');
 
     // A further hop: ferry export from the inside store.
     const cfg2 = join(dir, 'inside.yaml');
