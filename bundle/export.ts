@@ -373,3 +373,16 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
     empty: images.length === 0 && modules.length === 0 && pruned.length === 0,
   };
 }
+
+/**
+ * What `ferry gc` may compact of the journal, per source: the lowest seq up to which the newest
+ * confirmed bundle and every bundle exported after it carried the source's changes (an export
+ * from any of them reads only entries above it). Undefined when no bundle is confirmed.
+ */
+export function confirmedCoverage(bundles: StoreBundles, confirmed: ReadonlySet<string>): ((source: string | undefined) => number) | undefined {
+  const all = bundles.list();
+  const newest = all.filter((b) => confirmed.has(b.id)).reduce<BundleRow | undefined>((m, b) => (m === undefined || b.sequence > m.sequence ? b : m), undefined);
+  if (newest === undefined) return undefined;
+  const covers = all.filter((b) => b.sequence >= newest.sequence).map((b) => chainCoverage(bundles, b));
+  return (source) => Math.min(...covers.map((c) => c.carriedTo(source)));
+}

@@ -1,5 +1,7 @@
 /** `ferry sync`, `ferry status`, `ferry fsck`, `ferry config check`. */
 // Option definitions are static; each action loads what it runs (`--help` stays cheap).
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { abortOnSignals, collect, EXIT_FAILED, EXIT_OK, loadConfigOption, logFormat, printJson } from './common.js';
 import { formatBytes, Progress } from './progress.js';
@@ -149,7 +151,17 @@ export function registerSyncCommands(program: Command): void {
       const minAgeMs = o.minAge === undefined ? undefined : /^\s*0+\s*(ms|s|m|h)?\s*$/.test(o.minAge) ? 0 : parseDuration(o.minAge);
       const store = Store.open(dir, { create: false });
       try {
+        // Journal entries every confirmed bundle covers are compacted (no confirmations: none).
+        const file = config?.export?.confirmations;
+        const [{ confirmedCoverage }, { readConfirmations }] = await Promise.all([import('../bundle/export.js'), import('../daemon/retention.js')]);
+        const covered = file === undefined ? undefined : confirmedCoverage(store.bundles, await readConfirmations(file));
+        // A store `ferry import --store` fills: what its bundles carried stays (a later bundle
+        // lists it in `requires` rather than carrying it again): every blob the ledger beside it
+        // names and every manifest (the ledger does not list those), with all they reach.
+        const keepDigests = await importedBlobs(store.dir);
         const r = await store.gc({
+          ...(covered ? { journalCovered: covered } : {}),
+          ...(keepDigests ? { keepDigests, keepManifests: true } : {}),
           ...(config ? { keepSources: new Set(config.images.map((i) => i.name)) } : {}),
           ...(o.dryRun ? { dryRun: true } : {}),
           ...(minAgeMs !== undefined ? { minAgeMs } : {}),
@@ -158,7 +170,7 @@ export function registerSyncCommands(program: Command): void {
         else {
           for (const s of r.droppedSources) process.stdout.write(`${r.dryRun ? 'would drop' : 'dropped'} the ${s.tags} tag(s) of ${s.source} (no longer in the configuration)\n`);
           process.stdout.write(
-            `${r.dryRun ? 'would remove' : 'removed'} ${r.manifests} manifest(s) and ${r.blobs} blob(s), ${formatBytes(r.bytes)}${r.resumed > 0 ? `; finished ${r.resumed} file deletion(s) an interrupted gc left` : ''}${r.runs > 0 ? `; ${r.dryRun ? 'would compact' : 'compacted'} ${r.runs} old run record(s)` : ''}\n`,
+            `${r.dryRun ? 'would remove' : 'removed'} ${r.manifests} manifest(s) and ${r.blobs} blob(s), ${formatBytes(r.bytes)}${r.resumed > 0 ? `; finished ${r.resumed} file deletion(s) an interrupted gc left` : ''}${r.runs > 0 ? `; ${r.dryRun ? 'would compact' : 'compacted'} ${r.runs} old run record(s)` : ''}${r.journal > 0 ? `; ${r.dryRun ? 'would compact' : 'compacted'} ${r.journal} journal entr${r.journal === 1 ? 'y' : 'ies'} every confirmed bundle covers` : ''}\n`,
           );
         }
       } finally {
@@ -178,4 +190,17 @@ export function registerSyncCommands(program: Command): void {
         `${c.file}: ok (${c.images.length} images, ${c.goModules?.roots.length ?? 0} Go module roots, store ${c.store})\n`,
       );
     });
+}
+
+/** The blobs the import ledger beside a store (`ferry import --store`) says imported bundles placed there; undefined without one. */
+async function importedBlobs(dir: string): Promise<Set<string> | undefined> {
+  const { Ledger } = await import('../store/index.js');
+  const file = join(dir, 'ledger.db');
+  if (!existsSync(file)) return undefined;
+  const ledger = Ledger.open(file, { readonly: true });
+  try {
+    return ledger.importedBlobs(`store:${dir}`);
+  } finally {
+    ledger.close();
+  }
 }

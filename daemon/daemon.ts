@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { createTask, validateDetailed, type ScheduledTask } from 'node-cron';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
-import { exportBundle, pendingChanges } from '../bundle/export.js';
+import { confirmedCoverage, exportBundle, pendingChanges } from '../bundle/export.js';
 import { inactiveSources, loadConfig, moduleConcurrency, parseByteSize, parseDuration, resolveSecret, type Config, type LifecycleState } from '../config/index.js';
 import { FerryError, toFerryError } from '../errors/index.js';
 import { Store } from '../store/index.js';
@@ -21,7 +21,7 @@ import { formatListen, parseListen, startHttpServer, type DaemonHttpServer, type
 import { DEFAULT_GRACE_MS } from './defaults.js';
 import { DaemonMetrics } from './metrics.js';
 import { storeOverview, type StoreOverview } from './overview.js';
-import { pruneBundles } from './retention.js';
+import { pruneBundles, readConfirmations } from './retention.js';
 import { renderStatusPage } from './status-page.js';
 
 /** The job name of the automatic export. */
@@ -639,9 +639,15 @@ export class Daemon {
     if (!store) return;
     const log = this.logger.child({ job: GC_JOB });
     try {
-      const r = await store.gc({ keepSources: new Set(config.images.map((i) => i.name)), ...(config.gc?.minAge !== undefined ? { minAgeMs: parseDuration(config.gc.minAge) } : {}) });
+      const file = config.export?.confirmations;
+      const covered = file === undefined ? undefined : confirmedCoverage(store.bundles, await readConfirmations(file));
+      const r = await store.gc({
+        keepSources: new Set(config.images.map((i) => i.name)),
+        ...(config.gc?.minAge !== undefined ? { minAgeMs: parseDuration(config.gc.minAge) } : {}),
+        ...(covered ? { journalCovered: covered } : {}),
+      });
       this.metrics.recordGc(r.bytes, r.blobs);
-      log.info({ dropped: r.droppedSources, manifests: r.manifests, blobs: r.blobs, bytes: r.bytes, resumed: r.resumed }, 'garbage collected');
+      log.info({ dropped: r.droppedSources, manifests: r.manifests, blobs: r.blobs, bytes: r.bytes, resumed: r.resumed, runs: r.runs, journal: r.journal }, 'garbage collected');
       this.finish(job, started, { ok: true, aborted: false });
     } catch (err) {
       const fe = toFerryError(err, 'INTERNAL');

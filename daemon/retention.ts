@@ -109,6 +109,16 @@ export async function listBundlesOnDisk(dir: string, bundles?: StoreBundles): Pr
   });
 }
 
+/** The bundle ids a confirmations file lists; none when the file is not written yet. */
+export async function readConfirmations(file: string): Promise<Set<string>> {
+  try {
+    return parseConfirmations(await readFile(file, 'utf8'), file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Set();
+    throw err;
+  }
+}
+
 /** Deletes bundles beyond the newest `keep`, sparing unconfirmed ones when confirmations are configured. */
 export async function pruneBundles(opts: PruneOptions): Promise<PruneResult> {
   if (!Number.isInteger(opts.keep) || opts.keep < 1) throw new FerryError('USAGE', `export.keep must be a positive integer, got ${String(opts.keep)}`);

@@ -432,6 +432,15 @@ export class Ledger {
     );
   }
 
+  /**
+   * Every blob an imported bundle placed at `target` and every image it tagged there (done): a
+   * later bundle of the chain may list any of their blobs in `requires` instead of carrying them
+   * again, so a gc of that store keeps them.
+   */
+  importedBlobs(target: string): Set<string> {
+    return this.run('importedBlobs', () => new Set(this.db.prepare("SELECT DISTINCT digest FROM items WHERE target = ? AND kind IN ('blob', 'tag') AND state = 'done' AND digest IS NOT NULL").pluck().all(target) as string[]));
+  }
+
   /** Items a bundle recorded. */
   bundleItems(bundleId: string, target?: string): LedgerItem[] {
     return this.run('bundleItems', () => {

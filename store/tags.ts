@@ -69,7 +69,8 @@ export class StoreJournal implements JournalAppend {
   /** The highest journal seq (0 when empty). */
   currentSeq(): number {
     return this.db.run('currentSeq', () => {
-      const r = this.db.sql.prepare('SELECT MAX(seq) AS seq FROM journal').get() as { seq: number | null };
+      // The highest seq ever given (gc may have compacted the newest entry, a covered removal).
+      const r = this.db.sql.prepare("SELECT MAX(COALESCE((SELECT MAX(seq) FROM journal), 0), COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'journal'), 0)) AS seq").get() as { seq: number | null };
       return r.seq ?? 0;
     });
   }

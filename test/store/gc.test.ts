@@ -42,4 +42,29 @@ describe('store gc', () => {
     expect(store.content.hasBlob(put)).toBe(false);
     expect((await store.fsck()).problems).toEqual([]);
   });
+
+  it('compacts only the covered journal entries a later one supersedes, and never without coverage', async () => {
+    const { store, cleanup } = tempStore();
+    cleanups.push(() => {
+      store.close();
+      cleanup();
+    });
+    // One module version recorded twice (its .mod changed): two entries, the first superseded.
+    for (const text of ['module example.com/m\n', 'module example.com/m // again\n']) {
+      const info = await store.content.writeBlobBytes(undefined, Buffer.from('{"Version":"v1.0.0"}'));
+      const mod = await store.content.writeBlobBytes(undefined, Buffer.from(text));
+      store.modules.put({ module: 'example.com/m', version: 'v1.0.0', time: '2024-01-01T00:00:00Z', infoDigest: info.digest, modDigest: mod.digest, zipDigest: null, h1Zip: null, h1Mod: 'h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', root: 'example.com/m' });
+    }
+    const [first, second] = store.journal.since(0).map((e) => e.seq);
+    expect(second).toBeDefined();
+    expect((await store.gc()).journal).toBe(0);
+    // Covered below the first entry: nothing; covered past both: the first goes, the newest stays.
+    expect((await store.gc({ journalCovered: () => first! - 1 })).journal).toBe(0);
+    expect((await store.gc({ dryRun: true, journalCovered: () => second! })).journal).toBe(1);
+    expect(store.journal.since(0)).toHaveLength(2);
+    expect((await store.gc({ journalCovered: (source) => (source === 'example.com/m' ? second! : 0) })).journal).toBe(1);
+    expect(store.journal.since(0).map((e) => e.seq)).toEqual([second]);
+    expect(store.journal.currentSeq()).toBe(second);
+    expect((await store.fsck()).problems).toEqual([]);
+  });
 });
