@@ -2,7 +2,7 @@
 // blobs, manifests and tags where the signed images[] says (not index.json); merge the Go module
 // tree; refuse damaged or untrusted bundles, and a filtered index that is not made from its
 // image's index, without tagging anything.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import { RegistryClient } from '../../registry/index.js';
 import { Ledger } from '../../store/index.js';
 import { flipByteInEntry, makeFixture, makeKeys, MODULE_PATH, MODULE_VERSION, tempDir, writeFixture, type Fixture } from './fixtures.js';
 import { startRegistry, type RunningRegistry as TestRegistry } from '../helpers/registry-server.js';
+import { runSh, type ShRun } from '../helpers/sh.js';
 
 const run = promisify(execFile);
 const NAME = 'ferry-20240101-0001';
@@ -34,16 +35,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function sh(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('/bin/sh', [join(cwd, 'import.sh'), ...args], { cwd });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+function sh(args: string[], cwd: string): Promise<ShRun> {
+  return runSh(join(cwd, 'import.sh'), args, cwd);
 }
 
 async function bundle(fx: Fixture, splitSize?: number): Promise<string> {

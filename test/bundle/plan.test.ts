@@ -4,7 +4,6 @@
 // a plan that is not the graph's, import.sh one that disagrees with images[]; and import.sh
 // pushes an image whose manifest names a `subject` nothing carries (the graph does not follow
 // it; a walk that grepped every digest out of the manifest asked the registry for it).
-import { spawn } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -16,6 +15,7 @@ import { RegistryClient } from '../../registry/index.js';
 import { Ledger, Store } from '../../store/index.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry-server.js';
 import { fixturePlan, makeFixture, makeKeys, tempDir, writeFixture, type Blob, type Fixture } from './fixtures.js';
+import { runSh, type ShRun } from '../helpers/sh.js';
 
 const NAME = 'ferry-20240101-0001';
 const logger = pino({ level: 'silent' });
@@ -44,16 +44,8 @@ async function written(fx: Fixture, plan: boolean | Buffer = true): Promise<stri
   return out;
 }
 
-function importSh(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('/bin/sh', [join(cwd, 'import.sh'), ...args], { cwd });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+function importSh(args: string[], cwd: string): Promise<ShRun> {
+  return runSh(join(cwd, 'import.sh'), args, cwd);
 }
 
 /** The manifest of a fixture blob, parsed. */

@@ -15,9 +15,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IMPORT_SCRIPT, writeKeyPair } from '../../bundle/index.js';
 import { fallbackTag, MediaType, parseReferrersIndex, type Digest } from '../../oci/index.js';
 import { RegistryClient } from '../../registry/index.js';
-import { makeCosignKey, pushCosignSignature, pushFallbackIndex, pushSbomReferrer, signatureAt, SPDX, type CosignKey, type PushedAttachment, type PushedSignature } from '../helpers/cosign.js';
+import { pushFallbackIndex, pushSbomReferrer, pushSignedImage, signatureAt, SPDX, type CosignKey, type PushedAttachment, type PushedSignature } from '../helpers/cosign.js';
 import { assertBuilt, collectRun, runFerry, type FerryRun } from '../helpers/ferry-cli.js';
-import { buildTestImage, pushLayout, type TestImage } from '../helpers/images.js';
+import { type TestImage } from '../helpers/images.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry-server.js';
 
 const execFileP = promisify(execFile);
@@ -52,15 +52,7 @@ describe('import.sh pushes signatures, SBOMs and referrers', () => {
     assertBuilt();
     dir = mkdtempSync(join(tmpdir(), 'ferry-importsh-attachments-'));
     [up, bySh, byFerry, odd] = await Promise.all([startRegistry(), startRegistry(), startRegistry(), startRegistry()]);
-    img = await buildTestImage({ multiArch: true, seed: 'importsh-signed', tag: 'v1' });
-    await pushLayout(img.layout.dir, 'v1', `${up.host}/team/app:v1`);
-    const upClient = client(up);
-    key = await makeCosignKey();
-    const amd = img.images[0]!;
-    indexSig = await pushCosignSignature(upClient, 'team/app', img.top.digest, key, `${up.host}/team/app`);
-    amdSig = await pushCosignSignature(upClient, 'team/app', amd.digest, key, `${up.host}/team/app`);
-    sbom = await pushSbomReferrer(upClient, 'team/app', amd, { spdxVersion: 'SPDX-2.3', name: 'signed' });
-    await pushFallbackIndex(upClient, 'team/app', amd.digest, [{ ...sbom, artifactType: SPDX }]);
+    ({ img, key, indexSig, amdSig, sbom } = await pushSignedImage(client(up), up.host, 'importsh-signed'));
 
     const k = await writeKeyPair(join(dir, 'ferry'));
     pub = k.publicKeyPath;

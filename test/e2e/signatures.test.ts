@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fallbackTag, parseReferrersIndex, type Digest } from '../../oci/index.js';
 import { RegistryClient } from '../../registry/index.js';
-import { makeCosignKey, pushCosignSignature, pushFallbackIndex, pushSbomReferrer, signatureAt, SPDX, type CosignKey, type PushedAttachment, type PushedSignature } from '../helpers/cosign.js';
+import { pushFallbackIndex, pushSbomReferrer, pushSignedImage, signatureAt, SPDX, type CosignKey, type PushedAttachment, type PushedSignature } from '../helpers/cosign.js';
 import { runFerry } from '../helpers/ferry-cli.js';
-import { buildTestImage, pushLayout, type TestImage } from '../helpers/images.js';
+import { type TestImage } from '../helpers/images.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry-server.js';
 
 describe('signatures cross the air gap', () => {
@@ -28,16 +28,9 @@ describe('signatures cross the air gap', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ferry-e2e-signatures-'));
     [up, intra] = await Promise.all([startRegistry(), startRegistry()]);
-    img = await buildTestImage({ multiArch: true, seed: 'signed', tag: 'v1' });
-    await pushLayout(img.layout.dir, 'v1', `${up.host}/team/app:v1`);
     upClient = new RegistryClient({ host: up.host, tls: 'plain-http' });
     intraClient = new RegistryClient({ host: intra.host, tls: 'plain-http' });
-    key = await makeCosignKey();
-    const amd = img.images[0]!;
-    indexSig = await pushCosignSignature(upClient, 'team/app', img.top.digest, key, `${up.host}/team/app`);
-    amdSig = await pushCosignSignature(upClient, 'team/app', amd.digest, key, `${up.host}/team/app`);
-    sbom = await pushSbomReferrer(upClient, 'team/app', amd, { spdxVersion: 'SPDX-2.3', name: 'signed' });
-    await pushFallbackIndex(upClient, 'team/app', amd.digest, [{ ...sbom, artifactType: SPDX }]);
+    ({ img, key, indexSig, amdSig, sbom } = await pushSignedImage(upClient, up.host, 'signed'));
   });
 
   afterAll(async () => {

@@ -17,7 +17,7 @@ import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { fallbackTag, parseManifest, type Digest } from '../../oci/index.js';
 import type { RegistryClient } from '../../registry/index.js';
-import { digestOf, OCI } from './images.js';
+import { buildTestImage, digestOf, OCI, pushLayout, type TestImage } from './images.js';
 
 const execFileP = promisify(execFile);
 
@@ -177,4 +177,30 @@ export async function signatureAt(client: RegistryClient, repo: string, subject:
   const payload = Buffer.concat(parts);
   const names = (JSON.parse(payload.toString('utf8')) as { critical?: { image?: { 'docker-manifest-digest'?: unknown } } }).critical?.image?.['docker-manifest-digest'];
   return { names, verified: await opensslVerify(publicPem, payload, signature) };
+}
+
+/** A signed image upstream, as the signature tests use it: the index and its first platform signed, an SBOM on that platform. */
+export interface SignedImage {
+  readonly img: TestImage;
+  readonly key: CosignKey;
+  readonly indexSig: PushedSignature;
+  readonly amdSig: PushedSignature;
+  readonly sbom: PushedAttachment;
+}
+
+/**
+ * Builds a multi-platform image (`seed`), pushes it to `host` as `team/app:v1`, signs the index
+ * and its first platform with a new key, and attaches an SPDX SBOM to that platform both as an
+ * OCI 1.1 referrer and in the fallback index. The caller removes `img.layout` and `key`.
+ */
+export async function pushSignedImage(client: RegistryClient, host: string, seed: string): Promise<SignedImage> {
+  const img = await buildTestImage({ multiArch: true, seed, tag: 'v1' });
+  await pushLayout(img.layout.dir, 'v1', `${host}/team/app:v1`);
+  const key = await makeCosignKey();
+  const amd = img.images[0]!;
+  const indexSig = await pushCosignSignature(client, 'team/app', img.top.digest, key, `${host}/team/app`);
+  const amdSig = await pushCosignSignature(client, 'team/app', amd.digest, key, `${host}/team/app`);
+  const sbom = await pushSbomReferrer(client, 'team/app', amd, { spdxVersion: 'SPDX-2.3', name: 'signed' });
+  await pushFallbackIndex(client, 'team/app', amd.digest, [{ ...sbom, artifactType: SPDX }]);
+  return { img, key, indexSig, amdSig, sbom };
 }
