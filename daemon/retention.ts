@@ -109,13 +109,14 @@ export async function listBundlesOnDisk(dir: string, bundles?: StoreBundles): Pr
   });
 }
 
-/** The bundle ids a confirmations file lists; none when the file is not written yet. */
-export async function readConfirmations(file: string): Promise<Set<string>> {
+/** The bundle ids a confirmations file lists; none when the file is not written yet (`onMissing` is told). */
+export async function readConfirmations(file: string, onMissing?: () => void): Promise<Set<string>> {
   try {
     return parseConfirmations(await readFile(file, 'utf8'), file);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Set();
-    throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    onMissing?.();
+    return new Set();
   }
 }
 
@@ -127,13 +128,10 @@ export async function pruneBundles(opts: PruneOptions): Promise<PruneResult> {
   const old = all.slice(opts.keep);
   let confirmed: Set<string> | undefined;
   if (opts.confirmations !== undefined && old.length > 0) {
-    try {
-      confirmed = parseConfirmations(await readFile(opts.confirmations, 'utf8'), opts.confirmations);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      confirmed = new Set();
-      opts.logger?.warn({ file: opts.confirmations }, 'confirmations file not found: no bundle is confirmed as imported, none is deleted');
-    }
+    const file = opts.confirmations;
+    confirmed = await readConfirmations(file, () =>
+      opts.logger?.warn({ file }, 'confirmations file not found: no bundle is confirmed as imported, none is deleted'),
+    );
   }
   const removed: string[] = [];
   const unconfirmed: string[] = [];
