@@ -33,7 +33,7 @@ function when(iso: string | null, now: Date): SafeHtml {
   const d = Math.round((t.getTime() - now.getTime()) / 1000);
   const abs = Math.abs(d);
   const rel = abs < 60 ? `${abs} s` : abs < 3600 ? `${Math.round(abs / 60)} min` : abs < 172_800 ? `${Math.round(abs / 3600)} h` : `${Math.round(abs / 86_400)} d`;
-  return html`<time datetime="${iso}" title="${iso}">${t.toISOString().slice(0, 19).replace('T', ' ')} UTC</time> <span class="muted">(${d <= 0 ? `${rel} ago` : `in ${rel}`})</span>`;
+  return html`<time datetime="${iso}" title="${iso}">${t.toISOString().slice(0, 19).replace('T', ' ')} UTC</time> <span class="muted">(${d === 0 ? 'now' : d < 0 ? `${rel} ago` : `in ${rel}`})</span>`;
 }
 
 function lastRunCell(j: JobStatus): SafeHtml {

@@ -97,7 +97,7 @@ const JS = `(() => {
           if (fresh) main.replaceChildren(...fresh.childNodes);
         }
         last = text;
-        if (stamp) stamp.textContent = 'checked ' + new Date().toLocaleTimeString();
+        if (stamp) stamp.textContent = 'checked ' + new Date().toISOString().slice(11, 19) + ' UTC';
       } catch {
         if (stamp) stamp.textContent = 'status unreachable; retrying';
       }

@@ -71,6 +71,12 @@ describe('daemon status page', () => {
     expect(page).toContain('<time datetime="2026-01-02T04:00:00Z" title="2026-01-02T04:00:00Z">2026-01-02 04:00:00 UTC</time> <span class="muted">(in 56 min)</span>');
   });
 
+  it('says a run due this second is due now, not "0 s ago"', () => {
+    const page = renderStatusPage({ ...status, sources: [job('due', { nextRun: NOW.toISOString() })] }, NOW);
+    expect(page).toContain('2026-01-02 03:04:05 UTC</time> <span class="muted">(now)</span>');
+    expect(page).not.toContain('(0 s ago)');
+  });
+
   it('shows a deprecated or archived source with its note, escaped, and the scheduled gc', () => {
     const page = renderStatusPage(
       { ...status, sources: [job('old', { lifecycle: 'deprecated', note: `use new ${EVIL}` }), job('gone', { lifecycle: 'archived', note: null, schedule: null, nextRun: null })], gc: job('gc', { kind: 'gc' }) },
