@@ -124,6 +124,23 @@ export function pendingChanges(store: Pick<Store, 'bundles' | 'journal'>, parent
   return uncarriedJournal(store, parent).length;
 }
 
+/** A lifecycle announcement as a canonical string: equal for equal lists in any order. */
+export function lifecycleKey(lifecycle: readonly BundleLifecycle[]): string {
+  const rows = lifecycle.map((l) => [l.kind, l.name, l.target, l.state, l.note ?? null] as const);
+  return JSON.stringify(rows.map((r) => JSON.stringify(r)).sort());
+}
+
+/**
+ * True when the sources' lifecycle differs from what the newest exported bundle announced, so a
+ * bundle is due though no content moved (importers learn of a deprecation, an archive, or a
+ * source active again only from a bundle). False before the first export: the first bundle
+ * carries it anyway.
+ */
+export function lifecycleChanged(store: Pick<Store, 'bundles'>, lifecycle: readonly BundleLifecycle[]): boolean {
+  if (store.bundles.last() === undefined) return false;
+  return (store.bundles.exportedLifecycle() ?? lifecycleKey([])) !== lifecycleKey(lifecycle);
+}
+
 /** Ids of a bundle's ancestors and itself, oldest first. */
 export function chainIds(bundles: StoreBundles, b: BundleRow): string[] {
   const ids: string[] = [];
@@ -353,6 +370,7 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
     files: result.manifest.files satisfies readonly BundleFile[],
     blobs: carried,
     moduleFiles: moduleFilePaths,
+    lifecycle: lifecycleKey(opts.lifecycle ?? []),
   });
   opts.logger?.info({ id, sequence, parent: parent?.id ?? null, sources, images: images.length, modules: modules.length, blobs: carried.length }, 'bundle exported');
   if (foreign.length > 0) opts.logger?.warn({ layers: foreign }, 'foreign layers not carried (non-distributable, left out at sync)');

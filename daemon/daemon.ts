@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { createTask, validateDetailed, type ScheduledTask } from 'node-cron';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
-import { confirmedCoverage, exportBundle, pendingChanges } from '../bundle/export.js';
+import { confirmedCoverage, exportBundle, lifecycleChanged, pendingChanges } from '../bundle/export.js';
 import { inactiveSources, loadConfig, moduleConcurrency, parseByteSize, parseDuration, resolveSecret, type Config, type LifecycleState } from '../config/index.js';
 import { FerryError, toFerryError } from '../errors/index.js';
 import { Store } from '../store/index.js';
@@ -593,7 +593,9 @@ export class Daemon {
     try {
       const last = store.bundles.last();
       // Per source: after an operator's `export --only`, the other sources' changes are still due.
-      if (pendingChanges(store, last) === 0) {
+      // A lifecycle change alone (deprecated, archived, active again) is due too: only a bundle tells the inside.
+      const lifecycle = inactiveSources(config);
+      if (pendingChanges(store, last) === 0 && !lifecycleChanged(store, lifecycle)) {
         log.info({ lastBundle: last?.id ?? null, journal: store.journal.currentSeq() }, 'nothing changed since the last bundle: no export');
         this.finish(job, started, { ok: true, aborted: false, skippedReason: 'nothing changed since the last bundle' });
         return;
@@ -605,7 +607,7 @@ export class Daemon {
         signingKey: exp.signingKey,
         ...(passphrase !== undefined ? { passphrase } : {}),
         ...(exp.splitSize !== undefined ? { splitSize: parseByteSize(exp.splitSize) } : {}),
-        lifecycle: inactiveSources(config),
+        lifecycle,
         logger: log,
         signal: this.abort.signal,
         now: this.now,

@@ -32,6 +32,9 @@ const CHAIN = `WITH RECURSIVE chain(id) AS (
       SELECT id FROM bundles WHERE id = ?
       UNION SELECT b.parent_id FROM bundles b JOIN chain c ON b.id = c.id WHERE b.parent_id IS NOT NULL)`;
 
+/** The meta key holding the newest export's lifecycle announcement. */
+const EXPORTED_LIFECYCLE_KEY = 'export.lifecycle';
+
 /** Tokens of the store locks this process holds now (a lock row with our pid and another token is a dead process's). */
 const heldLockTokens = new Set<string>();
 
@@ -141,7 +144,15 @@ export class StoreBundles {
       for (const d of blobs) blob.run(b.id, d);
       const file = this.db.sql.prepare('INSERT OR IGNORE INTO bundle_module_files (bundle_id, path) VALUES (?, ?)');
       for (const p of b.moduleFiles ?? []) file.run(b.id, p);
+      if (b.lifecycle !== undefined) {
+        this.db.sql.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(EXPORTED_LIFECYCLE_KEY, b.lifecycle);
+      }
     });
+  }
+
+  /** The lifecycle announcement of the newest bundle exported from this store (AddBundleInput.lifecycle), if recorded. */
+  exportedLifecycle(): string | undefined {
+    return this.db.getMeta(EXPORTED_LIFECYCLE_KEY);
   }
 
   private bundleRow(r: BundleDbRow): BundleRow {

@@ -350,6 +350,12 @@ export interface AddBundleInput {
   readonly blobs: readonly Digest[];
   /** The Go module files (relative paths) this bundle carried. */
   readonly moduleFiles?: readonly string[];
+  /**
+   * An export's lifecycle announcement, as a canonical string (bundle/export.ts lifecycleKey):
+   * remembered as the newest exported, so a lifecycle-only change is known to be due. Absent for
+   * a bundle imported into this store.
+   */
+  readonly lifecycle?: string;
 }
 
 /** A recorded bundle. */

@@ -125,6 +125,57 @@ describe('daemon: scheduled export', () => {
     }
   });
 
+  it('a lifecycle change alone is due: the next scheduled export carries it, then nothing until the next change', async () => {
+    await pushTestImage(reg.host, 'life/app', { tag: 'v1', seed: 'life-v1' });
+    const sub = join(dir, 'life');
+    mkdirSync(sub);
+    const file = join(sub, 'ferry.yaml');
+    const config = (lifecycle: string): string =>
+      `version: 1\nstore: ./store\nschedule: "0 0 4 1 1 *"\nregistries:\n  - host: ${reg.host}\n    tls: plain-http\n` +
+      `images:\n  - name: app\n    source: ${reg.host}/life/app\n${lifecycle}` +
+      `export:\n  schedule: "*/2 * * * * *"\n  signingKey: ${join(dir, 'signing.pem')}\n  out: ./outbox\n`;
+    writeFileSync(file, config(''));
+    const d = new Daemon({ configFile: file, logger: silent, processMetrics: false });
+    await d.start();
+    try {
+      await d.trigger('app');
+      const first = await waitFor('the first bundle', () => d.status().lastBundle ?? undefined);
+      const trust = [await loadTrustedKey(join(dir, 'signing.pub.pem'))];
+      const name = (id: string): string => id.replace(/-[0-9a-f]{8}$/, '');
+      expect((await verifyBundle(join(sub, 'outbox'), { trust, name: name(first.id) })).manifest.lifecycle).toBeUndefined();
+
+      // Deprecated in the configuration, no tag moved: the next export round writes a bundle that says so.
+      writeFileSync(file, config('    lifecycle: deprecated\n    note: use life/next\n'));
+      expect((await d.reload()).ok).toBe(true);
+      const second = await waitFor('the lifecycle bundle', () => {
+        const b = d.status().lastBundle;
+        return b && b.id !== first.id ? b : undefined;
+      });
+      const m2 = (await verifyBundle(join(sub, 'outbox'), { trust, name: name(second.id) })).manifest;
+      expect(m2.images).toEqual([]);
+      expect(m2.lifecycle).toEqual([{ kind: 'image', name: 'app', target: 'life/app', state: 'deprecated', note: 'use life/next' }]);
+
+      // Said once: the rounds after it skip.
+      const after = d.status().export!.lastRun!.finishedAt;
+      await waitFor('an export round that found nothing to say', () => {
+        const e = d.status().export!.lastRun!;
+        return e.finishedAt > after && e.skippedReason !== undefined ? e : undefined;
+      });
+      expect(d.status().lastBundle?.id).toBe(second.id);
+
+      // Active again: importers learn it only from a bundle, so one more is due.
+      writeFileSync(file, config(''));
+      expect((await d.reload()).ok).toBe(true);
+      const third = await waitFor('the bundle saying the source is active again', () => {
+        const b = d.status().lastBundle;
+        return b && b.id !== second.id ? b : undefined;
+      });
+      expect((await verifyBundle(join(sub, 'outbox'), { trust, name: name(third.id) })).manifest.lifecycle).toBeUndefined();
+    } finally {
+      await d.stop();
+    }
+  });
+
   it('retention keeps the newest N and never deletes a bundle not confirmed as imported', async () => {
     const out = join(dir, 'retention');
     mkdirSync(out);
