@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { FerryError } from '../errors/index.js';
 import { StoreAttachments } from './attachments.js';
 import { BlobFiles } from './blobs.js';
@@ -63,18 +63,27 @@ function readMarker(file: string): Marker | undefined {
   return { storeFormat: o['storeFormat'], id: o['id'] };
 }
 
-/** Writes a small file atomically (temp, fsync, rename) so a crash never leaves half a marker. */
+/** fsyncs what `path` names (a file, or a directory so its entries are durable). */
+function fsyncPath(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Writes a small file atomically (temp, fsync, rename, fsync of the directory) so a crash never
+ * leaves half a marker, nor loses a marker the index already names.
+ */
 function writeFileAtomic(file: string, text: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
   try {
     writeFileSync(tmp, text, { flag: 'w' });
-    const fd = openSync(tmp, 'r+');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    fsyncPath(tmp);
     renameSync(tmp, file);
+    fsyncPath(dirname(file));
   } catch (err) {
     rmSync(tmp, { force: true });
     throw new FerryError('STORE_IO', `cannot write ${file}: ${(err as Error).message}`, { op: 'open', file, cause: err });
