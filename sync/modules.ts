@@ -29,7 +29,6 @@ import {
 import { sha256Digest, type Digest } from '../oci/index.js';
 import type { SourceResultInput, Store, StoreModules } from '../store/index.js';
 import type { SyncContext } from './images.js';
-import { allSettledOrThrow } from './settle.js';
 
 /** Outcome of one module root. */
 export interface ModuleRootResult {
@@ -156,7 +155,7 @@ export async function syncModuleRoot(mctx: ModuleSyncContext, root: GoModuleRoot
       selected = r.versions;
       unchanged = r.unchanged;
       if (!r.unchanged) {
-        await allSettledOrThrow(selected.map((v) => visit(mctx, root.path, v, rules)));
+        await walkRoot(mctx, selected.map((version) => ({ path: root.path, version })), rules);
         if (r.listDigest !== undefined) list = { module: root.path, listDigest: r.listDigest };
       }
     } else {
@@ -169,7 +168,7 @@ export async function syncModuleRoot(mctx: ModuleSyncContext, root: GoModuleRoot
       const gm = parseGoMod(text, { file: root.gomod });
       const rules: RootRules = { root: root.name, deps: true, replace: gm.replace, exclude: gm.exclude, errors, seen: new Set(), counts, modOnly };
       selected = gm.require.map((r) => `${r.path}@${r.version}`);
-      await allSettledOrThrow(gm.require.map((r) => visit(mctx, r.path, r.version, rules)));
+      await walkRoot(mctx, gm.require, rules);
     }
   } catch (err) {
     const fe = toFerryError(err, 'INTERNAL', { module: root.name });
@@ -242,11 +241,60 @@ function applyReplace(rules: RootRules, path: string, version: string): { path: 
 }
 
 /**
- * Walks one version and (when the root follows dependencies) its requirements for one root.
- * Settles only when the version and everything this root reached through it are stored or
- * failed; never rejects: failures are recorded in the root's errors.
+ * Walks a root's starting versions and (when the root follows dependencies) everything they
+ * require, then waits until each version reached is stored or failed. Never rejects: failures
+ * are recorded in the root's errors. The walk and the waiting are two loops over flat lists,
+ * not a recursion that holds a suspended call per (root, version) until its whole subtree is
+ * stored: roots share most of their graph, and those frames were most of a pass's heap.
  */
-async function visit(mctx: ModuleSyncContext, path0: string, version0: string, rules: RootRules): Promise<void> {
+async function walkRoot(mctx: ModuleSyncContext, starts: ReadonlyArray<{ path: string; version: string }>, rules: RootRules): Promise<void> {
+  const reached: Reached[] = [];
+  const walks: Array<Promise<void> | undefined> = [];
+  for (const s of starts) walks.push(reach(mctx, s.path, s.version, rules, reached, walks));
+  // `walks` grows while it is awaited: each reached version adds the walks of its requirements.
+  for (let i = 0; i < walks.length; i++) {
+    await walks[i];
+    walks[i] = undefined;
+  }
+  for (const r of reached) {
+    try {
+      const { zip } = await r.visit.done;
+      if (r.visit.fresh) rules.counts.fresh++;
+      if (!zip) rules.modOnly.add(`${r.path}@${r.version}`);
+    } catch (err) {
+      recordError(rules, r.path, r.version, err);
+    }
+  }
+}
+
+interface Reached {
+  readonly path: string;
+  readonly version: string;
+  readonly visit: VersionVisit;
+}
+
+function recordError(rules: RootRules, path: string, version: string, err: unknown): void {
+  // Each root records a failed version once; the fetch itself ran once for all roots.
+  if (!rules.errors.some((e) => e.module === path && e.version === version)) {
+    const fe = toFerryError(err, 'INTERNAL', { module: path, version });
+    rules.errors.push({ module: path, version, code: fe.code, message: fe.message });
+  }
+}
+
+/**
+ * Reaches one version for one root: starts its work (once per pass) and, when the root follows
+ * dependencies, the walks of its requirements as soon as its go.mod is in hand, while its zip
+ * is still downloading (the graph is explored at the speed of .mod fetches, not one whole level
+ * at a time). Never rejects.
+ */
+async function reach(
+  mctx: ModuleSyncContext,
+  path0: string,
+  version0: string,
+  rules: RootRules,
+  reached: Reached[],
+  walks: Array<Promise<void> | undefined>,
+): Promise<void> {
   const rep = applyReplace(rules, path0, version0);
   if (!rep) return;
   const { path } = rep;
@@ -266,18 +314,11 @@ async function visit(mctx: ModuleSyncContext, path0: string, version0: string, r
     rules.seen.add(key);
     rules.counts.checked++;
     const v = startVisit(mctx, path, version, rules.root);
-    // The requirements are walked while this version's zip is still downloading: the graph
-    // is explored at the speed of .mod fetches, not one whole level at a time.
-    const deps = rules.deps ? (await v.requires()).map((r) => visit(mctx, r.path, r.version, rules)) : [];
-    await allSettledOrThrow([v.done, ...deps]);
-    if (v.fresh) rules.counts.fresh++;
-    if (!(await v.done).zip) rules.modOnly.add(key);
+    reached.push({ path, version, visit: v });
+    if (!rules.deps) return;
+    for (const r of await v.requires()) walks.push(reach(mctx, r.path, r.version, rules, reached, walks));
   } catch (err) {
-    // Each root records a failed version once; the fetch itself ran once for all roots.
-    if (!rules.errors.some((e) => e.module === path && e.version === version)) {
-      const fe = toFerryError(err, 'INTERNAL', { module: path, version });
-      rules.errors.push({ module: path, version, code: fe.code, message: fe.message });
-    }
+    recordError(rules, path, version, err);
   }
 }
 

@@ -80,8 +80,8 @@ describe('config', () => {
     expect(err.message).toMatch(/f\.yaml:3:14: concurrency: expected number, got string "lots"/);
   });
 
-  it('gives GOPROXY requests a concurrency of their own, 32 unless set', () => {
-    expect(parseConfig('version: 1\ngoModules: {}\n', 'f.yaml').goModules?.concurrency).toBe(32);
+  it('gives GOPROXY requests a concurrency of their own, 16 unless set', () => {
+    expect(parseConfig('version: 1\ngoModules: {}\n', 'f.yaml').goModules?.concurrency).toBe(16);
     expect(parseConfig('version: 1\nconcurrency: 2\ngoModules:\n  concurrency: 64\n', 'f.yaml')).toMatchObject({ concurrency: 2, goModules: { concurrency: 64 } });
     const err = errorOf(() => parseConfig('version: 1\ngoModules:\n  concurrency: 0\n', 'f.yaml'));
     expect(err.message).toMatch(/f\.yaml:3:16: goModules\.concurrency: Too small: expected number to be >=1/);

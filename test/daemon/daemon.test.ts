@@ -86,7 +86,7 @@ describe('daemon (in-process)', () => {
     expect(st.export).toBeNull();
     // Registry transfers and GOPROXY requests have a queue each (no goModules here: the default width).
     expect(st.queue.concurrency).toBe(4);
-    expect(st.moduleQueue).toMatchObject({ concurrency: 32 });
+    expect(st.moduleQueue).toMatchObject({ concurrency: 16 });
     const ready = await get(`${base}/readyz`);
     expect(ready.status).toBe(200);
     expect((await get(`${base}/nope`)).status).toBe(404);
