@@ -17,6 +17,13 @@ program
 
 registerCommands(program);
 
+// A reader that went away (`ferry status --json | head`) ends the output as for any Unix tool:
+// quietly, with the exit status the command had so far, never an unhandled EPIPE.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+});
+
 // No top-level await: the bundle is a CommonJS script (see scripts/postbuild.mjs).
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) {

@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, sym
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, runFerry } from '../helpers/ferry-cli.js';
+import { assertBuilt, collectRun, runFerry, spawnFerry } from '../helpers/ferry-cli.js';
 import { pushTestImage } from '../helpers/images.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry-server.js';
 
@@ -35,6 +35,19 @@ describe('ferry CLI: bad input at the edge', () => {
   });
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('output into a pipe whose reader went away (status --json | head) ends quietly, exit 0', async () => {
+    const cwd = join(dir, 'epipe');
+    mkdirSync(cwd);
+    writeFileSync(join(cwd, 'ferry.yaml'), 'version: 1\nstore: ./store\nimages: []\n');
+    expect((await runFerry(['sync', '-c', 'ferry.yaml'], { cwd })).code).toBe(0);
+    const child = spawnFerry(['status', '-c', 'ferry.yaml', '--json'], { cwd });
+    // The read end is closed before the child has even started, so its one write meets EPIPE.
+    child.stdout!.destroy();
+    const r = await collectRun(child);
+    expect(r.stderr).not.toMatch(/EPIPE|Unhandled/);
+    expect(r.code).toBe(0);
   });
 
   it('an alias bomb exits 2 with file:line:col, not an internal error', async () => {
