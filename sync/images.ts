@@ -17,15 +17,18 @@ import {
   isDigestTag,
   platformString,
   SELECT_ALL,
+  sourceReader,
   type Descriptor,
   type Digest,
   type ImageSink,
   type ImageSource,
+  type ManifestRead,
+  type ManifestReader,
   type Selection,
 } from '../oci/index.js';
 import { RegistrySource, type RegistryClient } from '../registry/index.js';
 import { loadPolicyKeys, requireSignature } from './signatures.js';
-import { StoreSink, storeReader, type ChangeResult, type SourceTagKey, type Store, type StoreTag } from '../store/index.js';
+import { StoreSink, storeReader, type ChangeResult, type SourceTagKey, type Store, type StoreTag, type TagRow } from '../store/index.js';
 
 /** Progress and accounting events the engine emits. */
 export type SyncEvent =
@@ -72,7 +75,23 @@ interface ImageRun {
   tags: ReadonlySet<string>;
   /** The signature policy's keys, read once per pass. */
   keys?: Promise<KeyObject[]>;
+  /**
+   * Manifest GETs under way by digest, each entry held until the copy that started it has
+   * stored it (then the store answers): tags naming one digest share one GET. Bounded by the
+   * tags in flight, never a map of the whole pass.
+   */
+  readonly manifests: Map<Digest, Promise<ManifestRead>>;
 }
+
+/**
+ * Tags of one image entry worked on at once: the shared queue bounds the requests, this bounds
+ * the memory (each tag in flight holds its closure). A few per queue slot keep the queue fed
+ * while other tags wait on the store.
+ */
+export const TAGS_IN_FLIGHT = 64;
+
+/** Unchanged tags marked checked per commit. */
+const TOUCH_BATCH = 1000;
 
 /** Shared state of one sync pass (deduplicates blob fetches across tags and images). */
 export interface SyncContext {
@@ -101,23 +120,29 @@ export async function syncImage(ctx: SyncContext, img: ImageConfig, client: Regi
   let failed = 0;
   let selected: string[] = [];
   const pruned: string[] = [];
-  const run: ImageRun = { img, foreign: new Map(), tags: new Set() };
+  const run: ImageRun = { img, foreign: new Map(), tags: new Set(), manifests: new Map() };
   try {
     const tags = await ctx.queue.add(() => client.tagList(img.ref.repository, { signal: ctx.signal }));
     run.tags = new Set(tags);
     // Following attachments, a digest-shaped tag is an attachment's, never an image tag of its own.
     selected = selectTags(img.referrers ? tags.filter((t) => !isDigestTag(t)) : tags, img.tags);
     if (selected.length === 0) log.warn({ available: tags.length }, 'no tag matches the filters');
-    // Unchanged tags are marked checked together: one commit per image, not one per tag.
-    const untouched: SourceTagKey[] = [];
-    await Promise.all(
-      selected.map(async (tag) => {
+    // Unchanged tags are marked checked together: one commit per batch, not one per tag.
+    let untouched: SourceTagKey[] = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < selected.length) {
+        const tag = selected[next++]!;
         try {
           const moved = await syncTag(ctx, run, client, tag);
           if (moved) changed++;
           else {
             unchanged++;
             untouched.push(repoKey(img, tag));
+            if (untouched.length >= TOUCH_BATCH) {
+              ctx.store.tags.touchMany(untouched);
+              untouched = [];
+            }
           }
         } catch (err) {
           failed++;
@@ -125,8 +150,9 @@ export async function syncImage(ctx: SyncContext, img: ImageConfig, client: Regi
           errors.push({ tag, code: fe.code, message: fe.message });
           log.error({ tag, code: fe.code, err: fe.message }, 'tag failed');
         }
-      }),
-    );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(TAGS_IN_FLIGHT, selected.length) }, worker));
     ctx.store.tags.touchMany(untouched);
     if (img.prune && !ctx.signal?.aborted) {
       // Only after a complete tag list: what the entry no longer selects leaves the live tags.
@@ -183,13 +209,57 @@ async function syncTag(ctx: SyncContext, run: ImageRun, client: RegistryClient, 
     run.keys ??= loadPolicyKeys(img.verify.keys);
     await requireSignature({ client, repository: repo, reference: formatReference({ ...img.ref, tag }), digest: head.digest, tags: run.tags, signal: ctx.signal }, await run.keys);
   }
-  // Changed (or first seen): the root is read by digest, so what we store is exactly what HEAD announced.
+  // Changed (or first seen): the root is read by digest, so what we store is exactly what HEAD
+  // announced; from the store when it has it, else from upstream once for every tag naming it.
+  const source = syncSource(ctx, run, client, repo);
+  const call = ctx.signal ? { signal: ctx.signal } : {};
+  const fromStore = storeReader(ctx.store, call);
+  const fromUpstream = sourceReader(source, call);
+  const started: Digest[] = [];
+  const read: ManifestReader = async (d) => {
+    if (ctx.store.content.hasManifest(d.digest)) {
+      const m = await fromStore(d);
+      if (m !== undefined) return m;
+    }
+    let p = run.manifests.get(d.digest);
+    if (p === undefined) {
+      p = ctx.queue.add(async () => fromUpstream(d));
+      run.manifests.set(d.digest, p);
+      started.push(d.digest);
+    }
+    return p;
+  };
+  try {
+    return await copyTag(ctx, run, source, read, { tag, key, head, stored, root, selection, platforms, contentAdded });
+  } finally {
+    for (const d of started) run.manifests.delete(d);
+  }
+}
+
+/** What syncTag found out about a tag before copying it. */
+interface TagPlan {
+  readonly tag: string;
+  readonly key: SourceTagKey;
+  readonly head: { readonly digest: Digest };
+  readonly stored: TagRow | undefined;
+  readonly root: Descriptor;
+  readonly selection: Selection;
+  readonly platforms: string[] | null;
+  readonly contentAdded: boolean;
+}
+
+/** Copies a tag's closure into the store and moves its row; true when the stored tag pointer moved. */
+async function copyTag(ctx: SyncContext, run: ImageRun, source: ImageSource, read: ManifestReader, t: TagPlan): Promise<boolean> {
+  const img = run.img;
+  const repo = img.ref.repository;
+  const { tag, key, head, stored, root, selection, platforms, contentAdded } = t;
   let moved: ChangeResult | undefined;
   const sink = new StoreSink(ctx.store, { onTag: (_row, r) => (moved = r) });
   const fetchForeign = img.foreignLayers === 'fetch';
-  const result = await copy(syncSource(ctx, run, client, repo), fetchForeign ? completeWithForeign(ctx, run, sink) : sink, [{ descriptor: root, selection, tag: { ...key, target: img.target, contentAdded } }], {
+  const result = await copy(source, fetchForeign ? completeWithForeign(ctx, run, sink) : sink, [{ descriptor: root, selection, tag: { ...key, target: img.target, contentAdded } }], {
     queue: ctx.queue,
     inflight: ctx.inflight,
+    read,
     // Foreign layers are not in the registry (it accepted the manifest without them): left out by
     // default, as registries and skopeo do, or fetched from their urls without any credentials.
     foreign: fetchForeign ? 'copy' : 'skip',
