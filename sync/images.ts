@@ -14,6 +14,7 @@ import {
   closure,
   copy,
   formatReference,
+  IMAGE_MEDIA_TYPES,
   isDigestTag,
   platformString,
   SELECT_ALL,
@@ -202,7 +203,7 @@ async function syncTag(ctx: SyncContext, run: ImageRun, client: RegistryClient, 
   // Layers an entry now set to fetch left out before: fetched now, and journaled so they travel.
   // Attachments added upstream since (a new signature or referrer, a moved .att tag): fetched now,
   // and the tag journaled again so the next incremental bundle carries them.
-  const contentAdded = same && ((await lacksForeignLayers(ctx, run, root, selection)) || (await lacksAttachments(ctx, run, client, root, selection)));
+  const contentAdded = same && ((await lacksForeignLayers(ctx, run, root, selection)) || (await lacksAttachments(ctx, run, client, root, selection, stored?.mediaType)));
   if (same && !contentAdded) return false;
   // The signature policy: checked before anything of the tag is stored.
   if (img.verify !== undefined && !same) {
@@ -365,9 +366,16 @@ async function lacksForeignLayers(ctx: SyncContext, run: ImageRun, root: Descrip
  * upstream for theirs (one request per manifest with the referrers API; without it, only the
  * digest tags the tag list names), nothing else is read.
  */
-async function lacksAttachments(ctx: SyncContext, run: ImageRun, client: RegistryClient, root: Descriptor, selection: Selection): Promise<boolean> {
+async function lacksAttachments(ctx: SyncContext, run: ImageRun, client: RegistryClient, root: Descriptor, selection: Selection, storedMediaType?: string): Promise<boolean> {
   if (selection.attachments === undefined || selection.attachments === 'none' || !ctx.store.content.hasManifest(root.digest)) return false;
   const upstream = syncSource(ctx, run, client, run.img.ref.repository);
+  const call = ctx.signal ? { signal: ctx.signal } : {};
+  // A stored image manifest reaches nothing but itself: when upstream has no attachment for it,
+  // nothing was added, and its bytes need not be read (the common case, once per tag).
+  if (storedMediaType !== undefined && IMAGE_MEDIA_TYPES.includes(storedMediaType)) {
+    const first = await ctx.queue.add(() => upstream.attachments!(root, call));
+    if (first.length === 0) return false;
+  }
   const found = new Set<string>();
   const c = await closure(root, storeReader(ctx.store, ctx.signal ? { signal: ctx.signal } : {}), selection, async (d) => {
     const list = await ctx.queue.add(() => upstream.attachments!(d, ctx.signal ? { signal: ctx.signal } : {}));
