@@ -18,11 +18,13 @@ import {
   isDigestTag,
   platformString,
   SELECT_ALL,
+  sha256Digest,
   sourceReader,
   type Descriptor,
   type Digest,
   type ImageSink,
   type ImageSource,
+  type ManifestBytes,
   type ManifestRead,
   type ManifestReader,
   type Selection,
@@ -82,6 +84,24 @@ interface ImageRun {
    * tags in flight, never a map of the whole pass.
    */
   readonly manifests: Map<Digest, Promise<ManifestRead>>;
+  /** Manifests read lately, least recent first, within RECENT_MANIFEST_BYTES: many tags name a few manifests. */
+  readonly recent: Map<Digest, ManifestBytes>;
+  recentBytes: number;
+}
+
+/** Bytes of manifests an image entry keeps at hand during a pass (a bound, not a map of the pass). */
+export const RECENT_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+/** Remembers a manifest read, dropping the least recent past RECENT_MANIFEST_BYTES. */
+function remember(run: ImageRun, digest: Digest, m: ManifestBytes): void {
+  if (m.bytes.length > RECENT_MANIFEST_BYTES / 16 || run.recent.has(digest)) return;
+  run.recent.set(digest, m);
+  run.recentBytes += m.bytes.length;
+  for (const [d, old] of run.recent) {
+    if (run.recentBytes <= RECENT_MANIFEST_BYTES) break;
+    run.recent.delete(d);
+    run.recentBytes -= old.bytes.length;
+  }
 }
 
 /**
@@ -121,7 +141,7 @@ export async function syncImage(ctx: SyncContext, img: ImageConfig, client: Regi
   let failed = 0;
   let selected: string[] = [];
   const pruned: string[] = [];
-  const run: ImageRun = { img, foreign: new Map(), tags: new Set(), manifests: new Map() };
+  const run: ImageRun = { img, foreign: new Map(), tags: new Set(), manifests: new Map(), recent: new Map(), recentBytes: 0 };
   try {
     const tags = await ctx.queue.add(() => client.tagList(img.ref.repository, { signal: ctx.signal }));
     run.tags = new Set(tags);
@@ -218,15 +238,28 @@ async function syncTag(ctx: SyncContext, run: ImageRun, client: RegistryClient, 
   const fromUpstream = sourceReader(source, call);
   const started: Digest[] = [];
   const read: ManifestReader = async (d) => {
+    const known = run.recent.get(d.digest);
+    if (known !== undefined) {
+      // Most recent last.
+      run.recent.delete(d.digest);
+      run.recent.set(d.digest, known);
+      return known;
+    }
     if (ctx.store.content.hasManifest(d.digest)) {
       const m = await fromStore(d);
-      if (m !== undefined) return m;
+      if (m !== undefined && m !== 'external') {
+        remember(run, d.digest, m);
+        return m;
+      }
     }
     let p = run.manifests.get(d.digest);
     if (p === undefined) {
       p = ctx.queue.add(async () => fromUpstream(d));
       run.manifests.set(d.digest, p);
       started.push(d.digest);
+      const got = await p;
+      // Only bytes that are what they claim: the graph refuses the rest, each time it reads them.
+      if (got !== undefined && got !== 'external' && sha256Digest(got.bytes) === d.digest) remember(run, d.digest, got);
     }
     return p;
   };
