@@ -143,25 +143,31 @@ export async function benchScale(b) {
   const headRef = new Map();
   let keyPrefix;
 
+  // The HEAD loop checks every tag's digest: its first run after a build is the build's check.
+  const checkedLoop = async (r, n) => {
+    const h = await headLoop(up, r.repo, conns, r.expected);
+    if (h.tags !== n) throw new Error(`${r.repo}: the registry lists ${h.tags} tags, expected ${n}`);
+    if (!r.checked) say(`   ${up.host}/${r.repo}: every tag listed and answered its digest`);
+    r.checked = true;
+    return h;
+  };
   const repoOf = async (n) => {
     if (repos.has(n)) return repos.get(n);
     const repo = `bench/scale-${n}`;
     const t0 = performance.now();
     const built = await buildScaleRepo(up, repo, n);
     const ms = performance.now() - t0;
-    const h = await headLoop(up, repo, conns, built.expected);
-    if (h.tags !== n) throw new Error(`${repo}: the registry lists ${h.tags} tags, expected ${n}`);
-    say(`   ${up.host}/${repo}: ${fmt(n)} tags over ${DISTINCT_IMAGES} images built in ${secs(ms)}; every tag listed and answered its digest`);
+    say(`   ${up.host}/${repo}: ${fmt(n)} tags over ${DISTINCT_IMAGES} images built in ${secs(ms)}`);
     row(`scale: build the ${fmt(n)}-tag workload`, secs(ms), '', '', n >= 50_000 ? '< 60 s' : '', n >= 50_000 ? ms < 60_000 : undefined);
-    const r = { repo, ...built };
+    const r = { repo, checked: false, ...built };
     repos.set(n, r);
     return r;
   };
   const reference = async (n) => {
     const r = await repoOf(n);
     // Twice, the faster counts: the reference at its best.
-    const a = await headLoop(up, r.repo, conns, r.expected);
-    const c = await headLoop(up, r.repo, conns, r.expected);
+    const a = await checkedLoop(r, n);
+    const c = await checkedLoop(r, n);
     const ms = Math.min(a.ms, c.ms);
     headRef.set(n, ms);
     say(`   HEAD loop (${conns} keep-alive connections, tag list + ${fmt(n)} HEADs): ${secs(a.ms)}, ${secs(c.ms)}`);
@@ -177,6 +183,7 @@ export async function benchScale(b) {
   const cfgFile = async (name, n, extra = '') => {
     const file = join(dir, `ferry-${name}.yaml`);
     const r = await repoOf(n);
+    if (!r.checked) await checkedLoop(r, n);
     await writeFile(file, `version: 1\nstore: ./store-${name}\nconcurrency: ${conns}\nlog:\n  level: warn\n${b.registries}images:\n  - name: scale\n    source: ${up.host}/${r.repo}\n${extra}`);
     return file;
   };
@@ -250,8 +257,10 @@ export async function benchScale(b) {
           say(`   import.sh: ${secs(t.ms)}${cpu(t)}`);
           const r = t.ms / ref;
           row(`scale ${fmt(n)} tags: import.sh into an empty registry`, secs(t.ms), `HEAD loop ${secs(ref)}`, ratio(r), '≤ 60 s', t.ms <= 60_000);
-          const h = await headLoop(target, 'bench/scale-' + n, conns, repos.get(n).expected).catch((err) => ({ error: err }));
-          if (h.error) throw new Error(`after import.sh: ${h.error.message}`);
+          // What import.sh pushed answers like upstream.
+          await headLoop(target, repos.get(n).repo, conns, repos.get(n).expected).catch((err) => {
+            throw new Error(`after import.sh: ${err.message}`);
+          });
         } finally {
           await target.stop();
         }
