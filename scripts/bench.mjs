@@ -5,7 +5,9 @@
 //   BENCH_SCALE=small node scripts/bench.mjs   # about a minute, same steps, small sizes
 //
 // Sizes can be overridden: BENCH_BIG_MB and BENCH_BASE_MB (comma lists), BENCH_UNIQUE_MB, BENCH_TAGS,
-// BENCH_MANY_TAGS, BENCH_GO_MODULES, BENCH_GO_VERSIONS, BENCH_GO_SCALE_MODULES, BENCH_GO_SCALE_VERSIONS, BENCH_GO_ROOTS, BENCH_GO_ROUNDS, BENCH_CATALOG_TAGS. BENCH_DIR (default
+// BENCH_MANY_TAGS, BENCH_GO_MODULES, BENCH_GO_VERSIONS, BENCH_GO_SCALE_MODULES, BENCH_GO_SCALE_VERSIONS, BENCH_GO_ROOTS,
+// BENCH_GO_ROUNDS, BENCH_CATALOG_TAGS, BENCH_SCALE_TAGS (comma list: the scale steps' tag counts; the middle one
+// also runs with the Go modules), BENCH_SCALE_GO_MODULES, BENCH_SCALE_GO_VERSIONS. BENCH_ONLY=scale runs only the scale steps. BENCH_DIR (default
 // .bench in the repo root) holds all data; BENCH_KEEP=1 keeps it afterwards. BENCH_ONLY='go modules'
 // runs only the steps whose names contain it.
 // Runs the built CLI (dist/ferry.mjs, what `ferry` runs): `npm run bench` builds first.
@@ -22,6 +24,7 @@ import { buildGoProxyTree, serveStatic } from './bench/goproxy.mjs';
 import { pushImageWorkload, pushManyTags } from './bench/images.mjs';
 import { measure, run } from './bench/proc.mjs';
 import { startRegistry } from './bench/registry.mjs';
+import { benchScale, SCALE_SIZES } from './bench/scale.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'dist', 'ferry.mjs');
@@ -63,7 +66,14 @@ const S = {
   goRoots: Math.round(num('BENCH_GO_ROOTS', base.goRoots)),
   goRounds: Math.round(num('BENCH_GO_ROUNDS', base.goRounds)),
   catalogTags: Math.round(num('BENCH_CATALOG_TAGS', base.catalogTags)),
+  scaleTags: process.env.BENCH_SCALE_TAGS ? process.env.BENCH_SCALE_TAGS.split(',').map((t) => Math.round(Number(t))) : SCALE_SIZES[scaleName].tags,
+  scaleGoModules: Math.round(num('BENCH_SCALE_GO_MODULES', SCALE_SIZES[scaleName].goModules)),
+  scaleGoVersions: Math.round(num('BENCH_SCALE_GO_VERSIONS', SCALE_SIZES[scaleName].goVersions)),
 };
+if (S.scaleTags.some((t) => !Number.isSafeInteger(t) || t <= 0)) {
+  process.stderr.write(`bench: BENCH_SCALE_TAGS must be a comma list of positive integers, got "${process.env.BENCH_SCALE_TAGS}"\n`);
+  process.exit(2);
+}
 
 const MB = 1e6;
 const rows = [];
@@ -378,6 +388,31 @@ async function main() {
     }
     if (!bundleFile) throw new Error('no bundle from the export step');
     await benchImport(bundleFile, `${keyPrefix}.pub`, workload);
+  });
+
+  // 7. Scale: N tags over 50 images, and with 2,000 Go module versions (scripts/bench/scale.mjs).
+  const middle = S.scaleTags[Math.floor(S.scaleTags.length / 2)];
+  await benchScale({
+    step,
+    ferry,
+    say,
+    row,
+    parseJson,
+    secs,
+    rss,
+    cpu,
+    ratio,
+    dir: DIR,
+    log: LOG,
+    up,
+    registries,
+    scale: {
+      tags: S.scaleTags,
+      targetTags: middle,
+      combinedTags: middle,
+      concurrency: 8,
+      go: { modules: S.scaleGoModules, versions: S.scaleGoVersions, roots: Math.max(1, Math.round(S.scaleGoModules / 10)) },
+    },
   });
 }
 

@@ -281,7 +281,7 @@ export class StoreContent implements PlacedBlobs, ManifestPresence {
     // file, would claim a blob the store no longer has.
     const removed = this.db.durable('deleteUnreferencedBlobs', () => {
       const gone = this.unreferencedBlobs(wanted);
-      const del = this.db.sql.prepare('DELETE FROM blobs WHERE digest = ?');
+      const del = this.db.cached('DELETE FROM blobs WHERE digest = ?');
       for (const b of gone) del.run(b.digest);
       return gone;
     });
@@ -296,15 +296,15 @@ export class StoreContent implements PlacedBlobs, ManifestPresence {
    */
   unreferencedBlobs(only?: readonly Digest[]): Array<{ digest: Digest; size: number }> {
     return this.db.run('unreferencedBlobs', () =>
-      this.db.sql
-        .prepare(`${UNREFERENCED_BLOBS} ${only ? 'AND b.digest IN (SELECT value FROM json_each(?))' : ''} ORDER BY b.digest`)
+      this.db
+        .cached(`${UNREFERENCED_BLOBS} ${only ? 'AND b.digest IN (SELECT value FROM json_each(?))' : ''} ORDER BY b.digest`)
         .all(...(only ? [JSON.stringify(only)] : [])) as Array<{ digest: Digest; size: number }>,
     );
   }
 
   /** Every indexed blob with its size, by digest (for fsck). */
   allBlobRows(): Array<{ digest: Digest; size: number }> {
-    return this.db.run('allBlobs', () => this.db.sql.prepare('SELECT digest, size FROM blobs ORDER BY digest').all() as Array<{ digest: Digest; size: number }>);
+    return this.db.run('allBlobs', () => this.db.cached('SELECT digest, size FROM blobs ORDER BY digest').all() as Array<{ digest: Digest; size: number }>);
   }
 
   // ---- PlacedBlobs (store/ only): rows written in another part's transaction (modules.ts) ----
@@ -357,18 +357,18 @@ export class StoreContent implements PlacedBlobs, ManifestPresence {
   /** Records a manifest (its blob row must exist) and its references, once. */
   private putManifestRows(d: Digest, mediaType: string, size: number, platform: string | undefined, refs: readonly ManifestReference[]): void {
     this.db.write('putManifest', () => {
-      const ins = this.db.sql
-        .prepare('INSERT OR IGNORE INTO manifests (digest, media_type, size, platform, created_at) VALUES (?, ?, ?, ?, ?)')
+      const ins = this.db
+        .cached('INSERT OR IGNORE INTO manifests (digest, media_type, size, platform, created_at) VALUES (?, ?, ?, ?, ?)')
         .run(d, mediaType, size, platform ?? null, this.db.iso());
-      const stmt = this.db.sql.prepare('INSERT INTO manifest_refs (manifest, position, digest, media_type, size, platform) VALUES (?, ?, ?, ?, ?, ?)');
+      const stmt = this.db.cached('INSERT INTO manifest_refs (manifest, position, digest, media_type, size, platform) VALUES (?, ?, ?, ?, ?, ?)');
       if (ins.changes === 0) {
         // Same digest, same bytes, same references; only a platform learned later is new.
-        if (platform !== undefined) this.db.sql.prepare('UPDATE manifests SET platform = COALESCE(platform, ?) WHERE digest = ?').run(platform, d);
+        if (platform !== undefined) this.db.cached('UPDATE manifests SET platform = COALESCE(platform, ?) WHERE digest = ?').run(platform, d);
         // Older versions recorded an index with only the children a platform filter kept;
         // its bytes list them all, and another image entry may keep the others.
-        const have = this.db.sql.prepare('SELECT COUNT(*) FROM manifest_refs WHERE manifest = ?').pluck().get(d) as number;
+        const have = this.db.cached('SELECT COUNT(*) FROM manifest_refs WHERE manifest = ?').pluck().get(d) as number;
         if (have < refs.length) {
-          this.db.sql.prepare('DELETE FROM manifest_refs WHERE manifest = ?').run(d);
+          this.db.cached('DELETE FROM manifest_refs WHERE manifest = ?').run(d);
           refs.forEach((r, i) => stmt.run(d, i, r.digest, r.mediaType, r.size, r.platform ?? null));
         }
         return;
@@ -380,12 +380,12 @@ export class StoreContent implements PlacedBlobs, ManifestPresence {
   /** A recorded manifest with its references in order. */
   getManifest(d: Digest): ManifestRow | undefined {
     return this.db.run('getManifest', () => {
-      const m = this.db.sql.prepare('SELECT digest, media_type, size, platform FROM manifests WHERE digest = ?').get(d) as
+      const m = this.db.cached('SELECT digest, media_type, size, platform FROM manifests WHERE digest = ?').get(d) as
         | { digest: Digest; media_type: string; size: number; platform: string | null }
         | undefined;
       if (!m) return undefined;
-      const refs = this.db.sql
-        .prepare('SELECT digest, media_type AS mediaType, size, platform FROM manifest_refs WHERE manifest = ? ORDER BY position')
+      const refs = this.db
+        .cached('SELECT digest, media_type AS mediaType, size, platform FROM manifest_refs WHERE manifest = ? ORDER BY position')
         .all(d) as Array<Record<string, unknown>>;
       return compact<ManifestRow>({
         digest: m.digest,
@@ -404,8 +404,8 @@ export class StoreContent implements PlacedBlobs, ManifestPresence {
    */
   manifestSummaries(digests: readonly Digest[]): Map<Digest, ManifestSummary> {
     return this.db.run('manifestSummaries', () => {
-      const rows = this.db.sql
-        .prepare(
+      const rows = this.db
+        .cached(
           `SELECT m.digest, m.media_type AS mediaType, m.size, m.platform, COALESCE(SUM(r.size), 0) AS refsSize, COUNT(r.digest) AS refs
            FROM manifests m LEFT JOIN manifest_refs r ON r.manifest = m.digest
            WHERE m.digest IN (SELECT value FROM json_each(?)) GROUP BY m.digest`,
@@ -417,15 +417,15 @@ export class StoreContent implements PlacedBlobs, ManifestPresence {
 
   /** True when the manifest is recorded. */
   hasManifest(d: Digest): boolean {
-    return this.db.run('hasManifest', () => this.db.sql.prepare('SELECT 1 FROM manifests WHERE digest = ?').get(d) !== undefined);
+    return this.db.run('hasManifest', () => this.db.cached('SELECT 1 FROM manifests WHERE digest = ?').get(d) !== undefined);
   }
 
   /** References of manifests whose target blob is not indexed; `indexes` selects index or image manifests (for fsck). */
   danglingRefs(indexes: boolean, indexTypes: readonly string[]): Array<{ manifest: Digest; digest: Digest; mediaType: string }> {
     return this.db.run('danglingRefs', () => {
       const marks = indexTypes.map(() => '?').join(', ') || "''";
-      return this.db.sql
-        .prepare(
+      return this.db
+        .cached(
           `SELECT r.manifest, r.digest, r.media_type AS mediaType FROM manifest_refs r JOIN manifests m ON m.digest = r.manifest
            WHERE m.media_type ${indexes ? '' : 'NOT '}IN (${marks})
              AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = r.digest)

@@ -70,7 +70,7 @@ export class StoreJournal implements JournalAppend {
   currentSeq(): number {
     return this.db.run('currentSeq', () => {
       // The highest seq ever given (gc may have compacted the newest entry, a covered removal).
-      const r = this.db.sql.prepare("SELECT MAX(COALESCE((SELECT MAX(seq) FROM journal), 0), COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'journal'), 0)) AS seq").get() as { seq: number | null };
+      const r = this.db.cached("SELECT MAX(COALESCE((SELECT MAX(seq) FROM journal), 0), COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'journal'), 0)) AS seq").get() as { seq: number | null };
       return r.seq ?? 0;
     });
   }
@@ -78,8 +78,8 @@ export class StoreJournal implements JournalAppend {
   /** Journal entries after `seq` (up to `until`, inclusive), in order. */
   since(seq: number, opts: { until?: number } = {}): JournalEntry[] {
     return this.db.run('journalSince', () => {
-      const rows = this.db.sql
-        .prepare(
+      const rows = this.db
+        .cached(
           `SELECT seq, at, kind, registry, repository, tag, digest, previous_digest AS previousDigest, source, target, module, version
            FROM journal WHERE seq > ? AND seq <= ? ORDER BY seq`,
         )
@@ -101,8 +101,8 @@ export class StoreJournal implements JournalAppend {
    */
   appendTagRemoval(row: TagRow, at: string): number {
     this.db.assertInTransaction('journal appendTagRemoval');
-    const j = this.db.sql
-      .prepare(
+    const j = this.db
+      .cached(
         `INSERT INTO journal (at, kind, registry, repository, tag, digest, previous_digest, source, target)
          VALUES (?, 'tag', ?, ?, ?, NULL, ?, ?, ?)`,
       )
@@ -113,8 +113,8 @@ export class StoreJournal implements JournalAppend {
   /** Appends a tag move inside the caller's transaction (store/ only: StoreTags.set); returns its seq. */
   appendTag(row: SetTagInput, previous: Digest | undefined, at: string): number {
     this.db.assertInTransaction('journal appendTag');
-    const j = this.db.sql
-      .prepare(
+    const j = this.db
+      .cached(
         `INSERT INTO journal (at, kind, registry, repository, tag, digest, previous_digest, source, target)
          VALUES (?, 'tag', ?, ?, ?, ?, ?, ?, ?)`,
       )
@@ -166,8 +166,8 @@ export class StoreTags {
   touch(k: SourceTagKey, checkedAt?: string): boolean {
     this.db.assertWritable('touchTag');
     return this.db.run('touchTag', () => {
-      const r = this.db.sql
-        .prepare('UPDATE tags SET checked_at = ? WHERE source = ? AND registry = ? AND repository = ? AND tag = ?')
+      const r = this.db
+        .cached('UPDATE tags SET checked_at = ? WHERE source = ? AND registry = ? AND repository = ? AND tag = ?')
         .run(checkedAt ?? this.db.iso(), k.source, k.registry, k.repository, k.tag);
       return r.changes > 0;
     });
@@ -179,7 +179,7 @@ export class StoreTags {
     if (keys.length === 0) return 0;
     return this.db.run('touchTags', () => {
       const at = checkedAt ?? this.db.iso();
-      const stmt = this.db.sql.prepare('UPDATE tags SET checked_at = ? WHERE source = ? AND registry = ? AND repository = ? AND tag = ?');
+      const stmt = this.db.cached('UPDATE tags SET checked_at = ? WHERE source = ? AND registry = ? AND repository = ? AND tag = ?');
       return this.db.sql.transaction(() => keys.reduce((n, k) => n + stmt.run(at, k.source, k.registry, k.repository, k.tag).changes, 0))();
     });
   }
@@ -216,8 +216,8 @@ export class StoreTags {
         old.target !== row.target ||
         JSON.stringify(old.keptDigests) !== kept ||
         row.contentAdded === true;
-      this.db.sql
-        .prepare(
+      this.db
+        .cached(
           `INSERT INTO tags (registry, repository, tag, source, target, digest, media_type, platforms, kept_digests, checked_at, changed_at)
            VALUES (@registry, @repository, @tag, @source, @target, @digest, @mediaType, @platforms, @kept, @now, @now)
            ON CONFLICT(source, registry, repository, tag) DO UPDATE SET
@@ -254,7 +254,7 @@ export class StoreTags {
     return this.db.write('removeTag', (): ChangeResult => {
       const old = this.getOne(k);
       if (old === undefined) return { changed: false };
-      this.db.sql.prepare('DELETE FROM tags WHERE source = ? AND registry = ? AND repository = ? AND tag = ?').run(k.source, k.registry, k.repository, k.tag);
+      this.db.cached('DELETE FROM tags WHERE source = ? AND registry = ? AND repository = ? AND tag = ?').run(k.source, k.registry, k.repository, k.tag);
       return { changed: true, seq: this.journal.appendTagRemoval(old, this.db.iso()) };
     });
   }

@@ -14,18 +14,24 @@ import {
   closure,
   copy,
   formatReference,
+  IMAGE_MEDIA_TYPES,
   isDigestTag,
   platformString,
   SELECT_ALL,
+  sha256Digest,
+  sourceReader,
   type Descriptor,
   type Digest,
   type ImageSink,
   type ImageSource,
+  type ManifestBytes,
+  type ManifestRead,
+  type ManifestReader,
   type Selection,
 } from '../oci/index.js';
 import { RegistrySource, type RegistryClient } from '../registry/index.js';
 import { loadPolicyKeys, requireSignature } from './signatures.js';
-import { StoreSink, storeReader, type ChangeResult, type SourceTagKey, type Store, type StoreTag } from '../store/index.js';
+import { StoreSink, storeReader, type ChangeResult, type SourceTagKey, type Store, type StoreTag, type TagRow } from '../store/index.js';
 
 /** Progress and accounting events the engine emits. */
 export type SyncEvent =
@@ -72,7 +78,41 @@ interface ImageRun {
   tags: ReadonlySet<string>;
   /** The signature policy's keys, read once per pass. */
   keys?: Promise<KeyObject[]>;
+  /**
+   * Manifest GETs under way by digest, each entry held until the copy that started it has
+   * stored it (then the store answers): tags naming one digest share one GET. Bounded by the
+   * tags in flight, never a map of the whole pass.
+   */
+  readonly manifests: Map<Digest, Promise<ManifestRead>>;
+  /** Manifests read lately, least recent first, within RECENT_MANIFEST_BYTES: many tags name a few manifests. */
+  readonly recent: Map<Digest, ManifestBytes>;
+  recentBytes: number;
 }
+
+/** Bytes of manifests an image entry keeps at hand during a pass (a bound, not a map of the pass). */
+export const RECENT_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+/** Remembers a manifest read, dropping the least recent past RECENT_MANIFEST_BYTES. */
+function remember(run: ImageRun, digest: Digest, m: ManifestBytes): void {
+  if (m.bytes.length > RECENT_MANIFEST_BYTES / 16 || run.recent.has(digest)) return;
+  run.recent.set(digest, m);
+  run.recentBytes += m.bytes.length;
+  for (const [d, old] of run.recent) {
+    if (run.recentBytes <= RECENT_MANIFEST_BYTES) break;
+    run.recent.delete(d);
+    run.recentBytes -= old.bytes.length;
+  }
+}
+
+/**
+ * Tags of one image entry worked on at once: the shared queue bounds the requests, this bounds
+ * the memory (each tag in flight holds its closure). A few per queue slot keep the queue fed
+ * while other tags wait on the store.
+ */
+export const TAGS_IN_FLIGHT = 64;
+
+/** Unchanged tags marked checked per commit. */
+const TOUCH_BATCH = 1000;
 
 /** Shared state of one sync pass (deduplicates blob fetches across tags and images). */
 export interface SyncContext {
@@ -101,23 +141,29 @@ export async function syncImage(ctx: SyncContext, img: ImageConfig, client: Regi
   let failed = 0;
   let selected: string[] = [];
   const pruned: string[] = [];
-  const run: ImageRun = { img, foreign: new Map(), tags: new Set() };
+  const run: ImageRun = { img, foreign: new Map(), tags: new Set(), manifests: new Map(), recent: new Map(), recentBytes: 0 };
   try {
     const tags = await ctx.queue.add(() => client.tagList(img.ref.repository, { signal: ctx.signal }));
     run.tags = new Set(tags);
     // Following attachments, a digest-shaped tag is an attachment's, never an image tag of its own.
     selected = selectTags(img.referrers ? tags.filter((t) => !isDigestTag(t)) : tags, img.tags);
     if (selected.length === 0) log.warn({ available: tags.length }, 'no tag matches the filters');
-    // Unchanged tags are marked checked together: one commit per image, not one per tag.
-    const untouched: SourceTagKey[] = [];
-    await Promise.all(
-      selected.map(async (tag) => {
+    // Unchanged tags are marked checked together: one commit per batch, not one per tag.
+    let untouched: SourceTagKey[] = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < selected.length) {
+        const tag = selected[next++]!;
         try {
           const moved = await syncTag(ctx, run, client, tag);
           if (moved) changed++;
           else {
             unchanged++;
             untouched.push(repoKey(img, tag));
+            if (untouched.length >= TOUCH_BATCH) {
+              ctx.store.tags.touchMany(untouched);
+              untouched = [];
+            }
           }
         } catch (err) {
           failed++;
@@ -125,8 +171,9 @@ export async function syncImage(ctx: SyncContext, img: ImageConfig, client: Regi
           errors.push({ tag, code: fe.code, message: fe.message });
           log.error({ tag, code: fe.code, err: fe.message }, 'tag failed');
         }
-      }),
-    );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(TAGS_IN_FLIGHT, selected.length) }, worker));
     ctx.store.tags.touchMany(untouched);
     if (img.prune && !ctx.signal?.aborted) {
       // Only after a complete tag list: what the entry no longer selects leaves the live tags.
@@ -176,20 +223,77 @@ async function syncTag(ctx: SyncContext, run: ImageRun, client: RegistryClient, 
   // Layers an entry now set to fetch left out before: fetched now, and journaled so they travel.
   // Attachments added upstream since (a new signature or referrer, a moved .att tag): fetched now,
   // and the tag journaled again so the next incremental bundle carries them.
-  const contentAdded = same && ((await lacksForeignLayers(ctx, run, root, selection)) || (await lacksAttachments(ctx, run, client, root, selection)));
+  const contentAdded = same && ((await lacksForeignLayers(ctx, run, root, selection)) || (await lacksAttachments(ctx, run, client, root, selection, stored?.mediaType)));
   if (same && !contentAdded) return false;
   // The signature policy: checked before anything of the tag is stored.
   if (img.verify !== undefined && !same) {
     run.keys ??= loadPolicyKeys(img.verify.keys);
     await requireSignature({ client, repository: repo, reference: formatReference({ ...img.ref, tag }), digest: head.digest, tags: run.tags, signal: ctx.signal }, await run.keys);
   }
-  // Changed (or first seen): the root is read by digest, so what we store is exactly what HEAD announced.
+  // Changed (or first seen): the root is read by digest, so what we store is exactly what HEAD
+  // announced; from the store when it has it, else from upstream once for every tag naming it.
+  const source = syncSource(ctx, run, client, repo);
+  const call = ctx.signal ? { signal: ctx.signal } : {};
+  const fromStore = storeReader(ctx.store, call);
+  const fromUpstream = sourceReader(source, call);
+  const started: Digest[] = [];
+  const read: ManifestReader = async (d) => {
+    const known = run.recent.get(d.digest);
+    if (known !== undefined) {
+      // Most recent last.
+      run.recent.delete(d.digest);
+      run.recent.set(d.digest, known);
+      return known;
+    }
+    if (ctx.store.content.hasManifest(d.digest)) {
+      const m = await fromStore(d);
+      if (m !== undefined && m !== 'external') {
+        remember(run, d.digest, m);
+        return m;
+      }
+    }
+    let p = run.manifests.get(d.digest);
+    if (p === undefined) {
+      p = ctx.queue.add(async () => fromUpstream(d));
+      run.manifests.set(d.digest, p);
+      started.push(d.digest);
+      const got = await p;
+      // Only bytes that are what they claim: the graph refuses the rest, each time it reads them.
+      if (got !== undefined && got !== 'external' && sha256Digest(got.bytes) === d.digest) remember(run, d.digest, got);
+    }
+    return p;
+  };
+  try {
+    return await copyTag(ctx, run, source, read, { tag, key, head, stored, root, selection, platforms, contentAdded });
+  } finally {
+    for (const d of started) run.manifests.delete(d);
+  }
+}
+
+/** What syncTag found out about a tag before copying it. */
+interface TagPlan {
+  readonly tag: string;
+  readonly key: SourceTagKey;
+  readonly head: { readonly digest: Digest };
+  readonly stored: TagRow | undefined;
+  readonly root: Descriptor;
+  readonly selection: Selection;
+  readonly platforms: string[] | null;
+  readonly contentAdded: boolean;
+}
+
+/** Copies a tag's closure into the store and moves its row; true when the stored tag pointer moved. */
+async function copyTag(ctx: SyncContext, run: ImageRun, source: ImageSource, read: ManifestReader, t: TagPlan): Promise<boolean> {
+  const img = run.img;
+  const repo = img.ref.repository;
+  const { tag, key, head, stored, root, selection, platforms, contentAdded } = t;
   let moved: ChangeResult | undefined;
   const sink = new StoreSink(ctx.store, { onTag: (_row, r) => (moved = r) });
   const fetchForeign = img.foreignLayers === 'fetch';
-  const result = await copy(syncSource(ctx, run, client, repo), fetchForeign ? completeWithForeign(ctx, run, sink) : sink, [{ descriptor: root, selection, tag: { ...key, target: img.target, contentAdded } }], {
+  const result = await copy(source, fetchForeign ? completeWithForeign(ctx, run, sink) : sink, [{ descriptor: root, selection, tag: { ...key, target: img.target, contentAdded } }], {
     queue: ctx.queue,
     inflight: ctx.inflight,
+    read,
     // Foreign layers are not in the registry (it accepted the manifest without them): left out by
     // default, as registries and skopeo do, or fetched from their urls without any credentials.
     foreign: fetchForeign ? 'copy' : 'skip',
@@ -295,9 +399,16 @@ async function lacksForeignLayers(ctx: SyncContext, run: ImageRun, root: Descrip
  * upstream for theirs (one request per manifest with the referrers API; without it, only the
  * digest tags the tag list names), nothing else is read.
  */
-async function lacksAttachments(ctx: SyncContext, run: ImageRun, client: RegistryClient, root: Descriptor, selection: Selection): Promise<boolean> {
+async function lacksAttachments(ctx: SyncContext, run: ImageRun, client: RegistryClient, root: Descriptor, selection: Selection, storedMediaType?: string): Promise<boolean> {
   if (selection.attachments === undefined || selection.attachments === 'none' || !ctx.store.content.hasManifest(root.digest)) return false;
   const upstream = syncSource(ctx, run, client, run.img.ref.repository);
+  const call = ctx.signal ? { signal: ctx.signal } : {};
+  // A stored image manifest reaches nothing but itself: when upstream has no attachment for it,
+  // nothing was added, and its bytes need not be read (the common case, once per tag).
+  if (storedMediaType !== undefined && IMAGE_MEDIA_TYPES.includes(storedMediaType)) {
+    const first = await ctx.queue.add(() => upstream.attachments!(root, call));
+    if (first.length === 0) return false;
+  }
   const found = new Set<string>();
   const c = await closure(root, storeReader(ctx.store, ctx.signal ? { signal: ctx.signal } : {}), selection, async (d) => {
     const list = await ctx.queue.add(() => upstream.attachments!(d, ctx.signal ? { signal: ctx.signal } : {}));

@@ -64,7 +64,8 @@ export function tarLayerSize(size) {
   return 512 + size + ((512 - (size % 512)) % 512) + 1024;
 }
 
-function configBlob(layers, label) {
+/** An image config naming `layers` as its diff IDs (uncompressed layers), labelled `label`. */
+export function configBlob(layers, label) {
   return Buffer.from(
     JSON.stringify({
       architecture: 'amd64',
@@ -78,7 +79,8 @@ function configBlob(layers, label) {
   );
 }
 
-function manifestBytes(config, layers, annotations) {
+/** The bytes of an OCI image manifest over `config` and `layers`. */
+export function manifestBytes(config, layers, annotations) {
   return Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
@@ -90,7 +92,8 @@ function manifestBytes(config, layers, annotations) {
   );
 }
 
-function sha256(b) {
+/** The sha256 digest of `b`. */
+export function sha256(b) {
   return `sha256:${createHash('sha256').update(b).digest('hex')}`;
 }
 
