@@ -101,8 +101,11 @@ export async function copy<T>(source: ImageSource, sink: ImageSink<T>, roots: Re
 
 /** A copy whose content is in and whose tags have not moved yet. */
 export interface StagedCopy<T = string> extends CopyResult<T> {
-  /** Moves the tags (in the roots' order). */
-  moveTags(): Promise<void>;
+  /**
+   * Moves the tags: in the roots' order, or, given a queue (a sink across the network), all at
+   * once through it, waiting for every one before it fails.
+   */
+  moveTags(queue?: TaskQueue): Promise<void>;
 }
 
 /**
@@ -266,8 +269,25 @@ async function runCopy<T>(
     images,
     blobs: counts,
     manifests: toPut.size,
-    async moveTags() {
+    async moveTags(tagQueue?: TaskQueue) {
       opts.signal?.throwIfAborted();
+      if (tagQueue) {
+        // After a failure, the tags not yet under way stay where they are.
+        let failed = false;
+        const one = async (tag: T, image: CopiedImage): Promise<void> => {
+          if (failed) return;
+          try {
+            await sink.putTag(tag, image, call);
+          } catch (err) {
+            failed = true;
+            throw err;
+          }
+        };
+        await settleAll(
+          images.flatMap(({ root: { tag }, image }) => (tag === undefined ? [] : [tagQueue.add(() => one(tag, image))])),
+        );
+        return;
+      }
       for (const { root, image } of images) if (root.tag !== undefined) await sink.putTag(root.tag, image, call);
     },
   };
