@@ -74,10 +74,10 @@ NIMAGES=$(wc -l < "$TMP/images" | tr -d ' ')
 digests_of() { grep -o '"digest"[[:space:]]*:[[:space:]]*"sha256:[0-9a-f]\{64\}"' "$1" | sed 's/.*"\(sha256:[0-9a-f]*\)"$/\1/' | LC_ALL=C sort -u; }
 # Checked when images may be pushed (or the bundle is only verified), as ferry import does.
 if [ -n "$REGISTRY" ] || [ -z "$GOMOD_DIR" ]; then
-  i=0
-  while read -r target tag dg mt filt plats ref; do
-    i=$((i + 1))
-    [ "$filt" != - ] || continue
+  # Only the filtered images, each with its line number (a shell read loop over every image would
+  # cost a system call per byte).
+  awk '$5 != "-" { print NR, $0 }' "$TMP/images" > "$TMP/filtered"
+  while read -r i target tag dg mt filt plats ref; do
     for d in "$dg" "$filt"; do
       hex=$(printf '%s' "$d" | sed 's/^sha256://')
       have=$(awk -v h="$hex" '$1 == h { print $2; exit }' "$TMP/manifests")
@@ -91,7 +91,7 @@ if [ -n "$REGISTRY" ] || [ -z "$GOMOD_DIR" ]; then
     extra=$(LC_ALL=C comm -23 "$TMP/fd" "$TMP/od" | head -n 1)
     [ -z "$extra" ] || die "ferry-bundle.json: images[$((i - 1))].filtered ($target:$tag): $filt lists $extra, which $dg does not"
     [ -s "$TMP/fd" ] || die "ferry-bundle.json: images[$((i - 1))].filtered ($target:$tag): $filt keeps no platform"
-  done < "$TMP/images"
+  done < "$TMP/filtered"
 fi
 
 # ---- 2a'. the image plan ----------------------------------------------------------------------
