@@ -144,11 +144,19 @@ export async function planCopy<T>(source: ImageSource, sink: ImageSink<T>, roots
   const sourceFind: AttachmentFinder | undefined =
     opts.attachments ?? (fromSource ? (d) => (queue ? queue.add(() => fromSource(d, call)) : fromSource(d, call)) : undefined);
 
-  // 1. Closures.
+  // 1. Closures. Roots with one digest and one selection (tags of one image) share one closure:
+  // it is read and worked out once, and memory grows with the images, not with their tags.
   const closures: Array<{ root: CopyRoot<T>; closure: Closure }> = [];
+  const shared = new Map<string, Promise<Closure>>();
   for (const root of roots) {
-    const read: ManifestReader = async (d) => (trust && d.digest !== root.descriptor.digest && (await sinkHas(d)) ? 'external' : baseRead(d));
-    const c = await closure(root.descriptor, read, root.selection, sourceFind);
+    const key = `${root.descriptor.digest} ${root.descriptor.mediaType} ${JSON.stringify(root.selection)}`;
+    let pending = shared.get(key);
+    if (!pending) {
+      const read: ManifestReader = async (d) => (trust && d.digest !== root.descriptor.digest && (await sinkHas(d)) ? 'external' : baseRead(d));
+      pending = closure(root.descriptor, read, root.selection, sourceFind);
+      shared.set(key, pending);
+    }
+    const c = await pending;
     if (c.missing.length > 0) {
       throw opts.missing?.(root, c.missing) ??
         new FerryError('MANIFEST_UNKNOWN', `${root.descriptor.digest}: manifest ${c.missing.map((d) => d.digest).join(', ')} is in neither the source nor the destination`, {
