@@ -45,6 +45,23 @@ function jq(s,   out, i, n, c, o, k) {
   }
   return out "\""
 }
+# lit T: takes the literal T off the front of s (the rest of the line being read); 0 when s
+# does not start with it. jstr RULE: takes a JSON string off the front of s into V (its
+# escapes kept as written); 0 when s does not start with one. RULE says which bytes a string
+# may not hold: "json" control characters, "text" control characters and DEL, "plain"
+# backslashes, control characters and spaces.
+function lit(t) { if (substr(s, 1, length(t)) != t) return 0; s = substr(s, length(t) + 1); return 1 }
+function jstr(rule,   i, n, c, o) {
+  if (substr(s, 1, 1) != "\"") return 0
+  n = length(s)
+  for (i = 2; i <= n; i++) {
+    c = substr(s, i, 1); o = ORD[c]
+    if (c == "\\") { if (rule == "plain") return 0; i++; continue }
+    if (o < 32 || (o == 127 && rule == "text") || (o == 32 && rule == "plain")) return 0
+    if (c == "\"") { V = substr(s, 2, i - 2); s = substr(s, i + 1); return 1 }
+  }
+  return 0
+}
 # u8len S I: the length of the well-formed UTF-8 character at byte I of S, or minus the length
 # of the maximal invalid sequence there (at least 1).
 function u8len(s, i,   n, o, k, j, lo, hi) {

@@ -11,18 +11,6 @@ export const SH_IMAGES: string = String.raw`# ---- 2a. the signed image list ---
 # where: one object per line, keys in a fixed order, checked as ferry import checks them.
 # $TMP/images: TARGET TAG DIGEST MEDIATYPE FILTERED|- PLATFORMS|- REFERENCE
 run_awk "$TMP/images" '
-function lit(t) { if (substr(s, 1, length(t)) != t) return 0; s = substr(s, length(t) + 1); return 1 }
-function jstr(   i, n, c) {
-  if (substr(s, 1, 1) != "\"") return 0
-  n = length(s)
-  for (i = 2; i <= n; i++) {
-    c = substr(s, i, 1)
-    if (c == "\\") { i++; continue }
-    if (ORD[c] < 32) return 0
-    if (c == "\"") { V = substr(s, 2, i - 2); s = substr(s, i + 1); return 1 }
-  }
-  return 0
-}
 function bad(what) { fail("ferry-bundle.json: images[" k "]" what) }
 function digest(d) { return d ~ /^sha256:[0-9a-f]+$/ && length(d) == 71 }
 BEGIN { init() }
@@ -31,22 +19,22 @@ BEGIN { init() }
 f && /^  \]/ { f = 0; exit }
 f {
   s = $0; k = n++
-  if (!lit("    {\"reference\":") || !jstr()) bad(" is not in the canonical layout")
+  if (!lit("    {\"reference\":") || !jstr("json")) bad(" is not in the canonical layout")
   ref = V
-  if (!lit(",\"target\":") || !jstr()) bad(" is not in the canonical layout")
+  if (!lit(",\"target\":") || !jstr("json")) bad(" is not in the canonical layout")
   target = V
-  if (!lit(",\"tag\":") || !jstr()) bad(" is not in the canonical layout")
+  if (!lit(",\"tag\":") || !jstr("json")) bad(" is not in the canonical layout")
   tag = V
-  if (!lit(",\"digest\":") || !jstr()) bad(" is not in the canonical layout")
+  if (!lit(",\"digest\":") || !jstr("json")) bad(" is not in the canonical layout")
   dg = V
-  if (!lit(",\"mediaType\":") || !jstr()) bad(" is not in the canonical layout")
+  if (!lit(",\"mediaType\":") || !jstr("json")) bad(" is not in the canonical layout")
   mt = V
   if (!lit(",\"platforms\":")) bad(" is not in the canonical layout")
   plats = ""
   if (!lit("null")) {
     if (!lit("[")) bad(" is not in the canonical layout")
     while (1) {
-      if (!jstr()) bad(" is not in the canonical layout")
+      if (!jstr("json")) bad(" is not in the canonical layout")
       if (V !~ /^[a-z0-9._-]+\/[a-z0-9._-]+(\/[a-z0-9._-]+)?$/) bad(".platforms: " jq(V) " must be os/arch[/variant]")
       plats = plats (plats == "" ? "" : ",") V
       if (lit("]")) break
@@ -54,7 +42,7 @@ f {
     }
   }
   filt = "-"
-  if (lit(",\"filtered\":")) { if (!jstr()) bad(" is not in the canonical layout"); filt = V }
+  if (lit(",\"filtered\":")) { if (!jstr("json")) bad(" is not in the canonical layout"); filt = V }
   if (!lit("}") || (s != "" && s != ",")) bad(" is not in the canonical layout")
   if (ref == "") bad(".reference must not be empty")
   if (length(target) > 255 || target !~ /^[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(\/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*$/) bad(".target " jq(target) " must be a repository path")
@@ -86,10 +74,10 @@ NIMAGES=$(wc -l < "$TMP/images" | tr -d ' ')
 digests_of() { grep -o '"digest"[[:space:]]*:[[:space:]]*"sha256:[0-9a-f]\{64\}"' "$1" | sed 's/.*"\(sha256:[0-9a-f]*\)"$/\1/' | LC_ALL=C sort -u; }
 # Checked when images may be pushed (or the bundle is only verified), as ferry import does.
 if [ -n "$REGISTRY" ] || [ -z "$GOMOD_DIR" ]; then
-  i=0
-  while read -r target tag dg mt filt plats ref; do
-    i=$((i + 1))
-    [ "$filt" != - ] || continue
+  # Only the filtered images, each with its line number (a shell read loop over every image would
+  # cost a system call per byte).
+  awk '$5 != "-" { print NR, $0 }' "$TMP/images" > "$TMP/filtered"
+  while read -r i target tag dg mt filt plats ref; do
     for d in "$dg" "$filt"; do
       hex=$(printf '%s' "$d" | sed 's/^sha256://')
       have=$(awk -v h="$hex" '$1 == h { print $2; exit }' "$TMP/manifests")
@@ -103,7 +91,7 @@ if [ -n "$REGISTRY" ] || [ -z "$GOMOD_DIR" ]; then
     extra=$(LC_ALL=C comm -23 "$TMP/fd" "$TMP/od" | head -n 1)
     [ -z "$extra" ] || die "ferry-bundle.json: images[$((i - 1))].filtered ($target:$tag): $filt lists $extra, which $dg does not"
     [ -s "$TMP/fd" ] || die "ferry-bundle.json: images[$((i - 1))].filtered ($target:$tag): $filt keeps no platform"
-  done < "$TMP/images"
+  done < "$TMP/filtered"
 fi
 
 # ---- 2a'. the image plan ----------------------------------------------------------------------

@@ -10,18 +10,6 @@ export const SH_LIFECYCLE: string = String.raw`# ---- 2c. deprecated and archive
 # lifecycle[]: one {"kind","name","target","state"[,"note"]} object per line, only when some
 # source is not active. A deprecated image or module is still carried: say so, with its note.
 run_awk "$TMP/lifecycle" '
-function lit(t) { if (substr(s, 1, length(t)) != t) return 0; s = substr(s, length(t) + 1); return 1 }
-function jstr(   i, n, c) {
-  if (substr(s, 1, 1) != "\"") return 0
-  n = length(s)
-  for (i = 2; i <= n; i++) {
-    c = substr(s, i, 1)
-    if (c == "\\") { i++; continue }
-    if (ORD[c] < 32 || ORD[c] == 127) return 0
-    if (c == "\"") { V = substr(s, 2, i - 2); s = substr(s, i + 1); return 1 }
-  }
-  return 0
-}
 # text V: the JSON string V as text; \uXXXX escapes stay as written, C1 controls are refused.
 function text(v, what,   out, i, n, c, d) {
   if (v ~ /\302[\200-\237]/) bad("." what " must not contain control characters")
@@ -45,20 +33,20 @@ BEGIN { init() }
 f && /^  \]/ { f = 0; exit }
 f {
   s = $0; k = n++
-  if (!lit("    {\"kind\":") || !jstr()) bad(" is not in the canonical layout")
+  if (!lit("    {\"kind\":") || !jstr("text")) bad(" is not in the canonical layout")
   kind = V
   if (kind != "image" && kind != "module") bad(".kind " jq(kind) " must be image or module")
-  if (!lit(",\"name\":") || !jstr()) bad(" is not in the canonical layout")
+  if (!lit(",\"name\":") || !jstr("text")) bad(" is not in the canonical layout")
   name = text(V, "name")
   if (name == "") bad(".name must not be empty")
   if (!lit(",\"target\":")) bad(" is not in the canonical layout")
   target = ""
-  if (!lit("null")) { if (!jstr()) bad(" is not in the canonical layout"); target = text(V, "target") }
-  if (!lit(",\"state\":") || !jstr()) bad(" is not in the canonical layout")
+  if (!lit("null")) { if (!jstr("text")) bad(" is not in the canonical layout"); target = text(V, "target") }
+  if (!lit(",\"state\":") || !jstr("text")) bad(" is not in the canonical layout")
   state = V
   if (state != "deprecated" && state != "archived") bad(".state " jq(state) " must be deprecated or archived")
   note = ""
-  if (lit(",\"note\":")) { if (!jstr()) bad(" is not in the canonical layout"); note = text(V, "note") }
+  if (lit(",\"note\":")) { if (!jstr("text")) bad(" is not in the canonical layout"); note = text(V, "note") }
   if (!lit("}") || (s != "" && s != ",")) bad(" is not in the canonical layout")
   if ((kind " " name) in seen) bad(" " kind " " jq(name) " is listed twice")
   seen[kind " " name] = 1

@@ -10,17 +10,6 @@ export const SH_MODULES: string = String.raw`# ---- 2b. the Go module files, che
 # modules[]: one {"path","version","h1","goModH1","time"} object per line.
 # $TMP/modules: PATH VERSION H1|- GOMODH1
 run_awk "$TMP/modules" '
-function lit(t) { if (substr(s, 1, length(t)) != t) return 0; s = substr(s, length(t) + 1); return 1 }
-function jstr(   i, n, c) {
-  if (substr(s, 1, 1) != "\"") return 0
-  n = length(s)
-  for (i = 2; i <= n; i++) {
-    c = substr(s, i, 1)
-    if (c == "\\" || ORD[c] < 33) return 0
-    if (c == "\"") { V = substr(s, 2, i - 2); s = substr(s, i + 1); return 1 }
-  }
-  return 0
-}
 function h1(x) { return length(x) == 47 && x ~ /^h1:[A-Za-z0-9+\/]+=$/ }
 function bad(what) { fail("ferry-bundle.json: modules[" k "]" what) }
 BEGIN { init() }
@@ -29,17 +18,17 @@ BEGIN { init() }
 f && /^  \]/ { f = 0; exit }
 f {
   s = $0; k = n++
-  if (!lit("    {\"path\":") || !jstr()) bad(" is not in the canonical layout")
+  if (!lit("    {\"path\":") || !jstr("plain")) bad(" is not in the canonical layout")
   p = V
-  if (!lit(",\"version\":") || !jstr()) bad(" is not in the canonical layout")
+  if (!lit(",\"version\":") || !jstr("plain")) bad(" is not in the canonical layout")
   v = V
   if (!lit(",\"h1\":")) bad(" is not in the canonical layout")
   h = "-"
-  if (!lit("null")) { if (!jstr()) bad(" is not in the canonical layout"); h = V; if (!h1(h)) bad(".h1 must be h1:<base64 sha256>") }
-  if (!lit(",\"goModH1\":") || !jstr()) bad(" is not in the canonical layout")
+  if (!lit("null")) { if (!jstr("plain")) bad(" is not in the canonical layout"); h = V; if (!h1(h)) bad(".h1 must be h1:<base64 sha256>") }
+  if (!lit(",\"goModH1\":") || !jstr("plain")) bad(" is not in the canonical layout")
   g = V
   if (!h1(g)) bad(".goModH1 must be h1:<base64 sha256>")
-  if (!lit(",\"time\":") || !jstr()) bad(" is not in the canonical layout")
+  if (!lit(",\"time\":") || !jstr("plain")) bad(" is not in the canonical layout")
   if (V !~ /^[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9](\.[0-9]+)?(Z|[+-][0-9][0-9]:[0-9][0-9])$/) bad(".time must be an RFC 3339 time")
   if (!lit("}") || (s != "" && s != ",")) bad(" is not in the canonical layout")
   if (p == "" || length(p) > 512 || v == "" || length(v) > 256) bad(" has an empty or overlong path or version")

@@ -91,7 +91,7 @@ push_manifest() { # REPO REF MEDIATYPE FILE
   reg_req PUT "$BASE/v2/$1/manifests/$2" "$TMP/put.out" -H "Content-Type: $3" -T "$4"
   [ "$HTTP_CODE" = 201 ] || die "pushing manifest $1:$2 failed (HTTP $HTTP_CODE): $(head -c 300 "$TMP/put.out" 2>/dev/null)"
   # A registry with the referrers API answers the PUT of a manifest with a subject with OCI-Subject.
-  _subj=$(grep -i '^oci-subject:' "$TMP/hdr" | tail -n 1 | tr -d '\r' | sed 's/^[^:]*:[[:space:]]*//')
+  _subj=$(awk 'tolower($0) ~ /^oci-subject:/ { v = $0; sub(/^[^:]*:[[:space:]]*/, "", v); sub(/\r$/, "", v) } END { printf "%s", v }' "$TMP/hdr")
   [ -z "$_subj" ] || echo "$1 $_subj" >> "$TMP/indexed"
 }
 
@@ -242,25 +242,28 @@ elif [ "$NIMAGES" -gt 0 ]; then
   : > "$TMP/chosen"
   : > "$TMP/attach"
   : > "$TMP/indexed"
-  while read -r target kind dg hex mt filt; do
-    if [ -f "$X/blobs/sha256/$hex" ]; then have=1; else have=0; fi
-    case "$kind" in
-      blob) if [ "$have" = 1 ]; then echo "$target blob $dg"; else echo "$target external $dg"; fi ;;
-      foreign)
-        if [ "$have" = 1 ]; then echo "$target blob $dg"; else echo "$dg" >> "$TMP/foreign"; echo "$target external $dg"; fi ;;
-      manifest) if [ "$have" = 1 ]; then echo "$target manifest $dg $mt"; else echo "$target external $dg"; fi ;;
-      digest-tag|referrer) printf '%s %s %s %s %s %s\n' "$target" "$kind" "$dg" "$hex" "$mt" "$filt" >> "$TMP/attach" ;; # printf: echo may read backslashes in the JSON
-      root)
-        if [ "$filt" != - ]; then echo "$target filtered $dg $mt $filt"
-        elif [ "$have" = 1 ]; then echo "$target manifest $dg $mt"
-        else echo "$target external $dg"; fi ;;
-    esac
-  done < "$TMP/planned" > "$TMP/plan"
+  # One awk over the plan (a shell read loop costs a system call per byte): each step is a blob
+  # or manifest the bundle carries, or one it does not (external).
+  # $TMP/plan: TARGET blob|external DIGEST HEX, TARGET manifest DIGEST HEX MEDIATYPE, or
+  #   TARGET filtered DIGEST HEX MEDIATYPE FILTERED
+  (cd "$X/blobs/sha256" 2>/dev/null && ls) > "$TMP/carried"
+  awk -v foreignf="$TMP/foreign" -v attachf="$TMP/attach" '
+    FILENAME == ARGV[1] { have[$1] = 1; next }
+    {
+      target = $1; kind = $2; dg = $3; h = ($4 in have); mt = $5; filt = $6
+      if (kind == "blob") { if (h) print target, "blob", dg, $4; else print target, "external", dg, $4 }
+      else if (kind == "foreign") { if (h) print target, "blob", dg, $4; else { print dg > foreignf; print target, "external", dg, $4 } }
+      else if (kind == "manifest") { if (h) print target, "manifest", dg, $4, mt; else print target, "external", dg, $4 }
+      else if (kind == "digest-tag" || kind == "referrer") print > attachf
+      else if (kind == "root") {
+        if (filt != "-") print target, "filtered", dg, $4, mt, filt
+        else if (h) print target, "manifest", dg, $4, mt
+        else print target, "external", dg, $4
+      }
+    }' "$TMP/carried" "$TMP/planned" > "$TMP/plan"
   awk '!seen[$0]++' "$TMP/plan" > "$TMP/plan.u"
-  : > "$TMP/tags"
-  while read -r target tag dg mt filt plats ref; do
-    echo "$target $tag $dg $mt $filt $ref" >> "$TMP/tags"
-  done < "$TMP/images"
+  # $TMP/tags: TARGET TAG DIGEST MEDIATYPE FILTERED|- REFERENCE
+  awk '{ ref = $0; for (i = 1; i <= 6; i++) sub(/^[^ ]+ /, "", ref); print $1, $2, $3, $4, $5, ref }' "$TMP/images" > "$TMP/tags"
 
   # Content a manifest references but the bundle does not carry must already be in the registry.
   nmiss=0
@@ -280,9 +283,8 @@ elif [ "$NIMAGES" -gt 0 ]; then
     die "$nmiss referenced digest(s) missing (import the earlier bundles of the chain first); nothing was tagged"
   fi
 
-  while read -r repo kind dg mt filt; do
+  while read -r repo kind dg hex mt filt; do
     SCOPE="repository:$repo:pull,push"
-    hex=$(printf '%s' "$dg" | sed 's/^sha256://')
     case "$kind" in
       blob) push_blob "$repo" "$dg" "$X/blobs/sha256/$hex" ;;
       manifest)
@@ -299,20 +301,93 @@ elif [ "$NIMAGES" -gt 0 ]; then
   REFERRERS_API=0
   push_attachments
 
-  while read -r repo tag dg mt filt ref; do
+  # Tags last, in batches: one curl sends every PUT of a batch, in parallel where curl has
+  # --parallel (7.66 and later), else one after another over one connection. A tag is a PUT of
+  # its manifest's exact bytes under the tag (the distribution API has no other way to set one):
+  # the bundle's bytes or, for a manifest an earlier bundle carried, the registry's, fetched once
+  # per digest and checked against it.
+  # (The first file of each awk below may be empty: FILENAME, not FNR == NR, tells them apart.)
+  # $TMP/tagjobs: N REPO TAG DIGEST MEDIATYPE NOTE, DIGEST the one the registry holds for the root.
+  awk 'FILENAME == ARGV[1] { if (!(($1 " " $2) in chosen)) chosen[$1 " " $2] = $3; next }
+    {
+      repo = $1; tag = $2; dg = $3; mt = $4; filt = $5
+      ref = $0; for (i = 1; i <= 5; i++) sub(/^[^ ]+ /, "", ref)
+      note = "from " ref
+      if (filt != "-" && chosen[repo " " dg] == filt) {
+        note = note "; the registry refused the index with platforms left out, so it holds the filtered index (io.ferry.filtered-from " dg ")"
+        dg = filt
+      }
+      print ++n, repo, tag, dg, mt, note
+    }' "$TMP/chosen" "$TMP/tags" > "$TMP/tagjobs"
+  awk '!seen[$2 " " $4]++ { print $2, $4, $5, $3 }' "$TMP/tagjobs" > "$TMP/tagdigests"
+  : > "$TMP/fetched"
+  k=0
+  while read -r repo dg mt tag; do
+    hex=$(printf '%s' "$dg" | sed 's/^sha256://')
+    [ ! -f "$X/blobs/sha256/$hex" ] || continue
     SCOPE="repository:$repo:pull,push"
-    note="from $ref"
-    if [ "$filt" != - ]; then
-      pushed=$(awk -v r="$repo" -v d="$dg" '$1 == r && $2 == d { print $3; exit }' "$TMP/chosen")
-      if [ "$pushed" = "$filt" ]; then
-        note="from $ref; the registry refused the index with platforms left out, so it holds the filtered index (io.ferry.filtered-from $dg)"
-        dg=$filt
+    k=$((k + 1))
+    reg_req GET "$BASE/v2/$repo/manifests/$dg" "$TMP/retag.$k" -H "Accept: $mt"
+    [ "$HTTP_CODE" = 200 ] || die "cannot fetch $repo@$dg to tag it $tag (HTTP $HTTP_CODE)"
+    [ "$(sha256sum < "$TMP/retag.$k" | awk '{print $1}')" = "$hex" ] || die "$repo@$dg: registry returned other bytes"
+    echo "$repo $dg $k" >> "$TMP/fetched"
+  done < "$TMP/tagdigests"
+  if curl --parallel --parallel-max 8 --no-progress-meter --version >/dev/null 2>&1; then PAR='--parallel --parallel-max 8 --no-progress-meter'; else PAR=''; fi
+  awk '!seen[$2]++ { print $2, $4 }' "$TMP/tagjobs" > "$TMP/tagrepos"
+  while read -r repo first; do
+    SCOPE="repository:$repo:pull,push"
+    # One request as this repository first, so the batches carry credentials for it.
+    reg_req HEAD "$BASE/v2/$repo/manifests/$first" /dev/null -H "Accept: $ACCEPT"
+    awk -v r="$repo" '$2 == r' "$TMP/tagjobs" > "$TMP/repojobs"
+    total=$(wc -l < "$TMP/repojobs" | tr -d ' ')
+    start=1
+    while [ "$start" -le "$total" ]; do
+      sed -n "$start,$((start + 499))p" "$TMP/repojobs" > "$TMP/batch"
+      start=$((start + 500))
+      rm -rf "$TMP/tb" && mkdir "$TMP/tb" || die "cannot create $TMP/tb"
+      # One block per PUT (curl.conf and the credentials repeated: options end at "next").
+      awk -v base="$BASE" -v tmp="$TMP" -v x="$X" -v conf="$TMP/curl.conf" -v auth="$AUTH_CONF" '
+        function q(s) { gsub(/\\/, "\\\\", s); gsub(/"/, "\\\"", s); return "\"" s "\"" }
+        BEGIN { while ((getline l < conf) > 0) common = common l "\n"; while ((getline l < auth) > 0) common = common l "\n" }
+        FILENAME == ARGV[1] { fetched[$1 " " $2] = $3; next }
+        {
+          f = (($2 " " $4) in fetched) ? tmp "/retag." fetched[$2 " " $4] : x "/blobs/sha256/" substr($4, 8)
+          if (c++) print "next"
+          printf "%s", common
+          print "url = " q(base "/v2/" $2 "/manifests/" $3)
+          print "upload-file = " q(f)
+          print "header = " q("Content-Type: " $5)
+          print "output = " q(tmp "/tb/" $1)
+          print "write-out = \"%{http_code} " $1 "\\n\""
+        }' "$TMP/fetched" "$TMP/batch" > "$TMP/tb.conf"
+      curl $PAR -K "$TMP/tb.conf" > "$TMP/tb.codes" 2> "$TMP/tb.err" || :
+      # Tagged, to say; refused for credentials (a token that expired), to send again one by
+      # one (reg_req authenticates again); anything else stops the import.
+      awk -v prog="$PROG" -v reg="$REGISTRY" -v said="$TMP/tb.said" -v retry="$TMP/tb.retry" -v failed="$TMP/tb.fail" '
+        BEGIN { printf "" > said; printf "" > retry; printf "" > failed }
+        FILENAME == ARGV[1] { code[$2] = $1; next }
+        {
+          c = ($1 in code) ? code[$1] : "000"
+          if (c == "201") {
+            note = $0; for (i = 1; i <= 5; i++) sub(/^[^ ]+ /, "", note)
+            printf "%s: tagged %s/%s:%s = %s (%s)\n", prog, reg, $2, $3, $4, note > said
+          } else if (c == "401") print > retry
+          else if (!bad++) print $2, $3, c, $1 > failed
+        }' "$TMP/tb.codes" "$TMP/batch"
+      cat "$TMP/tb.said"
+      PUSHED_TAGS=$((PUSHED_TAGS + $(wc -l < "$TMP/tb.said" | tr -d ' ')))
+      if [ -s "$TMP/tb.fail" ]; then
+        read -r _r _t _c _n < "$TMP/tb.fail"
+        if [ "$_c" = 000 ]; then die "pushing manifest $_r:$_t failed: $(head -n 1 "$TMP/tb.err")"; fi
+        die "pushing manifest $_r:$_t failed (HTTP $_c): $(head -c 300 "$TMP/tb/$_n" 2>/dev/null)"
       fi
-    fi
-    tag_manifest "$repo" "$tag" "$dg" "$mt"
-    PUSHED_TAGS=$((PUSHED_TAGS + 1))
-    say "tagged $REGISTRY/$repo:$tag = $dg ($note)"
-  done < "$TMP/tags"
+      while read -r _n _r _t dg mt note; do
+        tag_manifest "$_r" "$_t" "$dg" "$mt"
+        PUSHED_TAGS=$((PUSHED_TAGS + 1))
+        say "tagged $REGISTRY/$_r:$_t = $dg ($note)"
+      done < "$TMP/tb.retry"
+    done
+  done < "$TMP/tagrepos"
   say "images: $PUSHED_BLOBS blob(s) uploaded, $SKIPPED_BLOBS already present, $PUSHED_MANIFESTS manifest(s), $PUSHED_TAGS tag(s), $FILTERED filtered index(es)"
   if [ -s "$TMP/attach" ]; then
     if [ "$REFERRERS_API" = 1 ]; then _via='the registry indexes referrers itself'; else _via="$FALLBACK_INDEXES fallback tag index(es) written"; fi

@@ -288,7 +288,7 @@ export function registerImportCommands(program: Command): void {
     .option('--no-prune', 'leave at the registry the tags a bundle removes (pruned upstream)')
     .option('--force', 'import even when the ledger lacks the parent bundle')
     .option('--insecure-skip-signature', 'DANGEROUS: do not check bundle signatures')
-    .option('--concurrency <n>', 'concurrent registry blob operations (default 4)')
+    .option('--concurrency <n>', 'concurrent registry blob operations (default 4); tags move twice as many at once')
     .option('--serve-url <url>', 'URL of ferry serve, for the printed GOPROXY')
     .option('--json', 'print one JSON document on stdout')
     .option('--status', 'list what arrived and what the chain is missing (no bundles needed)')

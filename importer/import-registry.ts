@@ -32,7 +32,7 @@ import {
   type PutBlobResult,
 } from '../oci/index.js';
 import { publishAttachments, refusedForMissingChildren, type BlobPutResult, type RegistryClient } from '../registry/index.js';
-import type { Ledger } from '../store/index.js';
+import type { Ledger, RecordItemInput } from '../store/index.js';
 import { emptyReport, type ImportTarget, type PlanLine, type TagReport, type TargetContext, type TargetReport } from './import-target.js';
 import { planPrune, pruneAtRegistry } from './import-prune.js';
 import { openSource, prefixed, readSmall, writeStreamFile, type EntrySource } from './import-util.js';
@@ -44,6 +44,8 @@ export interface RegistryTargetOptions {
   readonly prefix?: string;
   /** Concurrent blob uploads and mounts. @default 4 */
   readonly concurrency?: number;
+  /** Concurrent tag moves (each a manifest PUT under the tag). @default twice `concurrency` */
+  readonly tagConcurrency?: number;
   /** Blobs of at least this many bytes stream straight from the tar into the upload. @default 8 MiB */
   readonly streamThreshold?: number;
   /** Delete the tags the bundle removes (`pruned`) where Ferry placed them. @default true */
@@ -51,6 +53,8 @@ export interface RegistryTargetOptions {
 }
 
 const NEEDS_BYTES_OP = 'import: mount refused';
+/** Moved tags recorded in the ledger per transaction (each commit syncs the ledger to disk). */
+const TAG_RECORD_BATCH = 200;
 
 /**
  * A refused image manifest that names foreign layers: says why a registry may refuse it (it
@@ -82,6 +86,7 @@ export class RegistryTarget implements ImportTarget {
   private readonly prefix: string | undefined;
   private readonly threshold: number;
   private readonly queue: PQueue;
+  private readonly tagQueue: PQueue;
   private ctx: TargetContext | undefined;
   private jobs: Array<Promise<void>> = [];
   private errors: unknown[] = [];
@@ -102,6 +107,8 @@ export class RegistryTarget implements ImportTarget {
   private aborted = false;
   /** Foreign layers left out, by design (neither carried nor required). */
   private foreign = new Set<Digest>();
+  /** Tags moved and not yet in the ledger: recorded in batches, one commit each. */
+  private movedTags: RecordItemInput[] = [];
 
   constructor(opts: RegistryTargetOptions) {
     this.client = opts.client;
@@ -109,6 +116,9 @@ export class RegistryTarget implements ImportTarget {
     this.name = `registry:${opts.client.host}${opts.prefix ? `/${opts.prefix.replace(/^\/+|\/+$/g, '')}` : ''}`;
     this.threshold = opts.streamThreshold ?? 8 * 1024 * 1024;
     this.queue = new PQueue({ concurrency: opts.concurrency ?? 4 });
+    // A tag PUT is small and the registry's work (it checks the manifest's blobs, writes the tag's
+    // links): more of them at once than blob transfers.
+    this.tagQueue = new PQueue({ concurrency: opts.tagConcurrency ?? 2 * (opts.concurrency ?? 4) });
     this.prune = opts.prune !== false;
   }
 
@@ -299,6 +309,7 @@ export class RegistryTarget implements ImportTarget {
     const plans = [];
     for (const [repo, roots] of byRepo) {
       const sink = new RepoSink(this, repo, needBytes);
+      const rootOf = new Map<unknown, (typeof roots)[number]>(roots.map((r) => [r, r]));
       plans.push(
         await planCopy(this.stagedSource(repo), sink, roots, {
           ...this.sig(),
@@ -321,7 +332,7 @@ export class RegistryTarget implements ImportTarget {
           },
           check: (closures) => {
             for (const { root, closure } of closures) {
-              const r = roots.find((x) => x === root)!;
+              const r = rootOf.get(root)!;
               // Checked before anything is pushed: the carried bytes are the ones both importers push.
               checkFilteredImage(r.image, r.at, closure);
               for (const f of closure.foreign) if (!this.source.names(f.digest)) this.foreign.add(f.digest);
@@ -334,7 +345,13 @@ export class RegistryTarget implements ImportTarget {
     // repository, and the tags last.
     const staged = [];
     for (const p of plans) staged.push(await p.run());
-    for (const s of staged) await s.moveTags();
+    // Tags move concurrently: a tag is a PUT of its manifest's bytes under the tag, the only way
+    // the distribution API sets one.
+    try {
+      for (const s of staged) await s.moveTags(this.tagQueue);
+    } finally {
+      this.recordMovedTags();
+    }
     // Removals after the tags moved: what the bundle removes, where Ferry placed it.
     const pruned =
       this.prune && this.ledger && this.c.manifest.pruned
@@ -508,7 +525,7 @@ export class RegistryTarget implements ImportTarget {
     }
     const bytes = image.bytes ?? (await this.client.manifestGet(repo, digest, this.sig())).bytes;
     await this.client.manifestPut(repo, tag, Buffer.from(bytes), image.mediaType, this.sig());
-    this.ledger?.recordItem({
+    this.movedTags.push({
       target: this.name,
       kind: 'tag',
       scope: repo,
@@ -518,7 +535,18 @@ export class RegistryTarget implements ImportTarget {
       bundleId: this.c.manifest.id,
       detail: filteredFrom ? `${ANNOTATION_FILTERED_FROM} ${filteredFrom}` : null,
     });
+    if (this.movedTags.length >= TAG_RECORD_BATCH) this.recordMovedTags();
     this.tags.push(base);
+  }
+
+  /**
+   * Writes the moved tags to the ledger in one transaction. A kill before it loses at most one
+   * batch of records: those tags are moved again by the next import (the same bytes).
+   */
+  private recordMovedTags(): void {
+    const batch = this.movedTags;
+    this.movedTags = [];
+    this.ledger?.recordItems(batch);
   }
 
   /**

@@ -101,8 +101,11 @@ export async function copy<T>(source: ImageSource, sink: ImageSink<T>, roots: Re
 
 /** A copy whose content is in and whose tags have not moved yet. */
 export interface StagedCopy<T = string> extends CopyResult<T> {
-  /** Moves the tags (in the roots' order). */
-  moveTags(): Promise<void>;
+  /**
+   * Moves the tags: in the roots' order, or, given a queue (a sink across the network), all at
+   * once through it, waiting for every one before it fails.
+   */
+  moveTags(queue?: TaskQueue): Promise<void>;
 }
 
 /**
@@ -141,11 +144,19 @@ export async function planCopy<T>(source: ImageSource, sink: ImageSink<T>, roots
   const sourceFind: AttachmentFinder | undefined =
     opts.attachments ?? (fromSource ? (d) => (queue ? queue.add(() => fromSource(d, call)) : fromSource(d, call)) : undefined);
 
-  // 1. Closures.
+  // 1. Closures. Roots with one digest and one selection (tags of one image) share one closure:
+  // it is read and worked out once, and memory grows with the images, not with their tags.
   const closures: Array<{ root: CopyRoot<T>; closure: Closure }> = [];
+  const shared = new Map<string, Promise<Closure>>();
   for (const root of roots) {
-    const read: ManifestReader = async (d) => (trust && d.digest !== root.descriptor.digest && (await sinkHas(d)) ? 'external' : baseRead(d));
-    const c = await closure(root.descriptor, read, root.selection, sourceFind);
+    const key = `${root.descriptor.digest} ${root.descriptor.mediaType} ${JSON.stringify(root.selection)}`;
+    let pending = shared.get(key);
+    if (!pending) {
+      const read: ManifestReader = async (d) => (trust && d.digest !== root.descriptor.digest && (await sinkHas(d)) ? 'external' : baseRead(d));
+      pending = closure(root.descriptor, read, root.selection, sourceFind);
+      shared.set(key, pending);
+    }
+    const c = await pending;
     if (c.missing.length > 0) {
       throw opts.missing?.(root, c.missing) ??
         new FerryError('MANIFEST_UNKNOWN', `${root.descriptor.digest}: manifest ${c.missing.map((d) => d.digest).join(', ')} is in neither the source nor the destination`, {
@@ -266,8 +277,25 @@ async function runCopy<T>(
     images,
     blobs: counts,
     manifests: toPut.size,
-    async moveTags() {
+    async moveTags(tagQueue?: TaskQueue) {
       opts.signal?.throwIfAborted();
+      if (tagQueue) {
+        // After a failure, the tags not yet under way stay where they are.
+        let failed = false;
+        const one = async (tag: T, image: CopiedImage): Promise<void> => {
+          if (failed) return;
+          try {
+            await sink.putTag(tag, image, call);
+          } catch (err) {
+            failed = true;
+            throw err;
+          }
+        };
+        await settleAll(
+          images.flatMap(({ root: { tag }, image }) => (tag === undefined ? [] : [tagQueue.add(() => one(tag, image))])),
+        );
+        return;
+      }
       for (const { root, image } of images) if (root.tag !== undefined) await sink.putTag(root.tag, image, call);
     },
   };

@@ -380,16 +380,26 @@ export class Ledger {
 
   /** Records an item's state (replacing an earlier record of the same item). */
   recordItem(i: RecordItemInput): void {
+    this.recordItems([i]);
+  }
+
+  /**
+   * Records several items in one transaction (one commit, so one sync to disk, for all of them):
+   * for many items done together, e.g. tags moved concurrently.
+   */
+  recordItems(items: readonly RecordItemInput[]): void {
+    if (items.length === 0) return;
     const at = this.now().toISOString();
-    this.run('recordItem', () =>
-      this.db
-        .prepare(
-          `INSERT INTO items (target, kind, scope, key, digest, state, bundle_id, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    this.run('recordItem', () => {
+      const put = this.db.prepare(
+        `INSERT INTO items (target, kind, scope, key, digest, state, bundle_id, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT(target, kind, scope, key) DO UPDATE SET digest = excluded.digest, state = excluded.state,
              bundle_id = excluded.bundle_id, detail = excluded.detail, at = excluded.at`,
-        )
-        .run(i.target, i.kind, i.scope, i.key, i.digest, i.state, i.bundleId, i.detail, at),
-    );
+      );
+      this.db.transaction(() => {
+        for (const i of items) put.run(i.target, i.kind, i.scope, i.key, i.digest, i.state, i.bundleId, i.detail, at);
+      }).immediate();
+    });
   }
 
   /** One item's record. */

@@ -239,4 +239,24 @@ describe('import.sh', () => {
       await authed.stop();
     }
   });
+
+  it('pushes with Bearer tokens, the tags in batches carrying the token of their repository', async () => {
+    const authed = await startRegistry({ auth: 'token', users: { bob: 'bob-password' } });
+    try {
+      const fx = await makeFixture(dir, { targetPrefix: 'tok' });
+      const out = await bundle(fx);
+      const pw = join(dir, 'token-password');
+      await writeFile(pw, 'bob-password\n', { mode: 0o600 });
+      const res = await sh(['--trust', keys.pubPath, '--registry', authed.host, '--plain-http', '--user', 'bob', '--password-file', pw, `${NAME}.tar`], out);
+      expect(res.stderr).toBe('');
+      expect(res.code).toBe(0);
+      for (const im of fx.images) {
+        const raw = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', '--creds', 'bob:bob-password', `docker://${authed.host}/${im.target}:${im.tag}`], { encoding: 'buffer' });
+        expect(`sha256:${createHash('sha256').update(raw.stdout).digest('hex')}`).toBe(im.digest);
+      }
+      expect(res.stdout).toContain(`${fx.images.length} tag(s)`);
+    } finally {
+      await authed.stop();
+    }
+  });
 });

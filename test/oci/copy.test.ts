@@ -7,6 +7,7 @@ import { text } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
 import {
   copy,
+  copyContent,
   MediaType,
   sha256Digest,
   type BlobOpener,
@@ -140,6 +141,37 @@ describe('copy', () => {
     await copy(src, sink, [{ descriptor: idx, selection: { platforms: null }, tag: 'latest' }]);
     expect(sink.log).toEqual(['tag latest']);
     expect(src.opened).toEqual([]);
+  });
+
+  it('reads each manifest once for many tags of one image and selection; given a queue, moves every tag through it', async () => {
+    const src = new MemSource();
+    const a = src.image('a', [src.blobOf('a layer')], amd64);
+    const b = src.image('b', [src.blobOf('b layer')], arm64);
+    const idx = src.index([a, b]);
+    const reads: string[] = [];
+    const manifest = src.manifest.bind(src);
+    src.manifest = async (ref: string) => {
+      reads.push(ref);
+      return manifest(ref);
+    };
+    const sink = new LogSink();
+    const tags = Array.from({ length: 20 }, (_, i) => `t${i}`);
+    const roots = [
+      ...tags.map((tag) => ({ descriptor: idx, selection: { platforms: null }, tag })),
+      { descriptor: idx, selection: { platforms: ['linux/amd64'] }, tag: 'amd64-only' },
+    ];
+    const staged = await copyContent(src, sink, roots);
+    // One read per manifest for the 20 tags of one selection; the other selection (amd64: the
+    // index and a) reads its own.
+    expect(reads.filter((d) => d === idx.digest)).toHaveLength(2);
+    expect(reads.filter((d) => d === a.digest)).toHaveLength(2);
+    expect(reads.filter((d) => d === b.digest)).toHaveLength(1);
+    expect(staged.images.map((i) => i.image.digest)).toEqual(roots.map(() => idx.digest));
+    expect(sink.tags.size).toBe(0);
+    let queued = 0;
+    await staged.moveTags({ add: async <R>(fn: () => Promise<R>): Promise<R> => (queued++, fn()) });
+    expect(queued).toBe(21);
+    expect([...sink.tags.keys()].sort()).toEqual([...tags, 'amd64-only'].sort());
   });
 
   it('a failure moves no tag, even of another root whose content made it', async () => {
