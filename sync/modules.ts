@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import PQueue from 'p-queue';
 import type { GoModuleRoot } from '../config/index.js';
 import { FerryError, toFerryError } from '../errors/index.js';
 import type { GoProxyClient, ProxyInfo } from '../goproxy/index.js';
@@ -62,6 +63,12 @@ export interface ModuleSyncContext extends SyncContext {
   readonly moduleCounters: { checked: number; fresh: number };
   /** Records stored versions, one commit per event-loop turn. */
   readonly recorder: VersionRecorder;
+  /**
+   * New versions in work at once: each holds a slot from its .info and .mod requests to its
+   * index row (zip fetched, checked, files durably written, row committed), so what a pass holds
+   * in flight is bounded whatever the size of the graph (versionsInFlight).
+   */
+  readonly versionSlots: PQueue;
   /** The roots' outcomes, recorded with the run's end (one commit for all of them). */
   readonly outcomes: SourceResultInput[];
 }
@@ -127,10 +134,28 @@ interface RootRules {
   readonly modOnly: Set<string>;
 }
 
+/**
+ * New versions in work at once, per GOPROXY request in flight (goModules.concurrency): a version
+ * spends most of its time after its requests (checks, durable writes, the index commit), so
+ * twice the request width keeps the requests busy while bounding the rest.
+ */
+export const VERSIONS_PER_REQUEST_SLOT = 2;
+
 /** Creates the per-pass module context (a temp dir under the store for zips under validation). */
 export async function createModuleContext(ctx: SyncContext, proxy: GoProxyClient, sumCheck?: SumCheck): Promise<ModuleSyncContext> {
   const tmp = await ctx.store.content.makeTempDir('zips');
-  return { ...ctx, proxy, visits: new Map(), tmpDir: tmp, sumCheck, moduleCounters: { checked: 0, fresh: 0 }, recorder: new VersionRecorder(ctx.store), outcomes: [] };
+  const width = Number.isFinite(ctx.queue.concurrency) ? ctx.queue.concurrency : 16;
+  return {
+    ...ctx,
+    proxy,
+    visits: new Map(),
+    tmpDir: tmp,
+    sumCheck,
+    moduleCounters: { checked: 0, fresh: 0 },
+    recorder: new VersionRecorder(ctx.store),
+    versionSlots: new PQueue({ concurrency: Math.max(1, width * VERSIONS_PER_REQUEST_SLOT) }),
+    outcomes: [],
+  };
 }
 
 /** Removes the per-pass temp dir. */
@@ -339,9 +364,19 @@ function startVisit(mctx: ModuleSyncContext, path: string, version: string, root
       fresh: false,
     };
   } else {
-    const head = fetchModFiles(mctx, path, version);
-    const requires = head.then((h) => h.files.gomod.require);
-    const done = head.then(async (h) => {
+    let settleRequires!: { resolve: (r: GoMod['require']) => void; reject: (err: unknown) => void };
+    const requires = new Promise<GoMod['require']>((resolve, reject) => (settleRequires = { resolve, reject }));
+    // The whole version in one slot: its requirements are handed to the walk as soon as its
+    // .mod is checked, and the slot is released once its row is committed (or it failed).
+    const done = mctx.versionSlots.add(async () => {
+      let h: ModFiles;
+      try {
+        h = await fetchModFiles(mctx, path, version);
+      } catch (err) {
+        settleRequires.reject(err);
+        throw err;
+      }
+      settleRequires.resolve(h.files.gomod.require);
       const zip = await storeVersion(mctx, path, version, root, h);
       mctx.moduleCounters.fresh++;
       mctx.emit({ type: 'module-done', module: path, version, isNew: true });
