@@ -284,32 +284,32 @@ async function chooseAndCopy(opts: ExportOptions, store: Store, parent: BundleRo
   // A page of tags per copy: the sink writes nothing before writeBundle, so copies one after
   // another into it are one copy, and the per-tag work of each (roots, closures, images) is let go.
   for (let from = 0; from < tags.length; from += COPY_PAGE) {
-  await copy(
-    source,
-    sink,
-    tags.slice(from, from + COPY_PAGE).map((t) => ({
-      descriptor: { digest: t.digest, mediaType: t.mediaType, size: store.content.getManifest(t.digest)?.size ?? 0 },
-      // The store holds the attachments its entry's sync chose: all of them travel.
-      selection: { platforms: t.platforms, attachments: ALL_ATTACHMENTS },
-      tag: { registry: t.registry, repository: t.repository, tag: t.tag, target: t.target },
-    })),
-    {
-      // Every digest an image names is either carried or listed in requires.
-      trustSink: false,
-      // A foreign layer the store holds (fetched from its urls) travels like any layer.
-      foreign: 'if-present',
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      missing: (root, lost) =>
-        new FerryError('BLOB_UNKNOWN', `${where(root.tag!)}: ${lost[0]!.digest} is not in the store (run ferry fsck)`, { digest: lost[0]!.digest }),
-      check: (images) => {
-        for (const { root, closure } of images) {
-          for (const b of closure.blobs) {
-            if (!store.content.hasBlob(b.digest)) throw new FerryError('BLOB_UNKNOWN', `${where(root.tag!)}: ${b.digest} is not in the store (run ferry fsck)`, { digest: b.digest });
+    await copy(
+      source,
+      sink,
+      tags.slice(from, from + COPY_PAGE).map((t) => ({
+        descriptor: { digest: t.digest, mediaType: t.mediaType, size: store.content.getManifest(t.digest)?.size ?? 0 },
+        // The store holds the attachments its entry's sync chose: all of them travel.
+        selection: { platforms: t.platforms, attachments: ALL_ATTACHMENTS },
+        tag: { registry: t.registry, repository: t.repository, tag: t.tag, target: t.target },
+      })),
+      {
+        // Every digest an image names is either carried or listed in requires.
+        trustSink: false,
+        // A foreign layer the store holds (fetched from its urls) travels like any layer.
+        foreign: 'if-present',
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        missing: (root, lost) =>
+          new FerryError('BLOB_UNKNOWN', `${where(root.tag!)}: ${lost[0]!.digest} is not in the store (run ferry fsck)`, { digest: lost[0]!.digest }),
+        check: (images) => {
+          for (const { root, closure } of images) {
+            for (const b of closure.blobs) {
+              if (!store.content.hasBlob(b.digest)) throw new FerryError('BLOB_UNKNOWN', `${where(root.tag!)}: ${b.digest} is not in the store (run ferry fsck)`, { digest: b.digest });
+            }
           }
-        }
+        },
       },
-    },
-  );
+    );
   }
 
   return { sources, modules, pruned, sink };
