@@ -3,7 +3,9 @@
  * streams it into the bundle writer. Incremental by default: every tag and module version
  * that changed since the parent, and only blobs no bundle of the parent's chain carried.
  */
-import { mkdir } from 'node:fs/promises';
+import type { KeyObject } from 'node:crypto';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { errorMessage, FerryError } from '../errors/index.js';
 import { proxyPath } from '../gomod/index.js';
@@ -203,6 +205,9 @@ function moduleFiles(m: ModuleVersionRow): Array<{ path: string; digest: Digest 
   return files;
 }
 
+/** Tags copied into the bundle's image side per copy. */
+const COPY_PAGE = 1000;
+
 /**
  * Writes one signed bundle from the store and records it. Takes the store's export lock first:
  * while another export runs this fails at once with EXPORT_BUSY, before any work.
@@ -225,6 +230,28 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
   const only = opts.only && opts.only.length > 0 ? new Set(opts.only) : undefined;
   const seqFrom = chainCoverage(store.bundles, parent).floor;
 
+  const { sources, modules, pruned, sink } = await chooseAndCopy(opts, store, parent, seqTo, only);
+
+  // index.json and the image plan are written here first (the tar needs their sizes before them).
+  let spool: string;
+  try {
+    await mkdir(opts.outDir, { recursive: true });
+    spool = await mkdtemp(join(opts.outDir, '.ferry-export-'));
+  } catch (err) {
+    throw new FerryError('BUNDLE_IO', `cannot create the output directory ${opts.outDir}: ${errorMessage(err)}`, { op: 'export', file: opts.outDir, cause: err });
+  }
+  try {
+    return await writeExport(opts, { store, now, privateKey, parent, seqFrom, seqTo, sources, modules, pruned, sink, spool });
+  } finally {
+    await rm(spool, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/**
+ * What the bundle carries, chosen from the journal and copied into the bundle's image side; the
+ * journal entries and tag rows read for it are let go when it returns.
+ */
+async function chooseAndCopy(opts: ExportOptions, store: Store, parent: BundleRow | undefined, seqTo: number, only: ReadonlySet<string> | undefined): Promise<{ sources: string[] | null; modules: ModuleVersionRow[]; pruned: BundlePrunedTag[]; sink: BundleImageSink }> {
   // Tags and module versions whose changes up to seqTo no bundle of the parent's chain carried,
   // per source (an earlier --only export carried only its own sources).
   const journal = uncarriedJournal(store, parent, { until: seqTo, ...(only ? { only } : {}) });
@@ -239,7 +266,8 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
     .list()
     .filter((m) => changedModules.has(`${m.module}@${m.version}`) && (!only || only.has(m.root)));
   const sources = only ? [...only].sort() : null;
-  const pruned = prunedTags(journal, store.tags.list());
+  // Only removals make pruned entries: without one, the live tags need not be read again.
+  const pruned = journal.some((e) => e.kind === 'tag' && e.digest === undefined) ? prunedTags(journal, store.tags.list()) : [];
 
   // The images: one copy from the store into the bundle's image side, through the graph. The
   // index an image names travels in every bundle that names the image, with its filtered form
@@ -251,39 +279,64 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
     mustCarry: new Set(tags.filter((t) => isIndexMediaType(t.mediaType)).map((t) => t.digest)),
   });
   const where = (t: { registry: string; repository: string; tag: string }): string => `${t.registry}/${t.repository}:${t.tag}`;
-  await copy(
-    // The writer hashes while streaming, so the store need not hash the same bytes again.
-    new StoreSource(store, { verifyBlobs: false }),
-    sink,
-    tags.map((t) => ({
-      descriptor: { digest: t.digest, mediaType: t.mediaType, size: store.content.getManifest(t.digest)?.size ?? 0 },
-      // The store holds the attachments its entry's sync chose: all of them travel.
-      selection: { platforms: t.platforms, attachments: ALL_ATTACHMENTS },
-      tag: { registry: t.registry, repository: t.repository, tag: t.tag, target: t.target },
-    })),
-    {
-      // Every digest an image names is either carried or listed in requires.
-      trustSink: false,
-      // A foreign layer the store holds (fetched from its urls) travels like any layer.
-      foreign: 'if-present',
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      missing: (root, lost) =>
-        new FerryError('BLOB_UNKNOWN', `${where(root.tag!)}: ${lost[0]!.digest} is not in the store (run ferry fsck)`, { digest: lost[0]!.digest }),
-      check: (images) => {
-        for (const { root, closure } of images) {
-          for (const b of closure.blobs) {
-            if (!store.content.hasBlob(b.digest)) throw new FerryError('BLOB_UNKNOWN', `${where(root.tag!)}: ${b.digest} is not in the store (run ferry fsck)`, { digest: b.digest });
+  // The writer hashes while streaming, so the store need not hash the same bytes again.
+  const source = new StoreSource(store, { verifyBlobs: false });
+  // A page of tags per copy: the sink writes nothing before writeBundle, so copies one after
+  // another into it are one copy, and the per-tag work of each (roots, closures, images) is let go.
+  for (let from = 0; from < tags.length; from += COPY_PAGE) {
+    await copy(
+      source,
+      sink,
+      tags.slice(from, from + COPY_PAGE).map((t) => ({
+        descriptor: { digest: t.digest, mediaType: t.mediaType, size: store.content.getManifest(t.digest)?.size ?? 0 },
+        // The store holds the attachments its entry's sync chose: all of them travel.
+        selection: { platforms: t.platforms, attachments: ALL_ATTACHMENTS },
+        tag: { registry: t.registry, repository: t.repository, tag: t.tag, target: t.target },
+      })),
+      {
+        // Every digest an image names is either carried or listed in requires.
+        trustSink: false,
+        // A foreign layer the store holds (fetched from its urls) travels like any layer.
+        foreign: 'if-present',
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        missing: (root, lost) =>
+          new FerryError('BLOB_UNKNOWN', `${where(root.tag!)}: ${lost[0]!.digest} is not in the store (run ferry fsck)`, { digest: lost[0]!.digest }),
+        check: (images) => {
+          for (const { root, closure } of images) {
+            for (const b of closure.blobs) {
+              if (!store.content.hasBlob(b.digest)) throw new FerryError('BLOB_UNKNOWN', `${where(root.tag!)}: ${b.digest} is not in the store (run ferry fsck)`, { digest: b.digest });
+            }
           }
-        }
+        },
       },
-    },
-  );
+    );
+  }
+
+  return { sources, modules, pruned, sink };
+}
+
+async function writeExport(
+  opts: ExportOptions,
+  ctx: {
+    store: Store;
+    now: Date;
+    privateKey: KeyObject;
+    parent: BundleRow | undefined;
+    seqFrom: number;
+    seqTo: number;
+    sources: string[] | null;
+    modules: ModuleVersionRow[];
+    pruned: BundlePrunedTag[];
+    sink: BundleImageSink;
+    spool: string;
+  },
+): Promise<ExportResult> {
+  const { store, now, privateKey, parent, seqFrom, seqTo, sources, modules, pruned, sink } = ctx;
   const requires = sink.requires();
   const attachments = sink.attachmentList();
   const foreign = sink.foreignLayers();
   const carried = sink.carriedDigests();
-
-  const entries: BundleEntry[] = await sink.entries();
+  const entries: BundleEntry[] = await sink.entries(ctx.spool);
   const moduleFilePaths: string[] = [];
   const byModule = new Map<string, ModuleVersionRow[]>();
   for (const m of modules) {
@@ -321,7 +374,7 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
   const sequence = store.bundles.nextSequence();
   const id = newBundleId(now, sequence);
   const name = bundleFileName(now, sequence);
-  const images = sink.images;
+  const imageCount = sink.imageCount;
   const bundleModules: BundleModule[] = modules.map((m) => ({
     path: m.module,
     version: m.version,
@@ -329,11 +382,6 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
     goModH1: m.h1Mod,
     time: m.time,
   }));
-  try {
-    await mkdir(opts.outDir, { recursive: true });
-  } catch (err) {
-    throw new FerryError('BUNDLE_IO', `cannot create the output directory ${opts.outDir}: ${errorMessage(err)}`, { op: 'export', file: opts.outDir, cause: err });
-  }
   const result = await writeBundle({
     outDir: opts.outDir,
     name,
@@ -345,7 +393,7 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
       created: now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
       store: { id: store.id },
       ...(sources ? { sources } : {}),
-      images,
+      images: sink.images(),
       modules: bundleModules,
       requires,
       ...(attachments.length > 0 ? { attachments } : {}),
@@ -372,7 +420,7 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
     moduleFiles: moduleFilePaths,
     lifecycle: lifecycleKey(opts.lifecycle ?? []),
   });
-  opts.logger?.info({ id, sequence, parent: parent?.id ?? null, sources, images: images.length, modules: modules.length, blobs: carried.length }, 'bundle exported');
+  opts.logger?.info({ id, sequence, parent: parent?.id ?? null, sources, images: imageCount, modules: modules.length, blobs: carried.length }, 'bundle exported');
   if (foreign.length > 0) opts.logger?.warn({ layers: foreign }, 'foreign layers not carried (non-distributable, left out at sync)');
   return {
     id,
@@ -382,13 +430,13 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
     name,
     files: result.files,
     bytes: result.totalSize,
-    images: images.length,
+    images: imageCount,
     modules: modules.length,
     pruned: pruned.length,
     blobs: carried.length,
     requires: requires.length,
     foreignLayers: foreign,
-    empty: images.length === 0 && modules.length === 0 && pruned.length === 0,
+    empty: imageCount === 0 && modules.length === 0 && pruned.length === 0,
   };
 }
 

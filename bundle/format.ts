@@ -410,21 +410,56 @@ function checkManifestRules(m: BundleManifest, file: string): void {
   });
   const seen = new Set<string>();
   const manifestType = new Map(m.files.filter((f) => f.mediaType !== undefined).map((f) => [f.path, f.mediaType]));
-  m.images.forEach((im, i) => {
-    const key = `${im.target}:${im.tag}`;
-    if (seen.has(key)) throw invalid(file, `images[${i}]`, `target ${key} is listed twice`);
-    seen.add(key);
-    if (im.filtered === undefined) return;
-    const where = `images[${i}].filtered`;
-    if (im.platforms === null) throw invalid(file, where, 'is set but platforms is null (nothing is filtered)');
-    if (!isIndexMediaType(im.mediaType)) throw invalid(file, where, `is set but the image is not an index (${im.mediaType})`);
-    if (im.filtered === im.digest) throw invalid(file, where, 'must differ from digest');
-    // The original and its filtered form travel together, so either can be pushed from this bundle alone.
-    for (const d of [im.digest, im.filtered]) {
-      const path = `blobs/sha256/${digestHex(d)}`;
-      if (manifestType.get(path) !== im.mediaType) throw invalid(file, where, `needs ${path} carried as ${im.mediaType} (the files list has ${manifestType.get(path) ?? 'no such manifest'})`);
+  m.images.forEach((im, i) => checkImageRules(im, i, seen, manifestType, file));
+}
+
+/** The rules one images[] element must meet beside the others: listed once by target and tag, and a filtered image's two indexes carried. */
+function checkImageRules(im: BundleImage, i: number, seen: Set<string>, manifestType: ReadonlyMap<string, string | undefined>, file: string): void {
+  const key = `${im.target}:${im.tag}`;
+  if (seen.has(key)) throw invalid(file, `images[${i}]`, `target ${key} is listed twice`);
+  seen.add(key);
+  if (im.filtered === undefined) return;
+  const where = `images[${i}].filtered`;
+  if (im.platforms === null) throw invalid(file, where, 'is set but platforms is null (nothing is filtered)');
+  if (!isIndexMediaType(im.mediaType)) throw invalid(file, where, `is set but the image is not an index (${im.mediaType})`);
+  if (im.filtered === im.digest) throw invalid(file, where, 'must differ from digest');
+  // The original and its filtered form travel together, so either can be pushed from this bundle alone.
+  for (const d of [im.digest, im.filtered]) {
+    const path = `blobs/sha256/${digestHex(d)}`;
+    if (manifestType.get(path) !== im.mediaType) throw invalid(file, where, `needs ${path} carried as ${im.mediaType} (the files list has ${manifestType.get(path) ?? 'no such manifest'})`);
+  }
+}
+
+/**
+ * Checks images[] one element at a time, with the rules parseBundleManifest applies to the whole
+ * list (the element schema, target and tag listed once, filtered images, none also pruned): what
+ * a writer streaming a long images[] uses so it never signs what a reader would refuse, while
+ * parseBundleManifest checks the rest of the manifest (written with an empty images[]).
+ * Holds one key per image.
+ */
+export class BundleImageCheck {
+  private readonly seen = new Set<string>();
+  private readonly manifestType: ReadonlyMap<string, string | undefined>;
+  private readonly pruned: ReadonlyMap<string, number>;
+  private count = 0;
+
+  constructor(m: Pick<BundleManifest, 'files' | 'pruned'>) {
+    this.manifestType = new Map(m.files.filter((f) => f.mediaType !== undefined).map((f) => [f.path, f.mediaType]));
+    this.pruned = new Map((m.pruned ?? []).map((p, i) => [`${p.target}:${p.tag}`, i]));
+  }
+
+  /** Checks the next element; throws BUNDLE_INVALID naming it. */
+  add(im: BundleImage): void {
+    const i = this.count++;
+    const res = imageSchema.safeParse(im);
+    if (!res.success) {
+      const issue = res.error.issues[0];
+      throw invalid(MANIFEST_FILE, issue ? fieldPath(['images', i, ...issue.path]) : `images[${i}]`, issue?.message ?? 'is invalid');
     }
-  });
+    const p = this.pruned.get(`${im.target}:${im.tag}`);
+    if (p !== undefined) throw invalid(MANIFEST_FILE, `pruned[${p}]`, `${im.target}:${im.tag} is also in images (a tag is either carried or removed)`);
+    checkImageRules(im, i, this.seen, this.manifestType, MANIFEST_FILE);
+  }
 }
 
 /** Parses and validates `ferry-bundle.json` bytes; throws BUNDLE_INVALID naming the field. */
@@ -465,8 +500,12 @@ function line(obj: unknown): string {
 }
 
 function arrayBlock(items: readonly unknown[]): string {
-  if (items.length === 0) return '[]';
-  return `[\n${items.map((i) => `    ${line(i)}`).join(',\n')}\n  ]`;
+  return lineBlock(items.map(line));
+}
+
+function lineBlock(lines: readonly string[]): string {
+  if (lines.length === 0) return '[]';
+  return `[\n${lines.map((l) => `    ${l}`).join(',\n')}\n  ]`;
 }
 
 function topLevel(fields: ReadonlyArray<readonly [string, string]>): Buffer {
@@ -474,9 +513,9 @@ function topLevel(fields: ReadonlyArray<readonly [string, string]>): Buffer {
   return Buffer.from(`{\n${body}\n}\n`, 'utf8');
 }
 
-/** Serialises a bundle manifest in the canonical layout (see the file comment). */
-export function serializeBundleManifest(m: BundleManifest): Buffer {
-  const images = m.images.map((i) => ({
+/** One images[] element as its line of ferry-bundle.json (without the indentation and comma). */
+export function bundleImageLine(i: BundleImage): string {
+  return line({
     reference: i.reference,
     target: i.target,
     tag: i.tag,
@@ -485,7 +524,30 @@ export function serializeBundleManifest(m: BundleManifest): Buffer {
     platforms: i.platforms === null ? null : [...i.platforms],
     // Last, and only when present: import.sh reads each line with a fixed key order.
     ...(i.filtered !== undefined ? { filtered: i.filtered } : {}),
-  }));
+  });
+}
+
+/** The marker serializeBundleManifestParts leaves where the images[] block goes. */
+const IMAGES_SLOT = '\u0000images\u0000';
+
+/**
+ * The canonical bytes of a manifest whose images[] is written apart (it may be long): the text
+ * before the images[] block and the text after it, so a writer can stream the block between them
+ * (`[]` when empty, else `[`, each line indented by 4 and joined by `,\n`, then `\n  ]`).
+ */
+export function serializeBundleManifestParts(m: Omit<BundleManifest, 'images'>): { readonly head: string; readonly tail: string } {
+  const text = serializeManifest({ ...m, images: [] }, IMAGES_SLOT).toString('utf8');
+  const at = text.indexOf(IMAGES_SLOT);
+  return { head: text.slice(0, at), tail: text.slice(at + IMAGES_SLOT.length) };
+}
+
+/** Serialises a bundle manifest in the canonical layout (see the file comment). */
+export function serializeBundleManifest(m: BundleManifest): Buffer {
+  return serializeManifest(m);
+}
+
+function serializeManifest(m: BundleManifest, imagesSlot?: string): Buffer {
+  const images = imagesSlot ?? lineBlock(m.images.map(bundleImageLine));
   const modules = m.modules.map((x) => ({ path: x.path, version: x.version, h1: x.h1, goModH1: x.goModH1, time: x.time }));
   const files = m.files.map((f) =>
     f.mediaType === undefined
@@ -501,7 +563,7 @@ export function serializeBundleManifest(m: BundleManifest): Buffer {
     ['created', line(m.created)],
     ['store', line({ id: m.store.id })],
     ...(m.sources !== undefined ? [['sources', arrayBlock(m.sources)] as const] : []),
-    ['images', arrayBlock(images)],
+    ['images', images],
     ['modules', arrayBlock(modules)],
     ['files', arrayBlock(files)],
     ['requires', arrayBlock(m.requires)],

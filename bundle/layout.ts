@@ -71,23 +71,43 @@ export function layoutAnnotations(im: Pick<LayoutImage, 'target' | 'platforms'>,
  * depend only on the set of images; names as layoutRefNames gives them.
  */
 export function buildIndexJson(images: readonly LayoutImage[]): Buffer {
-  const sorted = [...images].sort((a, b) => cmp(a.reference, b.reference) || cmp(a.target, b.target));
+  const sorted = [...images].sort(compareLayoutImages);
   const names = layoutRefNames(sorted);
-  const lines = sorted.map((im, i) => {
-    if (!isDigest(im.digest)) throw new FerryError('DIGEST_INVALID', `index.json image ${i} (${im.reference}): bad digest "${String(im.digest)}"`);
-    if (!isManifestMediaType(im.mediaType)) {
-      throw new FerryError('UNSUPPORTED_MEDIA_TYPE', `index.json image ${im.reference}: "${im.mediaType}" is not a manifest media type`, { reference: im.reference });
-    }
-    if (!Number.isSafeInteger(im.size) || im.size < 0) throw new FerryError('USAGE', `index.json image ${im.reference}: bad size ${im.size}`);
-    const annotations = layoutAnnotations(im, names[i]!);
-    for (const v of Object.values(annotations)) {
-      if (/["\\\s]/.test(v)) throw new FerryError('REFERENCE_INVALID', `index.json image ${im.reference}: "${v}" contains quotes, backslashes or spaces`);
-    }
-    return `    ${JSON.stringify({ mediaType: im.mediaType, digest: im.digest, size: im.size, annotations })}`;
-  });
-  const manifests = lines.length === 0 ? '[]' : `[\n${lines.join(',\n')}\n  ]`;
-  const text = `{\n  "schemaVersion": 2,\n  "mediaType": ${JSON.stringify(MediaType.OciIndex)},\n  "manifests": ${manifests}\n}\n`;
-  return Buffer.from(text, 'utf8');
+  const lines = sorted.map((im, i) => indexJsonLine(im, names[i]!, i));
+  return Buffer.from(`${indexJsonHead(lines.length)}${lines.join(',\n')}${indexJsonTail(lines.length)}`, 'utf8');
+}
+
+/** index.json's order of images: by reference, then target. */
+export function compareLayoutImages(a: Pick<LayoutImage, 'reference' | 'target'>, b: Pick<LayoutImage, 'reference' | 'target'>): number {
+  return cmp(a.reference, b.reference) || cmp(a.target, b.target);
+}
+
+/** The text of index.json before its first descriptor line (given how many there are). */
+export function indexJsonHead(count: number): string {
+  return `{\n  "schemaVersion": 2,\n  "mediaType": ${JSON.stringify(MediaType.OciIndex)},\n  "manifests": ${count === 0 ? '[]' : '[\n'}`;
+}
+
+/** The text of index.json after its last descriptor line. */
+export function indexJsonTail(count: number): string {
+  return `${count === 0 ? '' : '\n  ]'}\n}\n`;
+}
+
+/**
+ * The line of index.json for image `i` (in index.json's order) named `name`, indented, without
+ * the comma that separates lines: `indexJsonHead`, the lines joined by `,\n`, `indexJsonTail`
+ * make the file, so a writer can stream a long list.
+ */
+export function indexJsonLine(im: LayoutImage, name: string, i: number): string {
+  if (!isDigest(im.digest)) throw new FerryError('DIGEST_INVALID', `index.json image ${i} (${im.reference}): bad digest "${String(im.digest)}"`);
+  if (!isManifestMediaType(im.mediaType)) {
+    throw new FerryError('UNSUPPORTED_MEDIA_TYPE', `index.json image ${im.reference}: "${im.mediaType}" is not a manifest media type`, { reference: im.reference });
+  }
+  if (!Number.isSafeInteger(im.size) || im.size < 0) throw new FerryError('USAGE', `index.json image ${im.reference}: bad size ${im.size}`);
+  const annotations = layoutAnnotations(im, name);
+  for (const v of Object.values(annotations)) {
+    if (/["\\\s]/.test(v)) throw new FerryError('REFERENCE_INVALID', `index.json image ${im.reference}: "${v}" contains quotes, backslashes or spaces`);
+  }
+  return `    ${JSON.stringify({ mediaType: im.mediaType, digest: im.digest, size: im.size, annotations })}`;
 }
 
 /**

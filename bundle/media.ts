@@ -2,6 +2,7 @@
  * The bundle as an image medium (oci/media.ts): the writer's image side as a sink (what
  * `ferry export` carries), and the reader as a one-pass source (what `ferry import` takes).
  */
+import { join } from 'node:path';
 import {
   ALL_ATTACHMENTS,
   digestHex,
@@ -19,9 +20,9 @@ import {
   type PutBlobResult,
 } from '../oci/index.js';
 import { PLAN_FILE, type BundleAttachment, type BundleImage, type BundleManifest } from './format.js';
-import { buildIndexJson, ociLayoutFile, type LayoutImage } from './layout.js';
-import { attachmentsOf, buildImagePlan, checkImagePlan } from './plan.js';
-import { bufferEntry, type BundleEntry } from './writer.js';
+import { indexJsonHead, indexJsonLine, indexJsonTail, ociLayoutFile, referenceTag, type LayoutImage } from './layout.js';
+import { attachmentsOf, checkImagePlan, imagePlanSteps, PLAN_HEADER } from './plan.js';
+import { bufferEntry, SpooledEntry, type BundleEntry } from './writer.js';
 
 /** How a bundle names an image: the upstream reference, the intranet target and the tag. */
 export interface BundleTag {
@@ -42,25 +43,49 @@ export interface BundleImageSinkOptions {
   readonly mustCarry: ReadonlySet<Digest>;
 }
 
+/** What the images of a bundle share per root: one of these per digest, media type, platforms. */
+interface SinkRoot {
+  readonly digest: Digest;
+  readonly mediaType: string;
+  readonly size: number;
+  readonly platforms: readonly string[] | null;
+  readonly filtered: Digest | undefined;
+}
+
+/** Most roots whose plan steps are kept for the next tag of the same image. */
+const PLAN_STEPS_KEPT = 1024;
+
 /**
  * The images of a bundle being written, as a sink. A blob or manifest the parent's chain carried
  * is "there" (never sent) and lands in `requires` when an image's closure names it; everything
  * else is carried: blobs as lazily opened entries the writer streams and verifies, manifests as
  * their exact bytes with their media type, and each image's filtered index beside its index.
  * Nothing is written until the caller hands `entries()` to writeBundle with the signed manifest.
+ *
+ * Memory: content (carried blobs and manifests) is kept per digest; a tag is kept as one short
+ * string (its reference, target and which root it names), so a bundle of many tags of few images
+ * costs little. index.json and the image plan are written to files as entries() makes them, and
+ * images[] is handed to the writer as a stream (`images()`). Several copies may put into one sink
+ * (an export works through its tags a page at a time).
  */
 export class BundleImageSink implements ImageSink<BundleTag> {
   private readonly carried = new Map<Digest, BundleEntry>();
   /** The bytes of the manifests carried: the image plan is the graph read from them. */
   private readonly manifestBytes = new Map<Digest, { bytes: Uint8Array; mediaType: string }>();
-  private readonly layout: LayoutImage[] = [];
   private readonly required = new Set<Digest>();
   private readonly foreign = new Set<Digest>();
-  /** The images[] of the signed manifest, in the order their tags were put. */
-  readonly images: BundleImage[] = [];
   private readonly attachments = new Map<string, Attachment>();
+  private readonly roots: SinkRoot[] = [];
+  private readonly rootIds = new Map<string, number>();
+  /** One per image of images[], in the order their tags were put: `reference \0 target \0 root`. */
+  private readonly tags: string[] = [];
 
   constructor(private readonly opts: BundleImageSinkOptions) {}
+
+  /** How many images the bundle names (images[]). */
+  get imageCount(): number {
+    return this.tags.length;
+  }
 
   async hasBlob(d: Descriptor): Promise<boolean> {
     return this.carried.has(d.digest) || this.opts.carriedBefore.has(d.digest);
@@ -121,31 +146,102 @@ export class BundleImageSink implements ImageSink<BundleTag> {
       else this.foreign.add(f.digest);
     }
     const reference = formatReference({ registry: tag.registry, repository: tag.repository, tag: tag.tag });
-    const root = c.manifests[c.manifests.length - 1];
-    this.layout.push({ reference, target: tag.target, digest: c.root.digest, mediaType: image.mediaType, size: root?.size ?? c.root.size, platforms: image.selection.platforms });
-    this.images.push({
+    const top = c.manifests[c.manifests.length - 1];
+    const root: SinkRoot = { digest: c.root.digest, mediaType: image.mediaType, size: top?.size ?? c.root.size, platforms: image.selection.platforms, filtered: filtered?.digest };
+    const key = JSON.stringify([root.digest, root.mediaType, root.size, root.platforms, root.filtered ?? null]);
+    let id = this.rootIds.get(key);
+    if (id === undefined) {
+      id = this.roots.push(root) - 1;
+      this.rootIds.set(key, id);
+    }
+    this.tags.push(`${reference}\0${tag.target}\0${id}`);
+  }
+
+  private tagAt(k: number): { reference: string; target: string; root: SinkRoot } {
+    const [reference, target, id] = this.tags[k]!.split('\0') as [string, string, string];
+    return { reference, target, root: this.roots[Number(id)]! };
+  }
+
+  private image(k: number): BundleImage {
+    const { reference, target, root } = this.tagAt(k);
+    return {
       reference,
-      target: tag.target,
-      tag: tag.tag,
-      digest: c.root.digest,
-      mediaType: image.mediaType,
-      platforms: image.selection.platforms,
-      ...(filtered ? { filtered: filtered.digest } : {}),
-    });
+      target,
+      tag: referenceTag(reference),
+      digest: root.digest,
+      mediaType: root.mediaType,
+      platforms: root.platforms,
+      ...(root.filtered ? { filtered: root.filtered } : {}),
+    };
+  }
+
+  /** The images[] of the signed manifest, in the order their tags were put, made one at a time. */
+  *images(): Generator<BundleImage> {
+    for (let k = 0; k < this.tags.length; k++) yield this.image(k);
   }
 
   /**
    * The OCI layout entries: oci-layout, index.json, every carried blob and manifest, and (with
    * images) the image plan import.sh follows: each image's closure as the bundle supports it,
-   * its carried manifests read, what it requires standing in for itself.
+   * its carried manifests read, what it requires standing in for itself. index.json and the plan
+   * are written into `dir` (a directory the caller removes afterwards) and read from there.
    */
-  async entries(): Promise<BundleEntry[]> {
-    const out = [bufferEntry('oci-layout', ociLayoutFile()), bufferEntry('index.json', buildIndexJson(this.layout)), ...this.carried.values()];
-    if (this.images.length === 0) return out;
+  async entries(dir: string): Promise<BundleEntry[]> {
+    const out = [bufferEntry('oci-layout', ociLayoutFile()), await this.indexJson(join(dir, 'index.json')), ...this.carried.values()];
+    if (this.tags.length === 0) return out;
+    out.push(await this.plan(join(dir, PLAN_FILE)));
+    return out;
+  }
+
+  /** index.json, as buildIndexJson makes it, from the tags sorted by reference and target. */
+  private async indexJson(file: string): Promise<BundleEntry> {
+    const order = Array.from(this.tags.keys());
+    const at = this.tags.map((t) => t.slice(0, t.lastIndexOf('\0')));
+    order.sort((a, b) => (at[a]! < at[b]! ? -1 : at[a]! > at[b]! ? 1 : 0));
+    const spool = await SpooledEntry.create('index.json', file);
+    try {
+      await spool.write(indexJsonHead(order.length));
+      const refOf = (i: number): string | undefined => (i >= 0 && i < order.length ? at[order[i]!]!.slice(0, at[order[i]!]!.indexOf('\0')) : undefined);
+      for (let i = 0; i < order.length; i++) {
+        const { reference, target, root } = this.tagAt(order[i]!);
+        // Sorted, the images that share a reference are neighbours (layoutRefNames).
+        const shared = refOf(i - 1) === reference || refOf(i + 1) === reference;
+        const im: LayoutImage = { reference, target, digest: root.digest, mediaType: root.mediaType, size: root.size, platforms: root.platforms };
+        await spool.write(`${i > 0 ? ',\n' : ''}${indexJsonLine(im, shared ? `${target}:${referenceTag(reference)}` : reference, i)}`);
+      }
+      await spool.write(indexJsonTail(order.length));
+      return await spool.done();
+    } catch (err) {
+      await spool.abandon();
+      throw err;
+    }
+  }
+
+  /** The image plan, as buildImagePlan makes it, each root's steps worked out once. */
+  private async plan(file: string): Promise<BundleEntry> {
     const required = new Set<string>(this.requires());
     const read: ManifestReader = (d) => this.manifestBytes.get(d.digest) ?? (required.has(d.digest) ? 'external' : undefined);
-    out.push(bufferEntry(PLAN_FILE, await buildImagePlan(this.images, read, this.attachmentList())));
-    return out;
+    const attachments = this.attachmentList();
+    const steps = new Map<number, string[]>();
+    const spool = await SpooledEntry.create(PLAN_FILE, file);
+    try {
+      await spool.write(`${PLAN_HEADER}\n`);
+      for (let k = 0; k < this.tags.length; k++) {
+        const id = Number(this.tags[k]!.slice(this.tags[k]!.lastIndexOf('\0') + 1));
+        const im = this.image(k);
+        let s = steps.get(id);
+        if (s === undefined) {
+          s = await imagePlanSteps(im, k, read, attachments, attachments.length > 0);
+          if (steps.size >= PLAN_STEPS_KEPT) steps.clear();
+          steps.set(id, s);
+        }
+        await spool.write(`${s.map((step) => `${k} ${step}\n`).join('')}${k} tag ${im.tag}\n`);
+      }
+      return await spool.done();
+    } catch (err) {
+      await spool.abandon();
+      throw err;
+    }
   }
 
   /** Digests carried under blobs/. */

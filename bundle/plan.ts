@@ -55,37 +55,50 @@ export function attachmentsOf(list: readonly BundleAttachment[], subject: string
  */
 export async function buildImagePlan(images: readonly BundleImage[], read: ManifestReader, attachments: readonly BundleAttachment[] = []): Promise<Buffer> {
   const lines = [PLAN_HEADER];
-  const find = async (s: { digest: string }): Promise<Attachment[]> => attachmentsOf(attachments, s.digest);
+  const follow = attachments.length > 0;
   for (const [k, im] of images.entries()) {
-    const c = await closure({ digest: im.digest, mediaType: im.mediaType, size: 0 }, read, { platforms: im.platforms, attachments: attachments.length > 0 ? ALL_ATTACHMENTS : 'none' }, find);
-    const lost = c.missing[0];
-    if (lost) throw new FerryError('BUNDLE_INVALID', `${MANIFEST_FILE}: images[${k}] (${im.target}:${im.tag}) reaches manifest ${lost.digest}, which is neither carried nor listed in requires`, { file: MANIFEST_FILE, digest: lost.digest });
-    const seen = new Set<string>();
-    const once = (line: string): void => {
-      if (seen.has(line)) return;
-      seen.add(line);
-      lines.push(`${k} ${line}`);
-    };
-    for (const d of c.external) if (d.digest !== im.digest) once(`manifest ${d.digest} ${d.mediaType}`);
-    for (const m of c.manifests) {
-      for (const b of m.blobs) once(`blob ${b.digest}`);
-      for (const f of m.foreign) once(`foreign ${f.digest}`);
-      if (m.digest !== im.digest) once(`manifest ${m.digest} ${m.mediaType}`);
-    }
-    lines.push(`${k} root ${im.digest} ${im.mediaType} ${c.filtered?.digest ?? '-'}`);
-    for (const a of c.attachments) {
-      const d = a.descriptor;
-      if (a.tag !== undefined) {
-        once(`digest-tag ${a.tag} ${d.digest} ${d.mediaType}`);
-        continue;
-      }
-      // The entry ferry import lists it with: from the carried bytes (annotations too), else what the signed list says.
-      const m = c.manifests.find((x) => x.digest === d.digest);
-      once(`referrer ${a.subject} ${d.digest} ${JSON.stringify(m ? referrerDescriptor(m.bytes, m.digest, m.mediaType) : d)}`);
-    }
+    for (const step of await imagePlanSteps(im, k, read, attachments, follow)) lines.push(`${k} ${step}`);
     lines.push(`${k} tag ${im.tag}`);
   }
   return Buffer.from(`${lines.join('\n')}\n`, 'utf8');
+}
+
+/**
+ * One image's lines of the plan before its `tag` line, without the `IMAGE ` that begins each:
+ * they depend only on the image's digest, media type and platforms (and what the bundle
+ * carries), so a writer streaming a long plan can reuse them for every tag of one image. `k`
+ * names the image in errors; `follow` is whether the bundle has any attachments at all.
+ */
+export async function imagePlanSteps(im: BundleImage, k: number, read: ManifestReader, attachments: readonly BundleAttachment[], follow: boolean): Promise<string[]> {
+  const find = async (s: { digest: string }): Promise<Attachment[]> => attachmentsOf(attachments, s.digest);
+  const steps: string[] = [];
+  const c = await closure({ digest: im.digest, mediaType: im.mediaType, size: 0 }, read, { platforms: im.platforms, attachments: follow ? ALL_ATTACHMENTS : 'none' }, find);
+  const lost = c.missing[0];
+  if (lost) throw new FerryError('BUNDLE_INVALID', `${MANIFEST_FILE}: images[${k}] (${im.target}:${im.tag}) reaches manifest ${lost.digest}, which is neither carried nor listed in requires`, { file: MANIFEST_FILE, digest: lost.digest });
+  const seen = new Set<string>();
+  const once = (line: string): void => {
+    if (seen.has(line)) return;
+    seen.add(line);
+    steps.push(line);
+  };
+  for (const d of c.external) if (d.digest !== im.digest) once(`manifest ${d.digest} ${d.mediaType}`);
+  for (const m of c.manifests) {
+    for (const b of m.blobs) once(`blob ${b.digest}`);
+    for (const f of m.foreign) once(`foreign ${f.digest}`);
+    if (m.digest !== im.digest) once(`manifest ${m.digest} ${m.mediaType}`);
+  }
+  steps.push(`root ${im.digest} ${im.mediaType} ${c.filtered?.digest ?? '-'}`);
+  for (const a of c.attachments) {
+    const d = a.descriptor;
+    if (a.tag !== undefined) {
+      once(`digest-tag ${a.tag} ${d.digest} ${d.mediaType}`);
+      continue;
+    }
+    // The entry ferry import lists it with: from the carried bytes (annotations too), else what the signed list says.
+    const m = c.manifests.find((x) => x.digest === d.digest);
+    once(`referrer ${a.subject} ${d.digest} ${JSON.stringify(m ? referrerDescriptor(m.bytes, m.digest, m.mediaType) : d)}`);
+  }
+  return steps;
 }
 
 /** Checks a carried plan against the one the graph makes of what the bundle carries; BUNDLE_INVALID names the first line that differs. */

@@ -2,7 +2,7 @@
  * Detached signatures over exact bytes: base64 of a DER ECDSA-P256-SHA256 signature, the format
  * `openssl dgst -sha256 -verify` and `cosign verify-blob` accept.
  */
-import { sign, verify, type KeyObject } from 'node:crypto';
+import { createSign, sign, verify, type KeyObject } from 'node:crypto';
 import { FerryError } from '../errors/index.js';
 import type { TrustedKey } from './keys.js';
 
@@ -10,6 +10,16 @@ import type { TrustedKey } from './keys.js';
 export function signBytes(bytes: Uint8Array, privateKey: KeyObject): string {
   if (privateKey.type !== 'private') throw new FerryError('KEY_INVALID', 'signing needs a private key');
   return sign('sha256', bytes, { key: privateKey, dsaEncoding: 'der' }).toString('base64');
+}
+
+/** Signs bytes that arrive in pieces (a long file being written): the same signature signBytes gives over their concatenation. */
+export function byteSigner(privateKey: KeyObject): { update(bytes: Uint8Array): void; sign(): string } {
+  if (privateKey.type !== 'private') throw new FerryError('KEY_INVALID', 'signing needs a private key');
+  const s = createSign('sha256');
+  return {
+    update: (bytes) => void s.update(bytes),
+    sign: () => s.sign({ key: privateKey, dsaEncoding: 'der' }).toString('base64'),
+  };
 }
 
 const BASE64_LINE = /^[A-Za-z0-9+/]+={0,2}$/;

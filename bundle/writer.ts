@@ -10,7 +10,7 @@
  * ferry-bundle.json.sig, then `files` in canonical order (see compareTarPaths).
  */
 import { createHash, type Hash, type KeyObject } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -19,6 +19,8 @@ import { pack as tarPack, type Header, type Pack } from 'tar-stream';
 import { errorMessage, FerryError, isFerryError, toFerryError } from '../errors/index.js';
 import { VerifyingStream } from '../oci/index.js';
 import {
+  BundleImageCheck,
+  bundleImageLine,
   compareTarPaths,
   FORMAT_VERSION,
   IMPORT_SCRIPT_FILE,
@@ -27,15 +29,17 @@ import {
   parseBundleManifest,
   partFileName,
   serializeBundleManifest,
+  serializeBundleManifestParts,
   serializePartsManifest,
   SIGNATURE_FILE,
   tarPathError,
   type BundleFile,
+  type BundleImage,
   type BundleManifest,
   type BundlePart,
   type PartsManifest,
 } from './format.js';
-import { signBytes } from './sign.js';
+import { byteSigner, signBytes } from './sign.js';
 
 /** The fixed mtime of every tar entry: the Unix epoch, so equal inputs give equal bytes. */
 export const TAR_MTIME = new Date(0);
@@ -55,8 +59,14 @@ export interface BundleEntry {
   open(opts: { readonly signal?: AbortSignal }): Readable | Promise<Readable>;
 }
 
-/** The manifest fields the caller decides; the writer adds `files` from the entries. */
-export type BundleManifestInput = Omit<BundleManifest, 'files' | 'formatVersion'>;
+/**
+ * The manifest fields the caller decides; the writer adds `files` from the entries. `images` may
+ * be a one-pass (async) iterable: the writer streams images[] into ferry-bundle.json and never
+ * holds the list.
+ */
+export type BundleManifestInput = Omit<BundleManifest, 'files' | 'formatVersion' | 'images'> & {
+  readonly images: Iterable<BundleImage> | AsyncIterable<BundleImage>;
+};
 
 /** Progress of a bundle write, reported after each entry. */
 export interface WriteProgress {
@@ -93,9 +103,12 @@ export interface WriteBundleResult {
   readonly totalSize: number;
   /** Lowercase hex sha256 of the whole tar. */
   readonly sha256: string;
-  readonly manifest: BundleManifest;
-  /** The exact signed bytes of ferry-bundle.json. */
-  readonly manifestBytes: Buffer;
+  /** What ferry-bundle.json says, but for images[] (streamed, never held). */
+  readonly manifest: Omit<BundleManifest, 'images'>;
+  /** How many images[] lists. */
+  readonly images: number;
+  /** Lowercase hex sha256 of the exact signed bytes of ferry-bundle.json. */
+  readonly manifestSha256: string;
   readonly parts: PartsManifest;
 }
 
@@ -110,6 +123,78 @@ export function bufferEntry(path: string, bytes: Uint8Array, mediaType?: string)
     open: () => Readable.from([buf]),
   };
 }
+
+/**
+ * An entry made as text too long to hold (index.json, the image plan of many tags): written to
+ * a temporary file piece by piece, hashed as it goes, and read back from there (and verified
+ * again) when its turn in the tar comes. The caller removes the file afterwards.
+ */
+export class SpooledEntry {
+  private readonly hash = createHash('sha256');
+  private pending: string[] = [];
+  private pendingLength = 0;
+  private size = 0;
+
+  private constructor(
+    private readonly path: string,
+    private readonly file: string,
+    private fh: FileHandle | undefined,
+  ) {}
+
+  /** Starts entry `path` in the new file `file`. */
+  static async create(path: string, file: string): Promise<SpooledEntry> {
+    try {
+      return new SpooledEntry(path, file, await open(file, 'wx', 0o600));
+    } catch (err) {
+      throw ioError(err, 'write', path, file);
+    }
+  }
+
+  /** Appends text (UTF-8). */
+  async write(text: string): Promise<void> {
+    this.pending.push(text);
+    this.pendingLength += text.length;
+    if (this.pendingLength >= SPOOL_CHUNK) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.pendingLength === 0) return;
+    const buf = Buffer.from(this.pending.join(''), 'utf8');
+    this.pending = [];
+    this.pendingLength = 0;
+    this.hash.update(buf);
+    this.size += buf.length;
+    try {
+      let off = 0;
+      while (off < buf.length) off += (await this.fh!.write(buf, off, buf.length - off)).bytesWritten;
+    } catch (err) {
+      throw ioError(err, 'write', this.path, this.file);
+    }
+  }
+
+  /** Ends the file: the entry, opened from it. */
+  async done(): Promise<BundleEntry> {
+    await this.flush();
+    try {
+      await this.fh!.close();
+    } catch (err) {
+      throw ioError(err, 'write', this.path, this.file);
+    }
+    this.fh = undefined;
+    const file = this.file;
+    return { path: this.path, size: this.size, sha256: this.hash.digest('hex'), open: () => createReadStream(file) };
+  }
+
+  /** Gives up: closes and removes the file. */
+  async abandon(): Promise<void> {
+    await this.fh?.close().catch(() => undefined);
+    this.fh = undefined;
+    await unlink(this.file).catch(() => undefined);
+  }
+}
+
+/** Bytes of text gathered before each write of a spooled entry. */
+const SPOOL_CHUNK = 256 * 1024;
 
 /**
  * A file-system failure while writing bundle file `file` (`tmp` is its temporary name, when
@@ -323,11 +408,11 @@ export async function writeBundle(opts: WriteBundleOptions): Promise<WriteBundle
   const files: BundleFile[] = all.map((e) =>
     e.mediaType === undefined ? { path: e.path, size: e.size, sha256: e.sha256 } : { path: e.path, size: e.size, sha256: e.sha256, mediaType: e.mediaType },
   );
-  const manifest: BundleManifest = { ...opts.manifest, formatVersion: FORMAT_VERSION, files };
-  const manifestBytes = serializeBundleManifest(manifest);
-  // Never sign what a reader would refuse: parse our own bytes with the reader's parser.
-  parseBundleManifest(manifestBytes);
-  const sigBytes = Buffer.from(`${signBytes(manifestBytes, opts.privateKey)}\n`, 'utf8');
+  const { images, ...fields } = opts.manifest;
+  const manifest: Omit<BundleManifest, 'images'> = { ...fields, formatVersion: FORMAT_VERSION, files };
+  // Never sign what a reader would refuse: the reader's parser checks all of it but images[]
+  // here, and images[] element by element, with the same rules, as it streams into the file.
+  parseBundleManifest(serializeBundleManifest({ ...manifest, images: [] }));
 
   const total = all.reduce((n, e) => n + e.size, 0);
   if (opts.splitSize !== undefined && Math.ceil(total / opts.splitSize) > MAX_PARTS) {
@@ -336,17 +421,20 @@ export async function writeBundle(opts: WriteBundleOptions): Promise<WriteBundle
 
   const sink = new PartSink(outDir, name, opts.splitSize);
   const pack = tarPack();
-  const temps: string[] = [];
   const extra = {
+    manifest: join(outDir, `.${name}.${MANIFEST_FILE}.partial`),
     parts: join(outDir, `.${partsName}.partial`),
     sig: join(outDir, `.${partsName}.sig.partial`),
     script: join(outDir, `.${IMPORT_SCRIPT_FILE}.${name}.partial`),
   };
+  const temps: string[] = [extra.manifest];
   try {
+    const signed = await writeManifestFile(extra.manifest, manifest, images, opts.privateKey);
+    const sigBytes = Buffer.from(`${signed.signature}\n`, 'utf8');
     const drained = pipeline(pack, sink, signal ? { signal } : {});
     drained.catch(() => undefined); // observed below; avoid an unhandled rejection while entries stream
     try {
-      await writeEntry(pack, bufferEntry(MANIFEST_FILE, manifestBytes), 0o644, signal);
+      await writeEntry(pack, { path: MANIFEST_FILE, size: signed.size, sha256: signed.sha256, open: () => createReadStream(extra.manifest) }, 0o644, signal);
       await writeEntry(pack, bufferEntry(SIGNATURE_FILE, sigBytes), 0o644, signal);
       let done = 0;
       for (const e of all) {
@@ -366,6 +454,7 @@ export async function writeBundle(opts: WriteBundleOptions): Promise<WriteBundle
     });
 
     const parts: BundlePart[] = sink.parts.map((p) => ({ file: p.file, size: p.size, sha256: p.sha256! }));
+    await unlink(extra.manifest).catch(() => undefined);
     const partsManifest: PartsManifest = {
       formatVersion: FORMAT_VERSION,
       bundleId: manifest.id,
@@ -393,13 +482,71 @@ export async function writeBundle(opts: WriteBundleOptions): Promise<WriteBundle
     await renameInto(extra.parts, join(outDir, partsName));
     final.push(join(outDir, partsName), join(outDir, `${partsName}.sig`), scriptPath);
     await syncDir(outDir);
-    return { files: final, totalSize: sink.total, sha256: partsManifest.sha256, manifest, manifestBytes, parts: partsManifest };
+    return { files: final, totalSize: sink.total, sha256: partsManifest.sha256, manifest, images: signed.images, manifestSha256: signed.sha256, parts: partsManifest };
   } catch (err) {
     for (const p of sink.parts) await unlink(p.tmp).catch(() => undefined);
     for (const t of temps) await unlink(t).catch(() => undefined);
     if (signal?.aborted) throw new FerryError('ABORTED', `bundle ${name}: write aborted`, { cause: err });
     throw toFerryError(err, 'INTERNAL', { op: 'writeBundle' });
   }
+}
+
+/** Bytes gathered before each write of ferry-bundle.json's temporary file. */
+const MANIFEST_CHUNK = 256 * 1024;
+
+/**
+ * Writes ferry-bundle.json to `tmp`: the canonical bytes of `manifest` with `images` streamed
+ * into its images[] block, each checked as the reader would check it, hashed and signed as they
+ * are written, so neither the list nor the whole text is ever held.
+ */
+async function writeManifestFile(
+  tmp: string,
+  manifest: Omit<BundleManifest, 'images'>,
+  images: Iterable<BundleImage> | AsyncIterable<BundleImage>,
+  privateKey: KeyObject,
+): Promise<{ size: number; sha256: string; signature: string; images: number }> {
+  const { head, tail } = serializeBundleManifestParts(manifest);
+  const check = new BundleImageCheck(manifest);
+  const hash = createHash('sha256');
+  const signer = byteSigner(privateKey);
+  let size = 0;
+  let count = 0;
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(tmp, 'w', 0o644);
+    let pending: string[] = [];
+    let pendingLength = 0;
+    const flush = async (): Promise<void> => {
+      if (pendingLength === 0) return;
+      const buf = Buffer.from(pending.join(''), 'utf8');
+      pending = [];
+      pendingLength = 0;
+      hash.update(buf);
+      signer.update(buf);
+      size += buf.length;
+      let off = 0;
+      while (off < buf.length) off += (await fh!.write(buf, off, buf.length - off)).bytesWritten;
+    };
+    const put = async (text: string): Promise<void> => {
+      pending.push(text);
+      pendingLength += text.length;
+      if (pendingLength >= MANIFEST_CHUNK) await flush();
+    };
+    await put(head);
+    for await (const im of images) {
+      check.add(im);
+      await put(`${count++ === 0 ? '[\n' : ',\n'}    ${bundleImageLine(im)}`);
+    }
+    await put(count === 0 ? '[]' : '\n  ]');
+    await put(tail);
+    await flush();
+    await fh.close();
+    fh = undefined;
+  } catch (err) {
+    await fh?.close().catch(() => undefined);
+    throw ioError(err, 'write', MANIFEST_FILE, tmp);
+  }
+  return { size, sha256: hash.digest('hex'), signature: signer.sign(), images: count };
 }
 
 async function syncDir(dir: string): Promise<void> {

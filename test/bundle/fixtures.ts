@@ -10,6 +10,7 @@ import yauzl from 'yauzl';
 import yazl from 'yazl';
 import {
   buildImagePlan,
+  type BundleManifest,
   buildIndexJson,
   bufferEntry,
   generateSigningKey,
@@ -19,7 +20,6 @@ import {
   writeBundle,
   type BundleEntry,
   type BundleImage,
-  type BundleManifestInput,
   type BundleModule,
   type TrustedKey,
   type WriteBundleResult,
@@ -137,7 +137,7 @@ function zipOf(files: Record<string, string>): Promise<Buffer> {
 /** Everything a fixture bundle holds. */
 export interface Fixture {
   readonly entries: BundleEntry[];
-  readonly manifest: BundleManifestInput;
+  readonly manifest: Omit<BundleManifest, 'files' | 'formatVersion'>;
   readonly images: BundleImage[];
   readonly blobs: Blob[];
   readonly module: BundleModule;
@@ -205,7 +205,7 @@ export async function makeFixture(dir: string, opts: { id?: string; targetPrefix
     bufferEntry(modPaths.zip, zip),
     bufferEntry(modPaths.list, Buffer.from(`${MODULE_VERSION}\n`)),
   ];
-  const manifest: BundleManifestInput = {
+  const manifest: Omit<BundleManifest, 'files' | 'formatVersion'> = {
     id: opts.id ?? 'ferry-20240101-0001-0a1b2c3d',
     sequence: 1,
     parent: null,

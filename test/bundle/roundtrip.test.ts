@@ -116,7 +116,7 @@ describe('writeBundle + openBundle', () => {
     const b2 = join(dir, 'split-b');
     await fs.mkdir(b2);
     const again = await writeFixture(b2, fx, keys.privateKey, { splitSize: 4096 });
-    expect(again.manifestBytes.equals(split.manifestBytes)).toBe(true);
+    expect(again.manifestSha256 === split.manifestSha256).toBe(true);
 
     for (const start of [join(a, parts[0]!), a, join(a, 'ferry-20240101-0001.parts.json')]) {
       const b = await openBundle(start, { trust: keys.trust });
@@ -141,7 +141,7 @@ describe('writeBundle + openBundle', () => {
     const r2 = await writeFixture(y, { ...fx, entries: [...fx.entries].reverse() }, keys.privateKey);
     const t1 = await readFile(join(x, 'ferry-20240101-0001.tar'));
     const t2 = await readFile(join(y, 'ferry-20240101-0001.tar'));
-    expect(r1.manifestBytes.equals(r2.manifestBytes)).toBe(true);
+    expect(r1.manifestSha256 === r2.manifestSha256).toBe(true);
     expect(t1.equals(t2)).toBe(false); // the ECDSA signature differs...
     expect(maskSignature(t1).equals(maskSignature(t2))).toBe(true); // ...and nothing else
   });

@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bufferEntry, type TrustedKey } from '../../bundle/index.js';
 import { importBundles } from '../../importer/index.js';
-import { sha256Digest } from '../../oci/index.js';
+
 import { Ledger, LEDGER_MIGRATIONS } from '../../store/index.js';
 import { makeFixture, makeKeys, writeFixture, type Fixture } from '../bundle/fixtures.js';
 import { runFerry } from '../helpers/ferry-cli.js';
@@ -37,7 +37,7 @@ describe('import: one id, one bundle', () => {
     const write = async (name: string, f: Fixture): Promise<{ tar: string; digest: string }> => {
       mkdirSync(join(dir, name));
       const r = await writeFixture(join(dir, name), f, keys.privateKey);
-      return { tar: r.files.find((x) => x.endsWith('.tar'))!, digest: sha256Digest(r.manifestBytes) };
+      return { tar: r.files.find((x) => x.endsWith('.tar'))!, digest: `sha256:${r.manifestSha256}` };
     };
     original = await write('original', fx);
     const entries = fx.entries.map((e) => (e.path === fx.modPaths.list ? bufferEntry(e.path, Buffer.from('v0.9.0\nv1.0.0\n')) : e));
