@@ -21,7 +21,7 @@ import {
 } from '../oci/index.js';
 import { PLAN_FILE, type BundleAttachment, type BundleImage, type BundleManifest } from './format.js';
 import { indexJsonHead, indexJsonLine, indexJsonTail, ociLayoutFile, referenceTag, type LayoutImage } from './layout.js';
-import { attachmentsOf, checkImagePlan, imagePlanSteps, PLAN_HEADER } from './plan.js';
+import { attachmentsOf, checkImagePlan, imagePlanSteps, PLAN_HEADER, type CarriedPlan } from './plan.js';
 import { bufferEntry, SpooledEntry, type BundleEntry } from './writer.js';
 
 /** How a bundle names an image: the upstream reference, the intranet target and the tag. */
@@ -277,7 +277,7 @@ export class BundleImageSink implements ImageSink<BundleTag> {
  */
 export class BundleImageSource {
   private readonly kept = new Map<Digest, { bytes: Buffer; mediaType: string }>();
-  private plan: Buffer | undefined;
+  private plan: CarriedPlan | undefined;
   private readonly carriedSet: ReadonlySet<string>;
   private readonly requiredSet: ReadonlySet<string>;
 
@@ -291,9 +291,9 @@ export class BundleImageSource {
     this.kept.set(digest, { bytes, mediaType });
   }
 
-  /** Keeps the image plan's bytes (the pass calls it as the entry comes). */
-  keepPlan(bytes: Buffer): void {
-    this.plan = bytes;
+  /** Keeps the image plan: its bytes, or how to read them again (a spooled file), as the entry comes. */
+  keepPlan(plan: CarriedPlan): void {
+    this.plan = plan;
   }
 
   /**

@@ -48,18 +48,37 @@ export function attachmentsOf(list: readonly BundleAttachment[], subject: string
     }));
 }
 
+/** Distinct images whose plan steps are kept for the images that share them (tags of one image). */
+const PLAN_MEMO = 1024;
+
 /**
- * The plan of `images`, each image's closure read through `read`: the bundle's carried manifests,
- * with what it requires standing in for itself ('external'). A manifest neither carried nor
- * required is BUNDLE_INVALID (ferry verify names the image first).
+ * The plan's lines (without their `\n`), header first, each image's closure read through `read`:
+ * the bundle's carried manifests, with what it requires standing in for itself ('external'). A
+ * manifest neither carried nor required is BUNDLE_INVALID (ferry verify names the image first).
+ * Images with one root and one selection (tags of one image) share one closure, worked out once:
+ * the lines come one image at a time, so memory grows with the distinct images, not the tags.
  */
-export async function buildImagePlan(images: readonly BundleImage[], read: ManifestReader, attachments: readonly BundleAttachment[] = []): Promise<Buffer> {
-  const lines = [PLAN_HEADER];
+export async function* imagePlanLines(images: readonly BundleImage[], read: ManifestReader, attachments: readonly BundleAttachment[] = []): AsyncGenerator<string, void, undefined> {
+  yield PLAN_HEADER;
   const follow = attachments.length > 0;
+  const memo = new Map<string, string[]>();
   for (const [k, im] of images.entries()) {
-    for (const step of await imagePlanSteps(im, k, read, attachments, follow)) lines.push(`${k} ${step}`);
-    lines.push(`${k} tag ${im.tag}`);
+    const key = `${im.digest} ${im.mediaType} ${JSON.stringify(im.platforms)}`;
+    let steps = memo.get(key);
+    if (!steps) {
+      steps = await imagePlanSteps(im, k, read, attachments, follow);
+      if (memo.size >= PLAN_MEMO) memo.clear();
+      memo.set(key, steps);
+    }
+    for (const l of steps) yield `${k} ${l}`;
+    yield `${k} tag ${im.tag}`;
   }
+}
+
+/** The plan of `images` as bytes (imagePlanLines, each line ended by `\n`). */
+export async function buildImagePlan(images: readonly BundleImage[], read: ManifestReader, attachments: readonly BundleAttachment[] = []): Promise<Buffer> {
+  const lines: string[] = [];
+  for await (const l of imagePlanLines(images, read, attachments)) lines.push(l);
   return Buffer.from(`${lines.join('\n')}\n`, 'utf8');
 }
 
@@ -101,15 +120,66 @@ export async function imagePlanSteps(im: BundleImage, k: number, read: ManifestR
   return steps;
 }
 
-/** Checks a carried plan against the one the graph makes of what the bundle carries; BUNDLE_INVALID names the first line that differs. */
-export async function checkImagePlan(images: readonly BundleImage[], read: ManifestReader, carried: Buffer, attachments: readonly BundleAttachment[] = []): Promise<void> {
-  const want = await buildImagePlan(images, read, attachments);
-  if (want.equals(carried)) return;
+/** A carried plan: its bytes, or a way to read them again in chunks (a spooled file). */
+export type CarriedPlan = Buffer | (() => AsyncIterable<Buffer>);
+
+/** Longest carried line shown in an error. */
+const SHOWN = 400;
+
+/**
+ * Compares the carried plan with the graph's lines, byte for byte, one line at a time (no more of
+ * the carried plan held than the line it must equal). Resolves undefined when they are equal,
+ * else the first line that differs: its number, the carried line (cut short) and the graph's.
+ */
+async function firstDifference(want: AsyncIterable<string>, carried: CarriedPlan): Promise<{ n: number; got: string | undefined; want: string | undefined } | undefined> {
+  const chunks: AsyncIterable<Buffer> = Buffer.isBuffer(carried)
+    ? (async function* one() {
+        yield carried;
+      })()
+    : carried();
+  const it = chunks[Symbol.asyncIterator]();
+  let buf: Buffer = Buffer.alloc(0);
+  let ended = false;
+  /** Reads until `buf` holds a `\n` within its first `max + 1` bytes, or more than that, or the carried plan ended. */
+  const fill = async (max: number): Promise<void> => {
+    while (!ended && buf.indexOf(0x0a) < 0 && buf.length <= max) {
+      const r = await it.next();
+      if (r.done) ended = true;
+      else if (r.value.length > 0) buf = buf.length === 0 ? r.value : Buffer.concat([buf, r.value]);
+    }
+  };
+  const shown = (): string | undefined => {
+    if (buf.length === 0) return undefined;
+    const nl = buf.indexOf(0x0a);
+    return buf.subarray(0, Math.min(nl < 0 ? buf.length : nl, SHOWN)).toString('utf8');
+  };
+  let n = 0;
+  try {
+    for await (const line of want) {
+      n++;
+      const w = Buffer.from(line, 'utf8');
+      await fill(w.length);
+      const nl = buf.indexOf(0x0a);
+      if (nl !== w.length || !buf.subarray(0, nl).equals(w)) return { n, got: shown(), want: line };
+      buf = buf.subarray(nl + 1);
+    }
+    // Past the graph's last line the carried plan must end too.
+    await fill(0);
+    return buf.length === 0 ? undefined : { n: n + 1, got: shown(), want: undefined };
+  } finally {
+    await it.return?.();
+  }
+}
+
+/**
+ * Checks a carried plan (its bytes, or a way to read them: a spooled file, read line by line)
+ * against the one the graph makes of what the bundle carries; BUNDLE_INVALID names the first
+ * line that differs.
+ */
+export async function checkImagePlan(images: readonly BundleImage[], read: ManifestReader, carried: CarriedPlan, attachments: readonly BundleAttachment[] = []): Promise<void> {
+  const diff = await firstDifference(imagePlanLines(images, read, attachments), carried);
+  if (diff === undefined) return;
   // A Ferry from before attachment steps wrote the plan without them (its import.sh pushes no attachments).
-  if (attachments.length > 0 && (await buildImagePlan(images, read)).equals(carried)) return;
-  const a = want.toString('utf8').split('\n');
-  const b = carried.toString('utf8').split('\n');
-  const at = a.findIndex((l, i) => l !== b[i]);
-  const n = at < 0 ? a.length : at;
-  throw invalid(`line ${n + 1} is ${JSON.stringify(b[n] ?? '(the end)')}, but the image graph of what the bundle carries gives ${JSON.stringify(a[n] ?? '(the end)')}`);
+  if (attachments.length > 0 && (await firstDifference(imagePlanLines(images, read), carried)) === undefined) return;
+  throw invalid(`line ${diff.n} is ${JSON.stringify(diff.got ?? '(the end)')}, but the image graph of what the bundle carries gives ${JSON.stringify(diff.want ?? '(the end)')}`);
 }

@@ -17,7 +17,7 @@ import { BundleImageSource, checkFilteredImage, layoutAnnotations, layoutRefName
 import { FerryError } from '../errors/index.js';
 import { ANNOTATION_FILTERED_FROM, copy, MAX_MANIFEST_BYTES, type Digest } from '../oci/index.js';
 import { emptyReport, type ImportTarget, type PlanLine, type TagReport, type TargetContext, type TargetReport } from './import-target.js';
-import { openSource, readSmall, type EntrySource } from './import-util.js';
+import { openSource, spoolCapped, readSmall, type EntrySource } from './import-util.js';
 import { OciLayout, type LayoutTag } from './oci-layout.js';
 
 /** The repository part of a layout name (`registry/repo:tag` or `target:tag`), for reports. */
@@ -96,7 +96,7 @@ export class OciDirTarget implements ImportTarget {
   async take(src: EntrySource): Promise<void> {
     const signal = this.c.signal;
     if (src.path === PLAN_FILE) {
-      this.source.keepPlan(await readSmall(openSource(src, signal), MAX_PLAN_BYTES, src.path));
+      this.source.keepPlan(await spoolCapped(src, this.c.tmpDir, MAX_PLAN_BYTES, signal));
       return;
     }
     const digest = `sha256:${src.sha256}` as Digest;

@@ -12,6 +12,7 @@ import PQueue from 'p-queue';
 import { BundleImageSource, checkFilteredImage, MAX_PLAN_BYTES, PLAN_FILE, type BundleManifest } from '../bundle/index.js';
 import { FerryError, isFerryError } from '../errors/index.js';
 import {
+  ALL_ATTACHMENTS,
   ANNOTATION_FILTERED_FROM,
   planCopy,
   MAX_MANIFEST_BYTES,
@@ -35,7 +36,7 @@ import { publishAttachments, refusedForMissingChildren, type BlobPutResult, type
 import type { Ledger, RecordItemInput } from '../store/index.js';
 import { emptyReport, type ImportTarget, type PlanLine, type TagReport, type TargetContext, type TargetReport } from './import-target.js';
 import { planPrune, pruneAtRegistry } from './import-prune.js';
-import { openSource, prefixed, readSmall, writeStreamFile, type EntrySource } from './import-util.js';
+import { openSource, spoolCapped, prefixed, readSmall, writeStreamFile, type EntrySource } from './import-util.js';
 
 /** Options for a registry target. */
 export interface RegistryTargetOptions {
@@ -53,6 +54,12 @@ export interface RegistryTargetOptions {
 }
 
 const NEEDS_BYTES_OP = 'import: mount refused';
+
+/** The tags of one repository that name one image (digest, media type, platforms): positions in the signed images[]. */
+interface TagGroup {
+  readonly repo: string;
+  readonly ats: number[];
+}
 /** Moved tags recorded in the ledger per transaction (each commit syncs the ledger to disk). */
 const TAG_RECORD_BATCH = 200;
 
@@ -207,7 +214,7 @@ export class RegistryTarget implements ImportTarget {
   async take(src: EntrySource): Promise<void> {
     this.throwIfFailed();
     if (src.path === PLAN_FILE) {
-      this.source.keepPlan(await readSmall(openSource(src, this.c.signal), MAX_PLAN_BYTES, src.path));
+      this.source.keepPlan(await spoolCapped(src, this.c.tmpDir, MAX_PLAN_BYTES, this.c.signal));
       return;
     }
     const digest = `sha256:${src.sha256}` as Digest;
@@ -298,18 +305,31 @@ export class RegistryTarget implements ImportTarget {
   async commit(): Promise<TargetReport> {
     await this.drain();
     await this.source.checkPlan();
-    const images = this.source.roots((im) => ({ repo: this.repo(im.target), tag: im.tag }));
-    const byRepo = new Map<string, typeof images>();
-    for (const r of [...images].sort((a, b) => (a.tag.repo + a.tag.tag < b.tag.repo + b.tag.tag ? -1 : 1))) {
-      const list = byRepo.get(r.tag.repo) ?? [];
-      list.push(r);
-      byRepo.set(r.tag.repo, list);
+    // One root per repository and distinct image (digest, media type, platforms): its tags are
+    // positions in the signed images[], so per tag nothing is held but a number.
+    const all = this.c.manifest.images;
+    const byRepo = new Map<string, Map<string, TagGroup>>();
+    for (const [at, im] of all.entries()) {
+      const repo = this.repo(im.target);
+      let groups = byRepo.get(repo);
+      if (!groups) byRepo.set(repo, (groups = new Map()));
+      const key = `${im.digest} ${im.mediaType} ${JSON.stringify(im.platforms)}`;
+      const g = groups.get(key);
+      if (g) g.ats.push(at);
+      else groups.set(key, { repo, ats: [at] });
     }
     const needBytes = new Map<Digest, string[]>();
     const plans = [];
-    for (const [repo, roots] of byRepo) {
+    for (const repo of [...byRepo.keys()].sort()) {
       const sink = new RepoSink(this, repo, needBytes);
-      const rootOf = new Map<unknown, (typeof roots)[number]>(roots.map((r) => [r, r]));
+      const roots = [...byRepo.get(repo)!.values()].map((g) => {
+        const im = all[g.ats[0]!]!;
+        return {
+          descriptor: { digest: im.digest, mediaType: im.mediaType, size: this.source.carriedManifest(im.digest)?.bytes.length ?? 0 },
+          selection: { platforms: im.platforms, attachments: ALL_ATTACHMENTS },
+          tag: g,
+        };
+      });
       plans.push(
         await planCopy(this.stagedSource(repo), sink, roots, {
           ...this.sig(),
@@ -323,7 +343,7 @@ export class RegistryTarget implements ImportTarget {
           missing: (root, lost) => {
             const d = lost[0]!;
             return d.digest === root.descriptor.digest
-              ? new FerryError('REQUIRES_MISSING', `${repo}:${root.tag!.tag}: manifest ${d.digest} is neither carried nor at the target`, { repository: repo, digest: d.digest })
+              ? new FerryError('REQUIRES_MISSING', `${repo}:${all[root.tag!.ats[0]!]!.tag}: manifest ${d.digest} is neither carried nor at the target`, { repository: repo, digest: d.digest })
               : new FerryError('REQUIRES_MISSING', `${this.client.host}/${repo}: manifest ${d.digest} is neither in the bundle nor at the target`, {
                   registry: this.client.host,
                   repository: repo,
@@ -332,9 +352,8 @@ export class RegistryTarget implements ImportTarget {
           },
           check: (closures) => {
             for (const { root, closure } of closures) {
-              const r = rootOf.get(root)!;
-              // Checked before anything is pushed: the carried bytes are the ones both importers push.
-              checkFilteredImage(r.image, r.at, closure);
+              // Checked before anything is pushed, for every image of the group: the carried bytes are the ones both importers push.
+              for (const at of root.tag!.ats) checkFilteredImage(all[at]!, at, closure);
               for (const f of closure.foreign) if (!this.source.names(f.digest)) this.foreign.add(f.digest);
             }
           },
@@ -348,7 +367,7 @@ export class RegistryTarget implements ImportTarget {
     // Tags move concurrently: a tag is a PUT of its manifest's bytes under the tag, the only way
     // the distribution API sets one.
     try {
-      for (const s of staged) await s.moveTags(this.tagQueue);
+      await this.moveTags(staged.flatMap((st) => st.images.map(({ root, image }) => ({ group: root.tag!, image }))));
     } finally {
       this.recordMovedTags();
     }
@@ -365,6 +384,41 @@ export class RegistryTarget implements ImportTarget {
       foreignLayers: [...this.foreign].sort(),
       ...(pruned.length > 0 ? { pruned } : {}),
     };
+  }
+
+  /**
+   * Moves every group's tags through the tag queue, at most a queue's worth waiting at a time
+   * (no promise per tag up front). After a failure the tags not yet under way stay where they
+   * are; every one under way settles before the first failure is thrown.
+   */
+  async moveTags(groups: ReadonlyArray<{ readonly group: TagGroup; readonly image: CopiedImage }>): Promise<void> {
+    const all = this.c.manifest.images;
+    const q = this.tagQueue;
+    let failure: { err: unknown } | undefined;
+    const pending = new Set<Promise<void>>();
+    for (const { group, image } of groups) {
+      for (const at of group.ats) {
+        if (failure) break;
+        this.c.signal?.throwIfAborted();
+        await q.onSizeLessThan(q.concurrency);
+        if (failure) break;
+        const p: Promise<void> = q
+          .add(async () => {
+            if (failure) return;
+            await this.pushTag(group.repo, all[at]!.tag, image);
+          })
+          .then(
+            () => undefined,
+            (err: unknown) => {
+              failure ??= { err };
+            },
+          )
+          .finally(() => pending.delete(p));
+        pending.add(p);
+      }
+    }
+    await Promise.all(pending);
+    if (failure) throw failure.err;
   }
 
   /**
@@ -576,7 +630,7 @@ function toPut(r: BlobPutResult): PutBlobResult {
 }
 
 /** One repository of the registry target as a sink: the target's placement, ledger and counts. */
-class RepoSink implements ImageSink<{ readonly repo: string; readonly tag: string }> {
+class RepoSink implements ImageSink<TagGroup> {
   constructor(
     private readonly target: RegistryTarget,
     private readonly repo: string,
@@ -608,7 +662,7 @@ class RepoSink implements ImageSink<{ readonly repo: string; readonly tag: strin
     return this.target.pushAttachments(this.repo, attachments);
   }
 
-  putTag(t: { readonly repo: string; readonly tag: string }, image: CopiedImage): Promise<void> {
-    return this.target.pushTag(t.repo, t.tag, image);
+  putTag(group: TagGroup, image: CopiedImage): Promise<void> {
+    return this.target.moveTags([{ group, image }]);
   }
 }

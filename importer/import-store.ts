@@ -13,7 +13,7 @@ import { copy, MAX_MANIFEST_BYTES, sha256Digest, parseReference, type Digest } f
 import { StoreSink, StoreSource, type Store } from '../store/index.js';
 import { planSumdbMerge, splitSumdbPath, sumdbFileKind, type SumdbMergePlan } from './import-sumdb.js';
 import { emptyReport, type ImportTarget, type PlanLine, type TargetContext, type TargetReport } from './import-target.js';
-import { openSource, prefixed, readSmall, type EntrySource } from './import-util.js';
+import { openSource, spoolCapped, prefixed, readSmall, type EntrySource } from './import-util.js';
 
 /** Cap on one checksum-database file (a data tile of 256 records is the largest, well below). */
 const MAX_SUMDB_FILE_BYTES = 16 * 1024 * 1024;
@@ -90,7 +90,7 @@ export class StoreTarget implements ImportTarget {
       return;
     }
     if (src.path === PLAN_FILE) {
-      this.source.keepPlan(await readSmall(openSource(src, signal), MAX_PLAN_BYTES, src.path));
+      this.source.keepPlan(await spoolCapped(src, this.c.tmpDir, MAX_PLAN_BYTES, signal));
       return;
     }
     if (src.mediaType !== undefined) {

@@ -1,7 +1,7 @@
 /** Small helpers the import targets share: bounded reads, atomic file writes, entry sources. */
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FerryError } from '../errors/index.js';
@@ -39,6 +39,22 @@ export async function readSmall(stream: Readable, cap: number, file: string): Pr
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * Spools a bounded entry (the image plan) into `dir`, verified as it is written, refusing one
+ * whose signed size exceeds `cap`; returns how to read it again in chunks, so it is never held
+ * whole in memory. A spooled source is used as it is.
+ */
+export async function spoolCapped(src: EntrySource, dir: string, cap: number, signal?: AbortSignal): Promise<() => AsyncIterable<Buffer>> {
+  if (src.size > cap) throw new FerryError('BUNDLE_INVALID', `${src.path} is larger than ${cap} bytes`, { file: src.path });
+  let file = src.file;
+  if (file === undefined) {
+    file = join(dir, `spool-${src.sha256}`);
+    await pipeline(openSource(src, signal), createWriteStream(file), signal ? { signal } : {});
+  }
+  const f = file;
+  return () => createReadStream(f, signal ? { signal } : {}) as AsyncIterable<Buffer>;
 }
 
 /** Writes a stream to `file` and fsyncs it (so a rename after it is durable). */
