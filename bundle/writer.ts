@@ -232,6 +232,8 @@ class PartSink extends Writable {
   private current: PartRecord | undefined;
   /** The first file-system failure, named: it is what the caller reports, not the tar stream's premature close. */
   failure: FerryError | undefined;
+  /** The write under way: a destroyed stream does not wait for it, its cleanup must. */
+  private writing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly outDir: string,
@@ -242,14 +244,26 @@ class PartSink extends Writable {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.writeChunk(chunk).then(() => cb(), (err: unknown) => cb(this.fail(err)));
+    this.track(this.writeChunk(chunk), cb);
   }
 
   // Chunks that queued while the previous write was in flight go to disk in one writev:
   // tar-stream emits many small pieces (headers, padding) between the blob chunks.
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
     const bufs = chunks.map((c) => c.chunk);
-    this.writeChunk(bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs)).then(() => cb(), (err: unknown) => cb(this.fail(err)));
+    this.track(this.writeChunk(bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs)), cb);
+  }
+
+  private track(w: Promise<void>, cb: (err?: Error | null) => void): void {
+    this.writing = w.then(
+      () => cb(),
+      (err: unknown) => cb(this.fail(err)),
+    );
+  }
+
+  /** Resolves once no write is under way (an aborted pipeline leaves the last one running). */
+  async settled(): Promise<void> {
+    await this.writing;
   }
 
   private fail(err: unknown): FerryError {
@@ -282,6 +296,8 @@ class PartSink extends Writable {
   }
 
   private async openPart(): Promise<void> {
+    // An aborted or failed pipeline destroys this sink while a write may still be running: no new part after that.
+    if (this.destroyed) throw new FerryError('ABORTED', `bundle ${this.name}: write stopped`);
     const n = this.parts.length + 1;
     if (this.splitSize !== undefined && n > MAX_PARTS) {
       throw new FerryError('USAGE', `bundle ${this.name} needs more than ${MAX_PARTS} parts; use a larger split size`);
@@ -290,7 +306,12 @@ class PartSink extends Writable {
     const rec: PartRecord = { file, tmp: join(this.outDir, `.${file}.partial`), final: join(this.outDir, file), size: 0, hash: createHash('sha256') };
     this.parts.push(rec);
     this.current = rec;
-    this.fh = await open(rec.tmp, 'w', 0o644);
+    const fh = await open(rec.tmp, 'w', 0o644);
+    if (this.destroyed) {
+      await fh.close();
+      throw new FerryError('ABORTED', `bundle ${this.name}: write stopped`);
+    }
+    this.fh = fh;
   }
 
   private async closePart(): Promise<void> {
@@ -484,6 +505,7 @@ export async function writeBundle(opts: WriteBundleOptions): Promise<WriteBundle
     await syncDir(outDir);
     return { files: final, totalSize: sink.total, sha256: partsManifest.sha256, manifest, images: signed.images, manifestSha256: signed.sha256, parts: partsManifest };
   } catch (err) {
+    await sink.settled();
     for (const p of sink.parts) await unlink(p.tmp).catch(() => undefined);
     for (const t of temps) await unlink(t).catch(() => undefined);
     if (signal?.aborted) throw new FerryError('ABORTED', `bundle ${name}: write aborted`, { cause: err });
