@@ -3,9 +3,9 @@
  * descriptor per tag. index.json is written one descriptor per line with a fixed key order, so
  * import.sh can read it with sed (the same contract as ferry-bundle.json).
  */
-import { FerryError } from '../errors/index.js';
+import { errorMessage, FerryError } from '../errors/index.js';
 import { isDigest, isManifestMediaType, MediaType, type Closure, type Digest } from '../oci/index.js';
-import { MANIFEST_FILE, type BundleImage } from './format.js';
+import { INDEX_FILE, MANIFEST_FILE, type BundleImage } from './format.js';
 
 /** Annotation holding the image's name in an OCI layout (skopeo's `oci:DIR:NAME`). */
 export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name';
@@ -108,6 +108,158 @@ export function indexJsonLine(im: LayoutImage, name: string, i: number): string 
     if (/["\\\s]/.test(v)) throw new FerryError('REFERENCE_INVALID', `index.json image ${im.reference}: "${v}" contains quotes, backslashes or spaces`);
   }
   return `    ${JSON.stringify({ mediaType: im.mediaType, digest: im.digest, size: im.size, annotations })}`;
+}
+
+/**
+ * The most bytes index.json can hold for `images` as Ferry writes it: each image's line with the
+ * longer of its two possible names and the largest size a descriptor can state, its separator,
+ * and the head and tail. A carried index.json larger than this is not Ferry's; the bound grows
+ * with the signed images[], not with a fixed cap.
+ */
+export function indexJsonBound(images: readonly BundleImage[]): number {
+  let total = Buffer.byteLength(indexJsonHead(images.length)) + Buffer.byteLength(indexJsonTail(images.length));
+  for (const im of images) total += indexJsonLineBound(im) + 2;
+  return total;
+}
+
+/** The longest index.json line (without its comma) image `im` can have. */
+function indexJsonLineBound(im: BundleImage): number {
+  const shared = `${im.target}:${referenceTag(im.reference)}`;
+  const name = Buffer.byteLength(shared) > Buffer.byteLength(im.reference) ? shared : im.reference;
+  const line = JSON.stringify({ mediaType: im.mediaType, digest: im.digest, size: Number.MAX_SAFE_INTEGER, annotations: layoutAnnotations(im, name) });
+  return 4 + Buffer.byteLength(line);
+}
+
+/** Longest carried line shown in an error. */
+const SHOWN = 300;
+
+function shown(line: string): string {
+  return JSON.stringify(line.length > SHOWN ? `${line.slice(0, SHOWN)}…` : line);
+}
+
+/**
+ * The lines of a file read in chunks, without their `\n`, numbered from 1; a line longer than
+ * `max` bytes, or text after the last `\n`, is BUNDLE_INVALID naming `file` (so no more than one
+ * bounded line is held).
+ */
+async function* boundedLines(chunks: AsyncIterable<Buffer>, max: number, file: string): AsyncGenerator<{ n: number; text: string }, void, undefined> {
+  let buf: Buffer = Buffer.alloc(0);
+  let n = 0;
+  for await (const chunk of chunks) {
+    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+    let start = 0;
+    for (let nl = buf.indexOf(0x0a); nl >= 0; nl = buf.indexOf(0x0a, start)) {
+      if (nl - start > max) break;
+      yield { n: ++n, text: buf.subarray(start, nl).toString('utf8') };
+      start = nl + 1;
+    }
+    buf = buf.subarray(start);
+    if (buf.length > max) throw new FerryError('BUNDLE_INVALID', `${file}: line ${n + 1} is longer than ${max} bytes, more than any line of the ${file} Ferry writes for these images (one descriptor a line)`, { file });
+  }
+  if (buf.length > 0) throw new FerryError('BUNDLE_INVALID', `${file}: does not end with a newline after line ${n}`, { file });
+}
+
+/**
+ * Checks a carried index.json, read in chunks (a spooled file), against the signed `images`:
+ * the bytes must be the layout Ferry writes (buildIndexJson's head and tail, one descriptor a
+ * line), and each descriptor exactly the line Ferry writes for the image its target and tag name
+ * (its ref.name, digest, media type, platforms), with `rootSize` (the carried manifest's size,
+ * when the bundle carries it) as its size; every image listed once. The descriptors may come in
+ * any order. One line is held at a time, and a bit per image: memory does not grow with the size
+ * of the file. BUNDLE_INVALID names index.json and the entry (its position and name).
+ */
+export async function checkIndexJson(images: readonly BundleImage[], chunks: AsyncIterable<Buffer>, rootSize: (digest: Digest) => number | undefined): Promise<void> {
+  const bad = (why: string): FerryError => new FerryError('BUNDLE_INVALID', `${INDEX_FILE}: ${why}`, { file: INDEX_FILE });
+  const count = images.length;
+  const head = indexJsonHead(count);
+  const tail = indexJsonTail(count);
+  // No images: the whole file is fixed. Else the head's lines, the descriptors, the tail's lines.
+  const headLines = count === 0 ? `${head}${tail}`.slice(0, -1).split('\n') : head.slice(0, -1).split('\n');
+  const tailLines = count === 0 ? [] : tail.slice(1, -1).split('\n');
+  const names = layoutRefNames(images);
+  const byTarget = new Map<string, number>();
+  let max = 0;
+  for (const [k, im] of images.entries()) {
+    byTarget.set(`${im.target}:${im.tag}`, k);
+    max = Math.max(max, indexJsonLineBound(im) + 1);
+  }
+  for (const l of [...headLines, ...tailLines]) max = Math.max(max, Buffer.byteLength(l));
+  const listed = new Uint8Array(count);
+  let i = 0; // descriptors seen
+  let state: 'head' | 'list' | 'tail' | 'end' = 'head';
+  let expect = 0; // the head or tail line expected next
+  let last = 0;
+  for await (const { n, text } of boundedLines(chunks, max, INDEX_FILE)) {
+    last = n;
+    if (state === 'end') throw bad(`line ${n} is ${shown(text)}, but the index ended at line ${n - 1}`);
+    if (state === 'head' || state === 'tail') {
+      const want = state === 'head' ? headLines[expect]! : tailLines[expect]!;
+      if (text !== want) {
+        const why = state === 'tail' && expect === 0 ? ` after manifests[${i - 1}], which has no comma after it` : ' there (one descriptor a line)';
+        throw bad(`line ${n} is ${shown(text)}, but Ferry writes ${shown(want)}${why}`);
+      }
+      expect++;
+      if (state === 'head' && expect === headLines.length) [state, expect] = [count === 0 ? 'end' : 'list', 0];
+      else if (state === 'tail' && expect === tailLines.length) state = 'end';
+      continue;
+    }
+    // A descriptor line: `    {...}` then `,` unless it is the last.
+    const more = text.endsWith(',');
+    checkIndexJsonLine(text.slice(0, more ? -1 : undefined), i, images, names, byTarget, listed, rootSize, bad);
+    i++;
+    if (!more) [state, expect] = ['tail', 0];
+  }
+  if (state !== 'end') throw bad(`ends early, after line ${last} (${i} descriptors; ${MANIFEST_FILE} lists ${count} images)`);
+  const lost = listed.indexOf(0);
+  if (lost >= 0) {
+    const im = images[lost]!;
+    throw bad(`has no entry for images[${lost}] ${im.reference} → ${im.target}:${im.tag} (${names[lost]!})`);
+  }
+}
+
+/** One descriptor line of index.json (without its comma): see checkIndexJson. */
+function checkIndexJsonLine(
+  text: string,
+  i: number,
+  images: readonly BundleImage[],
+  names: readonly string[],
+  byTarget: ReadonlyMap<string, number>,
+  listed: Uint8Array,
+  rootSize: (digest: Digest) => number | undefined,
+  bad: (why: string) => FerryError,
+): void {
+  const where = `manifests[${i}]`;
+  if (!text.startsWith('    {')) throw bad(`${where} is ${shown(text)}, not a descriptor on a line of its own as Ferry writes them`);
+  let d: unknown;
+  try {
+    d = JSON.parse(text);
+  } catch (err) {
+    throw bad(`${where} is not JSON (${errorMessage(err)}): ${shown(text)} (Ferry writes one descriptor a line)`);
+  }
+  const desc = (typeof d === 'object' && d !== null && !Array.isArray(d) ? d : {}) as { digest?: unknown; mediaType?: unknown; size?: unknown; annotations?: unknown };
+  const ann = (typeof desc.annotations === 'object' && desc.annotations !== null ? desc.annotations : {}) as Record<string, unknown>;
+  const ref = ann[ANNOTATION_REF_NAME];
+  const target = ann[ANNOTATION_TARGET];
+  if (typeof ref !== 'string' || typeof target !== 'string') throw bad(`${where} lacks the ${ANNOTATION_REF_NAME} or ${ANNOTATION_TARGET} annotation: ${shown(text)}`);
+  const k = byTarget.get(`${target}:${referenceTag(ref)}`);
+  if (k === undefined) throw bad(`${where} (${ref} → ${target}) is not listed in images`);
+  const im = images[k]!;
+  const entry = `${where} (${ref})`;
+  if (listed[k] === 1) throw bad(`${entry} lists ${im.target}:${im.tag} a second time`);
+  listed[k] = 1;
+  const want = `images[${k}] (${im.target}:${im.tag})`;
+  if (ref !== names[k]) throw bad(`${entry} is named ${ref}, but ${want} is named ${names[k]!} in an OCI layout`);
+  if (desc.digest !== im.digest) throw bad(`${entry} has digest ${String(desc.digest)}, but ${want} is ${im.digest}`);
+  if (desc.mediaType !== im.mediaType) throw bad(`${entry} has media type ${String(desc.mediaType)}, but ${want} is ${im.mediaType}`);
+  const carried = rootSize(im.digest);
+  if (carried !== undefined && desc.size !== carried) throw bad(`${entry} has size ${String(desc.size)}, but the manifest ${im.digest} the bundle carries is ${carried} bytes`);
+  let line: string;
+  try {
+    line = indexJsonLine({ reference: im.reference, target: im.target, digest: im.digest, mediaType: im.mediaType, size: desc.size as number, platforms: im.platforms }, names[k]!, i);
+  } catch (err) {
+    throw bad(`${entry}: ${errorMessage(err)}`);
+  }
+  if (text !== line) throw bad(`${entry} is ${shown(text.trimStart())}, but Ferry writes ${shown(line.trimStart())} for ${want}`);
 }
 
 /**

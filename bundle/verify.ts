@@ -1,12 +1,14 @@
 /**
  * Full verification of a bundle without importing it: parts, signatures, every file's size and
- * sha256, the OCI layout's internal references, and every check `ferry import` runs on the Go
- * module files (BundleModuleChecks: the module zip rules, .info, .mod and zip agreeing, the h1
- * hashes of the signed module list), that each carried filtered index is exactly what
- * `ferry import` would make of its original, and that the image plan import.sh follows is the
- * image graph's own.
+ * sha256, index.json (exactly what Ferry writes for the signed images[]), the OCI layout's
+ * internal references, and every check `ferry import` runs on the Go module files
+ * (BundleModuleChecks: the module zip rules, .info, .mod and zip agreeing, the h1 hashes of the
+ * signed module list), that each carried filtered index is exactly what `ferry import` would
+ * make of its original, and that the image plan import.sh follows is the image graph's own.
+ * index.json and the plan are spooled and read a line at a time, closures worked out once per
+ * distinct image: memory grows with the distinct images, not the tags.
  */
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,17 +20,14 @@ import {
   closure,
   digestHex,
   MAX_MANIFEST_BYTES,
-  MediaType,
-  parseManifest,
   type Closure,
-  type Descriptor,
   type Digest,
   type ManifestReader,
 } from '../oci/index.js';
-import { INDEX_FILE, OCI_LAYOUT_FILE, PLAN_FILE, type BundleImage, type BundleManifest } from './format.js';
+import { INDEX_FILE, MANIFEST_FILE, OCI_LAYOUT_FILE, PLAN_FILE, type BundleManifest } from './format.js';
 import { checkImagePlan, MAX_PLAN_BYTES } from './plan.js';
 import type { TrustedKey } from './keys.js';
-import { ANNOTATION_REF_NAME, ANNOTATION_TARGET, checkFilteredImage, layoutRefNames, referenceTag } from './layout.js';
+import { checkFilteredImage, checkIndexJson, indexJsonBound } from './layout.js';
 import { bundleAttachments } from './media.js';
 import { BundleModuleChecks, moduleFilePath } from './module-check.js';
 import { openBundle, PART_SHA256_OP, type OpenedBundle } from './reader.js';
@@ -99,8 +98,9 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions): Pro
   const spooled = new Map<string, string>(); // manifest digest → temp file
   const foreign = new Set<string>();
   let layoutSeen = false;
-  let indexBytes: Buffer | undefined;
-  let planBytes: Buffer | undefined;
+  // index.json and the plan are spooled (verified as written) and checked a line at a time.
+  let indexFile: string | undefined;
+  let planFile: string | undefined;
   let files = 0;
   let bytes = 0;
   try {
@@ -116,9 +116,14 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions): Pro
         if (version !== '1.0.0') throw bad(e.path, `imageLayoutVersion is ${JSON.stringify(version)}, expected "1.0.0"`);
         layoutSeen = true;
       } else if (e.path === INDEX_FILE) {
-        indexBytes = await readSmall(e.stream, MAX_MANIFEST_BYTES, e.path);
+        const cap = indexJsonBound(m.images);
+        if (e.size > cap) throw bad(e.path, `is ${e.size} bytes, more than the ${cap} bytes ${INDEX_FILE} takes for the ${m.images.length} images of ${MANIFEST_FILE}`);
+        indexFile = join(work, 'index.json');
+        await pipeline(e.stream, createWriteStream(indexFile));
       } else if (e.path === PLAN_FILE) {
-        planBytes = await readSmall(e.stream, MAX_PLAN_BYTES, e.path);
+        if (e.size > MAX_PLAN_BYTES) throw bad(e.path, `is larger than ${MAX_PLAN_BYTES} bytes`);
+        planFile = join(work, PLAN_FILE);
+        await pipeline(e.stream, createWriteStream(planFile));
       } else if (e.path.startsWith('blobs/') && e.mediaType !== undefined) {
         if (e.size > MAX_MANIFEST_BYTES) throw bad(e.path, `is a manifest of ${e.size} bytes, more than ${MAX_MANIFEST_BYTES}`);
         const tmp = join(work, e.sha256);
@@ -142,12 +147,16 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions): Pro
     }
 
     moduleChecks.finish();
-    if (m.images.length > 0 || indexBytes !== undefined) {
+    if (m.images.length > 0 || indexFile !== undefined) {
       if (!layoutSeen) throw bad(OCI_LAYOUT_FILE, 'is missing but the bundle carries images');
-      if (!indexBytes) throw bad(INDEX_FILE, 'is missing but the bundle carries images');
-      const read = await checkLayout(m, indexBytes, spooled, filesByPath, requires, foreign);
+      if (indexFile === undefined) throw bad(INDEX_FILE, 'is missing but the bundle carries images');
+      const index = indexFile;
+      const rootSize = (d: Digest): number | undefined => (spooled.has(d) ? filesByPath.get(`blobs/sha256/${digestHex(d)}`)?.size : undefined);
+      await checkIndexJson(m.images, createReadStream(index, signal ? { signal } : {}) as AsyncIterable<Buffer>, rootSize);
+      const read = await checkLayout(m, spooled, filesByPath, requires, foreign);
       // The plan import.sh follows is the graph's own (a bundle from a Ferry that wrote none has none).
-      if (planBytes !== undefined) await checkImagePlan(m.images, read, planBytes, m.attachments);
+      const plan = planFile;
+      if (plan !== undefined) await checkImagePlan(m.images, read, () => createReadStream(plan, signal ? { signal } : {}) as AsyncIterable<Buffer>, m.attachments);
     }
     return { ok: true, manifest: m, signer: bundle.signer ?? '', files, bytes, foreignLayers: [...foreign].sort() };
   } finally {
@@ -171,38 +180,25 @@ async function findCulprit(path: string, base: Parameters<typeof openBundle>[1],
   return partErr;
 }
 
-function annotation(d: Descriptor, key: string): string | undefined {
-  return d.annotations?.[key];
-}
+/** Distinct images (digest, media type, platforms) whose checked closure is kept for the images that share it. */
+const CLOSURE_MEMO = 1024;
 
 /**
- * Checks index.json against `images`, and each image's closure (the graph, read from what the
- * bundle carries; what it requires stands in for itself) against the file list: every manifest
- * it reaches carried with its media type or required, every blob carried or required (a foreign
- * layer may be neither, by design), media types agreeing; and each carried filtered index is
- * the graph's. One index may be carried for an entry that keeps every child (all must be
- * carried or required) and one that keeps some (only those): each image is checked on its own terms.
+ * Checks each image's closure (the graph, read from what the bundle carries; what it requires
+ * stands in for itself) against the file list: every manifest it reaches carried with its media
+ * type or required, every blob carried or required (a foreign layer may be neither, by design),
+ * media types agreeing; and each carried filtered index is the graph's. The closure depends only
+ * on the image's digest, media type and platforms, so tags of one image share one closure,
+ * worked out and checked once (the memo is bounded); each image's filtered index is checked on
+ * its own terms. index.json was checked against images[] before (checkIndexJson).
  */
 async function checkLayout(
   m: BundleManifest,
-  indexBytes: Buffer,
   spooled: Map<string, string>,
-  files: Map<string, { mediaType?: string }>,
+  files: Map<string, { mediaType?: string; size: number }>,
   requires: Set<string>,
   foreign: Set<string>,
 ): Promise<ManifestReader> {
-  let idx;
-  try {
-    idx = parseManifest(indexBytes, MediaType.OciIndex);
-  } catch (err) {
-    throw bad(INDEX_FILE, errorMessage(err));
-  }
-  if (idx.kind !== 'index') throw bad(INDEX_FILE, 'is not an image index');
-  const byTarget = new Map<string, BundleImage>(m.images.map((im) => [`${im.target}:${im.tag}`, im]));
-  const names = layoutRefNames(m.images);
-  const nameOf = new Map<string, string>(m.images.map((im, i) => [`${im.target}:${im.tag}`, names[i]!]));
-  const listed = new Set<string>();
-  const closures = new Map<BundleImage, Closure>();
   const blobPath = (d: string): string => `blobs/sha256/${digestHex(d as Digest)}`;
   const bytesOf = new Map<string, Buffer>();
   const read: ManifestReader = async (d) => {
@@ -215,58 +211,55 @@ async function checkLayout(
     if (!bytes) bytesOf.set(d.digest, (bytes = await readFile(tmp)));
     return { bytes, mediaType: files.get(blobPath(d.digest))?.mediaType ?? d.mediaType };
   };
+  const memo = new Map<string, Closure>();
 
-  for (const [i, d] of idx.index.manifests.entries()) {
-    const where = `${INDEX_FILE} manifests[${i}]`;
-    const ref = annotation(d, ANNOTATION_REF_NAME);
-    const target = annotation(d, ANNOTATION_TARGET);
-    if (ref === undefined || target === undefined) throw bad(INDEX_FILE, `manifests[${i}] lacks the ${ANNOTATION_REF_NAME} or ${ANNOTATION_TARGET} annotation`);
-    const tag = referenceTag(ref);
-    const im = byTarget.get(`${target}:${tag}`);
-    if (!im) throw bad(INDEX_FILE, `manifests[${i}] (${ref} → ${target}) is not listed in images`);
-    const name = nameOf.get(`${target}:${tag}`);
-    if (name !== ref || im.digest !== d.digest || im.mediaType !== d.mediaType) {
-      throw bad(INDEX_FILE, `manifests[${i}] (${ref}) does not match images: ${ref} ${d.digest} ${d.mediaType} vs ${String(name)} ${im.digest} ${im.mediaType}`);
-    }
-    if (listed.has(`${target}:${tag}`)) throw bad(INDEX_FILE, `manifests[${i}] lists ${target}:${tag} a second time`);
-    listed.add(`${target}:${tag}`);
-    let c: Closure;
-    try {
-      c = await closure(d, read, { platforms: im.platforms, attachments: ALL_ATTACHMENTS }, async (s) => bundleAttachments(m, s.digest));
-    } catch (err) {
-      if (err instanceof FerryError && err.code !== 'BUNDLE_INVALID' && typeof err.details.digest === 'string') throw bad(blobPath(err.details.digest), errorMessage(err));
-      throw err;
-    }
-    closures.set(im, c);
-    const lost = c.missing[0];
-    if (lost) throw bad(`${where} (${ref})`, `reaches manifest ${lost.digest}, which is neither carried nor listed in requires`);
-    for (const g of c.manifests) {
-      const path = blobPath(g.digest);
-      const listedType = files.get(path)?.mediaType;
-      if (listedType !== g.descriptor.mediaType) throw bad(path, `file list says media type ${String(listedType)}, the descriptor that reaches it says ${g.descriptor.mediaType}`);
-      if (g.mediaType !== g.descriptor.mediaType) throw bad(path, `declares media type ${g.mediaType}, the descriptor that reaches it says ${g.descriptor.mediaType}`);
-    }
-    for (const b of [...c.blobs, ...c.foreign]) {
-      const file = files.get(blobPath(b.digest));
-      if (file) {
-        if (file.mediaType !== undefined) throw bad(blobPath(b.digest), `is listed as manifest type ${file.mediaType}, but ${ref} references it as ${b.mediaType}`);
-        continue;
+  for (const [k, im] of m.images.entries()) {
+    const key = `${im.digest} ${im.mediaType} ${JSON.stringify(im.platforms)}`;
+    let c = memo.get(key);
+    if (c === undefined) {
+      const where = `${MANIFEST_FILE} images[${k}] (${im.reference})`;
+      const size = files.get(blobPath(im.digest))?.size ?? 0;
+      try {
+        c = await closure({ digest: im.digest, mediaType: im.mediaType, size }, read, { platforms: im.platforms, attachments: ALL_ATTACHMENTS }, async (s) => bundleAttachments(m, s.digest));
+      } catch (err) {
+        if (err instanceof FerryError && err.code !== 'BUNDLE_INVALID' && typeof err.details.digest === 'string') throw bad(blobPath(err.details.digest), errorMessage(err));
+        throw err;
       }
-      if (requires.has(b.digest)) continue;
-      // A foreign layer is absent by design: clients fetch it from its urls.
-      if (c.foreign.includes(b)) {
-        foreign.add(b.digest);
-        continue;
-      }
-      throw bad(`${where} (${ref})`, `references blob ${b.digest} (${b.mediaType}), which is neither carried nor listed in requires`);
+      checkClosure(c, where, files, requires, foreign);
+      if (memo.size >= CLOSURE_MEMO) memo.clear();
+      memo.set(key, c);
     }
-  }
-  for (const [i, im] of m.images.entries()) {
-    if (!listed.has(`${im.target}:${im.tag}`)) throw bad(INDEX_FILE, `has no entry for image ${im.reference} → ${im.target}:${im.tag}`);
     // The carried filtered index is the one the graph makes of the original (both are carried: format rules).
     if (im.filtered === undefined) continue;
     if (!spooled.has(im.digest)) throw bad(blobPath(im.digest), `is the index of filtered image ${im.target}:${im.tag} but is not carried`);
-    checkFilteredImage(im, i, closures.get(im)!);
+    checkFilteredImage(im, k, c);
   }
   return read;
+}
+
+/** Checks one image's closure against the file list (see checkLayout); `where` names the image. */
+function checkClosure(c: Closure, where: string, files: Map<string, { mediaType?: string }>, requires: Set<string>, foreign: Set<string>): void {
+  const blobPath = (d: string): string => `blobs/sha256/${digestHex(d as Digest)}`;
+  const lost = c.missing[0];
+  if (lost) throw bad(where, `reaches manifest ${lost.digest}, which is neither carried nor listed in requires`);
+  for (const g of c.manifests) {
+    const path = blobPath(g.digest);
+    const listedType = files.get(path)?.mediaType;
+    if (listedType !== g.descriptor.mediaType) throw bad(path, `file list says media type ${String(listedType)}, the descriptor that reaches it says ${g.descriptor.mediaType}`);
+    if (g.mediaType !== g.descriptor.mediaType) throw bad(path, `declares media type ${g.mediaType}, the descriptor that reaches it says ${g.descriptor.mediaType}`);
+  }
+  for (const b of [...c.blobs, ...c.foreign]) {
+    const file = files.get(blobPath(b.digest));
+    if (file) {
+      if (file.mediaType !== undefined) throw bad(blobPath(b.digest), `is listed as manifest type ${file.mediaType}, but ${where} references it as ${b.mediaType}`);
+      continue;
+    }
+    if (requires.has(b.digest)) continue;
+    // A foreign layer is absent by design: clients fetch it from its urls.
+    if (c.foreign.includes(b)) {
+      foreign.add(b.digest);
+      continue;
+    }
+    throw bad(where, `references blob ${b.digest} (${b.mediaType}), which is neither carried nor listed in requires`);
+  }
 }

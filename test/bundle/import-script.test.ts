@@ -195,10 +195,13 @@ describe('import.sh', () => {
     const bad = make(index, im.digest, children[0]!, children[1]!);
     const filtered = sha256Digest(bad);
     const images = [fx.images[0]!, { ...im, platforms: ['linux/amd64'], filtered }];
+    // index.json as Ferry writes it for these images (the platforms kept are annotated).
+    const sizeOf = (d: string): number => fx.blobs.find((b) => b.digest === d)!.bytes.length;
+    const indexJson = buildIndexJson(images.map((x) => ({ ...x, size: sizeOf(x.digest) })));
     const out = await bundle({
       ...fx,
       images,
-      entries: [...fx.entries, bufferEntry(`blobs/sha256/${filtered.slice(7)}`, bad, MediaType.OciIndex)],
+      entries: [...fx.entries.map((e) => (e.path === 'index.json' ? bufferEntry('index.json', indexJson) : e)), bufferEntry(`blobs/sha256/${filtered.slice(7)}`, bad, MediaType.OciIndex)],
       manifest: { ...fx.manifest, images },
     });
     await expect(verifyBundle(out, { trust: keys.trust })).rejects.toMatchObject({ code: 'BUNDLE_INVALID', message: expect.stringContaining('images[1].filtered') });
