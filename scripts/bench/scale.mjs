@@ -1,7 +1,7 @@
 // Benchmark steps for scale: one repository with N tags spread over a few distinct small images
 // (N = 500, 5,000, 50,000 at full scale), and the same tags with 2,000 Go module versions in one
 // configuration. Each is measured as a cost curve (time and peak RSS of cold sync, no-change
-// sync, export and import) against a minimal keep-alive HEAD loop over the same tags: the
+// sync, export, verify and import) against a minimal keep-alive HEAD loop over the same tags: the
 // loopback limit of the no-change check.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
@@ -243,6 +243,12 @@ export async function benchScale(b) {
       const ex = await exportFull(cfg, `scale-${n}`);
       say(`   export --full: ${secs(ex.f.ms)}, ${(ex.bytes / 1e6).toFixed(1)} MB, peak RSS ${rss(ex.f)}${cpu(ex.f)}`);
       row(`scale ${fmt(n)} tags: export --full`, `${secs(ex.f.ms)}, ${rss(ex.f)}`, '', '', memTarget, memPass(ex.f));
+      // ferry verify of the bundle just written: index.json, the plan and every closure checked.
+      const v = await ferry(['verify', ex.bundle, '--trust', `${await keys()}.pub`, '--json']);
+      const vr = parseJson(v.stdout, 'ferry verify');
+      if (!vr.ok) throw new Error(`ferry verify: ${JSON.stringify(vr).slice(0, 1000)}`);
+      say(`   verify: ${secs(v.ms)}, peak RSS ${rss(v)}${cpu(v)}`);
+      row(`scale ${fmt(n)} tags: verify`, `${secs(v.ms)}, ${rss(v)}`, '', '', memTarget, memPass(v));
       const im = await importInto(ex.bundle, `scale-${n}`);
       const ri = im.f.ms / ref;
       say(`   import into an empty registry: ${secs(im.f.ms)}, peak RSS ${rss(im.f)}${cpu(im.f)}`);
