@@ -203,11 +203,20 @@ export async function checkIndexJson(images: readonly BundleImage[], chunks: Asy
       else if (state === 'tail' && expect === tailLines.length) state = 'end';
       continue;
     }
+    if (text === tailLines[0]) {
+      // The list closes early: after a comma, or with no descriptor at all.
+      if (i === 0) break;
+      throw bad(`line ${n} closes the list, but manifests[${i - 1}] before it has a comma after it`);
+    }
     // A descriptor line: `    {...}` then `,` unless it is the last.
     const more = text.endsWith(',');
     checkIndexJsonLine(text.slice(0, more ? -1 : undefined), i, images, names, byTarget, listed, rootSize, bad);
     i++;
     if (!more) [state, expect] = ['tail', 0];
+  }
+  if (state === 'list' && i === 0) {
+    const im = images[0]!;
+    throw bad(`lists no image, but ${MANIFEST_FILE} has ${count}: no entry for images[0] ${im.reference} → ${im.target}:${im.tag}`);
   }
   if (state !== 'end') throw bad(`ends early, after line ${last} (${i} descriptors; ${MANIFEST_FILE} lists ${count} images)`);
   const lost = listed.indexOf(0);

@@ -117,6 +117,14 @@ describe('verifyBundle: index.json', () => {
     err = await verify(await bundle(fx.images, pretty)).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/^index\.json: is \d+ bytes, more than the \d+ bytes index\.json takes for the 2 images of ferry-bundle\.json$/);
 
+    const lines = goodIndex().split('\n');
+    const empty = [...lines.slice(0, 4), ...lines.slice(-3)].join('\n');
+    err = await verify(await bundle(fx.images, empty)).catch((e: unknown) => e);
+    expect((err as Error).message).toBe(`index.json: lists no image, but ferry-bundle.json has 2: no entry for images[0] ${fx.images[0]!.reference} → mirror/app:1.0`);
+    const trailingComma = [...lines.slice(0, 6).map((l, i) => (i === 5 ? `${l},` : l)), ...lines.slice(6)].join('\n');
+    err = await verify(await bundle(fx.images, trailingComma)).catch((e: unknown) => e);
+    expect((err as Error).message).toBe('index.json: line 7 closes the list, but manifests[1] before it has a comma after it');
+
     const noNewline = goodIndex().slice(0, -1);
     err = await verify(await bundle(fx.images, noNewline)).catch((e: unknown) => e);
     expect((err as Error).message).toBe('index.json: does not end with a newline after line 7');
