@@ -175,9 +175,9 @@ export function chainIds(bundles: StoreBundles, b: BundleRow): string[] {
  * Two entries that send one tag name to one target (overlapping tag filters into one
  * repository) would push twice to one place: the row that changed last wins, as the later push
  * would, and the other is logged. `tags` are the rows that share a target and tag with another
- * (TagKeySet.sharedTargets), in list order; returns the keys of the rows left out.
+ * (TagKeySet.sharedTargets), in list order; returns the rows left out.
  */
-function rowsLeftOut(tags: readonly TagRow[], logger: Logger | undefined): Set<string> {
+function rowsLeftOut(tags: readonly TagRow[], logger: Logger | undefined): TagRow[] {
   const byTarget = new Map<string, TagRow>();
   for (const t of tags) {
     const key = `${t.target}:${t.tag}`;
@@ -193,7 +193,7 @@ function rowsLeftOut(tags: readonly TagRow[], logger: Logger | undefined): Set<s
       `image entries ${win.source} and ${lose.source} both send a tag to ${key}: the bundle carries the one that changed last`,
     );
   }
-  return new Set(tags.filter((t) => byTarget.get(`${t.target}:${t.tag}`) !== t).map(rowKey));
+  return tags.filter((t) => byTarget.get(`${t.target}:${t.tag}`) !== t);
 }
 
 /** A source's tag row as one string: which image entry, which upstream tag. */
@@ -249,11 +249,21 @@ function moduleFiles(m: ModuleVersionRow): Array<{ path: string; digest: Digest 
 export async function exportBundle(opts: ExportOptions): Promise<ExportResult> {
   const lock = opts.store.bundles.lockExport();
   try {
-    return await exportLocked(opts);
+    // An export reads each journal entry and tag row once or twice, in order: a large index
+    // cache would only hold pages never read again (16 MB at 50,000 tags, in the peak RSS).
+    const restore = opts.store.limitIndexCache(EXPORT_CACHE_KIB);
+    try {
+      return await exportLocked(opts);
+    } finally {
+      restore();
+    }
   } finally {
     lock.release();
   }
 }
+
+/** The index page cache while an export runs (KiB, per schema). */
+const EXPORT_CACHE_KIB = 2048;
 
 async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
   const { store } = opts;
@@ -309,7 +319,8 @@ async function chooseAndCopy(
         else if (e.digest === undefined) removals = true;
       }
     }
-    const leftOut = rowsLeftOut(changed.sharedTargets(), opts.logger);
+    const lost = rowsLeftOut(changed.sharedTargets(), opts.logger);
+    const leftOut = new Set(lost.map(rowKey));
     const carriedTags = function* (): Generator<TagRow[]> {
       for (const page of changed.pages(pageSize)) {
         const kept = page.filter((t) => !leftOut.has(rowKey(t)) && (!only || only.has(t.source)));
@@ -329,8 +340,11 @@ async function chooseAndCopy(
     // when platforms leave children out, even when an earlier bundle carried it: an earlier import
     // may have pushed only the filtered form (the registry refusing the original), so what the
     // intranet registry holds of either is unknown here and neither is left to `requires`.
+    // The indexes the carried tags name: those some row names that is not left out.
     const mustCarry = new Set<Digest>();
-    for (const page of carriedTags()) for (const t of page) if (isIndexMediaType(t.mediaType)) mustCarry.add(t.digest);
+    for (const d of changed.digests()) {
+      if (isIndexMediaType(d.mediaType) && d.rows > lost.filter((t) => t.digest === d.digest && t.mediaType === d.mediaType).length) mustCarry.add(d.digest);
+    }
     const sink = new BundleImageSink({
       carriedBefore: parent ? store.bundles.blobsCarriedByChain(parent.id) : new Set<Digest>(),
       mustCarry,

@@ -397,6 +397,19 @@ export class TagKeySet {
     });
   }
 
+  /** The distinct digest and media type pairs the set's live rows name, with how many rows name each. */
+  digests(): Array<{ digest: Digest; mediaType: string; rows: number }> {
+    return this.db.run('tagKeySetDigests', () =>
+      this.db.sql
+        .prepare(
+          `SELECT t.digest AS digest, t.media_type AS mediaType, COUNT(*) AS rows FROM temp.${this.table} k
+           JOIN tags t ON t.source = k.source AND t.registry = k.registry AND t.repository = k.repository AND t.tag = k.tag
+           GROUP BY t.digest, t.media_type ORDER BY t.digest, t.media_type`,
+        )
+        .all() as Array<{ digest: Digest; mediaType: string; rows: number }>,
+    );
+  }
+
   /** Drops the temporary table. */
   close(): void {
     if (this.closed) return;
