@@ -251,7 +251,7 @@ export async function exportBundle(opts: ExportOptions): Promise<ExportResult> {
   try {
     // An export reads each journal entry and tag row once or twice, in order: a large index
     // cache would only hold pages never read again (16 MB at 50,000 tags, in the peak RSS).
-    const restore = opts.store.limitIndexCache(EXPORT_CACHE_KIB);
+    const restore = opts.store.bundles.limitIndexCache(EXPORT_CACHE_KIB);
     try {
       return await exportLocked(opts);
     } finally {

@@ -205,15 +205,6 @@ export class Store {
     this.db.flush(op);
   }
 
-  /**
-   * Holds the index's page cache to `kib` KiB (per schema, the temporary one too) until the
-   * returned function restores it: for a pass that reads every row once (an export), where the
-   * default cache would only fill with pages never read again.
-   */
-  limitIndexCache(kib: number): () => void {
-    return this.db.limitCache(kib);
-  }
-
   /** Closes the blob directories' descriptors and the index. */
   close(): void {
     this.files.close();
