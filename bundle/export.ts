@@ -355,11 +355,18 @@ async function chooseAndCopy(
     // A page of tags per copy: the sink writes nothing before writeBundle, so copies one after
     // another into it are one copy, and the per-tag work of each (roots, closures, images) is let go.
     for (const page of carriedTags()) {
+      // Many tags of few images: each manifest's row (with its references) is read once per page.
+      const sizes = new Map<Digest, number>();
+      const sizeOf = (d: Digest): number => {
+        let size = sizes.get(d);
+        if (size === undefined) sizes.set(d, (size = store.content.getManifest(d)?.size ?? 0));
+        return size;
+      };
       await copy(
         source,
         sink,
         page.map((t) => ({
-          descriptor: { digest: t.digest, mediaType: t.mediaType, size: store.content.getManifest(t.digest)?.size ?? 0 },
+          descriptor: { digest: t.digest, mediaType: t.mediaType, size: sizeOf(t.digest) },
           // The store holds the attachments its entry's sync chose: all of them travel.
           selection: { platforms: t.platforms, attachments: ALL_ATTACHMENTS },
           tag: { registry: t.registry, repository: t.repository, tag: t.tag, target: t.target },
