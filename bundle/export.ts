@@ -11,7 +11,7 @@ import { errorMessage, FerryError } from '../errors/index.js';
 import { proxyPath } from '../gomod/index.js';
 import { compare as compareVersions, isPseudoVersion } from '../gomod/semver.js';
 import { ALL_ATTACHMENTS, copy, digestHex, isIndexMediaType, type Digest } from '../oci/index.js';
-import { StoreSource, type BundleRow, type JournalEntry, type ModuleVersionRow, type Store, type StoreBundles, type TagRow } from '../store/index.js';
+import { StoreSource, type BundleRow, type JournalEntry, type ModuleVersionRow, type SourceTagKey, type Store, type StoreBundles, type TagRow } from '../store/index.js';
 import { bundleFileName, GOMOD_DIR, newBundleId, type BundleFile, type BundleLifecycle, type BundleModule, type BundlePrunedTag } from './format.js';
 import { IMPORT_SCRIPT } from './import-script.js';
 import { loadPrivateKey } from './keys.js';
@@ -39,6 +39,8 @@ export interface ExportOptions {
   readonly signal?: AbortSignal;
   readonly now?: () => Date;
   readonly onProgress?: (p: WriteProgress) => void;
+  /** Rows read (journal entries, tags) and tags copied per page; tests make pages small to reach their edges. */
+  readonly pageSize?: number;
 }
 
 /** What exportBundle wrote. */
@@ -108,22 +110,37 @@ export function chainCoverage(bundles: StoreBundles, parent: BundleRow | undefin
   };
 }
 
+/** Tag rows and journal entries read, and tags copied into the bundle's image side, per page. */
+const EXPORT_PAGE = 1000;
 /**
  * The journal entries up to `until` that no bundle of the chain ending at `parent` carried,
- * of the `only` sources when given. A partial export (`--only`) advances only its sources, so
- * the next export still carries every other source's changes.
+ * of the `only` sources when given, a page at a time (pages may be short or, filtered, absent:
+ * nothing is held between them). A partial export (`--only`) advances only its sources, so the
+ * next export still carries every other source's changes.
  */
-export function uncarriedJournal(store: Pick<Store, 'bundles' | 'journal'>, parent: BundleRow | undefined, opts: { until?: number; only?: ReadonlySet<string> } = {}): JournalEntry[] {
+export function* uncarriedPages(
+  store: Pick<Store, 'bundles' | 'journal'>,
+  parent: BundleRow | undefined,
+  opts: { until?: number; only?: ReadonlySet<string>; pageSize?: number } = {},
+): Generator<JournalEntry[]> {
   const cover = chainCoverage(store.bundles, parent);
   const only = opts.only;
-  return store.journal
-    .since(cover.floor, opts.until !== undefined ? { until: opts.until } : {})
-    .filter((e) => e.seq > cover.carriedTo(e.source) && (!only || (e.source !== undefined && only.has(e.source))));
+  for (const page of store.journal.pages(cover.floor, { ...(opts.until !== undefined ? { until: opts.until } : {}), pageSize: opts.pageSize ?? EXPORT_PAGE })) {
+    const kept = page.filter((e) => e.seq > cover.carriedTo(e.source) && (!only || (e.source !== undefined && only.has(e.source))));
+    if (kept.length > 0) yield kept;
+  }
+}
+
+/** The journal entries up to `until` that no bundle of the chain ending at `parent` carried, as one list (see uncarriedPages). */
+export function uncarriedJournal(store: Pick<Store, 'bundles' | 'journal'>, parent: BundleRow | undefined, opts: { until?: number; only?: ReadonlySet<string> } = {}): JournalEntry[] {
+  return [...uncarriedPages(store, parent, opts)].flat();
 }
 
 /** How many journal entries no bundle of the chain ending at `parent` carried (0: an export would be empty). */
 export function pendingChanges(store: Pick<Store, 'bundles' | 'journal'>, parent: BundleRow | undefined): number {
-  return uncarriedJournal(store, parent).length;
+  let n = 0;
+  for (const page of uncarriedPages(store, parent)) n += page.length;
+  return n;
 }
 
 /** A lifecycle announcement as a canonical string: equal for equal lists in any order. */
@@ -157,9 +174,10 @@ export function chainIds(bundles: StoreBundles, b: BundleRow): string[] {
 /**
  * Two entries that send one tag name to one target (overlapping tag filters into one
  * repository) would push twice to one place: the row that changed last wins, as the later push
- * would, and the other is logged.
+ * would, and the other is logged. `tags` are the rows that share a target and tag with another
+ * (TagKeySet.sharedTargets), in list order; returns the rows left out.
  */
-function oneRowPerTarget(tags: readonly TagRow[], logger: Logger | undefined): TagRow[] {
+function rowsLeftOut(tags: readonly TagRow[], logger: Logger | undefined): TagRow[] {
   const byTarget = new Map<string, TagRow>();
   for (const t of tags) {
     const key = `${t.target}:${t.tag}`;
@@ -175,25 +193,44 @@ function oneRowPerTarget(tags: readonly TagRow[], logger: Logger | undefined): T
       `image entries ${win.source} and ${lose.source} both send a tag to ${key}: the bundle carries the one that changed last`,
     );
   }
-  return tags.filter((t) => byTarget.get(`${t.target}:${t.tag}`) === t);
+  return tags.filter((t) => byTarget.get(`${t.target}:${t.tag}`) !== t);
+}
+
+/** A source's tag row as one string: which image entry, which upstream tag. */
+function rowKey(t: { source?: string | undefined; registry?: string | undefined; repository?: string | undefined; tag?: string | undefined }): string {
+  return `${t.source}\0${t.registry}\0${t.repository}\0${t.tag}`;
 }
 
 /**
  * The tags whose last uncarried journal entry is a removal and that no live row sends to the same
- * target and tag (another entry may still carry it there), by target and tag.
+ * target and tag (another entry may still carry it there), by target and tag. Both are read once,
+ * in order: per tag only its first position and, while its last entry is a removal, that entry.
  */
-export function prunedTags(journal: readonly JournalEntry[], live: readonly TagRow[]): BundlePrunedTag[] {
-  const last = new Map<string, JournalEntry>();
-  for (const e of journal) if (e.kind === 'tag') last.set(`${e.source}\0${e.registry}\0${e.repository}\0${e.tag}`, e);
-  const liveTargets = new Set(live.map((t) => `${t.target}:${t.tag}`));
-  const out = new Map<string, BundlePrunedTag>();
-  for (const e of last.values()) {
-    if (e.digest !== undefined || e.target === undefined || e.tag === undefined || e.previousDigest === undefined) continue;
-    const key = `${e.target}:${e.tag}`;
-    if (liveTargets.has(key)) continue;
-    out.set(key, { target: e.target, tag: e.tag, digest: e.previousDigest });
+export function prunedTags(journal: Iterable<readonly JournalEntry[]>, live: Iterable<ReadonlyArray<Pick<TagRow, 'target' | 'tag'>>>): BundlePrunedTag[] {
+  // Per tag row: where it first appears (the order the candidates are visited in) and its removal while that is its last entry.
+  const last = new Map<string, { first: number; removed: JournalEntry | undefined }>();
+  for (const page of journal) {
+    for (const e of page) {
+      if (e.kind !== 'tag') continue;
+      const key = rowKey(e);
+      const have = last.get(key);
+      const removed = e.digest === undefined ? e : undefined;
+      if (have === undefined) last.set(key, { first: e.seq, removed });
+      else have.removed = removed;
+    }
   }
-  return [...out.values()].sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0));
+  const candidates = new Map<string, JournalEntry>();
+  for (const { removed: e } of [...last.values()].sort((a, b) => a.first - b.first)) {
+    if (e === undefined || e.target === undefined || e.tag === undefined || e.previousDigest === undefined) continue;
+    const key = `${e.target}:${e.tag}`;
+    candidates.delete(key);
+    candidates.set(key, e);
+  }
+  last.clear();
+  if (candidates.size > 0) for (const page of live) for (const t of page) candidates.delete(`${t.target}:${t.tag}`);
+  return [...candidates.values()]
+    .map((e) => ({ target: e.target!, tag: e.tag!, digest: e.previousDigest as Digest }))
+    .sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0));
 }
 
 function moduleFiles(m: ModuleVersionRow): Array<{ path: string; digest: Digest }> {
@@ -204,9 +241,6 @@ function moduleFiles(m: ModuleVersionRow): Array<{ path: string; digest: Digest 
   if (m.zipDigest) files.push({ path: `${GOMOD_DIR}/${proxyPath(m.module, 'zip', m.version)}`, digest: m.zipDigest as Digest });
   return files;
 }
-
-/** Tags copied into the bundle's image side per copy. */
-const COPY_PAGE = 1000;
 
 /**
  * Writes one signed bundle from the store and records it. Takes the store's export lock first:
@@ -221,6 +255,9 @@ export async function exportBundle(opts: ExportOptions): Promise<ExportResult> {
   }
 }
 
+/** The index page cache while an export chooses what it carries (KiB, per schema). */
+const EXPORT_CACHE_KIB = 2048;
+
 async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
   const { store } = opts;
   const now = (opts.now ?? (() => new Date()))();
@@ -230,7 +267,18 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
   const only = opts.only && opts.only.length > 0 ? new Set(opts.only) : undefined;
   const seqFrom = chainCoverage(store.bundles, parent).floor;
 
-  const { sources, modules, pruned, sink } = await chooseAndCopy(opts, store, parent, seqTo, only);
+  // Choosing reads each journal entry and tag row once or twice, in order: a large index cache
+  // would only hold pages never read again (16 MB at 50,000 tags, in the peak RSS). Writing
+  // looks blob rows up by digest (6,000 module files at 2,000 versions), where the cache pays
+  // (a 2 MB one tripled the system time there), so it is restored before.
+  const restore = store.bundles.limitIndexCache(EXPORT_CACHE_KIB);
+  let chosen: Awaited<ReturnType<typeof chooseAndCopy>>;
+  try {
+    chosen = await chooseAndCopy(opts, store, parent, seqTo, only, Math.max(1, Math.floor(opts.pageSize ?? EXPORT_PAGE)));
+  } finally {
+    restore();
+  }
+  const { sources, modules, pruned, sink } = chosen;
 
   // index.json and the image plan are written here first (the tar needs their sizes before them).
   let spool: string;
@@ -248,71 +296,107 @@ async function exportLocked(opts: ExportOptions): Promise<ExportResult> {
 }
 
 /**
- * What the bundle carries, chosen from the journal and copied into the bundle's image side; the
- * journal entries and tag rows read for it are let go when it returns.
+ * What the bundle carries, chosen from the journal and copied into the bundle's image side, a
+ * page at a time: the changed tags' keys wait in the index (a TagKeySet) and their rows are read
+ * back `pageSize` at a time, so no list of every tag or journal entry is held.
  */
-async function chooseAndCopy(opts: ExportOptions, store: Store, parent: BundleRow | undefined, seqTo: number, only: ReadonlySet<string> | undefined): Promise<{ sources: string[] | null; modules: ModuleVersionRow[]; pruned: BundlePrunedTag[]; sink: BundleImageSink }> {
+async function chooseAndCopy(
+  opts: ExportOptions,
+  store: Store,
+  parent: BundleRow | undefined,
+  seqTo: number,
+  only: ReadonlySet<string> | undefined,
+  pageSize: number,
+): Promise<{ sources: string[] | null; modules: ModuleVersionRow[]; pruned: BundlePrunedTag[]; sink: BundleImageSink }> {
   // Tags and module versions whose changes up to seqTo no bundle of the parent's chain carried,
   // per source (an earlier --only export carried only its own sources).
-  const journal = uncarriedJournal(store, parent, { until: seqTo, ...(only ? { only } : {}) });
-  // A tag is one image entry's (source's) row: one upstream tag in two entries is two images.
-  const changedTags = new Set(journal.filter((e) => e.kind === 'tag').map((e) => `${e.source}\0${e.registry}\0${e.repository}\0${e.tag}`));
-  const changedModules = new Set(journal.filter((e) => e.kind === 'module').map((e) => `${e.module}@${e.version}`));
-  const tags = oneRowPerTarget(
-    store.tags.list().filter((t) => changedTags.has(`${t.source}\0${t.registry}\0${t.repository}\0${t.tag}`) && (!only || only.has(t.source))),
-    opts.logger,
-  );
-  const modules = store.modules
-    .list()
-    .filter((m) => changedModules.has(`${m.module}@${m.version}`) && (!only || only.has(m.root)));
-  const sources = only ? [...only].sort() : null;
-  // Only removals make pruned entries: without one, the live tags need not be read again.
-  const pruned = journal.some((e) => e.kind === 'tag' && e.digest === undefined) ? prunedTags(journal, store.tags.list()) : [];
+  const uncarried = (): Generator<JournalEntry[]> => uncarriedPages(store, parent, { until: seqTo, ...(only ? { only } : {}), pageSize });
+  const changed = store.tags.keySet();
+  try {
+    const changedModules = new Set<string>();
+    let removals = false;
+    for (const page of uncarried()) {
+      // A tag is one image entry's (source's) row: one upstream tag in two entries is two images.
+      changed.add(page.filter((e): e is JournalEntry & SourceTagKey => e.kind === 'tag' && e.source !== undefined && e.registry !== undefined && e.repository !== undefined && e.tag !== undefined));
+      for (const e of page) {
+        if (e.kind === 'module') changedModules.add(`${e.module}@${e.version}`);
+        else if (e.digest === undefined) removals = true;
+      }
+    }
+    const lost = rowsLeftOut(changed.sharedTargets(), opts.logger);
+    const leftOut = new Set(lost.map(rowKey));
+    const carriedTags = function* (): Generator<TagRow[]> {
+      for (const page of changed.pages(pageSize)) {
+        const kept = page.filter((t) => !leftOut.has(rowKey(t)) && (!only || only.has(t.source)));
+        if (kept.length > 0) yield kept;
+      }
+    };
+    const modules = store.modules
+      .list()
+      .filter((m) => changedModules.has(`${m.module}@${m.version}`) && (!only || only.has(m.root)));
+    changedModules.clear();
+    const sources = only ? [...only].sort() : null;
+    // Only removals make pruned entries: without one, the live tags need not be read again.
+    const pruned = removals ? prunedTags(uncarried(), store.tags.pages(pageSize)) : [];
 
-  // The images: one copy from the store into the bundle's image side, through the graph. The
-  // index an image names travels in every bundle that names the image, with its filtered form
-  // when platforms leave children out, even when an earlier bundle carried it: an earlier import
-  // may have pushed only the filtered form (the registry refusing the original), so what the
-  // intranet registry holds of either is unknown here and neither is left to `requires`.
-  const sink = new BundleImageSink({
-    carriedBefore: parent ? store.bundles.blobsCarriedByChain(parent.id) : new Set<Digest>(),
-    mustCarry: new Set(tags.filter((t) => isIndexMediaType(t.mediaType)).map((t) => t.digest)),
-  });
-  const where = (t: { registry: string; repository: string; tag: string }): string => `${t.registry}/${t.repository}:${t.tag}`;
-  // The writer hashes while streaming, so the store need not hash the same bytes again.
-  const source = new StoreSource(store, { verifyBlobs: false });
-  // A page of tags per copy: the sink writes nothing before writeBundle, so copies one after
-  // another into it are one copy, and the per-tag work of each (roots, closures, images) is let go.
-  for (let from = 0; from < tags.length; from += COPY_PAGE) {
-    await copy(
-      source,
-      sink,
-      tags.slice(from, from + COPY_PAGE).map((t) => ({
-        descriptor: { digest: t.digest, mediaType: t.mediaType, size: store.content.getManifest(t.digest)?.size ?? 0 },
-        // The store holds the attachments its entry's sync chose: all of them travel.
-        selection: { platforms: t.platforms, attachments: ALL_ATTACHMENTS },
-        tag: { registry: t.registry, repository: t.repository, tag: t.tag, target: t.target },
-      })),
-      {
-        // Every digest an image names is either carried or listed in requires.
-        trustSink: false,
-        // A foreign layer the store holds (fetched from its urls) travels like any layer.
-        foreign: 'if-present',
-        ...(opts.signal ? { signal: opts.signal } : {}),
-        missing: (root, lost) =>
-          new FerryError('BLOB_UNKNOWN', `${where(root.tag!)}: ${lost[0]!.digest} is not in the store (run ferry fsck)`, { digest: lost[0]!.digest }),
-        check: (images) => {
-          for (const { root, closure } of images) {
-            for (const b of closure.blobs) {
-              if (!store.content.hasBlob(b.digest)) throw new FerryError('BLOB_UNKNOWN', `${where(root.tag!)}: ${b.digest} is not in the store (run ferry fsck)`, { digest: b.digest });
+    // The images: one copy from the store into the bundle's image side, through the graph. The
+    // index an image names travels in every bundle that names the image, with its filtered form
+    // when platforms leave children out, even when an earlier bundle carried it: an earlier import
+    // may have pushed only the filtered form (the registry refusing the original), so what the
+    // intranet registry holds of either is unknown here and neither is left to `requires`.
+    // The indexes the carried tags name: those some row names that is not left out.
+    const mustCarry = new Set<Digest>();
+    for (const d of changed.digests()) {
+      if (isIndexMediaType(d.mediaType) && d.rows > lost.filter((t) => t.digest === d.digest && t.mediaType === d.mediaType).length) mustCarry.add(d.digest);
+    }
+    const sink = new BundleImageSink({
+      carriedBefore: parent ? store.bundles.blobsCarriedByChain(parent.id) : new Set<Digest>(),
+      mustCarry,
+    });
+    const where = (t: { registry: string; repository: string; tag: string }): string => `${t.registry}/${t.repository}:${t.tag}`;
+    // The writer hashes while streaming, so the store need not hash the same bytes again.
+    const source = new StoreSource(store, { verifyBlobs: false });
+    // A page of tags per copy: the sink writes nothing before writeBundle, so copies one after
+    // another into it are one copy, and the per-tag work of each (roots, closures, images) is let go.
+    for (const page of carriedTags()) {
+      // Many tags of few images: each manifest's row (with its references) is read once per page.
+      const sizes = new Map<Digest, number>();
+      const sizeOf = (d: Digest): number => {
+        let size = sizes.get(d);
+        if (size === undefined) sizes.set(d, (size = store.content.getManifest(d)?.size ?? 0));
+        return size;
+      };
+      await copy(
+        source,
+        sink,
+        page.map((t) => ({
+          descriptor: { digest: t.digest, mediaType: t.mediaType, size: sizeOf(t.digest) },
+          // The store holds the attachments its entry's sync chose: all of them travel.
+          selection: { platforms: t.platforms, attachments: ALL_ATTACHMENTS },
+          tag: { registry: t.registry, repository: t.repository, tag: t.tag, target: t.target },
+        })),
+        {
+          // Every digest an image names is either carried or listed in requires.
+          trustSink: false,
+          // A foreign layer the store holds (fetched from its urls) travels like any layer.
+          foreign: 'if-present',
+          ...(opts.signal ? { signal: opts.signal } : {}),
+          missing: (root, lost) =>
+            new FerryError('BLOB_UNKNOWN', `${where(root.tag!)}: ${lost[0]!.digest} is not in the store (run ferry fsck)`, { digest: lost[0]!.digest }),
+          check: (images) => {
+            for (const { root, closure } of images) {
+              for (const b of closure.blobs) {
+                if (!store.content.hasBlob(b.digest)) throw new FerryError('BLOB_UNKNOWN', `${where(root.tag!)}: ${b.digest} is not in the store (run ferry fsck)`, { digest: b.digest });
+              }
             }
-          }
+          },
         },
-      },
-    );
+      );
+    }
+    return { sources, modules, pruned, sink };
+  } finally {
+    changed.close();
   }
-
-  return { sources, modules, pruned, sink };
 }
 
 async function writeExport(

@@ -57,6 +57,16 @@ export class StoreBundles {
   constructor(private readonly db: IndexDb) {}
 
   /**
+   * Holds the index's page cache to `kib` KiB (per schema, the temporary one too) until the
+   * returned function restores it: for an export, which reads each journal entry and tag row
+   * once or twice in order, so the default cache (16 MB) would only fill with pages never read
+   * again.
+   */
+  limitIndexCache(kib: number): () => void {
+    return this.db.limitCache(kib);
+  }
+
+  /**
    * Takes the store's export lock, before any export work: one export at a time, so two never
    * race for the bundle sequence. EXPORT_BUSY names the holder when another export (in any
    * process on this host, or in this one) has it; a holder killed without releasing it (kill -9)

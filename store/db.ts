@@ -187,6 +187,22 @@ export class IndexDb {
     if (!this.sql.inTransaction) throw new FerryError('INTERNAL', `${op} must run inside its caller's transaction`, { op });
   }
 
+  /** Sets the page cache of the main and temporary schemas to `kib` KiB; the returned function restores what they were. */
+  limitCache(kib: number): () => void {
+    return this.run('limitCache', () => {
+      const size = -Math.max(1, Math.floor(kib));
+      const main = this.sql.pragma('main.cache_size', { simple: true }) as number;
+      const temp = this.sql.pragma('temp.cache_size', { simple: true }) as number;
+      this.sql.pragma(`main.cache_size = ${size}`);
+      this.sql.pragma(`temp.cache_size = ${size}`);
+      return () =>
+        this.run('restoreCache', () => {
+          this.sql.pragma(`main.cache_size = ${main}`);
+          this.sql.pragma(`temp.cache_size = ${temp}`);
+        });
+    });
+  }
+
   /** A prepared statement, compiled once per connection. */
   cached(sql: string): Database.Statement {
     let st = this.stmts.get(sql);

@@ -4,7 +4,7 @@ export { SCHEMA_VERSION } from './migrations.js';
 export { GC_PENDING_KEY, type GcOptions, type GcResult } from './gc.js';
 export type { BlobSource } from './blobs.js';
 export type { StoreContent } from './content.js';
-export type { StoreJournal, StoreTags } from './tags.js';
+export type { StoreJournal, StoreTags, TagKeySet, TagCursor } from './tags.js';
 export type { StoreModules } from './modules.js';
 export type { StoreRuns } from './runs.js';
 export type { StoreBundles } from './bundles.js';

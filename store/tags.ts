@@ -5,6 +5,7 @@
  * exports read from: tag moves (written here) and module versions (appended by modules.ts
  * inside its own transaction, through JournalAppend).
  */
+import type Database from 'better-sqlite3';
 import { FerryError } from '../errors/index.js';
 import { parseDigest, type Digest } from '../oci/index.js';
 import { compact, type IndexDb } from './db.js';
@@ -75,17 +76,31 @@ export class StoreJournal implements JournalAppend {
     });
   }
 
-  /** Journal entries after `seq` (up to `until`, inclusive), in order. */
-  since(seq: number, opts: { until?: number } = {}): JournalEntry[] {
+  /**
+   * Journal entries after `seq` (up to `until`, inclusive), in order; at most `limit` of them
+   * (a page: the next one starts after the last seq returned).
+   */
+  since(seq: number, opts: { until?: number; limit?: number } = {}): JournalEntry[] {
     return this.db.run('journalSince', () => {
       const rows = this.db
         .cached(
           `SELECT seq, at, kind, registry, repository, tag, digest, previous_digest AS previousDigest, source, target, module, version
-           FROM journal WHERE seq > ? AND seq <= ? ORDER BY seq`,
+           FROM journal WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
         )
-        .all(seq, opts.until ?? Number.MAX_SAFE_INTEGER) as Array<Record<string, unknown>>;
+        .all(seq, opts.until ?? Number.MAX_SAFE_INTEGER, opts.limit ?? -1) as Array<Record<string, unknown>>;
       return rows.map((r) => compact<JournalEntry>(r));
     });
+  }
+
+  /** Journal entries after `seq` (up to `until`, inclusive), in order, read `pageSize` at a time. */
+  *pages(seq: number, opts: { until?: number; pageSize: number }): Generator<JournalEntry[]> {
+    for (let from = seq; ; ) {
+      const page = this.since(from, { ...(opts.until !== undefined ? { until: opts.until } : {}), limit: opts.pageSize });
+      if (page.length === 0) return;
+      yield page;
+      if (page.length < opts.pageSize) return;
+      from = page[page.length - 1]!.seq;
+    }
   }
 
   /** Appends a module entry inside the caller's transaction (store/ only: modules.ts); returns its seq. */
@@ -259,6 +274,31 @@ export class StoreTags {
     });
   }
 
+  /**
+   * An empty set of tag keys, held in a temporary table of this connection (not in the store's
+   * file), whose rows are read back in pages: what an export carries of 50,000 tags is never a
+   * list in memory. Close it when done.
+   */
+  keySet(): TagKeySet {
+    return new TagKeySet(this.db, `tag_keys_${++keySets}`);
+  }
+
+  /** Every tag's row, `pageSize` at a time, in list() order (keyset pages: nothing held between them). */
+  *pages(pageSize: number): Generator<TagRow[]> {
+    const first = this.db.cached('SELECT * FROM tags ORDER BY registry, repository, tag, source LIMIT ?');
+    const next = this.db.cached('SELECT * FROM tags WHERE (registry, repository, tag, source) > (?, ?, ?, ?) ORDER BY registry, repository, tag, source LIMIT ?');
+    for (let after: TagCursor | undefined; ; ) {
+      const a = after;
+      const page = this.db.run('listTagsPage', () =>
+        ((a === undefined ? first.all(pageSize) : next.all(a.registry, a.repository, a.tag, a.source, pageSize)) as TagDbRow[]).map(tagRow),
+      );
+      if (page.length === 0) return;
+      yield page;
+      if (page.length < pageSize) return;
+      after = page[page.length - 1];
+    }
+  }
+
   /** Tags matching the filter, ordered by registry, repository, tag, source. */
   list(f: TagFilter = {}): TagRow[] {
     return this.db.run('listTags', () => {
@@ -279,5 +319,101 @@ export class StoreTags {
       const sql = `SELECT * FROM tags ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY registry, repository, tag, source`;
       return (this.db.sql.prepare(sql).all(...args) as TagDbRow[]).map(tagRow);
     });
+  }
+}
+
+let keySets = 0;
+
+/** Where a page of a TagKeySet's rows starts after: the last row of the page before. */
+export type TagCursor = Pick<TagRow, 'registry' | 'repository' | 'tag' | 'source'>;
+
+/** Tag keys in a temporary table, read back as the tags' rows in pages (StoreTags.keySet). */
+export class TagKeySet {
+  private readonly insert: Database.Statement;
+  private readonly first: Database.Statement;
+  private readonly next: Database.Statement;
+  private closed = false;
+
+  constructor(
+    private readonly db: IndexDb,
+    private readonly table: string,
+  ) {
+    const t = `temp.${table}`;
+    db.run('tagKeySet', () =>
+      db.sql.exec(`CREATE TEMP TABLE ${table} (registry TEXT NOT NULL, repository TEXT NOT NULL, tag TEXT NOT NULL, source TEXT NOT NULL, PRIMARY KEY (registry, repository, tag, source)) WITHOUT ROWID`),
+    );
+    const rows = `SELECT t.* FROM ${t} k JOIN tags t ON t.source = k.source AND t.registry = k.registry AND t.repository = k.repository AND t.tag = k.tag`;
+    const order = 'ORDER BY k.registry, k.repository, k.tag, k.source LIMIT ?';
+    this.insert = db.sql.prepare(`INSERT OR IGNORE INTO ${t} (registry, repository, tag, source) VALUES (?, ?, ?, ?)`);
+    this.first = db.sql.prepare(`${rows} ${order}`);
+    this.next = db.sql.prepare(`${rows} WHERE (k.registry, k.repository, k.tag, k.source) > (?, ?, ?, ?) ${order}`);
+  }
+
+  /** Adds keys (one transaction; a key already in the set is left as it is). */
+  add(keys: Iterable<SourceTagKey>): void {
+    this.db.run('tagKeySetAdd', () =>
+      this.db.sql.transaction(() => {
+        for (const k of keys) this.insert.run(k.registry, k.repository, k.tag, k.source);
+      })(),
+    );
+  }
+
+  /**
+   * The rows of the set's keys that are live tags, ordered by registry, repository, tag, source
+   * (as StoreTags.list), at most `limit`, after `after` (the last row of the previous page).
+   */
+  page(after: TagCursor | undefined, limit: number): TagRow[] {
+    return this.db.run('tagKeySetPage', () => {
+      const rows = (after === undefined ? this.first.all(limit) : this.next.all(after.registry, after.repository, after.tag, after.source, limit)) as TagDbRow[];
+      return rows.map(tagRow);
+    });
+  }
+
+  /** Every row of the set's live tags, `pageSize` at a time, in StoreTags.list order. */
+  *pages(pageSize: number): Generator<TagRow[]> {
+    for (let after: TagCursor | undefined; ; ) {
+      const page = this.page(after, pageSize);
+      if (page.length === 0) return;
+      yield page;
+      if (page.length < pageSize) return;
+      after = page[page.length - 1];
+    }
+  }
+
+  /**
+   * The set's live rows that send their tag to a target another of them sends the same tag to,
+   * in StoreTags.list order (rare: overlapping tag filters of two image entries into one repository).
+   */
+  sharedTargets(): TagRow[] {
+    return this.db.run('tagKeySetShared', () => {
+      const rows = this.db.sql
+        .prepare(
+          `WITH r AS (SELECT t.* FROM temp.${this.table} k JOIN tags t ON t.source = k.source AND t.registry = k.registry AND t.repository = k.repository AND t.tag = k.tag)
+           SELECT * FROM r WHERE (target, tag) IN (SELECT target, tag FROM r GROUP BY target, tag HAVING COUNT(*) > 1)
+           ORDER BY registry, repository, tag, source`,
+        )
+        .all() as TagDbRow[];
+      return rows.map(tagRow);
+    });
+  }
+
+  /** The distinct digest and media type pairs the set's live rows name, with how many rows name each. */
+  digests(): Array<{ digest: Digest; mediaType: string; rows: number }> {
+    return this.db.run('tagKeySetDigests', () =>
+      this.db.sql
+        .prepare(
+          `SELECT t.digest AS digest, t.media_type AS mediaType, COUNT(*) AS rows FROM temp.${this.table} k
+           JOIN tags t ON t.source = k.source AND t.registry = k.registry AND t.repository = k.repository AND t.tag = k.tag
+           GROUP BY t.digest, t.media_type ORDER BY t.digest, t.media_type`,
+        )
+        .all() as Array<{ digest: Digest; mediaType: string; rows: number }>,
+    );
+  }
+
+  /** Drops the temporary table. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.run('tagKeySetClose', () => this.db.sql.exec(`DROP TABLE IF EXISTS temp.${this.table}`));
   }
 }

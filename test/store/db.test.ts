@@ -86,3 +86,15 @@ describe('index durability', () => {
     expect(level(db)).toBe(1);
   });
 });
+
+describe('index page cache', () => {
+  it('limitCache holds both schemas to the limit and the returned function restores what they were', () => {
+    const db = open();
+    const cache = (schema: string): number => db.sql.pragma(`${schema}.cache_size`, { simple: true }) as number;
+    const before = [cache('main'), cache('temp')];
+    const restore = db.limitCache(2048);
+    expect([cache('main'), cache('temp')]).toEqual([-2048, -2048]);
+    restore();
+    expect([cache('main'), cache('temp')]).toEqual(before);
+  });
+});
