@@ -22,11 +22,15 @@ export async function measure(cmd, args, opts = {}) {
   const log = opts.log ? createWriteStream(opts.log, { flags: 'a' }) : undefined;
   log?.write(`\n$ ${cmd} ${args.join(' ')}\n`);
   let stdout = '';
+  const stdoutChunks = [];
   let stderr = '';
-  // Keep only the tail of long outputs: they are for error messages, not for parsing.
+  // Keep only the tail of long outputs: they are for error messages. `opts.wholeStdout` keeps
+  // all of stdout, for a document the caller parses however long it is (ferry status --json of
+  // 50,000 tags is larger than the tail kept).
   const cap = (s) => (s.length > 4 << 20 ? s.slice(-(2 << 20)) : s);
   child.stdout.setEncoding('utf8').on('data', (d) => {
-    stdout = cap(stdout + d);
+    if (opts.wholeStdout) stdoutChunks.push(d);
+    else stdout = cap(stdout + d);
     log?.write(d);
   });
   child.stderr.setEncoding('utf8').on('data', (d) => {
@@ -63,6 +67,7 @@ export async function measure(cmd, args, opts = {}) {
     if (Number.isFinite(user) && Number.isFinite(sys)) cpuS = user + sys;
     await rm(rssFile, { force: true });
   }
+  if (opts.wholeStdout) stdout = stdoutChunks.join('');
   const r = { ms, maxRssMB, cpuS, code, stdout, stderr };
   if (code !== 0 && !opts.allowFail) {
     const e = new Error(`${cmd} ${args.join(' ')} exited with ${code}:\n${stderr.slice(-3000) || stdout.slice(-3000)}`);

@@ -289,7 +289,7 @@ export async function benchScale(b) {
       const cfg = await cfgFile(`scale-combined`, ct, `goModules:\n  proxy: ${proxy.url}\n  sumdb: "off"\n  modules:\n${mods}`);
       const s = await sync(cfg, 'combined');
       if (s.s.tags.changed !== ct) throw new Error(`combined sync: ${JSON.stringify(s.s.tags)}`);
-      const st = parseJson((await ferry(['status', '-c', cfg, '--json'])).stdout, 'ferry status');
+      const st = parseJson((await ferry(['status', '-c', cfg, '--json'], { wholeStdout: true })).stdout, 'ferry status');
       if (st.stats.moduleVersions !== tree.all.length) throw new Error(`combined sync stored ${st.stats.moduleVersions} module versions, expected ${tree.all.length}`);
       say(`   sync: ${secs(s.f.ms)}, peak RSS ${rss(s.f)}${cpu(s.f)}`);
       const what = `${fmt(ct)} tags + ${fmt(tree.all.length)} module versions`;
