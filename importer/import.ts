@@ -184,7 +184,10 @@ export async function importBundles(opts: ImportOptions): Promise<ImportResult> 
     results.push(await importOne(b, makeTargets(), opts, warn));
   }
 
-  const images = opened.flatMap((b) => b.manifest.images.map((im) => ({ reference: im.reference, target: im.target })));
+  // Walked, not copied: one object per tag would be tens of thousands for a configuration of a few lines.
+  const images = (function* () {
+    for (const b of opened) yield* b.manifest.images;
+  })();
   const sumdb = [...new Set(results.flatMap((r) => r.targets.flatMap((t) => t.sumdb)).concat(opened.flatMap((b) => sumdbNames(b))))].sort();
   const clientConfig = buildClientConfig({
     ...(opts.gomodDir !== undefined ? { gomodDir: resolve(opts.gomodDir) } : {}),
@@ -301,8 +304,10 @@ async function importOne(b: OpenedBundle, targets: ImportTarget[], opts: ImportO
     }
     // Every entry is verified: now make the bundle visible, target by target.
     for (const t of active) {
-      committed.push(await t.commit());
-      ledger.finishBundle(m.id, t.name, 'ok', { summary: committed[committed.length - 1]! });
+      const report = await t.commit();
+      committed.push(report);
+      // Each tag is its own ledger row already: the summary counts them (a list would be megabytes at scale).
+      ledger.finishBundle(m.id, t.name, 'ok', { summary: { ...report, tags: report.tags.length } });
     }
   } catch (err) {
     // What the failed import leaves at (or removed from) each target it did not commit to.
