@@ -175,19 +175,26 @@ function concatParts(parts: readonly FoundPart[], signal: AbortSignal | undefine
   return Readable.from(gen(), { objectMode: false });
 }
 
-async function readAll(stream: Readable, cap: number, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
+/**
+ * Reads a tar entry whole into one buffer of the size its header gives (no list of chunks and
+ * no concatenated copy: the manifest is megabytes at tens of thousands of tags).
+ */
+async function readAll(stream: Readable, size: number, cap: number, what: string): Promise<Buffer> {
+  if (size > cap) throw bad(`${what} is larger than ${cap} bytes`, what);
+  const out = Buffer.allocUnsafe(size);
   let n = 0;
   try {
     for await (const c of stream) {
-      n += (c as Buffer).length;
-      if (n > cap) throw bad(`${what} is larger than ${cap} bytes`, what);
-      chunks.push(c as Buffer);
+      const chunk = c as Buffer;
+      if (n + chunk.length > size) throw bad(`${what} holds more than the ${size} bytes its tar header gives`, what);
+      chunk.copy(out, n);
+      n += chunk.length;
     }
   } catch (err) {
     throw tarError(err, `entry ${what}`);
   }
-  return Buffer.concat(chunks);
+  if (n !== size) throw tarError(new Error(`unexpected end of entry: ${n} of ${size} bytes`), `entry ${what}`);
+  return out;
 }
 
 /** Maps a tar-stream error to BUNDLE_INVALID; `where` is "entry X" or "after entry X". */
@@ -266,13 +273,37 @@ async function readHead(
   if (!first || first.header.name !== MANIFEST_FILE || first.header.type !== 'file') {
     throw bad(`the first tar entry must be ${MANIFEST_FILE}, found ${first ? first.header.name : 'nothing'}`, MANIFEST_FILE);
   }
-  const manifestBytes = await readAll(first.stream, MAX_MANIFEST_FILE_BYTES, MANIFEST_FILE);
+  const manifestBytes = await readAll(first.stream, first.header.size ?? 0, MAX_MANIFEST_FILE_BYTES, MANIFEST_FILE);
   const second = await tar.next(MANIFEST_FILE);
   if (!second || second.header.name !== SIGNATURE_FILE || second.header.type !== 'file') {
     throw bad(`the second tar entry must be ${SIGNATURE_FILE}, found ${second ? second.header.name : 'nothing'}`, SIGNATURE_FILE);
   }
-  const sigBytes = await readAll(second.stream, MAX_SIGNATURE_BYTES, SIGNATURE_FILE);
+  const sigBytes = await readAll(second.stream, second.header.size ?? 0, MAX_SIGNATURE_BYTES, SIGNATURE_FILE);
   return { manifestBytes, sigBytes };
+}
+
+/**
+ * Reads the head again and compares it with the verified bytes as it streams, chunk by chunk:
+ * the manifest, which lists every tag and can be megabytes, is never held twice.
+ */
+async function checkHeadUnchanged(tar: ReturnType<typeof openTar>, manifestBytes: Buffer, sigBytes: Buffer): Promise<void> {
+  const changed = (): FerryError => bad(`${MANIFEST_FILE} changed since the bundle was opened`, MANIFEST_FILE);
+  const same = async (e: { header: Header; stream: Readable } | null, name: string, expected: Buffer): Promise<boolean> => {
+    if (!e || e.header.name !== name || e.header.type !== 'file') return false;
+    let at = 0;
+    try {
+      for await (const c of e.stream) {
+        const chunk = c as Buffer;
+        if (at + chunk.length > expected.length || !expected.subarray(at, at + chunk.length).equals(chunk)) return false;
+        at += chunk.length;
+      }
+    } catch (err) {
+      throw tarError(err, `entry ${name}`);
+    }
+    return at === expected.length;
+  };
+  if (!(await same(await tar.next('(start)'), MANIFEST_FILE, manifestBytes))) throw changed();
+  if (!(await same(await tar.next(MANIFEST_FILE), SIGNATURE_FILE, sigBytes))) throw changed();
 }
 
 /**
@@ -326,11 +357,8 @@ export async function openBundle(pathOrDir: string, opts: OpenBundleOptions): Pr
     const sig = eopts.signal ?? signal;
     const t = openTar(parts, sig);
     try {
-      const again = await readHead(t);
       // The files may have changed since openBundle verified them: only the verified bytes are trusted.
-      if (!again.manifestBytes.equals(manifestBytes) || !again.sigBytes.equals(sigBytes)) {
-        throw bad(`${MANIFEST_FILE} changed since the bundle was opened`, MANIFEST_FILE);
-      }
+      await checkHeadUnchanged(t, manifestBytes, sigBytes);
       const byPath = new Map(manifest.files.map((f) => [f.path, f]));
       const seen = new Set<string>();
       let after = SIGNATURE_FILE;
