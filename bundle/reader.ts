@@ -75,8 +75,11 @@ export interface OpenedBundle {
   readonly name: string;
   readonly dir: string;
   readonly manifest: BundleManifest;
-  /** The exact signed bytes of ferry-bundle.json. */
-  readonly manifestBytes: Buffer;
+  /**
+   * `sha256:` digest of the exact signed bytes of ferry-bundle.json (what the ledger records of
+   * the bundle). The bytes themselves are not kept: they list every tag, megabytes at scale.
+   */
+  readonly manifestDigest: string;
   /** Name of the trusted key that verified the bundle, or null when signatures were skipped. */
   readonly signer: string | null;
   /** The signed parts.json, or null for a bare NAME.tar without one. */
@@ -283,27 +286,35 @@ async function readHead(
 }
 
 /**
- * Reads the head again and compares it with the verified bytes as it streams, chunk by chunk:
- * the manifest, which lists every tag and can be megabytes, is never held twice.
+ * Reads the head again and checks, as it streams, that it is what openBundle verified: the
+ * manifest by its size and sha256 (its bytes are not kept), the signature byte for byte.
  */
-async function checkHeadUnchanged(tar: ReturnType<typeof openTar>, manifestBytes: Buffer, sigBytes: Buffer): Promise<void> {
+async function checkHeadUnchanged(tar: ReturnType<typeof openTar>, manifest: { readonly digest: string; readonly size: number }, sigBytes: Buffer): Promise<void> {
   const changed = (): FerryError => bad(`${MANIFEST_FILE} changed since the bundle was opened`, MANIFEST_FILE);
-  const same = async (e: { header: Header; stream: Readable } | null, name: string, expected: Buffer): Promise<boolean> => {
+  const read = async (e: { header: Header; stream: Readable } | null, name: string, each: (chunk: Buffer) => boolean): Promise<boolean> => {
     if (!e || e.header.name !== name || e.header.type !== 'file') return false;
-    let at = 0;
     try {
-      for await (const c of e.stream) {
-        const chunk = c as Buffer;
-        if (at + chunk.length > expected.length || !expected.subarray(at, at + chunk.length).equals(chunk)) return false;
-        at += chunk.length;
-      }
+      for await (const c of e.stream) if (!each(c as Buffer)) return false;
     } catch (err) {
       throw tarError(err, `entry ${name}`);
     }
-    return at === expected.length;
+    return true;
   };
-  if (!(await same(await tar.next('(start)'), MANIFEST_FILE, manifestBytes))) throw changed();
-  if (!(await same(await tar.next(MANIFEST_FILE), SIGNATURE_FILE, sigBytes))) throw changed();
+  const h = createHash('sha256');
+  let n = 0;
+  const first = await read(await tar.next('(start)'), MANIFEST_FILE, (c) => {
+    n += c.length;
+    h.update(c);
+    return n <= manifest.size;
+  });
+  if (!first || n !== manifest.size || `sha256:${h.digest('hex')}` !== manifest.digest) throw changed();
+  let at = 0;
+  const second = await read(await tar.next(MANIFEST_FILE), SIGNATURE_FILE, (c) => {
+    const same = at + c.length <= sigBytes.length && sigBytes.subarray(at, at + c.length).equals(c);
+    at += c.length;
+    return same;
+  });
+  if (!second || at !== sigBytes.length) throw changed();
 }
 
 /**
@@ -346,9 +357,12 @@ export async function openBundle(pathOrDir: string, opts: OpenBundleOptions): Pr
   } finally {
     tar.close();
   }
-  const { manifestBytes, sigBytes } = head;
-  const signer = opts.skipSignature ? null : verifySignature(manifestBytes, sigBytes.toString('utf8'), opts.trust, MANIFEST_FILE).name;
-  const manifest = parseBundleManifest(manifestBytes);
+  const { sigBytes } = head;
+  const signer = opts.skipSignature ? null : verifySignature(head.manifestBytes, sigBytes.toString('utf8'), opts.trust, MANIFEST_FILE).name;
+  const manifest = parseBundleManifest(head.manifestBytes);
+  // Only its digest is kept (entries() checks a second read against it), not the bytes.
+  const signed = { digest: `sha256:${createHash('sha256').update(head.manifestBytes).digest('hex')}`, size: head.manifestBytes.length };
+
   if (partsManifest && partsManifest.bundleId !== manifest.id) {
     throw bad(`${partsFile} belongs to bundle ${partsManifest.bundleId}, but the tar holds bundle ${manifest.id}`, partsFile);
   }
@@ -358,7 +372,7 @@ export async function openBundle(pathOrDir: string, opts: OpenBundleOptions): Pr
     const t = openTar(parts, sig);
     try {
       // The files may have changed since openBundle verified them: only the verified bytes are trusted.
-      await checkHeadUnchanged(t, manifestBytes, sigBytes);
+      await checkHeadUnchanged(t, signed, sigBytes);
       const byPath = new Map(manifest.files.map((f) => [f.path, f]));
       const seen = new Set<string>();
       let after = SIGNATURE_FILE;
@@ -399,5 +413,5 @@ export async function openBundle(pathOrDir: string, opts: OpenBundleOptions): Pr
     }
   }
 
-  return { name, dir, manifest, manifestBytes, signer, partsManifest, parts, entries };
+  return { name, dir, manifest, manifestDigest: signed.digest, signer, partsManifest, parts, entries };
 }
