@@ -462,11 +462,44 @@ export class BundleImageCheck {
   }
 }
 
+/**
+ * images[] with the strings its elements repeat shared: the target, digest, media type, platforms
+ * and filtered digest of the tags of one image are one string (one array) each, not one per tag
+ * as JSON.parse makes them. At 50,000 tags of 50 images that is about 10 MB less heap.
+ */
+function shareImageStrings(images: readonly BundleImage[]): BundleImage[] {
+  const strings = new Map<string, string>();
+  const one = (x: string): string => {
+    const got = strings.get(x);
+    if (got !== undefined) return got;
+    strings.set(x, x);
+    return x;
+  };
+  const platforms = new Map<string, readonly string[]>();
+  const samePlatforms = (p: readonly string[] | null): readonly string[] | null => {
+    if (p === null) return null;
+    const key = p.join('\n');
+    const got = platforms.get(key);
+    if (got !== undefined) return got;
+    platforms.set(key, p);
+    return p;
+  };
+  return images.map((im) => ({
+    reference: im.reference,
+    target: one(im.target),
+    tag: im.tag,
+    digest: one(im.digest) as Digest,
+    mediaType: one(im.mediaType),
+    platforms: samePlatforms(im.platforms),
+    ...(im.filtered !== undefined ? { filtered: one(im.filtered) as Digest } : {}),
+  }));
+}
+
 /** Parses and validates `ferry-bundle.json` bytes; throws BUNDLE_INVALID naming the field. */
 export function parseBundleManifest(bytes: Uint8Array): BundleManifest {
   const m = validate<BundleManifest>(manifestSchema, parseJson(bytes, MANIFEST_FILE), MANIFEST_FILE);
   checkManifestRules(m, MANIFEST_FILE);
-  return m;
+  return { ...m, images: shareImageStrings(m.images) };
 }
 
 /** Parses and validates `NAME.parts.json` bytes; throws BUNDLE_INVALID naming the field. */

@@ -75,8 +75,11 @@ export interface OpenedBundle {
   readonly name: string;
   readonly dir: string;
   readonly manifest: BundleManifest;
-  /** The exact signed bytes of ferry-bundle.json. */
-  readonly manifestBytes: Buffer;
+  /**
+   * `sha256:` digest of the exact signed bytes of ferry-bundle.json (what the ledger records of
+   * the bundle). The bytes themselves are not kept: they list every tag, megabytes at scale.
+   */
+  readonly manifestDigest: string;
   /** Name of the trusted key that verified the bundle, or null when signatures were skipped. */
   readonly signer: string | null;
   /** The signed parts.json, or null for a bare NAME.tar without one. */
@@ -175,19 +178,26 @@ function concatParts(parts: readonly FoundPart[], signal: AbortSignal | undefine
   return Readable.from(gen(), { objectMode: false });
 }
 
-async function readAll(stream: Readable, cap: number, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
+/**
+ * Reads a tar entry whole into one buffer of the size its header gives (no list of chunks and
+ * no concatenated copy: the manifest is megabytes at tens of thousands of tags).
+ */
+async function readAll(stream: Readable, size: number, cap: number, what: string): Promise<Buffer> {
+  if (size > cap) throw bad(`${what} is larger than ${cap} bytes`, what);
+  const out = Buffer.allocUnsafe(size);
   let n = 0;
   try {
     for await (const c of stream) {
-      n += (c as Buffer).length;
-      if (n > cap) throw bad(`${what} is larger than ${cap} bytes`, what);
-      chunks.push(c as Buffer);
+      const chunk = c as Buffer;
+      if (n + chunk.length > size) throw bad(`${what} holds more than the ${size} bytes its tar header gives`, what);
+      chunk.copy(out, n);
+      n += chunk.length;
     }
   } catch (err) {
     throw tarError(err, `entry ${what}`);
   }
-  return Buffer.concat(chunks);
+  if (n !== size) throw tarError(new Error(`unexpected end of entry: ${n} of ${size} bytes`), `entry ${what}`);
+  return out;
 }
 
 /** Maps a tar-stream error to BUNDLE_INVALID; `where` is "entry X" or "after entry X". */
@@ -266,13 +276,45 @@ async function readHead(
   if (!first || first.header.name !== MANIFEST_FILE || first.header.type !== 'file') {
     throw bad(`the first tar entry must be ${MANIFEST_FILE}, found ${first ? first.header.name : 'nothing'}`, MANIFEST_FILE);
   }
-  const manifestBytes = await readAll(first.stream, MAX_MANIFEST_FILE_BYTES, MANIFEST_FILE);
+  const manifestBytes = await readAll(first.stream, first.header.size ?? 0, MAX_MANIFEST_FILE_BYTES, MANIFEST_FILE);
   const second = await tar.next(MANIFEST_FILE);
   if (!second || second.header.name !== SIGNATURE_FILE || second.header.type !== 'file') {
     throw bad(`the second tar entry must be ${SIGNATURE_FILE}, found ${second ? second.header.name : 'nothing'}`, SIGNATURE_FILE);
   }
-  const sigBytes = await readAll(second.stream, MAX_SIGNATURE_BYTES, SIGNATURE_FILE);
+  const sigBytes = await readAll(second.stream, second.header.size ?? 0, MAX_SIGNATURE_BYTES, SIGNATURE_FILE);
   return { manifestBytes, sigBytes };
+}
+
+/**
+ * Reads the head again and checks, as it streams, that it is what openBundle verified: the
+ * manifest by its size and sha256 (its bytes are not kept), the signature byte for byte.
+ */
+async function checkHeadUnchanged(tar: ReturnType<typeof openTar>, manifest: { readonly digest: string; readonly size: number }, sigBytes: Buffer): Promise<void> {
+  const changed = (): FerryError => bad(`${MANIFEST_FILE} changed since the bundle was opened`, MANIFEST_FILE);
+  const read = async (e: { header: Header; stream: Readable } | null, name: string, each: (chunk: Buffer) => boolean): Promise<boolean> => {
+    if (!e || e.header.name !== name || e.header.type !== 'file') return false;
+    try {
+      for await (const c of e.stream) if (!each(c as Buffer)) return false;
+    } catch (err) {
+      throw tarError(err, `entry ${name}`);
+    }
+    return true;
+  };
+  const h = createHash('sha256');
+  let n = 0;
+  const first = await read(await tar.next('(start)'), MANIFEST_FILE, (c) => {
+    n += c.length;
+    h.update(c);
+    return n <= manifest.size;
+  });
+  if (!first || n !== manifest.size || `sha256:${h.digest('hex')}` !== manifest.digest) throw changed();
+  let at = 0;
+  const second = await read(await tar.next(MANIFEST_FILE), SIGNATURE_FILE, (c) => {
+    const same = at + c.length <= sigBytes.length && sigBytes.subarray(at, at + c.length).equals(c);
+    at += c.length;
+    return same;
+  });
+  if (!second || at !== sigBytes.length) throw changed();
 }
 
 /**
@@ -315,9 +357,12 @@ export async function openBundle(pathOrDir: string, opts: OpenBundleOptions): Pr
   } finally {
     tar.close();
   }
-  const { manifestBytes, sigBytes } = head;
-  const signer = opts.skipSignature ? null : verifySignature(manifestBytes, sigBytes.toString('utf8'), opts.trust, MANIFEST_FILE).name;
-  const manifest = parseBundleManifest(manifestBytes);
+  const { sigBytes } = head;
+  const signer = opts.skipSignature ? null : verifySignature(head.manifestBytes, sigBytes.toString('utf8'), opts.trust, MANIFEST_FILE).name;
+  const manifest = parseBundleManifest(head.manifestBytes);
+  // Only its digest is kept (entries() checks a second read against it), not the bytes.
+  const signed = { digest: `sha256:${createHash('sha256').update(head.manifestBytes).digest('hex')}`, size: head.manifestBytes.length };
+
   if (partsManifest && partsManifest.bundleId !== manifest.id) {
     throw bad(`${partsFile} belongs to bundle ${partsManifest.bundleId}, but the tar holds bundle ${manifest.id}`, partsFile);
   }
@@ -326,11 +371,8 @@ export async function openBundle(pathOrDir: string, opts: OpenBundleOptions): Pr
     const sig = eopts.signal ?? signal;
     const t = openTar(parts, sig);
     try {
-      const again = await readHead(t);
       // The files may have changed since openBundle verified them: only the verified bytes are trusted.
-      if (!again.manifestBytes.equals(manifestBytes) || !again.sigBytes.equals(sigBytes)) {
-        throw bad(`${MANIFEST_FILE} changed since the bundle was opened`, MANIFEST_FILE);
-      }
+      await checkHeadUnchanged(t, signed, sigBytes);
       const byPath = new Map(manifest.files.map((f) => [f.path, f]));
       const seen = new Set<string>();
       let after = SIGNATURE_FILE;
@@ -371,5 +413,5 @@ export async function openBundle(pathOrDir: string, opts: OpenBundleOptions): Pr
     }
   }
 
-  return { name, dir, manifest, manifestBytes, signer, partsManifest, parts, entries };
+  return { name, dir, manifest, manifestDigest: signed.digest, signer, partsManifest, parts, entries };
 }

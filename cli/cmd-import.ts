@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { FerryError } from '../errors/index.js';
 import type { ImportResult } from '../importer/index.js';
 import type { LedgerChainStatus, LedgerLifecycle } from '../store/index.js';
-import { abortOnSignals, collect, EXIT_OK, exitCodeOf, printJson } from './common.js';
+import { abortOnSignals, collect, EXIT_OK, exitCodeOf, lineWriter, printJson, writeJson } from './common.js';
 import { formatBytes } from './progress.js';
 
 interface ImportCliOptions {
@@ -79,50 +79,56 @@ async function printStatus(file: string, json: boolean | undefined): Promise<voi
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
-function printResult(r: ImportResult): void {
-  const out: string[] = [];
+/** The human report, written as it is made (one line per tag: tens of thousands at scale). */
+async function printResult(r: ImportResult): Promise<void> {
+  const w = lineWriter();
+  const out = {
+    push: async (...lines: string[]): Promise<void> => {
+      for (const l of lines) await w.line(l);
+    },
+  };
   for (const b of r.bundles) {
     if (b.status === 'already-imported') {
-      out.push(`bundle ${b.id} (sequence ${b.sequence}): already imported into ${b.alreadyAt.join(', ')}; nothing to do`);
+      await out.push(`bundle ${b.id} (sequence ${b.sequence}): already imported into ${b.alreadyAt.join(', ')}; nothing to do`);
       continue;
     }
     if (b.status === 'dry-run') {
-      out.push(`bundle ${b.id} (sequence ${b.sequence}) — dry run, nothing changed:`);
+      await out.push(`bundle ${b.id} (sequence ${b.sequence}) — dry run, nothing changed:`);
       let total = 0;
       for (const p of b.plan ?? []) {
         total += p.action === 'skip' ? 0 : p.size;
-        out.push(`  ${p.action.padEnd(13)} ${p.what}${p.size ? `  ${formatBytes(p.size)}` : ''}  [${p.target}]`);
+        await out.push(`  ${p.action.padEnd(13)} ${p.what}${p.size ? `  ${formatBytes(p.size)}` : ''}  [${p.target}]`);
       }
-      out.push(`  would transfer about ${formatBytes(total)}`);
-      if (b.alreadyAt.length > 0) out.push(`  already imported into ${b.alreadyAt.join(', ')}`);
+      await out.push(`  would transfer about ${formatBytes(total)}`);
+      if (b.alreadyAt.length > 0) await out.push(`  already imported into ${b.alreadyAt.join(', ')}`);
       continue;
     }
-    out.push(`bundle ${b.id} (sequence ${b.sequence}) imported${b.signer ? `, signed by ${b.signer}` : ', SIGNATURE NOT CHECKED'}:`);
+    await out.push(`bundle ${b.id} (sequence ${b.sequence}) imported${b.signer ? `, signed by ${b.signer}` : ', SIGNATURE NOT CHECKED'}:`);
     for (const t of b.targets) {
       const bl = t.blobs;
-      out.push(
+      await out.push(
         `  ${t.target}: blobs ${bl.uploaded} uploaded (${formatBytes(bl.bytes)}), ${bl.mounted} mounted, ${bl.existing} already there, ${bl.skipped} done before; ` +
           `${t.manifests} manifests, ${t.tags.length} tags, ${t.modules} module versions`,
       );
       for (const tag of t.tags) {
-        out.push(`    ${tag.repository}:${tag.tag} → ${tag.digest}${tag.filteredFrom ? `  (platform-filtered; upstream ${tag.filteredFrom})` : ''}${tag.skipped ? '  (already set)' : ''}`);
+        await out.push(`    ${tag.repository}:${tag.tag} → ${tag.digest}${tag.filteredFrom ? `  (platform-filtered; upstream ${tag.filteredFrom})` : ''}${tag.skipped ? '  (already set)' : ''}`);
       }
       const how = { tag: 'deleted (tag)', manifest: 'deleted (manifest; the registry deletes no tags)', gone: 'already gone', kept: 'kept' } as const;
       for (const p of t.pruned ?? []) {
-        out.push(`    pruned ${p.repository}:${p.tag} (${p.digest}): ${how[p.action]}${p.detail !== undefined ? `: ${p.detail}` : ''}`);
+        await out.push(`    pruned ${p.repository}:${p.tag} (${p.digest}): ${how[p.action]}${p.detail !== undefined ? `: ${p.detail}` : ''}`);
       }
     }
   }
   const cc = r.clientConfig;
   if (!r.dryRun && (Object.keys(cc.env).length > 0 || cc.registriesConf || cc.notes.length > 0)) {
-    out.push('', 'Client configuration for intranet users:');
-    for (const [k, v] of Object.entries(cc.env)) out.push(`  export ${k}=${shellQuote(v)}`);
-    if (cc.registriesConf) out.push('', '  # /etc/containers/registries.conf', ...cc.registriesConf.trimEnd().split('\n').map((l) => `  ${l}`));
-    if (cc.daemonJson) out.push('', '  # /etc/docker/daemon.json', ...cc.daemonJson.trimEnd().split('\n').map((l) => `  ${l}`));
-    out.push('');
-    for (const n of cc.notes) out.push(`  note: ${n}`);
+    await out.push('', 'Client configuration for intranet users:');
+    for (const [k, v] of Object.entries(cc.env)) await out.push(`  export ${k}=${shellQuote(v)}`);
+    if (cc.registriesConf) await out.push('', '  # /etc/containers/registries.conf', ...cc.registriesConf.trimEnd().split('\n').map((l) => `  ${l}`));
+    if (cc.daemonJson) await out.push('', '  # /etc/docker/daemon.json', ...cc.daemonJson.trimEnd().split('\n').map((l) => `  ${l}`));
+    await out.push('');
+    for (const n of cc.notes) await out.push(`  note: ${n}`);
   }
-  process.stdout.write(`${out.join('\n')}\n`);
+  await w.end();
 }
 
 function shellQuote(s: string): string {
@@ -253,8 +259,9 @@ async function runImport(bundles: string[], o: ImportCliOptions): Promise<void> 
         if (e.type === 'warning' && !o.json && e.message !== SKIP_SIGNATURE_WARNING) process.stderr.write(`ferry: warning: ${e.message}\n`);
       },
     });
-    if (o.json) printJson({ ...r, ledger: lf });
-    else printResult(r);
+    // Streamed: at tens of thousands of tags the document is megabytes, never built as one string.
+    if (o.json) await writeJson({ ...r, ledger: lf });
+    else await printResult(r);
     process.exitCode = EXIT_OK;
   } catch (err) {
     if (failedAsJson(err)) return;

@@ -82,3 +82,74 @@ export function abortOnSignals(onFirst?: (sig: string) => void): AbortController
 export function printJson(v: unknown): void {
   process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
 }
+
+/** Text gathered before one write to stdout: large enough to keep writes few, small enough to hold no whole document. */
+const JSON_CHUNK = 64 * 1024;
+
+/**
+ * Writes one JSON document to stdout exactly as printJson does (`JSON.stringify(v, null, 2)` and a
+ * newline), but piece by piece: arrays and plain objects are walked, everything else is
+ * stringified alone, and the text goes out in chunks of about 64 KiB, waiting for stdout to
+ * drain. A report with tens of thousands of tags is never one string.
+ */
+export async function writeJson(v: unknown, out: NodeJS.WritableStream = process.stdout): Promise<void> {
+  let buf = '';
+  const flush = async (): Promise<void> => {
+    const text = buf;
+    buf = '';
+    if (!out.write(text)) await new Promise<void>((resolve) => out.once('drain', resolve));
+  };
+  const emit = async (s: string): Promise<void> => {
+    buf += s;
+    if (buf.length >= JSON_CHUNK) await flush();
+  };
+  const walk = async (x: unknown, indent: string): Promise<void> => {
+    const inner = `${indent}  `;
+    if (Array.isArray(x)) {
+      if (x.length === 0) return emit('[]');
+      await emit('[');
+      for (let i = 0; i < x.length; i++) {
+        await emit(`${i > 0 ? ',' : ''}\n${inner}`);
+        const el: unknown = x[i];
+        // As JSON.stringify: what has no JSON form is null inside an array.
+        if (el === undefined || typeof el === 'function' || typeof el === 'symbol') await emit('null');
+        else await walk(el, inner);
+      }
+      return emit(`\n${indent}]`);
+    }
+    if (x !== null && typeof x === 'object' && typeof (x as { toJSON?: unknown }).toJSON !== 'function') {
+      const entries = Object.entries(x).filter(([, val]) => val !== undefined && typeof val !== 'function' && typeof val !== 'symbol');
+      if (entries.length === 0) return emit('{}');
+      await emit('{');
+      for (const [i, [k, val]] of entries.entries()) {
+        await emit(`${i > 0 ? ',' : ''}\n${inner}${JSON.stringify(k)}: `);
+        await walk(val, inner);
+      }
+      return emit(`\n${indent}}`);
+    }
+    // A leaf (or an object with toJSON): its own text, indented as it would be in place. JSON
+    // strings hold no raw newline, so every newline is layout.
+    const s = JSON.stringify(x, null, 2);
+    return emit(s === undefined ? 'null' : s.includes('\n') ? s.replace(/\n/g, `\n${indent}`) : s);
+  };
+  await walk(v, '');
+  buf += '\n';
+  await flush();
+}
+
+/** Lines to stdout in chunks of about 64 KiB, waiting for it to drain: a long report is never one string. */
+export function lineWriter(out: NodeJS.WritableStream = process.stdout): { line(s: string): Promise<void>; end(): Promise<void> } {
+  let buf = '';
+  const flush = async (): Promise<void> => {
+    const text = buf;
+    buf = '';
+    if (text !== '' && !out.write(text)) await new Promise<void>((resolve) => out.once('drain', resolve));
+  };
+  return {
+    async line(s) {
+      buf += `${s}\n`;
+      if (buf.length >= JSON_CHUNK) await flush();
+    },
+    end: flush,
+  };
+}

@@ -28,8 +28,8 @@ export interface ClientConfigInput {
   readonly prefix?: string;
   /** The intranet registry speaks plain HTTP (or has a certificate clients do not trust). */
   readonly insecureRegistry?: boolean;
-  /** Every image imported: upstream reference and target path. */
-  readonly images: ReadonlyArray<{ readonly reference: string; readonly target: string }>;
+  /** Every image imported: upstream reference and target path (walked once). */
+  readonly images: Iterable<{ readonly reference: string; readonly target: string }>;
   /** Checksum databases carried under gomod/sumdb/. */
   readonly sumdb: readonly string[];
   /** True when any Go module was imported. */
@@ -65,23 +65,26 @@ export function buildClientConfig(i: ClientConfigInput): ClientConfig {
   }
   let registriesConf: string | undefined;
   let daemonJson: string | undefined;
-  if (i.registry !== undefined && i.images.length > 0) {
-    const blocks = new Map<string, string>();
-    let hubOnlyPlain = i.prefix === undefined || i.prefix === '';
-    let hub = false;
-    for (const im of i.images) {
-      const ref = parseReference(im.reference);
-      const upstream = `${ref.registry}/${ref.repository}`;
-      const mirror = `${i.registry}/${prefixed(i.prefix, im.target)}`;
-      if (ref.registry === 'docker.io') {
-        hub = true;
-        if (im.target !== ref.repository) hubOnlyPlain = false;
-      }
-      blocks.set(
-        upstream,
-        `[[registry]]\nprefix = "${upstream}"\nlocation = "${upstream}"\n\n[[registry.mirror]]\nlocation = "${mirror}"${i.insecureRegistry ? '\ninsecure = true' : ''}\n`,
-      );
+  let firstTarget: string | undefined;
+  const blocks = new Map<string, string>();
+  let hubOnlyPlain = i.prefix === undefined || i.prefix === '';
+  let hub = false;
+  for (const im of i.images) {
+    firstTarget ??= im.target;
+    if (i.registry === undefined) continue;
+    const ref = parseReference(im.reference);
+    const upstream = `${ref.registry}/${ref.repository}`;
+    const mirror = `${i.registry}/${prefixed(i.prefix, im.target)}`;
+    if (ref.registry === 'docker.io') {
+      hub = true;
+      if (im.target !== ref.repository) hubOnlyPlain = false;
     }
+    blocks.set(
+      upstream,
+      `[[registry]]\nprefix = "${upstream}"\nlocation = "${upstream}"\n\n[[registry.mirror]]\nlocation = "${mirror}"${i.insecureRegistry ? '\ninsecure = true' : ''}\n`,
+    );
+  }
+  if (i.registry !== undefined && firstTarget !== undefined) {
     registriesConf = [...blocks.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([, b]) => b).join('\n');
     if (hub && hubOnlyPlain) {
       const scheme = i.insecureRegistry ? 'http' : 'https';
@@ -92,11 +95,11 @@ export function buildClientConfig(i: ClientConfigInput): ClientConfig {
     } else {
       notes.push(
         "Docker: registry-mirrors in daemon.json works only for Docker Hub images (and without a prefix); pull these images by their intranet names, e.g. " +
-          `${i.registry}/${prefixed(i.prefix, i.images[0]!.target)}.`,
+          `${i.registry}/${prefixed(i.prefix, firstTarget)}.`,
       );
     }
   }
-  if (i.ociDir !== undefined && i.images.length > 0) {
+  if (i.ociDir !== undefined && firstTarget !== undefined) {
     notes.push(
       `OCI layout ${i.ociDir}: read an image by its name in index.json (the tag lines above), e.g. \`skopeo copy oci:${i.ociDir}:NAME docker://HOST/REPO:TAG\` or \`podman pull oci:${i.ociDir}:NAME\`. ` +
         `For containerd (\`ctr -n k8s.io image import\`) or the k3s/RKE2 air-gap image folder (agent/images/), make a tar of it without Ferry's own files: ` +

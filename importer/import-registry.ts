@@ -397,6 +397,13 @@ export class RegistryTarget implements ImportTarget {
     let failure: { err: unknown } | undefined;
     const pending = new Set<Promise<void>>();
     for (const { group, image } of groups) {
+      // One body for every tag of the image: the bytes the copy read (not copied per tag), or
+      // one GET of the manifest the repository already had, made only when a tag needs it.
+      let body: Promise<Buffer> | undefined;
+      const bytes = (): Promise<Buffer> =>
+        (body ??= image.bytes
+          ? Promise.resolve(Buffer.isBuffer(image.bytes) ? image.bytes : Buffer.from(image.bytes.buffer, image.bytes.byteOffset, image.bytes.byteLength))
+          : this.client.manifestGet(group.repo, image.digest, this.sig()).then((got) => Buffer.from(got.bytes)));
       for (const at of group.ats) {
         if (failure) break;
         this.c.signal?.throwIfAborted();
@@ -405,7 +412,7 @@ export class RegistryTarget implements ImportTarget {
         const p: Promise<void> = q
           .add(async () => {
             if (failure) return;
-            await this.pushTag(group.repo, all[at]!.tag, image);
+            await this.pushTag(group.repo, all[at]!.tag, image, bytes);
           })
           .then(
             () => undefined,
@@ -567,8 +574,8 @@ export class RegistryTarget implements ImportTarget {
     }
   }
 
-  /** Moves a tag (skipped when the ledger already holds it at this digest). */
-  async pushTag(repo: string, tag: string, image: CopiedImage): Promise<void> {
+  /** Moves a tag (skipped when the ledger already holds it at this digest); `body` gives the manifest's bytes, shared by the image's tags. */
+  async pushTag(repo: string, tag: string, image: CopiedImage, body: () => Promise<Buffer>): Promise<void> {
     const digest = image.digest;
     const filteredFrom = digest !== image.root.digest ? image.root.digest : undefined;
     const prev = this.ledger?.getItem(this.name, 'tag', repo, tag);
@@ -577,8 +584,7 @@ export class RegistryTarget implements ImportTarget {
       this.tags.push({ ...base, skipped: true });
       return;
     }
-    const bytes = image.bytes ?? (await this.client.manifestGet(repo, digest, this.sig())).bytes;
-    await this.client.manifestPut(repo, tag, Buffer.from(bytes), image.mediaType, this.sig());
+    await this.client.manifestPut(repo, tag, await body(), image.mediaType, this.sig());
     this.movedTags.push({
       target: this.name,
       kind: 'tag',

@@ -11,7 +11,6 @@ import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { openBundle, type BundleLifecycle, type OpenedBundle, type TrustedKey } from '../bundle/index.js';
 import { errorMessage, FerryError, toFerryError } from '../errors/index.js';
-import { sha256Digest } from '../oci/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import { sequenceFromBundleId, type Ledger, type LedgerBundle, type Store } from '../store/index.js';
 import { buildClientConfig, type ClientConfig } from './client-config.js';
@@ -146,11 +145,11 @@ export async function importBundles(opts: ImportOptions): Promise<ImportResult> 
     const b = await openBundle(p, { trust: opts.trust, ...(opts.insecureSkipSignature ? { skipSignature: true } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
     const twin = opened.find((o) => o.manifest.id === b.manifest.id);
     if (!twin) opened.push(b);
-    else if (!twin.manifestBytes.equals(b.manifestBytes)) {
+    else if (twin.manifestDigest !== b.manifestDigest) {
       throw new FerryError(
         'BUNDLE_CONFLICT',
         `bundles ${twin.name} and ${b.name} both claim the id ${b.manifest.id} but their signed manifests differ ` +
-          `(${sha256Digest(twin.manifestBytes)} and ${sha256Digest(b.manifestBytes)}); nothing imported`,
+          `(${twin.manifestDigest} and ${b.manifestDigest}); nothing imported`,
         { op: 'import', file: b.name },
       );
     }
@@ -184,7 +183,10 @@ export async function importBundles(opts: ImportOptions): Promise<ImportResult> 
     results.push(await importOne(b, makeTargets(), opts, warn));
   }
 
-  const images = opened.flatMap((b) => b.manifest.images.map((im) => ({ reference: im.reference, target: im.target })));
+  // Walked, not copied: one object per tag would be tens of thousands for a configuration of a few lines.
+  const images = (function* () {
+    for (const b of opened) yield* b.manifest.images;
+  })();
   const sumdb = [...new Set(results.flatMap((r) => r.targets.flatMap((t) => t.sumdb)).concat(opened.flatMap((b) => sumdbNames(b))))].sort();
   const clientConfig = buildClientConfig({
     ...(opts.gomodDir !== undefined ? { gomodDir: resolve(opts.gomodDir) } : {}),
@@ -214,7 +216,7 @@ async function importOne(b: OpenedBundle, targets: ImportTarget[], opts: ImportO
   const m = b.manifest;
   const ledger = opts.ledger;
   const signal = opts.signal;
-  const manifestDigest = sha256Digest(b.manifestBytes);
+  const manifestDigest = b.manifestDigest;
   const base = { id: m.id, name: b.name, sequence: m.sequence, parent: m.parent, sourceStore: m.store.id, signer: b.signer, manifestDigest, lifecycle: m.lifecycle ?? [] };
   if (ledger) checkSameBundle(ledger, b, manifestDigest, warn);
   const alreadyAt = targets.filter((t) => ledger?.isImported(m.id, t.name)).map((t) => t.name);
@@ -301,8 +303,10 @@ async function importOne(b: OpenedBundle, targets: ImportTarget[], opts: ImportO
     }
     // Every entry is verified: now make the bundle visible, target by target.
     for (const t of active) {
-      committed.push(await t.commit());
-      ledger.finishBundle(m.id, t.name, 'ok', { summary: committed[committed.length - 1]! });
+      const report = await t.commit();
+      committed.push(report);
+      // Each tag is its own ledger row already: the summary counts them (a list would be megabytes at scale).
+      ledger.finishBundle(m.id, t.name, 'ok', { summary: { ...report, tags: report.tags.length } });
     }
   } catch (err) {
     // What the failed import leaves at (or removed from) each target it did not commit to.

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openBundle, type TrustedKey } from '../../bundle/index.js';
 import { isFerryError, type FerryError } from '../../errors/index.js';
 import { importBundles, StoreTarget } from '../../importer/index.js';
-import { sha256Digest, type Digest } from '../../oci/index.js';
+import type { Digest } from '../../oci/index.js';
 import { RegistryClient } from '../../registry/index.js';
 import { Ledger, Store } from '../../store/index.js';
 import { flipByteInEntry, makeFixture, makeKeys, tempDir, writeFixture, type Fixture } from '../bundle/fixtures.js';
@@ -76,7 +76,7 @@ describe('a failed import', () => {
       // A run killed after it had taken two blobs: what `take` wrote (store and ledger) stays,
       // and neither abort nor commit ever runs.
       const opened = await openBundle(damaged, { trust });
-      ledger.startBundle({ id: opened.manifest.id, target: `store:${store.dir}`, sequence: 1, parent: null, chain: [], sourceStore: 'store-test', created: opened.manifest.created, manifestDigest: sha256Digest(opened.manifestBytes), sources: null });
+      ledger.startBundle({ id: opened.manifest.id, target: `store:${store.dir}`, sequence: 1, parent: null, chain: [], sourceStore: 'store-test', created: opened.manifest.created, manifestDigest: opened.manifestDigest, sources: null });
       const killed = new StoreTarget(store);
       await killed.begin({ manifest: opened.manifest, ledger, tmpDir: dir, reread: async () => {} });
       const taken: Digest[] = [];
