@@ -51,6 +51,14 @@ export interface BundleImage {
   readonly filtered?: Digest;
 }
 
+/**
+ * What an image's closure depends on: its root (digest, media type) and the platforms it keeps.
+ * Tags with one key share one closure, worked out once (export's plan, verify, import's copy roots).
+ */
+export function imageSelectionKey(im: Pick<BundleImage, 'digest' | 'mediaType' | 'platforms'>): string {
+  return `${im.digest} ${im.mediaType} ${JSON.stringify(im.platforms)}`;
+}
+
 /** One Go module version a bundle carries. */
 export interface BundleModule {
   /** Module path, unescaped. */

@@ -26,7 +26,7 @@
  */
 import { FerryError } from '../errors/index.js';
 import { ALL_ATTACHMENTS, closure, referrerDescriptor, type Attachment, type ManifestReader } from '../oci/index.js';
-import { MANIFEST_FILE, PLAN_FILE, type BundleAttachment, type BundleImage } from './format.js';
+import { imageSelectionKey, MANIFEST_FILE, PLAN_FILE, type BundleAttachment, type BundleImage } from './format.js';
 
 /** The plan's first line: its format and version. */
 export const PLAN_HEADER = 'ferry image plan 1';
@@ -63,7 +63,7 @@ export async function* imagePlanLines(images: readonly BundleImage[], read: Mani
   const follow = attachments.length > 0;
   const memo = new Map<string, string[]>();
   for (const [k, im] of images.entries()) {
-    const key = `${im.digest} ${im.mediaType} ${JSON.stringify(im.platforms)}`;
+    const key = imageSelectionKey(im);
     let steps = memo.get(key);
     if (!steps) {
       steps = await imagePlanSteps(im, k, read, attachments, follow);

@@ -24,7 +24,7 @@ import {
   type Digest,
   type ManifestReader,
 } from '../oci/index.js';
-import { INDEX_FILE, MANIFEST_FILE, OCI_LAYOUT_FILE, PLAN_FILE, type BundleManifest } from './format.js';
+import { imageSelectionKey, INDEX_FILE, MANIFEST_FILE, OCI_LAYOUT_FILE, PLAN_FILE, type BundleManifest } from './format.js';
 import { checkImagePlan, MAX_PLAN_BYTES } from './plan.js';
 import type { TrustedKey } from './keys.js';
 import { checkFilteredImage, checkIndexJson, indexJsonBound } from './layout.js';
@@ -151,7 +151,7 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions): Pro
       if (!layoutSeen) throw bad(OCI_LAYOUT_FILE, 'is missing but the bundle carries images');
       if (indexFile === undefined) throw bad(INDEX_FILE, 'is missing but the bundle carries images');
       const index = indexFile;
-      const rootSize = (d: Digest): number | undefined => (spooled.has(d) ? filesByPath.get(`blobs/sha256/${digestHex(d)}`)?.size : undefined);
+      const rootSize = (d: Digest): number | undefined => (spooled.has(d) ? filesByPath.get(blobPath(d))?.size : undefined);
       await checkIndexJson(m.images, createReadStream(index, signal ? { signal } : {}) as AsyncIterable<Buffer>, rootSize);
       const read = await checkLayout(m, spooled, filesByPath, requires, foreign);
       // The plan import.sh follows is the graph's own (a bundle from a Ferry that wrote none has none).
@@ -180,6 +180,11 @@ async function findCulprit(path: string, base: Parameters<typeof openBundle>[1],
   return partErr;
 }
 
+/** A blob's path in the bundle's OCI layout. */
+function blobPath(d: string): string {
+  return `blobs/sha256/${digestHex(d as Digest)}`;
+}
+
 /** Distinct images (digest, media type, platforms) whose checked closure is kept for the images that share it. */
 const CLOSURE_MEMO = 1024;
 
@@ -199,7 +204,6 @@ async function checkLayout(
   requires: Set<string>,
   foreign: Set<string>,
 ): Promise<ManifestReader> {
-  const blobPath = (d: string): string => `blobs/sha256/${digestHex(d as Digest)}`;
   const bytesOf = new Map<string, Buffer>();
   const read: ManifestReader = async (d) => {
     const tmp = spooled.get(d.digest);
@@ -214,7 +218,7 @@ async function checkLayout(
   const memo = new Map<string, Closure>();
 
   for (const [k, im] of m.images.entries()) {
-    const key = `${im.digest} ${im.mediaType} ${JSON.stringify(im.platforms)}`;
+    const key = imageSelectionKey(im);
     let c = memo.get(key);
     if (c === undefined) {
       const where = `${MANIFEST_FILE} images[${k}] (${im.reference})`;
@@ -239,7 +243,6 @@ async function checkLayout(
 
 /** Checks one image's closure against the file list (see checkLayout); `where` names the image. */
 function checkClosure(c: Closure, where: string, files: Map<string, { mediaType?: string }>, requires: Set<string>, foreign: Set<string>): void {
-  const blobPath = (d: string): string => `blobs/sha256/${digestHex(d as Digest)}`;
   const lost = c.missing[0];
   if (lost) throw bad(where, `reaches manifest ${lost.digest}, which is neither carried nor listed in requires`);
   for (const g of c.manifests) {

@@ -9,7 +9,7 @@ import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import PQueue from 'p-queue';
-import { BundleImageSource, checkFilteredImage, MAX_PLAN_BYTES, PLAN_FILE, type BundleManifest } from '../bundle/index.js';
+import { BundleImageSource, checkFilteredImage, imageSelectionKey, MAX_PLAN_BYTES, PLAN_FILE, type BundleManifest } from '../bundle/index.js';
 import { FerryError, isFerryError } from '../errors/index.js';
 import {
   ALL_ATTACHMENTS,
@@ -313,7 +313,7 @@ export class RegistryTarget implements ImportTarget {
       const repo = this.repo(im.target);
       let groups = byRepo.get(repo);
       if (!groups) byRepo.set(repo, (groups = new Map()));
-      const key = `${im.digest} ${im.mediaType} ${JSON.stringify(im.platforms)}`;
+      const key = imageSelectionKey(im);
       const g = groups.get(key);
       if (g) g.ats.push(at);
       else groups.set(key, { repo, ats: [at] });
