@@ -392,6 +392,9 @@ async function main() {
 
   // 7. Scale: N tags over 50 images, and with 2,000 Go module versions (scripts/bench/scale.mjs).
   const middle = S.scaleTags[Math.floor(S.scaleTags.length / 2)];
+  // Goals 1-3 are stated for 5,000 tags: that size carries their targets when it is listed. A
+  // small rehearsal puts them on its middle size; a BENCH_SCALE_TAGS list without 5,000 has none.
+  const targetTags = S.scaleTags.includes(5000) ? 5000 : process.env.BENCH_SCALE_TAGS ? undefined : middle;
   await benchScale({
     step,
     ferry,
@@ -408,7 +411,7 @@ async function main() {
     registries,
     scale: {
       tags: S.scaleTags,
-      targetTags: middle,
+      targetTags,
       combinedTags: middle,
       concurrency: 8,
       go: { modules: S.scaleGoModules, versions: S.scaleGoVersions, roots: Math.max(1, Math.round(S.scaleGoModules / 10)) },
