@@ -294,6 +294,25 @@ const attachmentSchema = z.strictObject({
   tag: z.string().regex(/^sha256-[a-f0-9]{64}\.(sig|att|sbom)$/, 'must be a cosign digest tag sha256-<hex>.sig|.att|.sbom').optional(),
 });
 
+/**
+ * z.array(element) for the lists that grow with the mirror (one element per tag, module version,
+ * file): each element is checked in place by element.safeParse and zod's checked copy of it
+ * dropped at once, so the manifest is not held twice (the JSON tree and a validated copy, tens of
+ * megabytes at 50,000 tags). The first bad element's issues come out under its index, where
+ * z.array(element) puts them. The output holds the input's own elements: the element schemas are
+ * strict objects without defaults or transforms, so what passes them is what they would return.
+ */
+function eachOf(element: z.ZodType): z.ZodType<unknown[]> {
+  return z.array(z.unknown()).superRefine((items, ctx) => {
+    for (let i = 0; i < items.length; i++) {
+      const res = element.safeParse(items[i]);
+      if (res.success) continue;
+      for (const issue of res.error.issues) ctx.addIssue({ code: 'custom', message: issue.message, path: [i, ...issue.path] });
+      return;
+    }
+  });
+}
+
 const manifestSchema = z.strictObject({
   formatVersion: z.literal(FORMAT_VERSION, { error: `must be ${FORMAT_VERSION} (this Ferry reads format version ${FORMAT_VERSION} only)` }),
   id: z.string().regex(ID_RE, 'must be 1-128 letters, digits, . _ -'),
@@ -303,9 +322,9 @@ const manifestSchema = z.strictObject({
   created: z.string().regex(RFC3339, 'must be an RFC 3339 time'),
   store: z.strictObject({ id: z.string().min(1).max(128) }),
   sources: z.array(z.string().min(1).max(1024)).min(1).max(100_000).optional(),
-  images: z.array(imageSchema),
-  modules: z.array(moduleSchema),
-  files: z.array(fileSchema),
+  images: eachOf(imageSchema),
+  modules: eachOf(moduleSchema),
+  files: eachOf(fileSchema),
   requires: z.array(digestSchema),
   attachments: z.array(attachmentSchema).min(1).max(1_000_000).optional(),
   lifecycle: z.array(lifecycleSchema).min(1).max(100_000).optional(),
@@ -340,8 +359,9 @@ function invalid(file: string, field: string, why: string): FerryError {
   return new FerryError('BUNDLE_INVALID', `${file}: ${field} ${why}`, { file });
 }
 
-function parseJson(bytes: Uint8Array, file: string): unknown {
-  const text = Buffer.from(bytes).toString('utf8');
+function parseJson(bytesOrText: Uint8Array | string, file: string): unknown {
+  // A view of the bytes, not Buffer.from(bytes), which copies them.
+  const text = typeof bytesOrText === 'string' ? bytesOrText : Buffer.from(bytesOrText.buffer, bytesOrText.byteOffset, bytesOrText.byteLength).toString('utf8');
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -408,14 +428,17 @@ function checkManifestRules(m: BundleManifest, file: string): void {
     if (sourcesSeen.has(key)) throw invalid(file, `lifecycle[${i}]`, `${l.kind} ${JSON.stringify(l.name)} is listed twice`);
     sourcesSeen.add(key);
   });
-  const carried = new Set(m.images.map((im) => `${im.target}:${im.tag}`));
-  const prunedSeen = new Set<string>();
-  m.pruned?.forEach((p, i) => {
-    const key = `${p.target}:${p.tag}`;
-    if (prunedSeen.has(key)) throw invalid(file, `pruned[${i}]`, `${key} is listed twice`);
-    if (carried.has(key)) throw invalid(file, `pruned[${i}]`, `${key} is also in images (a tag is either carried or removed)`);
-    prunedSeen.add(key);
-  });
+  if (m.pruned !== undefined) {
+    // One key per tag: built only when some tag was pruned.
+    const carried = new Set(m.images.map((im) => `${im.target}:${im.tag}`));
+    const prunedSeen = new Set<string>();
+    m.pruned.forEach((p, i) => {
+      const key = `${p.target}:${p.tag}`;
+      if (prunedSeen.has(key)) throw invalid(file, `pruned[${i}]`, `${key} is listed twice`);
+      if (carried.has(key)) throw invalid(file, `pruned[${i}]`, `${key} is also in images (a tag is either carried or removed)`);
+      prunedSeen.add(key);
+    });
+  }
   const seen = new Set<string>();
   const manifestType = new Map(m.files.filter((f) => f.mediaType !== undefined).map((f) => [f.path, f.mediaType]));
   m.images.forEach((im, i) => checkImageRules(im, i, seen, manifestType, file));
@@ -471,43 +494,43 @@ export class BundleImageCheck {
 }
 
 /**
- * images[] with the strings its elements repeat shared: the target, digest, media type, platforms
- * and filtered digest of the tags of one image are one string (one array) each, not one per tag
- * as JSON.parse makes them. At 50,000 tags of 50 images that is about 10 MB less heap.
+ * Shares, in place, the strings the elements of images[] repeat: the target, digest, media type,
+ * platforms and filtered digest of the tags of one image become one string (one array) each, not
+ * one per tag as JSON.parse makes them. At 50,000 tags of 50 images that is about 10 MB less heap.
+ * The elements are JSON.parse's own objects (eachOf keeps them), so no second list is built.
  */
-function shareImageStrings(images: readonly BundleImage[]): BundleImage[] {
+function shareImageStrings(images: readonly BundleImage[]): void {
   const strings = new Map<string, string>();
-  const one = (x: string): string => {
+  const one = <T extends string>(x: T): T => {
     const got = strings.get(x);
-    if (got !== undefined) return got;
+    if (got !== undefined) return got as T;
     strings.set(x, x);
     return x;
   };
   const platforms = new Map<string, readonly string[]>();
-  const samePlatforms = (p: readonly string[] | null): readonly string[] | null => {
-    if (p === null) return null;
-    const key = p.join('\n');
-    const got = platforms.get(key);
-    if (got !== undefined) return got;
-    platforms.set(key, p);
-    return p;
-  };
-  return images.map((im) => ({
-    reference: im.reference,
-    target: one(im.target),
-    tag: im.tag,
-    digest: one(im.digest) as Digest,
-    mediaType: one(im.mediaType),
-    platforms: samePlatforms(im.platforms),
-    ...(im.filtered !== undefined ? { filtered: one(im.filtered) as Digest } : {}),
-  }));
+  for (const im of images as Array<{ -readonly [K in keyof BundleImage]: BundleImage[K] }>) {
+    im.target = one(im.target);
+    im.digest = one(im.digest);
+    im.mediaType = one(im.mediaType);
+    if (im.platforms !== null) {
+      const key = im.platforms.join('\n');
+      const got = platforms.get(key);
+      if (got !== undefined) im.platforms = got;
+      else platforms.set(key, im.platforms);
+    }
+    if (im.filtered !== undefined) im.filtered = one(im.filtered);
+  }
 }
 
-/** Parses and validates `ferry-bundle.json` bytes; throws BUNDLE_INVALID naming the field. */
-export function parseBundleManifest(bytes: Uint8Array): BundleManifest {
-  const m = validate<BundleManifest>(manifestSchema, parseJson(bytes, MANIFEST_FILE), MANIFEST_FILE);
+/**
+ * Parses and validates `ferry-bundle.json` (its bytes, or their text: a caller done with the bytes
+ * can let them go before the tree is built); throws BUNDLE_INVALID naming the field.
+ */
+export function parseBundleManifest(bytesOrText: Uint8Array | string): BundleManifest {
+  const m = validate<BundleManifest>(manifestSchema, parseJson(bytesOrText, MANIFEST_FILE), MANIFEST_FILE);
+  shareImageStrings(m.images);
   checkManifestRules(m, MANIFEST_FILE);
-  return { ...m, images: shareImageStrings(m.images) };
+  return m;
 }
 
 /** Parses and validates `NAME.parts.json` bytes; throws BUNDLE_INVALID naming the field. */

@@ -140,7 +140,7 @@ function shown(line: string): string {
 /**
  * The lines of a file read in chunks, without their `\n`, numbered from 1; a line longer than
  * `max` bytes, or text after the last `\n`, is BUNDLE_INVALID naming `file` (so no more than one
- * bounded line is held).
+ * bounded line is held). No chunk is kept past the next one's read.
  */
 async function* boundedLines(chunks: AsyncIterable<Buffer>, max: number, file: string): AsyncGenerator<{ n: number; text: string }, void, undefined> {
   let buf: Buffer = Buffer.alloc(0);
@@ -153,7 +153,8 @@ async function* boundedLines(chunks: AsyncIterable<Buffer>, max: number, file: s
       yield { n: ++n, text: buf.subarray(start, nl).toString('utf8') };
       start = nl + 1;
     }
-    buf = buf.subarray(start);
+    // A copy of the rest (less than a line): the chunk's buffer may be read into again (readFileChunks).
+    buf = Buffer.from(buf.subarray(start));
     if (buf.length > max) throw new FerryError('BUNDLE_INVALID', `${file}: line ${n + 1} is longer than ${max} bytes, more than any line of the ${file} Ferry writes for these images (one descriptor a line)`, { file });
   }
   if (buf.length > 0) throw new FerryError('BUNDLE_INVALID', `${file}: does not end with a newline after line ${n}`, { file });

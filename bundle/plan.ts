@@ -143,9 +143,11 @@ async function firstDifference(want: AsyncIterable<string>, carried: CarriedPlan
   /** Reads until `buf` holds a `\n` within its first `max + 1` bytes, or more than that, or the carried plan ended. */
   const fill = async (max: number): Promise<void> => {
     while (!ended && buf.indexOf(0x0a) < 0 && buf.length <= max) {
+      // A copy of the rest (less than a line) first: the chunk's buffer may be read into again (readFileChunks).
+      const rest = buf.length === 0 ? buf : Buffer.from(buf);
       const r = await it.next();
       if (r.done) ended = true;
-      else if (r.value.length > 0) buf = buf.length === 0 ? r.value : Buffer.concat([buf, r.value]);
+      buf = r.done || r.value.length === 0 ? rest : rest.length === 0 ? r.value : Buffer.concat([rest, r.value]);
     }
   };
   const shown = (): string | undefined => {

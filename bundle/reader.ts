@@ -5,9 +5,10 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable, type TransformCallback } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { finished, pipeline } from 'node:stream/promises';
 import { extract as tarExtract, type Extract, type Header } from 'tar-stream';
 import { FerryError, errorMessage, isFerryError } from '../errors/index.js';
@@ -22,7 +23,7 @@ import {
   type PartsManifest,
 } from './format.js';
 import type { TrustedKey } from './keys.js';
-import { verifySignature } from './sign.js';
+import { byteVerifier, verifySignature } from './sign.js';
 
 /** Largest ferry-bundle.json accepted (it lists every file: about 150 bytes each). */
 export const MAX_MANIFEST_FILE_BYTES = 256 * 1024 * 1024;
@@ -133,9 +134,31 @@ async function locate(pathOrDir: string, wanted: string | undefined): Promise<{ 
   return { dir: dirname(pathOrDir), name: m[1]! };
 }
 
+/**
+ * A file's bytes in chunks read into one buffer used again for each read: a chunk is valid only
+ * until the next is asked for, so a consumer copies what it keeps. createReadStream allocates a
+ * buffer per read, and a long file leaves tens of megabytes of them waiting for a garbage
+ * collection.
+ */
+export async function* readFileChunks(path: string, signal?: AbortSignal): AsyncGenerator<Buffer, void, undefined> {
+  signal?.throwIfAborted();
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafeSlow(64 * 1024);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) return;
+      signal?.throwIfAborted();
+      yield buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
 async function hashFile(path: string, signal: AbortSignal | undefined): Promise<string> {
   const h = createHash('sha256');
-  for await (const chunk of createReadStream(path, signal ? { signal } : {})) h.update(chunk as Buffer);
+  for await (const chunk of readFileChunks(path, signal)) h.update(chunk);
   return h.digest('hex');
 }
 
@@ -178,25 +201,32 @@ function concatParts(parts: readonly FoundPart[], signal: AbortSignal | undefine
   return Readable.from(gen(), { objectMode: false });
 }
 
-/**
- * Reads a tar entry whole into one buffer of the size its header gives (no list of chunks and
- * no concatenated copy: the manifest is megabytes at tens of thousands of tags).
- */
-async function readAll(stream: Readable, size: number, cap: number, what: string): Promise<Buffer> {
+/** Reads a tar entry of the size its header gives (at most `cap`) a chunk at a time, each passed to `each`. */
+async function readChunks(stream: Readable, size: number, cap: number, what: string, each: (chunk: Buffer) => void): Promise<void> {
   if (size > cap) throw bad(`${what} is larger than ${cap} bytes`, what);
-  const out = Buffer.allocUnsafe(size);
   let n = 0;
   try {
     for await (const c of stream) {
       const chunk = c as Buffer;
       if (n + chunk.length > size) throw bad(`${what} holds more than the ${size} bytes its tar header gives`, what);
-      chunk.copy(out, n);
+      each(chunk);
       n += chunk.length;
     }
   } catch (err) {
     throw tarError(err, `entry ${what}`);
   }
   if (n !== size) throw tarError(new Error(`unexpected end of entry: ${n} of ${size} bytes`), `entry ${what}`);
+}
+
+/** Reads a small tar entry whole into one buffer of the size its header gives. */
+async function readAll(stream: Readable, size: number, cap: number, what: string): Promise<Buffer> {
+  if (size > cap) throw bad(`${what} is larger than ${cap} bytes`, what);
+  const out = Buffer.allocUnsafe(size);
+  let n = 0;
+  await readChunks(stream, size, cap, what, (chunk) => {
+    chunk.copy(out, n);
+    n += chunk.length;
+  });
   return out;
 }
 
@@ -269,20 +299,41 @@ function openTar(parts: readonly FoundPart[], signal: AbortSignal | undefined): 
   };
 }
 
-async function readHead(
-  tar: ReturnType<typeof openTar>,
-): Promise<{ manifestBytes: Buffer; sigBytes: Buffer }> {
+/** ferry-bundle.json as openBundle read it: its text, sha256 and size, and its signature's bytes. */
+interface BundleHead {
+  readonly text: string;
+  readonly digest: string;
+  readonly size: number;
+  readonly sigBytes: Buffer;
+}
+
+/**
+ * Reads the head: ferry-bundle.json as it streams (hashed, fed to `each`, decoded to text a
+ * chunk at a time), then its signature. The manifest is megabytes at tens of thousands of tags
+ * and is never held as one buffer beside its text: a malloc'd buffer that large, once freed,
+ * also raises glibc's mmap threshold, so the process keeps more of the memory it frees later.
+ */
+async function readHead(tar: ReturnType<typeof openTar>, each: (chunk: Buffer) => void): Promise<BundleHead> {
   const first = await tar.next('(start)');
   if (!first || first.header.name !== MANIFEST_FILE || first.header.type !== 'file') {
     throw bad(`the first tar entry must be ${MANIFEST_FILE}, found ${first ? first.header.name : 'nothing'}`, MANIFEST_FILE);
   }
-  const manifestBytes = await readAll(first.stream, first.header.size ?? 0, MAX_MANIFEST_FILE_BYTES, MANIFEST_FILE);
+  const size = first.header.size ?? 0;
+  const h = createHash('sha256');
+  const decoder = new StringDecoder('utf8');
+  let text = '';
+  await readChunks(first.stream, size, MAX_MANIFEST_FILE_BYTES, MANIFEST_FILE, (chunk) => {
+    h.update(chunk);
+    each(chunk);
+    text += decoder.write(chunk);
+  });
+  text += decoder.end();
   const second = await tar.next(MANIFEST_FILE);
   if (!second || second.header.name !== SIGNATURE_FILE || second.header.type !== 'file') {
     throw bad(`the second tar entry must be ${SIGNATURE_FILE}, found ${second ? second.header.name : 'nothing'}`, SIGNATURE_FILE);
   }
   const sigBytes = await readAll(second.stream, second.header.size ?? 0, MAX_SIGNATURE_BYTES, SIGNATURE_FILE);
-  return { manifestBytes, sigBytes };
+  return { text, digest: `sha256:${h.digest('hex')}`, size, sigBytes };
 }
 
 /**
@@ -351,17 +402,19 @@ export async function openBundle(pathOrDir: string, opts: OpenBundleOptions): Pr
   }
 
   const tar = openTar(parts, signal);
-  let head: { manifestBytes: Buffer; sigBytes: Buffer };
+  // The signature is checked as the manifest streams by, and its text parsed only once it verified.
+  const verifier = opts.skipSignature ? null : byteVerifier(opts.trust);
+  let head: BundleHead;
   try {
-    head = await readHead(tar);
+    head = await readHead(tar, (chunk) => verifier?.update(chunk));
   } finally {
     tar.close();
   }
   const { sigBytes } = head;
-  const signer = opts.skipSignature ? null : verifySignature(head.manifestBytes, sigBytes.toString('utf8'), opts.trust, MANIFEST_FILE).name;
-  const manifest = parseBundleManifest(head.manifestBytes);
-  // Only its digest is kept (entries() checks a second read against it), not the bytes.
-  const signed = { digest: `sha256:${createHash('sha256').update(head.manifestBytes).digest('hex')}`, size: head.manifestBytes.length };
+  const signer = verifier === null ? null : verifier.verify(sigBytes.toString('utf8'), MANIFEST_FILE).name;
+  const manifest = parseBundleManifest(head.text);
+  // Only its digest is kept (entries() checks a second read against it), not the bytes or the text.
+  const signed = { digest: head.digest, size: head.size };
 
   if (partsManifest && partsManifest.bundleId !== manifest.id) {
     throw bad(`${partsFile} belongs to bundle ${partsManifest.bundleId}, but the tar holds bundle ${manifest.id}`, partsFile);

@@ -8,7 +8,7 @@
  * index.json and the plan are spooled and read a line at a time, closures worked out once per
  * distinct image: memory grows with the distinct images, not the tags.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +30,7 @@ import type { TrustedKey } from './keys.js';
 import { checkFilteredImage, checkIndexJson, indexJsonBound } from './layout.js';
 import { bundleAttachments } from './media.js';
 import { BundleModuleChecks, moduleFilePath } from './module-check.js';
-import { openBundle, PART_SHA256_OP, type OpenedBundle } from './reader.js';
+import { openBundle, PART_SHA256_OP, readFileChunks, type OpenedBundle } from './reader.js';
 
 /** Options for verifyBundle. */
 export interface VerifyBundleOptions {
@@ -152,11 +152,11 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions): Pro
       if (indexFile === undefined) throw bad(INDEX_FILE, 'is missing but the bundle carries images');
       const index = indexFile;
       const rootSize = (d: Digest): number | undefined => (spooled.has(d) ? filesByPath.get(blobPath(d))?.size : undefined);
-      await checkIndexJson(m.images, createReadStream(index, signal ? { signal } : {}) as AsyncIterable<Buffer>, rootSize);
+      await checkIndexJson(m.images, readFileChunks(index, signal), rootSize);
       const read = await checkLayout(m, spooled, filesByPath, requires, foreign);
       // The plan import.sh follows is the graph's own (a bundle from a Ferry that wrote none has none).
       const plan = planFile;
-      if (plan !== undefined) await checkImagePlan(m.images, read, () => createReadStream(plan, signal ? { signal } : {}) as AsyncIterable<Buffer>, m.attachments);
+      if (plan !== undefined) await checkImagePlan(m.images, read, () => readFileChunks(plan, signal), m.attachments);
     }
     return { ok: true, manifest: m, signer: bundle.signer ?? '', files, bytes, foreignLayers: [...foreign].sort() };
   } finally {

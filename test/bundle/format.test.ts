@@ -71,6 +71,31 @@ describe('ferry-bundle.json', () => {
     );
   });
 
+  it('names a bad entry deep in a long images[], modules[] or files[] by its index, as the array schema did', () => {
+    const at = 2_500;
+    const images = Array.from({ length: 3_000 }, (_, i) => ({ ...manifest.images[0]!, reference: `docker.io/library/golang:t${i}`, tag: `t${i}` }));
+    const bad = (patch: Record<string, unknown>): Buffer => withField({ images: images.map((im, i) => (i === at ? { ...im, ...patch } : im)) });
+    const cases: Array<[Buffer, string]> = [
+      [bad({ tag: '-x' }), `images[${at}].tag must be a valid tag`],
+      [bad({ extra: 1 }), `images[${at}] Unrecognized key: "extra"`],
+      [bad({ digest: undefined }), `images[${at}].digest Invalid input: expected string, received undefined`],
+      [bad({ platforms: ['linux'] }), `images[${at}].platforms[0] must be os/arch[/variant]`],
+      [withField({ images: images.map((im, i) => (i === at ? 'x' : im)) }), `images[${at}] Invalid input: expected object, received string`],
+      [withField({ images: {} }), 'images Invalid input: expected array, received object'],
+      // The first bad field in the manifest's key order is the one named, as before.
+      [withField({ images: images.map((im, i) => (i === at ? { ...im, tag: '-x' } : im)), modules: [{ ...manifest.modules[0], h1: 'md5:x' }] }), `images[${at}].tag must be a valid tag`],
+      [withField({ modules: [manifest.modules[0], { ...manifest.modules[0], time: 5 }] }), 'modules[1].time Invalid input: expected string, received number'],
+      [withField({ files: [...manifest.files.slice(0, 1), 7] }), 'files[1] Invalid input: expected object, received number'],
+    ];
+    for (const [bytes, message] of cases) {
+      expect(() => parseBundleManifest(bytes)).toThrow(expect.objectContaining({ code: 'BUNDLE_INVALID', message: `ferry-bundle.json: ${message}` }));
+    }
+    // The good list parses to itself, its repeated strings shared.
+    const parsed = parseBundleManifest(withField({ images }));
+    expect(parsed.images).toEqual(images);
+    expect(parsed.images[at]!.platforms).toBe(parsed.images[0]!.platforms);
+  });
+
   it('rejects non-JSON', () => {
     expect(() => parseBundleManifest(Buffer.from('{'))).toThrow(expect.objectContaining({ code: 'BUNDLE_INVALID' }));
   });

@@ -4,7 +4,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildIndexJson, bufferEntry, indexJsonBound, verifyBundle, type BundleImage } from '../../bundle/index.js';
+import { buildIndexJson, bufferEntry, checkIndexJson, indexJsonBound, verifyBundle, type BundleImage } from '../../bundle/index.js';
 import { MAX_MANIFEST_BYTES, sha256Digest } from '../../oci/index.js';
 import { makeFixture, makeKeys, tempDir, writeFixture, type Fixture } from './fixtures.js';
 
@@ -59,6 +59,20 @@ describe('verifyBundle: index.json', () => {
     expect(index.size).toBeGreaterThan(MAX_MANIFEST_BYTES);
     expect(index.size).toBeLessThanOrEqual(indexJsonBound(many));
     expect(res.manifest.images).toHaveLength(16_001);
+  });
+
+  it('checks index.json read into one buffer used again for each chunk (lines split across chunks; verify reads its spool so)', async () => {
+    const images = [...tags(40), fx.images[1]!];
+    const text = Buffer.from(goodIndex(images));
+    async function* reused(): AsyncGenerator<Buffer> {
+      const buf = Buffer.alloc(7);
+      for (let at = 0; at < text.length; at += buf.length) {
+        buf.fill(0x7e); // what a chunk kept past the next read would see
+        yield buf.subarray(0, text.copy(buf, 0, at, at + buf.length));
+      }
+    }
+    const size = (d: string): number | undefined => fx.blobs.find((b) => b.digest === d)?.bytes.length;
+    await expect(checkIndexJson(images, reused(), size)).resolves.toBeUndefined();
   });
 
   it('names the entry whose digest is not its image’s', async () => {
