@@ -5,6 +5,14 @@
  * command runs first cost every start about 75 ms; the cache, written at build time by a run
  * of the CLI (scripts/postbuild.mjs), holds that compiled code. A cache V8 refuses (another
  * Node.js, other flags, another bundle) is simply not used.
+ *
+ * The bundle is written already wrapped as Node wraps a CommonJS module, and in ASCII only (both
+ * by the build), and read as latin1: Node hands a latin1 string that long to V8 as an external
+ * string, its bytes outside the JavaScript heap. V8 keeps a script's source for as long as the
+ * script lives (functions compile lazily from it); read as utf8 and wrapped here, the 3.3 MB
+ * source was held twice in the heap (the file's text and the wrapped copy), and V8 sizes the old
+ * generation's next limit as a multiple of what the heap holds, so each megabyte held costs
+ * several at a command's peak.
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -29,8 +37,7 @@ if (!writing) {
     // No cache: compiled as usual.
   }
 }
-// Wrapped as Node wraps a CommonJS module, on the first line so that line numbers stay true.
-const source = `(function (exports, require, module, __filename, __dirname) {${readFileSync(bundle, 'utf8')}\n})`;
+const source = readFileSync(bundle, 'latin1');
 const script = new Script(source, { filename: bundle, ...(cachedData ? { cachedData } : {}) });
 if (writing) {
   process.once('exit', () => {

@@ -47,9 +47,10 @@ export interface RegistrySourceOptions {
   /** Called for each manifest fetched (accounting). */
   readonly onManifest?: (m: FetchedManifest) => void;
   /**
-   * The repository's tag list, when the caller has it: digest tags (cosign's, the fallback tag)
-   * not in it are not asked for, so a subject without attachments costs no request on a
-   * registry without the referrers API.
+   * The repository's tag list, when the caller has it, or its digest tags (`sha256-…`) alone:
+   * only they are looked up. Digest tags (cosign's, the fallback tag) not in it are not asked
+   * for, so a subject without attachments costs no request on a registry without the referrers
+   * API.
    */
   readonly tags?: ReadonlySet<string>;
 }

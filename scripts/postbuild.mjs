@@ -38,12 +38,16 @@ await build({
 // esbuild writes code in ASCII (charset ascii) but keeps comments as they are; one non-ASCII
 // character in a comment makes V8 hold the whole 3 MB source as a two-byte string, which took
 // the launcher twice as long to read (about 7 ms more at every start). Comments get escapes.
-writeFileSync(
-  bundle,
-  readFileSync(bundle, 'utf8')
-    .replace(/^#!.*\n/, '\n')
-    .replace(/[\u0080-\u{10ffff}]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`),
-);
+// The launcher reads the bundle as latin1 (an external string, outside the JavaScript heap; see
+// cli/launcher.ts), which is its utf8 text only while every byte is ASCII: checked here. It is
+// written wrapped as Node wraps a CommonJS module, on the first line so that line numbers stay
+// true, so that the launcher compiles the file's text as it is, without a second copy.
+const text = readFileSync(bundle, 'utf8')
+  .replace(/^#!.*\n/, '\n')
+  .replace(/[\u0080-\u{10ffff}]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
+// Each character is one byte in utf8 exactly when every one is ASCII.
+if (Buffer.byteLength(text, 'utf8') !== text.length) throw new Error(`postbuild: ${bundle} is not all ASCII; the launcher reads it as latin1`);
+writeFileSync(bundle, `(function (exports, require, module, __filename, __dirname) {${text}\n})`);
 await build({ ...common, entryPoints: [dist('cli/launcher.js')], outfile: launcher, format: 'esm' });
 // npm's bin link needs the entry points executable.
 for (const f of [main, launcher]) chmodSync(f, 0o755);

@@ -30,6 +30,7 @@ import {
   type Selection,
 } from '../oci/index.js';
 import { RegistrySource, type RegistryClient } from '../registry/index.js';
+import { PackedStrings } from './packed.js';
 import { loadPolicyKeys, requireSignature } from './signatures.js';
 import { StoreSink, storeReader, type ChangeResult, type SourceTagKey, type Store, type StoreTag, type TagRow } from '../store/index.js';
 
@@ -74,8 +75,12 @@ export interface ImageResult {
 interface ImageRun {
   readonly img: ImageConfig;
   readonly foreign: Map<Digest, ForeignLayerReport>;
-  /** The repository's tag list this pass (digest tags not in it are not asked for). */
-  tags: ReadonlySet<string>;
+  /**
+   * The digest tags (`sha256-<hex>[.suffix]`: cosign's, the referrers fallback) of the
+   * repository's tag list this pass: those not in it are not asked for. Only these are looked
+   * up, so the other tags are not held in a set for the pass.
+   */
+  digestTags: ReadonlySet<string>;
   /** The signature policy's keys, read once per pass. */
   keys?: Promise<KeyObject[]>;
   /**
@@ -139,21 +144,20 @@ export async function syncImage(ctx: SyncContext, img: ImageConfig, client: Regi
   let changed = 0;
   let unchanged = 0;
   let failed = 0;
-  let selected: string[] = [];
+  let selected = PackedStrings.of([]);
   const pruned: string[] = [];
-  const run: ImageRun = { img, foreign: new Map(), tags: new Set(), manifests: new Map(), recent: new Map(), recentBytes: 0 };
+  const run: ImageRun = { img, foreign: new Map(), digestTags: new Set(), manifests: new Map(), recent: new Map(), recentBytes: 0 };
   try {
-    const tags = await ctx.queue.add(() => client.tagList(img.ref.repository, { signal: ctx.signal }));
-    run.tags = new Set(tags);
-    // Following attachments, a digest-shaped tag is an attachment's, never an image tag of its own.
-    selected = selectTags(img.referrers ? tags.filter((t) => !isDigestTag(t)) : tags, img.tags);
-    if (selected.length === 0) log.warn({ available: tags.length }, 'no tag matches the filters');
+    const listed = await listTags(ctx, img, client);
+    selected = listed.selected;
+    run.digestTags = listed.digestTags;
+    if (selected.length === 0) log.warn({ available: listed.available }, 'no tag matches the filters');
     // Unchanged tags are marked checked together: one commit per batch, not one per tag.
     let untouched: SourceTagKey[] = [];
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < selected.length) {
-        const tag = selected[next++]!;
+        const tag = selected.at(next++);
         try {
           const moved = await syncTag(ctx, run, client, tag);
           if (moved) changed++;
@@ -201,6 +205,18 @@ export async function syncImage(ctx: SyncContext, img: ImageConfig, client: Regi
   return { name: img.name, ok, tagsSelected: selected.length, changed, unchanged, failed, errors, pruned, foreignLayers };
 }
 
+/**
+ * The repository's tag list, filtered: the selected tags packed (see PackedStrings), its digest
+ * tags, and how many tags it has. The list itself is let go on return.
+ */
+async function listTags(ctx: SyncContext, img: ImageConfig, client: RegistryClient): Promise<{ selected: PackedStrings; digestTags: Set<string>; available: number }> {
+  const tags = await ctx.queue.add(() => client.tagList(img.ref.repository, { signal: ctx.signal }));
+  const digestTags = new Set(tags.filter(isDigestTag));
+  // Following attachments, a digest-shaped tag is an attachment's, never an image tag of its own.
+  const selected = PackedStrings.of(selectTags(img.referrers ? tags.filter((t) => !isDigestTag(t)) : tags, img.tags));
+  return { selected, digestTags, available: tags.length };
+}
+
 /** Syncs one tag; returns true when the stored tag pointer moved. */
 async function syncTag(ctx: SyncContext, run: ImageRun, client: RegistryClient, tag: string): Promise<boolean> {
   const img = run.img;
@@ -228,7 +244,7 @@ async function syncTag(ctx: SyncContext, run: ImageRun, client: RegistryClient, 
   // The signature policy: checked before anything of the tag is stored.
   if (img.verify !== undefined && !same) {
     run.keys ??= loadPolicyKeys(img.verify.keys);
-    await requireSignature({ client, repository: repo, reference: formatReference({ ...img.ref, tag }), digest: head.digest, tags: run.tags, signal: ctx.signal }, await run.keys);
+    await requireSignature({ client, repository: repo, reference: formatReference({ ...img.ref, tag }), digest: head.digest, tags: run.digestTags, signal: ctx.signal }, await run.keys);
   }
   // Changed (or first seen): the root is read by digest, so what we store is exactly what HEAD
   // announced; from the store when it has it, else from upstream once for every tag naming it.
@@ -346,7 +362,7 @@ async function copyTag(ctx: SyncContext, run: ImageRun, source: ImageSource, rea
  * on the sync's hot path).
  */
 function syncSource(ctx: SyncContext, run: ImageRun, client: RegistryClient, repo: string): ImageSource {
-  const upstream = new RegistrySource(client, repo, { verifyBlobs: false, userAgent: 'ferry/0.1', onManifest: () => ctx.counters.manifestsFetched++, tags: run.tags });
+  const upstream = new RegistrySource(client, repo, { verifyBlobs: false, userAgent: 'ferry/0.1', onManifest: () => ctx.counters.manifestsFetched++, tags: run.digestTags });
   return {
     manifest: (ref, o) => upstream.manifest(ref, o),
     attachments: (d, o) => upstream.attachments(d, o),

@@ -41,7 +41,7 @@ export interface SignatureSubject {
   /** `registry/repository:tag`. */
   readonly reference: string;
   readonly digest: Digest;
-  /** The repository's tag list this pass: no `.sig` tag there, no signature. */
+  /** The repository's tag list this pass, or its digest tags (`sha256-…`) alone: no `.sig` tag there, no signature. */
   readonly tags: ReadonlySet<string>;
   readonly signal?: AbortSignal | undefined;
 }

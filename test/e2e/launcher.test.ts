@@ -2,7 +2,7 @@
 // the cache must be one the running Node.js accepts (else every start silently compiles), and a
 // missing or damaged cache must only cost time, never a start.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -21,11 +21,18 @@ describe('the launcher and its code cache', () => {
       const { readFileSync } = await import('node:fs');
       const { Script } = await import('node:vm');
       const file = ${JSON.stringify(join(DIST, 'ferry.cjs'))};
-      const source = '(function (exports, require, module, __filename, __dirname) {' + readFileSync(file, 'utf8') + '\\n})';
+      const source = readFileSync(file, 'latin1');
       const s = new Script(source, { filename: file, cachedData: readFileSync(file + '.cache') });
       console.log(s.cachedDataRejected ? 'rejected' : 'accepted');`;
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', check], { encoding: 'utf8' });
     expect(out.trim()).toBe('accepted');
+  });
+
+  it('is ASCII and wrapped as a CommonJS module, as the launcher compiles it', () => {
+    // Read as latin1 it is an external string (outside the heap), the same text only in ASCII.
+    const bytes = readFileSync(join(DIST, 'ferry.cjs'));
+    expect(bytes.every((b) => b < 0x80)).toBe(true);
+    expect(bytes.subarray(0, 64).toString('latin1')).toMatch(/^\(function \(exports, require, module, __filename, __dirname\) \{/);
   });
 
   it.each([
