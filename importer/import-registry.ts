@@ -95,7 +95,7 @@ export class RegistryTarget implements ImportTarget {
   private readonly prefix: string | undefined;
   private readonly threshold: number;
   private readonly queue: PQueue;
-  private readonly tagQueue: PQueue;
+  private readonly tagConcurrency: number;
   private ctx: TargetContext | undefined;
   private jobs: Array<Promise<void>> = [];
   private errors: unknown[] = [];
@@ -127,7 +127,7 @@ export class RegistryTarget implements ImportTarget {
     this.queue = new PQueue({ concurrency: opts.concurrency ?? 4 });
     // A tag PUT is small and the registry's work (it checks the manifest's blobs, writes the tag's
     // links): more of them at once than blob transfers.
-    this.tagQueue = new PQueue({ concurrency: opts.tagConcurrency ?? 2 * (opts.concurrency ?? 4) });
+    this.tagConcurrency = opts.tagConcurrency ?? 2 * (opts.concurrency ?? 4);
     this.prune = opts.prune !== false;
   }
 
@@ -389,22 +389,41 @@ export class RegistryTarget implements ImportTarget {
   }
 
   /**
-   * Moves every group's tags through the tag queue, at most a queue's worth waiting at a time
-   * (no promise per tag up front). After a failure the tags not yet under way stay where they
-   * are; every one under way settles before the first failure is thrown.
+   * Moves every group's tags with `tagConcurrency` workers, each taking the next tag when its
+   * last one is done (nothing queued per tag). The ledger is read a page of tags at a time; a
+   * tag it holds at the image's digest is skipped. After a failure (or an abort) no tag is
+   * started; every one under way settles before the first failure is thrown.
    */
   async moveTags(groups: ReadonlyArray<{ readonly group: TagGroup; readonly image: CopiedImage }>): Promise<void> {
-    const all = this.c.manifest.images;
-    const q = this.tagQueue;
+    const next = this.tagsToMove(groups);
     let failure: { err: unknown } | undefined;
-    const pending = new Set<Promise<void>>();
+    const worker = async (): Promise<void> => {
+      while (!failure) {
+        try {
+          this.c.signal?.throwIfAborted();
+          const n = next.next();
+          if (n.done) return;
+          await this.pushTag(n.value.repo, n.value.tag, n.value.image, n.value.body);
+        } catch (err) {
+          failure ??= { err };
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: this.tagConcurrency }, worker));
+    if (failure) throw failure.err;
+  }
+
+  /** The tags to move, group by group, reading the ledger a page at a time (those it holds at the image's digest are reported as skipped). */
+  private *tagsToMove(
+    groups: ReadonlyArray<{ readonly group: TagGroup; readonly image: CopiedImage }>,
+  ): Generator<{ repo: string; tag: string; image: CopiedImage; body: () => Promise<ManifestBody> }> {
+    const all = this.c.manifest.images;
     for (const { group, image } of groups) {
       // One body for every tag of the image, its digest checked once: the bytes the copy read,
       // or one GET of the manifest the repository already had, made only when a tag needs it.
-      let body: Promise<ManifestBody> | undefined;
-      const bytes = (): Promise<ManifestBody> => (body ??= this.tagBody(group.repo, image));
-      // The ledger is read a page of tags at a time: one query per page, not one per tag.
-      for (let from = 0; from < group.ats.length && !failure; from += TAG_PAGE) {
+      let made: Promise<ManifestBody> | undefined;
+      const body = (): Promise<ManifestBody> => (made ??= this.tagBody(group.repo, image));
+      for (let from = 0; from < group.ats.length; from += TAG_PAGE) {
         const page = group.ats.slice(from, from + TAG_PAGE);
         const done = this.ledger?.tagsDone(
           this.name,
@@ -412,33 +431,12 @@ export class RegistryTarget implements ImportTarget {
           page.map((at) => all[at]!.tag),
         );
         for (const at of page) {
-          if (failure) break;
           const tag = all[at]!.tag;
-          if (done?.get(tag) === image.digest) {
-            this.reportTag(group.repo, tag, image, true);
-            continue;
-          }
-          this.c.signal?.throwIfAborted();
-          await q.onSizeLessThan(q.concurrency);
-          if (failure) break;
-          const p: Promise<void> = q
-            .add(async () => {
-              if (failure) return;
-              await this.pushTag(group.repo, tag, image, bytes);
-            })
-            .then(
-              () => undefined,
-              (err: unknown) => {
-                failure ??= { err };
-              },
-            )
-            .finally(() => pending.delete(p));
-          pending.add(p);
+          if (done?.get(tag) === image.digest) this.reportTag(group.repo, tag, image, true);
+          else yield { repo: group.repo, tag, image, body };
         }
       }
     }
-    await Promise.all(pending);
-    if (failure) throw failure.err;
   }
 
   /** The body the tags of an image are PUT with: the bytes the copy read, else one GET from the repository. */
