@@ -32,7 +32,7 @@ import {
   type ManifestRead,
   type PutBlobResult,
 } from '../oci/index.js';
-import { publishAttachments, refusedForMissingChildren, type BlobPutResult, type RegistryClient } from '../registry/index.js';
+import { publishAttachments, refusedForMissingChildren, type BlobPutResult, type ManifestBody, type RegistryClient } from '../registry/index.js';
 import type { Ledger, RecordItemInput } from '../store/index.js';
 import { emptyReport, type ImportTarget, type PlanLine, type TagReport, type TargetContext, type TargetReport } from './import-target.js';
 import { planPrune, pruneAtRegistry } from './import-prune.js';
@@ -62,6 +62,8 @@ interface TagGroup {
 }
 /** Moved tags recorded in the ledger per transaction (each commit syncs the ledger to disk). */
 const TAG_RECORD_BATCH = 200;
+/** Tags whose ledger records are read in one query before they move. */
+const TAG_PAGE = 256;
 
 /**
  * A refused image manifest that names foreign layers: says why a registry may refuse it (it
@@ -93,7 +95,7 @@ export class RegistryTarget implements ImportTarget {
   private readonly prefix: string | undefined;
   private readonly threshold: number;
   private readonly queue: PQueue;
-  private readonly tagQueue: PQueue;
+  private readonly tagConcurrency: number;
   private ctx: TargetContext | undefined;
   private jobs: Array<Promise<void>> = [];
   private errors: unknown[] = [];
@@ -125,7 +127,7 @@ export class RegistryTarget implements ImportTarget {
     this.queue = new PQueue({ concurrency: opts.concurrency ?? 4 });
     // A tag PUT is small and the registry's work (it checks the manifest's blobs, writes the tag's
     // links): more of them at once than blob transfers.
-    this.tagQueue = new PQueue({ concurrency: opts.tagConcurrency ?? 2 * (opts.concurrency ?? 4) });
+    this.tagConcurrency = opts.tagConcurrency ?? 2 * (opts.concurrency ?? 4);
     this.prune = opts.prune !== false;
   }
 
@@ -387,45 +389,72 @@ export class RegistryTarget implements ImportTarget {
   }
 
   /**
-   * Moves every group's tags through the tag queue, at most a queue's worth waiting at a time
-   * (no promise per tag up front). After a failure the tags not yet under way stay where they
-   * are; every one under way settles before the first failure is thrown.
+   * Moves every group's tags with `tagConcurrency` workers, each taking the next tag when its
+   * last one is done (nothing queued per tag). The ledger is read a page of tags at a time; a
+   * tag it holds at the image's digest is skipped. After a failure (or an abort) no tag is
+   * started; every one under way settles before the first failure is thrown.
    */
   async moveTags(groups: ReadonlyArray<{ readonly group: TagGroup; readonly image: CopiedImage }>): Promise<void> {
-    const all = this.c.manifest.images;
-    const q = this.tagQueue;
+    const next = this.tagsToMove(groups);
     let failure: { err: unknown } | undefined;
-    const pending = new Set<Promise<void>>();
+    const worker = async (): Promise<void> => {
+      while (!failure) {
+        try {
+          this.c.signal?.throwIfAborted();
+          const n = next.next();
+          if (n.done) return;
+          await this.pushTag(n.value.repo, n.value.tag, n.value.image, n.value.body);
+        } catch (err) {
+          failure ??= { err };
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: this.tagConcurrency }, worker));
+    if (failure) throw failure.err;
+  }
+
+  /** The tags to move, group by group, reading the ledger a page at a time (those it holds at the image's digest are reported as skipped). */
+  private *tagsToMove(
+    groups: ReadonlyArray<{ readonly group: TagGroup; readonly image: CopiedImage }>,
+  ): Generator<{ repo: string; tag: string; image: CopiedImage; body: () => Promise<ManifestBody> }> {
+    const all = this.c.manifest.images;
     for (const { group, image } of groups) {
-      // One body for every tag of the image: the bytes the copy read (not copied per tag), or
-      // one GET of the manifest the repository already had, made only when a tag needs it.
-      let body: Promise<Buffer> | undefined;
-      const bytes = (): Promise<Buffer> =>
-        (body ??= image.bytes
-          ? Promise.resolve(Buffer.isBuffer(image.bytes) ? image.bytes : Buffer.from(image.bytes.buffer, image.bytes.byteOffset, image.bytes.byteLength))
-          : this.client.manifestGet(group.repo, image.digest, this.sig()).then((got) => Buffer.from(got.bytes)));
-      for (const at of group.ats) {
-        if (failure) break;
-        this.c.signal?.throwIfAborted();
-        await q.onSizeLessThan(q.concurrency);
-        if (failure) break;
-        const p: Promise<void> = q
-          .add(async () => {
-            if (failure) return;
-            await this.pushTag(group.repo, all[at]!.tag, image, bytes);
-          })
-          .then(
-            () => undefined,
-            (err: unknown) => {
-              failure ??= { err };
-            },
-          )
-          .finally(() => pending.delete(p));
-        pending.add(p);
+      // One body for every tag of the image, its digest checked once: the bytes the copy read,
+      // or one GET of the manifest the repository already had, made only when a tag needs it.
+      let made: Promise<ManifestBody> | undefined;
+      const body = (): Promise<ManifestBody> => (made ??= this.tagBody(group.repo, image));
+      for (let from = 0; from < group.ats.length; from += TAG_PAGE) {
+        const page = group.ats.slice(from, from + TAG_PAGE);
+        const done = this.ledger?.tagsDone(
+          this.name,
+          group.repo,
+          page.map((at) => all[at]!.tag),
+        );
+        for (const at of page) {
+          const tag = all[at]!.tag;
+          if (done?.get(tag) === image.digest) this.reportTag(group.repo, tag, image, true);
+          else yield { repo: group.repo, tag, image, body };
+        }
       }
     }
-    await Promise.all(pending);
-    if (failure) throw failure.err;
+  }
+
+  /** The body the tags of an image are PUT with: the bytes the copy read, else one GET from the repository. */
+  private async tagBody(repo: string, image: CopiedImage): Promise<ManifestBody> {
+    const bytes = image.bytes
+      ? Buffer.isBuffer(image.bytes)
+        ? image.bytes
+        : Buffer.from(image.bytes.buffer, image.bytes.byteOffset, image.bytes.byteLength)
+      : Buffer.from((await this.client.manifestGet(repo, image.digest, this.sig())).bytes);
+    const body = this.client.manifestBody(bytes, image.mediaType);
+    if (body.digest !== image.digest) {
+      throw new FerryError('DIGEST_MISMATCH', `import: ${this.client.host}/${repo}: the manifest for the tags of ${image.digest} has digest ${body.digest}`, {
+        registry: this.client.host,
+        repository: repo,
+        digest: image.digest,
+      });
+    }
+    return body;
   }
 
   /**
@@ -574,29 +603,29 @@ export class RegistryTarget implements ImportTarget {
     }
   }
 
-  /** Moves a tag (skipped when the ledger already holds it at this digest); `body` gives the manifest's bytes, shared by the image's tags. */
-  async pushTag(repo: string, tag: string, image: CopiedImage, body: () => Promise<Buffer>): Promise<void> {
-    const digest = image.digest;
-    const filteredFrom = digest !== image.root.digest ? image.root.digest : undefined;
-    const prev = this.ledger?.getItem(this.name, 'tag', repo, tag);
-    const base: TagReport = { repository: repo, tag, digest, upstreamDigest: image.root.digest, ...(filteredFrom ? { filteredFrom } : {}) };
-    if (prev?.state === 'done' && prev.digest === digest) {
-      this.tags.push({ ...base, skipped: true });
-      return;
-    }
-    await this.client.manifestPut(repo, tag, await body(), image.mediaType, this.sig());
+  /** Moves a tag (moveTags skips those the ledger already holds at this digest); `body` gives the manifest, shared by the image's tags. */
+  async pushTag(repo: string, tag: string, image: CopiedImage, body: () => Promise<ManifestBody>): Promise<void> {
+    await this.client.manifestPutBody(repo, tag, await body(), this.sig());
+    const filteredFrom = image.digest !== image.root.digest ? image.root.digest : undefined;
     this.movedTags.push({
       target: this.name,
       kind: 'tag',
       scope: repo,
       key: tag,
-      digest,
+      digest: image.digest,
       state: 'done',
       bundleId: this.c.manifest.id,
       detail: filteredFrom ? `${ANNOTATION_FILTERED_FROM} ${filteredFrom}` : null,
     });
     if (this.movedTags.length >= TAG_RECORD_BATCH) this.recordMovedTags();
-    this.tags.push(base);
+    this.reportTag(repo, tag, image, false);
+  }
+
+  /** Adds a tag to the report: set by this import, or `skipped` (the ledger held it at this digest). */
+  private reportTag(repo: string, tag: string, image: CopiedImage, skipped: boolean): void {
+    const digest = image.digest;
+    const filteredFrom = digest !== image.root.digest ? image.root.digest : undefined;
+    this.tags.push({ repository: repo, tag, digest, upstreamDigest: image.root.digest, ...(filteredFrom ? { filteredFrom } : {}), ...(skipped ? { skipped: true } : {}) });
   }
 
   /**

@@ -442,11 +442,32 @@ export class RegistryClient {
 
   /** Uploads a manifest under a tag or digest; returns its digest. Push children before their index. */
   async manifestPut(repo: string, ref: string, bytes: Buffer, mediaType: string, opts: CallOptions = {}): Promise<Digest> {
-    this.checkRepo(repo);
-    this.checkRef(ref);
     if (!Buffer.isBuffer(bytes)) throw configError('manifestPut: bytes must be a Buffer');
     if (typeof mediaType !== 'string' || mediaType === '') throw configError('manifestPut: mediaType must be a non-empty string');
-    const digest = sha256Digest(bytes);
+    return this.putManifest(repo, ref, bytes, mediaType, sha256Digest(bytes), () => subjectOf(bytes), opts);
+  }
+
+  /**
+   * A manifest body for several PUTs of the same bytes (the tags of one image): the client
+   * copies the bytes and computes their digest and `subject` once, instead of once per PUT.
+   */
+  manifestBody(bytes: Buffer, mediaType: string): ManifestBody {
+    if (!Buffer.isBuffer(bytes)) throw configError('manifestBody: bytes must be a Buffer');
+    if (typeof mediaType !== 'string' || mediaType === '') throw configError('manifestBody: mediaType must be a non-empty string');
+    return new ManifestBody(BODY_TOKEN, Buffer.from(bytes), mediaType);
+  }
+
+  /** Uploads a body made by manifestBody under a tag or digest; returns its digest. */
+  async manifestPutBody(repo: string, ref: string, body: ManifestBody, opts: CallOptions = {}): Promise<Digest> {
+    if (!(body instanceof ManifestBody)) throw configError('manifestPutBody: body must come from manifestBody');
+    const subject = body.subject;
+    return this.putManifest(repo, ref, bodyBytes(body), body.mediaType, body.digest, () => subject, opts);
+  }
+
+  /** The PUT itself, for bytes whose digest (and, on demand, subject) the client computed. */
+  private async putManifest(repo: string, ref: string, bytes: Buffer, mediaType: string, digest: Digest, subjectOfBody: () => string | undefined, opts: CallOptions): Promise<Digest> {
+    this.checkRepo(repo);
+    this.checkRef(ref);
     const details = this.details({ ...refDetails(repo, ref), digest });
     if (isDigest(ref) && ref !== digest) {
       throw new FerryError('DIGEST_MISMATCH', `manifestPut ${this.host}/${repo}@${ref}: bytes have digest ${digest}`, { ...details, op: 'manifestPut' });
@@ -465,7 +486,7 @@ export class RegistryClient {
     await discardBody(res.body);
     // distribution-spec 1.1: a registry with the referrers API answers the PUT of a manifest with
     // a `subject` with `OCI-Subject: <subject digest>`; one without the API does not.
-    const subject = subjectOf(bytes);
+    const subject = subjectOfBody();
     if (subject !== undefined) this.api = header(res.headers, 'oci-subject') !== undefined;
     const sent = header(res.headers, 'docker-content-digest');
     if (sent !== undefined && sent.startsWith('sha256:') && sent !== digest) {
@@ -769,6 +790,41 @@ function refSuffix(ref: string): string {
 
 function refDetails(repo: string, ref: string): ErrorDetails {
   return isDigest(ref) ? { repository: repo, digest: ref, reference: ref } : { repository: repo, reference: ref };
+}
+
+/** Only RegistryClient.manifestBody makes a ManifestBody. */
+const BODY_TOKEN = Symbol('ManifestBody');
+/** The bytes of each ManifestBody: the client's own copy, out of reach of the caller. */
+const BODY_BYTES = new WeakMap<ManifestBody, Buffer>();
+
+function bodyBytes(body: ManifestBody): Buffer {
+  const b = BODY_BYTES.get(body);
+  if (b === undefined) throw configError('manifestPutBody: body must come from manifestBody');
+  return b;
+}
+
+/**
+ * A manifest body made by RegistryClient.manifestBody for several PUTs of the same bytes: the
+ * client's own copy of them, with the digest and `subject` it computed from that copy.
+ */
+export class ManifestBody {
+  /** The sha256 digest of the bytes. */
+  readonly digest: Digest;
+  readonly mediaType: string;
+  /** The `subject.digest` the body names, if any. */
+  readonly subject: string | undefined;
+  /** Length of the bytes. */
+  readonly size: number;
+
+  /** @internal made by RegistryClient.manifestBody */
+  constructor(token: symbol, bytes: Buffer, mediaType: string) {
+    if (token !== BODY_TOKEN) throw configError('ManifestBody: made by RegistryClient.manifestBody only');
+    this.digest = sha256Digest(bytes);
+    this.mediaType = mediaType;
+    this.subject = subjectOf(bytes);
+    this.size = bytes.length;
+    BODY_BYTES.set(this, bytes);
+  }
 }
 
 /** The `subject.digest` a manifest body names, if any (unparsable bodies name none). */

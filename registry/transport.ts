@@ -103,9 +103,9 @@ export class RegistryTransport {
       } catch (err) {
         throw await this.scrub(withAdvice(err, tlsAdvice(err, this.host, this.tlsNames)));
       }
-      const safeUrl = redactUrl(res.url);
       if (authz !== undefined) this.sentWith.set(res, authz);
       if (res.statusCode !== 401) return res;
+      const safeUrl = redactUrl(res.url);
       const body = await readErrorBody(res.body, spec.details);
       const challenges = parseWwwAuthenticate(header(res.headers, 'www-authenticate'));
       const retry = round < 3 && (await this.auth.onChallenge(challenges, authz, scopes, refreshed));
@@ -120,6 +120,8 @@ export class RegistryTransport {
 
   /** Logs a response and hands it to the onResponse hook (a throwing hook must not break the request). */
   private observe(op: string, method: string, url: string, status: number, headers: HttpResponse['headers']): void {
+    // Redacting parses the URL: a cost per request, paid only when someone looks.
+    if (!this.onResponse && this.logger?.isLevelEnabled('debug') !== true) return;
     const safeUrl = redactUrl(url);
     this.logger?.debug({ op, method, url: safeUrl, status }, 'registry response');
     if (!this.onResponse) return;

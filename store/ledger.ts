@@ -262,6 +262,8 @@ export class Ledger {
   readonly file: string;
   private readonly db: Database.Database;
   private readonly now: () => Date;
+  /** Statements compiled once per connection: each compiled statement holds native memory until it is collected. */
+  private readonly stmts = new Map<string, Database.Statement>();
 
   private constructor(file: string, db: Database.Database, now: () => Date) {
     this.file = file;
@@ -323,6 +325,16 @@ export class Ledger {
     } catch (err) {
       throw sqlError(err, op, this.file);
     }
+  }
+
+  /** A prepared statement, compiled once per connection. */
+  private cached(sql: string): Database.Statement {
+    let st = this.stmts.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.stmts.set(sql, st);
+    }
+    return st;
   }
 
   /** One bundle's record at one target. */
@@ -391,7 +403,7 @@ export class Ledger {
     if (items.length === 0) return;
     const at = this.now().toISOString();
     this.run('recordItem', () => {
-      const put = this.db.prepare(
+      const put = this.cached(
         `INSERT INTO items (target, kind, scope, key, digest, state, bundle_id, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT(target, kind, scope, key) DO UPDATE SET digest = excluded.digest, state = excluded.state,
              bundle_id = excluded.bundle_id, detail = excluded.detail, at = excluded.at`,
@@ -405,7 +417,7 @@ export class Ledger {
   /** One item's record. */
   getItem(target: string, kind: LedgerItemKind, scope: string, key: string): LedgerItem | undefined {
     return this.run('getItem', () => {
-      const r = this.db.prepare('SELECT * FROM items WHERE target = ? AND kind = ? AND scope = ? AND key = ?').get(target, kind, scope, key) as
+      const r = this.cached('SELECT * FROM items WHERE target = ? AND kind = ? AND scope = ? AND key = ?').get(target, kind, scope, key) as
         | ItemDbRow
         | undefined;
       return r ? itemRow(r) : undefined;
@@ -421,22 +433,38 @@ export class Ledger {
   scopesWith(target: string, digest: string, kind: 'blob' | 'manifest'): string[] {
     return this.run('scopesWith', () =>
       (
-        this.db.prepare("SELECT scope FROM items WHERE target = ? AND digest = ? AND kind = ? AND state = 'done' ORDER BY at").all(target, digest, kind) as Array<{
+        this.cached("SELECT scope FROM items WHERE target = ? AND digest = ? AND kind = ? AND state = 'done' ORDER BY at").all(target, digest, kind) as Array<{
           scope: string;
         }>
       ).map((r) => r.scope),
     );
   }
 
+  /**
+   * Of `tags` in repository `scope` at `target`, those recorded as done, with the digest each
+   * names: one query for a page of tags instead of one per tag.
+   */
+  tagsDone(target: string, scope: string, tags: readonly string[]): Map<string, string> {
+    const out = new Map<string, string>();
+    if (tags.length === 0) return out;
+    this.run('tagsDone', () => {
+      const rows = this.cached(
+        "SELECT key, digest FROM items WHERE target = ? AND kind = 'tag' AND scope = ? AND state = 'done' AND digest IS NOT NULL AND key IN (SELECT value FROM json_each(?))",
+      ).all(target, scope, JSON.stringify(tags)) as Array<{ key: string; digest: string }>;
+      for (const r of rows) out.set(r.key, r.digest);
+    });
+    return out;
+  }
+
   /** Forgets an item (a tag or manifest an import deleted at the target). */
   forgetItem(target: string, kind: LedgerItemKind, scope: string, key: string): void {
-    this.run('forgetItem', () => this.db.prepare('DELETE FROM items WHERE target = ? AND kind = ? AND scope = ? AND key = ?').run(target, kind, scope, key));
+    this.run('forgetItem', () => this.cached('DELETE FROM items WHERE target = ? AND kind = ? AND scope = ? AND key = ?').run(target, kind, scope, key));
   }
 
   /** Tags at `target` in repository `scope` recorded as done at `digest`. */
   tagsAt(target: string, scope: string, digest: string): string[] {
     return this.run('tagsAt', () =>
-      (this.db.prepare("SELECT key FROM items WHERE target = ? AND kind = 'tag' AND scope = ? AND digest = ? AND state = 'done' ORDER BY key").all(target, scope, digest) as Array<{ key: string }>).map(
+      (this.cached("SELECT key FROM items WHERE target = ? AND kind = 'tag' AND scope = ? AND digest = ? AND state = 'done' ORDER BY key").all(target, scope, digest) as Array<{ key: string }>).map(
         (r) => r.key,
       ),
     );

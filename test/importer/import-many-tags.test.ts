@@ -1,6 +1,7 @@
 // ferry import of many tags over few distinct images, against real docker-registries: each
 // manifest goes up once by digest, each tag is one PUT of those bytes (the only way the
-// distribution API sets a tag), nothing is asked per tag, every tag lands in the ledger.
+// distribution API sets a tag), nothing is asked per tag, every tag lands in the ledger; a later
+// bundle moves only the tags the ledger does not hold at their digest (read a page at a time).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +34,10 @@ describe('ferry import, many tags over few images', () => {
   let amd: Image;
   let arm: Image;
   let solo: Image;
-  const idxTags = Array.from({ length: 12 }, (_, i) => `i${i}`);
+  let cfgText: string;
+  let keys: { privateKeyPath: string; publicKeyPath: string };
+  // More than one page of ledger reads (256 tags) for the index's tags.
+  const idxTags = Array.from({ length: 300 }, (_, i) => `i${i}`);
   const soloTags = Array.from({ length: 9 }, (_, i) => `s${i}`);
 
   beforeAll(async () => {
@@ -61,10 +65,10 @@ describe('ferry import, many tags over few images', () => {
 
   it('puts each manifest once by digest, each tag once, asks nothing per tag, records every tag', async () => {
     const cfgFile = join(dir, 'ferry.yaml');
-    const text = `version: 1\nstore: ./store\nregistries:\n  - host: ${up.host}\n    tls: plain-http\nimages:\n  - name: many\n    source: ${up.host}/${REPO}\n`;
+    const text = (cfgText = `version: 1\nstore: ./store\nregistries:\n  - host: ${up.host}\n    tls: plain-http\nimages:\n  - name: many\n    source: ${up.host}/${REPO}\n`);
     writeFileSync(cfgFile, text);
     const store = Store.open(parseConfig(text, cfgFile).store);
-    const keys = await writeKeyPair(join(dir, 'signer'));
+    keys = await writeKeyPair(join(dir, 'signer'));
     let bundle: string;
     try {
       const s = await runSync({ config: parseConfig(text, cfgFile), store, logger });
@@ -98,6 +102,49 @@ describe('ferry import, many tags over few images', () => {
       const recorded = ledger.bundleItems(r.bundles[0]!.id).filter((i) => i.kind === 'tag');
       expect(recorded.map((i) => i.key).sort()).toEqual([...idxTags, ...soloTags].sort());
       expect(recorded.every((i) => i.state === 'done' && i.digest === (i.key.startsWith('i') ? idx.digest : solo.digest))).toBe(true);
+    } finally {
+      ledger.close();
+      await client.close();
+    }
+  });
+
+  it('a later bundle moves only the tags the ledger does not hold at their digest, across ledger pages', async () => {
+    const store = Store.open(parseConfig(cfgText, join(dir, 'ferry.yaml')).store);
+    let bundle: string;
+    try {
+      const b = await exportBundle({ store, outDir: join(dir, 'out2'), signingKey: keys.privateKeyPath, full: true, logger });
+      bundle = join(dir, 'out2', `${b.name}.tar`);
+    } finally {
+      store.close();
+    }
+    const client = new RegistryClient({ host: intra.host, tls: 'plain-http' });
+    const ledger = Ledger.open(join(dir, 'ledger.db'));
+    const target = `registry:${intra.host}`;
+    try {
+      // On both sides of a page boundary: forgotten, recorded at another digest, recorded as failed.
+      for (const t of ['i10', 'i256', 's3']) ledger.forgetItem(target, 'tag', REPO, t);
+      const item = { target, kind: 'tag', scope: REPO, bundleId: 'earlier', detail: null } as const;
+      ledger.recordItem({ ...item, key: 'i255', digest: solo.digest, state: 'done' });
+      ledger.recordItem({ ...item, key: 'i299', digest: idx.digest, state: 'failed' });
+      const moved = ['i10', 'i255', 'i256', 'i299', 's3'];
+      intra.clearRequests();
+      const r = await importBundles({ bundles: [bundle], trust: [await loadTrustedKey(keys.publicKeyPath)], registry: client, ledger, logger });
+      expect(r.bundles[0]!.status).toBe('imported');
+      await intra.flushLog();
+      const byTag = intra
+        .requests()
+        .filter((q) => q.method === 'PUT' && q.path.startsWith(`/v2/${REPO}/manifests/`))
+        .map((q) => q.path.slice(`/v2/${REPO}/manifests/`.length))
+        .filter((p) => !p.startsWith('sha256:'));
+      expect(byTag.sort()).toEqual([...moved].sort());
+      const reported = r.bundles[0]!.targets[0]!.tags;
+      expect(reported.length).toBe(idxTags.length + soloTags.length);
+      expect(reported.filter((t) => t.skipped !== true).map((t) => t.tag).sort()).toEqual([...moved].sort());
+      expect(reported.every((t) => t.digest === (t.tag.startsWith('i') ? idx.digest : solo.digest))).toBe(true);
+      const recorded = ledger.bundleItems(r.bundles[0]!.id).filter((i) => i.kind === 'tag');
+      expect(recorded.map((i) => i.key).sort()).toEqual([...moved].sort());
+      expect(ledger.getItem(target, 'tag', REPO, 'i255')?.digest).toBe(idx.digest);
+      expect(ledger.getItem(target, 'tag', REPO, 'i299')?.state).toBe('done');
     } finally {
       ledger.close();
       await client.close();

@@ -162,6 +162,29 @@ describe.each(['none', 'htpasswd', 'token'] as const)('RegistryClient against do
     expect(await client.tagList(dst)).toEqual(['v1']);
   });
 
+  it('puts one manifest body under several tags: hashed once from its own copy, a digest ref it does not match refused', async () => {
+    const dst = 'team/bodies';
+    const m = img.images[0]!;
+    for (const d of [m.config, ...m.layers]) {
+      const blob = await img.layout.readBlob(d.digest);
+      await client.blobPut(dst, d.digest, d.size, () => Readable.from([blob]), { mountFrom: 'team/app' });
+    }
+    const bytes = Buffer.from(m.bytes);
+    const body = client.manifestBody(bytes, m.mediaType);
+    expect(body.digest).toBe(m.digest);
+    // The caller's buffer changing afterwards does not change what goes up.
+    bytes.fill(0x20);
+    for (const t of ['b1', 'b2']) expect(await client.manifestPutBody(dst, t, body)).toBe(m.digest);
+    expect(await client.manifestPutBody(dst, m.digest, body)).toBe(m.digest);
+    const other = img.images[1]!.digest;
+    const err = await rejection(client.manifestPutBody(dst, other, body));
+    expect(isFerryError(err, 'DIGEST_MISMATCH')).toBe(true);
+    const forged = Object.assign(Object.create(Object.getPrototypeOf(body) as object) as typeof body, { digest: other, mediaType: m.mediaType, subject: undefined, size: 1 });
+    expect(isFerryError(await rejection(client.manifestPutBody(dst, other, forged)), 'CONFIG_INVALID')).toBe(true);
+    const got = await client.manifestGet(dst, 'b2');
+    expect(got.digest).toBe(m.digest);
+  });
+
   // Conditional definitions rather than runIf: nothing is reported as skipped.
   if (auth !== 'none') it('rejects a wrong password with UNAUTHORIZED and never prints it', async () => {
     const bad = new RegistryClient({ host: reg.host, tls: 'plain-http', credentials: { username: USER, password: 'wrong-password-123' }, retry: fastRetry });
