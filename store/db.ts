@@ -77,6 +77,24 @@ export function compact<T extends object>(o: Record<string, unknown>): T {
   return out as T;
 }
 
+/**
+ * Prepared statements of one connection, each compiled once: a statement compiled per call holds
+ * native memory until the garbage collector reaches it.
+ */
+export class StatementCache {
+  private readonly stmts = new Map<string, Database.Statement>();
+
+  /** The statement for `sql` on `db`, the connection this cache belongs to. */
+  get(db: Database.Database, sql: string): Database.Statement {
+    let st = this.stmts.get(sql);
+    if (!st) {
+      st = db.prepare(sql);
+      this.stmts.set(sql, st);
+    }
+    return st;
+  }
+}
+
 /** The shared connection of a store's index; the parts run their SQL through it. */
 export class IndexDb {
   readonly file: string;
@@ -89,7 +107,7 @@ export class IndexDb {
   private readonly now: () => Date;
   private readonly synchronous: Synchronous;
   /** Prepared statements of the hot paths (per blob, per version, per tag), compiled once. */
-  private readonly stmts = new Map<string, Database.Statement>();
+  private readonly stmts = new StatementCache();
 
   /** Opens (and, unless read-only, creates and migrates) the index at `file`. */
   constructor(file: string, opts: IndexOptions) {
@@ -205,12 +223,7 @@ export class IndexDb {
 
   /** A prepared statement, compiled once per connection. */
   cached(sql: string): Database.Statement {
-    let st = this.stmts.get(sql);
-    if (!st) {
-      st = this.sql.prepare(sql);
-      this.stmts.set(sql, st);
-    }
-    return st;
+    return this.stmts.get(this.sql, sql);
   }
 
   /** Now, as recorded in every time column. */

@@ -9,6 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { FerryError, type ErrorDetails } from '../errors/index.js';
+import { StatementCache } from './db.js';
 
 /**
  * Ledger migrations; step N (1-based) brings `PRAGMA user_version` from N-1 to N.
@@ -262,8 +263,7 @@ export class Ledger {
   readonly file: string;
   private readonly db: Database.Database;
   private readonly now: () => Date;
-  /** Statements compiled once per connection: each compiled statement holds native memory until it is collected. */
-  private readonly stmts = new Map<string, Database.Statement>();
+  private readonly stmts = new StatementCache();
 
   private constructor(file: string, db: Database.Database, now: () => Date) {
     this.file = file;
@@ -329,12 +329,7 @@ export class Ledger {
 
   /** A prepared statement, compiled once per connection. */
   private cached(sql: string): Database.Statement {
-    let st = this.stmts.get(sql);
-    if (!st) {
-      st = this.db.prepare(sql);
-      this.stmts.set(sql, st);
-    }
-    return st;
+    return this.stmts.get(this.db, sql);
   }
 
   /** One bundle's record at one target. */
