@@ -6,10 +6,11 @@
 //
 // Sizes can be overridden: BENCH_BIG_MB and BENCH_BASE_MB (comma lists), BENCH_UNIQUE_MB, BENCH_TAGS,
 // BENCH_MANY_TAGS, BENCH_GO_MODULES, BENCH_GO_VERSIONS, BENCH_GO_SCALE_MODULES, BENCH_GO_SCALE_VERSIONS, BENCH_GO_ROOTS,
-// BENCH_GO_ROUNDS, BENCH_CATALOG_TAGS, BENCH_SCALE_TAGS (comma list: the scale steps' tag counts; the middle one
-// also runs with the Go modules), BENCH_SCALE_GO_MODULES, BENCH_SCALE_GO_VERSIONS. BENCH_ONLY=scale runs only the scale steps. BENCH_DIR (default
-// .bench in the repo root) holds all data; BENCH_KEEP=1 keeps it afterwards. BENCH_ONLY='go modules'
-// runs only the steps whose names contain it.
+// BENCH_GO_ROUNDS, BENCH_CATALOG_TAGS, BENCH_SCALE_TAGS (comma list: the scale steps' tag counts; 5,000, when
+// listed, also runs with the Go modules, else the middle one), BENCH_SCALE_GO_MODULES, BENCH_SCALE_GO_VERSIONS.
+// BENCH_ONLY runs only the steps whose names begin with it: BENCH_ONLY=scale the scale steps,
+// BENCH_ONLY='go modules' both Go module steps. BENCH_DIR (default .bench in the repo root) holds all
+// data; BENCH_KEEP=1 keeps it afterwards.
 // Runs the built CLI (dist/ferry.mjs, what `ferry` runs): `npm run bench` builds first.
 // Exit status: 0 when every step ran (targets missed or not), 1 when a step broke.
 import { existsSync } from 'node:fs';
@@ -30,7 +31,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'dist', 'ferry.mjs');
 const DIR = resolve(process.env.BENCH_DIR ?? join(ROOT, '.bench'));
 const LOG = join(DIR, 'bench.log');
-/** Runs only the steps whose name contains this (e.g. BENCH_ONLY='go modules'); later steps may need earlier ones. */
+/** Runs only the steps whose name begins with this (e.g. BENCH_ONLY='go modules'); later steps may need earlier ones. */
 const ONLY = process.env.BENCH_ONLY ?? '';
 
 const SCALES = {
@@ -98,7 +99,7 @@ function ferry(args, opts = {}) {
 
 /** Runs one benchmark step; a step that throws is reported and the others still run. */
 async function step(name, fn) {
-  if (ONLY && !name.toLowerCase().includes(ONLY.toLowerCase())) return;
+  if (ONLY && !name.toLowerCase().startsWith(ONLY.toLowerCase())) return;
   const t0 = performance.now();
   say(`\n== ${name}`);
   try {
