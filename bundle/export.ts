@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { errorMessage, FerryError } from '../errors/index.js';
 import { proxyPath } from '../gomod/index.js';
 import { compare as compareVersions, isPseudoVersion } from '../gomod/semver.js';
-import { ALL_ATTACHMENTS, copy, digestHex, isIndexMediaType, type Digest } from '../oci/index.js';
+import { ALL_ATTACHMENTS, copy, digestHex, isIndexMediaType, type Closure, type Digest } from '../oci/index.js';
 import { StoreSource, type BundleRow, type JournalEntry, type ModuleVersionRow, type SourceTagKey, type Store, type StoreBundles, type TagRow } from '../store/index.js';
 import { bundleFileName, GOMOD_DIR, newBundleId, type BundleFile, type BundleLifecycle, type BundleModule, type BundlePrunedTag } from './format.js';
 import { IMPORT_SCRIPT } from './import-script.js';
@@ -384,7 +384,11 @@ async function chooseAndCopy(
           missing: (root, lost) =>
             new FerryError('BLOB_UNKNOWN', `${where(root.tag!)}: ${lost[0]!.digest} is not in the store (run ferry fsck)`, { digest: lost[0]!.digest }),
           check: (images) => {
+            // The tags of one image share one closure: its blobs are looked up once, not once a tag.
+            const seen = new Set<Closure>();
             for (const { root, closure } of images) {
+              if (seen.has(closure)) continue;
+              seen.add(closure);
               for (const b of closure.blobs) {
                 if (!store.content.hasBlob(b.digest)) throw new FerryError('BLOB_UNKNOWN', `${where(root.tag!)}: ${b.digest} is not in the store (run ferry fsck)`, { digest: b.digest });
               }

@@ -47,6 +47,20 @@ export function layoutRefNames(images: readonly Pick<LayoutImage, 'reference' | 
   return images.map((im) => ((count.get(im.reference) ?? 0) > 1 ? `${im.target}:${referenceTag(im.reference)}` : im.reference));
 }
 
+/**
+ * layoutRefNames of `images`, given their positions sorted by reference (`order`): the images
+ * that share a reference are neighbours there, so no count of every reference is made.
+ */
+function sortedRefNames(images: readonly Pick<LayoutImage, 'reference' | 'target'>[], order: Uint32Array): string[] {
+  const names = new Array<string>(images.length);
+  for (let i = 0; i < order.length; i++) {
+    const im = images[order[i]!]!;
+    const shared = (i > 0 && images[order[i - 1]!]!.reference === im.reference) || (i + 1 < order.length && images[order[i + 1]!]!.reference === im.reference);
+    names[order[i]!] = shared ? `${im.target}:${referenceTag(im.reference)}` : im.reference;
+  }
+  return names;
+}
+
 /** The tag of a `registry/repo:tag` reference. */
 export function referenceTag(reference: string): string {
   return reference.slice(reference.lastIndexOf(':') + 1);
@@ -177,13 +191,19 @@ export async function checkIndexJson(images: readonly BundleImage[], chunks: Asy
   // No images: the whole file is fixed. Else the head's lines, the descriptors, the tail's lines.
   const headLines = count === 0 ? `${head}${tail}`.slice(0, -1).split('\n') : head.slice(0, -1).split('\n');
   const tailLines = count === 0 ? [] : tail.slice(1, -1).split('\n');
-  const names = layoutRefNames(images);
-  const byTarget = new Map<string, number>();
+  // In the order Ferry writes the descriptors (compareLayoutImages), image positions: descriptor i
+  // is looked up there first, so a map of every target and tag is made only for another order.
+  const order = Uint32Array.from(images.keys()).sort((a, b) => compareLayoutImages(images[a]!, images[b]!));
+  const names = sortedRefNames(images, order);
+  let byTarget: Map<string, number> | undefined;
+  const find = (target: string, tag: string, i: number): number | undefined => {
+    const k = order[i];
+    if (k !== undefined && images[k]!.target === target && images[k]!.tag === tag) return k;
+    byTarget ??= new Map(images.map((im, at) => [`${im.target}:${im.tag}`, at]));
+    return byTarget.get(`${target}:${tag}`);
+  };
   let max = 0;
-  for (const [k, im] of images.entries()) {
-    byTarget.set(`${im.target}:${im.tag}`, k);
-    max = Math.max(max, indexJsonLineBound(im) + 1);
-  }
+  for (const im of images) max = Math.max(max, indexJsonLineBound(im) + 1);
   for (const l of [...headLines, ...tailLines]) max = Math.max(max, Buffer.byteLength(l));
   const listed = new Uint8Array(count);
   let i = 0; // descriptors seen
@@ -211,7 +231,7 @@ export async function checkIndexJson(images: readonly BundleImage[], chunks: Asy
     }
     // A descriptor line: `    {...}` then `,` unless it is the last.
     const more = text.endsWith(',');
-    checkIndexJsonLine(text.slice(0, more ? -1 : undefined), i, images, names, byTarget, listed, rootSize, bad);
+    checkIndexJsonLine(text.slice(0, more ? -1 : undefined), i, images, names, find, listed, rootSize, bad);
     i++;
     if (!more) [state, expect] = ['tail', 0];
   }
@@ -233,7 +253,7 @@ function checkIndexJsonLine(
   i: number,
   images: readonly BundleImage[],
   names: readonly string[],
-  byTarget: ReadonlyMap<string, number>,
+  find: (target: string, tag: string, i: number) => number | undefined,
   listed: Uint8Array,
   rootSize: (digest: Digest) => number | undefined,
   bad: (why: string) => FerryError,
@@ -251,7 +271,7 @@ function checkIndexJsonLine(
   const ref = ann[ANNOTATION_REF_NAME];
   const target = ann[ANNOTATION_TARGET];
   if (typeof ref !== 'string' || typeof target !== 'string') throw bad(`${where} lacks the ${ANNOTATION_REF_NAME} or ${ANNOTATION_TARGET} annotation: ${shown(text)}`);
-  const k = byTarget.get(`${target}:${referenceTag(ref)}`);
+  const k = find(target, referenceTag(ref), i);
   if (k === undefined) throw bad(`${where} (${ref} → ${target}) is not listed in images`);
   const im = images[k]!;
   const entry = `${where} (${ref})`;

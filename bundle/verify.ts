@@ -98,8 +98,11 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions): Pro
   const spooled = new Map<string, string>(); // manifest digest → temp file
   const foreign = new Set<string>();
   let layoutSeen = false;
-  // index.json and the plan are spooled (verified as written) and checked a line at a time.
-  let indexFile: string | undefined;
+  // index.json is checked a line at a time as it streams; what the check finds is thrown after
+  // the pass, where a failure of any other entry comes first. The plan is spooled (verified as
+  // written) and checked once the manifests it follows are read.
+  let indexSeen = false;
+  let indexError: unknown;
   let planFile: string | undefined;
   let files = 0;
   let bytes = 0;
@@ -118,8 +121,8 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions): Pro
       } else if (e.path === INDEX_FILE) {
         const cap = indexJsonBound(m.images);
         if (e.size > cap) throw bad(e.path, `is ${e.size} bytes, more than the ${cap} bytes ${INDEX_FILE} takes for the ${m.images.length} images of ${MANIFEST_FILE}`);
-        indexFile = join(work, 'index.json');
-        await pipeline(e.stream, createWriteStream(indexFile));
+        indexSeen = true;
+        indexError = await checkIndexStreaming(m.images, e.stream, (d) => (filesByPath.get(blobPath(d))?.mediaType !== undefined ? filesByPath.get(blobPath(d))?.size : undefined));
       } else if (e.path === PLAN_FILE) {
         if (e.size > MAX_PLAN_BYTES) throw bad(e.path, `is larger than ${MAX_PLAN_BYTES} bytes`);
         planFile = join(work, PLAN_FILE);
@@ -147,12 +150,10 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions): Pro
     }
 
     moduleChecks.finish();
-    if (m.images.length > 0 || indexFile !== undefined) {
+    if (m.images.length > 0 || indexSeen) {
       if (!layoutSeen) throw bad(OCI_LAYOUT_FILE, 'is missing but the bundle carries images');
-      if (indexFile === undefined) throw bad(INDEX_FILE, 'is missing but the bundle carries images');
-      const index = indexFile;
-      const rootSize = (d: Digest): number | undefined => (spooled.has(d) ? filesByPath.get(blobPath(d))?.size : undefined);
-      await checkIndexJson(m.images, readFileChunks(index, signal), rootSize);
+      if (!indexSeen) throw bad(INDEX_FILE, 'is missing but the bundle carries images');
+      if (indexError !== undefined) throw indexError;
       const read = await checkLayout(m, spooled, filesByPath, requires, foreign);
       // The plan import.sh follows is the graph's own (a bundle from a Ferry that wrote none has none).
       const plan = planFile;
@@ -162,6 +163,41 @@ export async function verifyBundle(path: string, opts: VerifyBundleOptions): Pro
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * Checks index.json (checkIndexJson) as its entry streams and reads the entry to its end whatever
+ * the check finds, so its bytes are verified as any entry's. Resolves with what the check threw
+ * (undefined when it passed); an error of the entry's stream (a wrong sha256, a damaged tar) is
+ * thrown at once. `rootSize` answers from the signed file list: once the pass ends, every
+ * manifest it lists has been read and verified.
+ */
+async function checkIndexStreaming(images: BundleManifest['images'], stream: Readable, rootSize: (digest: Digest) => number | undefined): Promise<unknown> {
+  let streamError: unknown;
+  const it = stream.iterator({ destroyOnReturn: false });
+  async function* chunks(): AsyncGenerator<Buffer, void, undefined> {
+    for (;;) {
+      let r: IteratorResult<unknown>;
+      try {
+        r = await it.next();
+      } catch (err) {
+        streamError = err;
+        throw err;
+      }
+      if (r.done) return;
+      yield r.value as Buffer;
+    }
+  }
+  let found: unknown;
+  try {
+    await checkIndexJson(images, chunks(), rootSize);
+  } catch (err) {
+    if (streamError !== undefined) throw streamError;
+    found = err;
+  }
+  // The rest after a failed check, through the same iterator (a stream error is thrown from here).
+  while (!(await it.next()).done);
+  return found;
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   IMPORT_SCRIPT,
   openBundle,
   parsePartsManifest,
+  SpooledEntry,
   writeBundle,
   type BundleEntry,
 } from '../../bundle/index.js';
@@ -144,6 +145,48 @@ describe('writeBundle + openBundle', () => {
     expect(r1.manifestSha256 === r2.manifestSha256).toBe(true);
     expect(t1.equals(t2)).toBe(false); // the ECDSA signature differs...
     expect(maskSignature(t1).equals(maskSignature(t2))).toBe(true); // ...and nothing else
+  });
+
+  it('writes a spooled entry of many reads (its buffers used again) byte for byte, split or not, and refuses one changed on disk', async () => {
+    const fs = await import('node:fs/promises');
+    // Lines that differ all the way through: a read into a buffer still being written would show.
+    const text = Array.from({ length: 40_000 }, (_, i) => `line ${i} ${createHash('sha256').update(String(i)).digest('hex')}\n`).join('');
+    const write = async (name: string, splitSize?: number, change?: (file: string) => Promise<void>): Promise<string> => {
+      const out = join(dir, name);
+      await fs.mkdir(out);
+      const spool = await SpooledEntry.create('gomod/example.com/big/@v/list', join(out, 'spool'));
+      for (let at = 0; at < text.length; at += 100_000) await spool.write(text.slice(at, at + 100_000));
+      const entry = await spool.done();
+      await change?.(join(out, 'spool'));
+      await writeBundle({
+        outDir: out,
+        name: 'ferry-20240101-0003',
+        manifest: { ...fx.manifest, images: [], modules: [] },
+        entries: [entry],
+        privateKey: keys.privateKey,
+        importScript: IMPORT_SCRIPT,
+        ...(splitSize !== undefined ? { splitSize } : {}),
+      });
+      return out;
+    };
+    for (const [name, split] of [['spool-whole', undefined], ['spool-split', 70_001]] as const) {
+      const out = await write(name, split);
+      const b = await openBundle(out, { trust: keys.trust });
+      let got: Buffer | undefined;
+      for await (const e of b.entries()) {
+        const chunks: Buffer[] = [];
+        for await (const c of e.stream) chunks.push(Buffer.from(c as Buffer));
+        if (e.path === 'gomod/example.com/big/@v/list') got = Buffer.concat(chunks);
+      }
+      expect(got?.toString('utf8')).toBe(text);
+    }
+    const err = await write('spool-changed', undefined, async (file) => {
+      const fh = await fs.open(file, 'r+');
+      await fh.write(Buffer.from('X'), 0, 1, 200_000);
+      await fh.close();
+    }).catch((e: unknown) => e);
+    expect(isFerryError(err, 'DIGEST_MISMATCH')).toBe(true);
+    expect((err as Error).message).toContain('gomod/example.com/big/@v/list');
   });
 
   it('aborts with DIGEST_MISMATCH naming the entry and leaves no file behind', async () => {

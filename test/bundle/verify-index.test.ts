@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIndexJson, bufferEntry, checkIndexJson, indexJsonBound, verifyBundle, type BundleImage } from '../../bundle/index.js';
 import { MAX_MANIFEST_BYTES, sha256Digest } from '../../oci/index.js';
-import { makeFixture, makeKeys, tempDir, writeFixture, type Fixture } from './fixtures.js';
+import { flipByteInEntry, makeFixture, makeKeys, tempDir, writeFixture, type Fixture } from './fixtures.js';
 
 let dir: string;
 let keys: Awaited<ReturnType<typeof makeKeys>>;
@@ -81,6 +81,14 @@ describe('verifyBundle: index.json', () => {
     const err = await verify(await bundle(fx.images, text)).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'BUNDLE_INVALID', details: { file: 'index.json' } });
     expect((err as Error).message).toBe(`index.json: manifests[1] (example.com/team/app:1.0) has digest ${other}, but images[0] (mirror/app:1.0) is ${fx.images[0]!.digest}`);
+  });
+
+  it('checks index.json as it streams but reports what it finds after the pass: a damaged blob later in the tar is named first', async () => {
+    const other = sha256Digest('other');
+    const out = await bundle(fx.images, goodIndex().replace(fx.images[0]!.digest, other));
+    const blob = `blobs/sha256/${fx.blobs[0]!.digest.slice(7)}`;
+    await flipByteInEntry(join(out, 'ferry-20240101-0001.tar'), blob, 3);
+    await expect(verify(out)).rejects.toMatchObject({ code: 'DIGEST_MISMATCH', details: { file: blob } });
   });
 
   it('names an extra entry, a renamed one, a repeated one and a missing one', async () => {
