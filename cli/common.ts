@@ -105,17 +105,17 @@ export async function writeJson(v: unknown, out: NodeJS.WritableStream = process
   };
   const walk = async (x: unknown, indent: string): Promise<void> => {
     const inner = `${indent}  `;
-    if (Array.isArray(x)) {
-      if (x.length === 0) return emit('[]');
-      await emit('[');
-      for (let i = 0; i < x.length; i++) {
-        await emit(`${i > 0 ? ',' : ''}\n${inner}`);
-        const el: unknown = x[i];
+    // An array, or a list whose JSON form is the array of its elements (a toJSON and an iterator,
+    // as the import's tag report; typed arrays excepted): walked element by element.
+    if (Array.isArray(x) || isJsonList(x)) {
+      let i = 0;
+      for (const el of x as Iterable<unknown>) {
+        await emit(`${i++ > 0 ? ',' : '['}\n${inner}`);
         // As JSON.stringify: what has no JSON form is null inside an array.
         if (el === undefined || typeof el === 'function' || typeof el === 'symbol') await emit('null');
         else await walk(el, inner);
       }
-      return emit(`\n${indent}]`);
+      return emit(i === 0 ? '[]' : `\n${indent}]`);
     }
     if (x !== null && typeof x === 'object' && typeof (x as { toJSON?: unknown }).toJSON !== 'function') {
       const entries = Object.entries(x).filter(([, val]) => val !== undefined && typeof val !== 'function' && typeof val !== 'symbol');
@@ -135,6 +135,17 @@ export async function writeJson(v: unknown, out: NodeJS.WritableStream = process
   await walk(v, '');
   buf += '\n';
   await flush();
+}
+
+/** True for a non-array list that writes itself to JSON as its elements: a toJSON and an iterator (not a typed array). */
+function isJsonList(x: unknown): boolean {
+  return (
+    x !== null &&
+    typeof x === 'object' &&
+    !ArrayBuffer.isView(x) &&
+    typeof (x as { toJSON?: unknown }).toJSON === 'function' &&
+    typeof (x as { [Symbol.iterator]?: unknown })[Symbol.iterator] === 'function'
+  );
 }
 
 /** Lines to stdout in chunks of about 64 KiB, waiting for it to drain: a long report is never one string. */

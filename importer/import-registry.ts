@@ -34,7 +34,7 @@ import {
 } from '../oci/index.js';
 import { publishAttachments, refusedForMissingChildren, type BlobPutResult, type ManifestBody, type RegistryClient } from '../registry/index.js';
 import type { Ledger, RecordItemInput } from '../store/index.js';
-import { emptyReport, type ImportTarget, type PlanLine, type TagReport, type TargetContext, type TargetReport } from './import-target.js';
+import { emptyReport, TagReportList, type ImportTarget, type PlanLine, type TargetContext, type TargetReport } from './import-target.js';
 import { planPrune, pruneAtRegistry } from './import-prune.js';
 import { openSource, spoolCapped, prefixed, readSmall, writeStreamFile, type EntrySource } from './import-util.js';
 
@@ -101,7 +101,7 @@ export class RegistryTarget implements ImportTarget {
   private errors: unknown[] = [];
   /** The bundle's images as a one-pass source: manifests kept as they stream. */
   private bundle: BundleImageSource | undefined;
-  private tags: TagReport[] = [];
+  private tags: TagReportList | undefined;
   private readonly prune: boolean;
   /** The repository each blob went to in this run. */
   private placed = new Map<Digest, string>();
@@ -204,9 +204,18 @@ export class RegistryTarget implements ImportTarget {
   async begin(ctx: TargetContext): Promise<void> {
     this.ctx = ctx;
     this.bundle = new BundleImageSource(ctx.manifest);
-    const images = [...ctx.manifest.images].sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
-    this.home = images[0] ? this.repo(images[0].target) : '';
-    for (const im of images) if (!this.repoOf.has(im.digest)) this.repoOf.set(im.digest, this.repo(im.target));
+    this.tags = new TagReportList(ctx.manifest.images);
+    // Walked in target order without a sorted copy of every image: a digest named in several
+    // repositories belongs to the first of them.
+    let first: string | undefined;
+    for (const im of ctx.manifest.images) if (first === undefined || im.target < first) first = im.target;
+    this.home = first !== undefined ? this.repo(first) : '';
+    const firstTarget = new Map<Digest, string>();
+    for (const im of ctx.manifest.images) {
+      const t = firstTarget.get(im.digest);
+      if (t === undefined || im.target < t) firstTarget.set(im.digest, im.target);
+    }
+    for (const [d, t] of firstTarget) if (!this.repoOf.has(d)) this.repoOf.set(d, this.repo(t));
   }
 
   private throwIfFailed(): void {
@@ -382,7 +391,7 @@ export class RegistryTarget implements ImportTarget {
       ...emptyReport(this.name, 'registry'),
       blobs: { ...this.counts },
       manifests: this.manifestCount,
-      tags: this.tags,
+      tags: this.tags ?? [],
       foreignLayers: [...this.foreign].sort(),
       ...(pruned.length > 0 ? { pruned } : {}),
     };
@@ -404,6 +413,7 @@ export class RegistryTarget implements ImportTarget {
           const n = next.next();
           if (n.done) return;
           await this.pushTag(n.value.repo, n.value.tag, n.value.image, n.value.body);
+          this.tags?.add(n.value.at, n.value.reported, false);
         } catch (err) {
           failure ??= { err };
         }
@@ -416,9 +426,10 @@ export class RegistryTarget implements ImportTarget {
   /** The tags to move, group by group, reading the ledger a page at a time (those it holds at the image's digest are reported as skipped). */
   private *tagsToMove(
     groups: ReadonlyArray<{ readonly group: TagGroup; readonly image: CopiedImage }>,
-  ): Generator<{ repo: string; tag: string; image: CopiedImage; body: () => Promise<ManifestBody> }> {
+  ): Generator<{ repo: string; tag: string; at: number; image: CopiedImage; reported: ReturnType<typeof TagReportList.image>; body: () => Promise<ManifestBody> }> {
     const all = this.c.manifest.images;
     for (const { group, image } of groups) {
+      const reported = TagReportList.image(group.repo, image.digest, image.root.digest);
       // One body for every tag of the image, its digest checked once: the bytes the copy read,
       // or one GET of the manifest the repository already had, made only when a tag needs it.
       let made: Promise<ManifestBody> | undefined;
@@ -432,8 +443,8 @@ export class RegistryTarget implements ImportTarget {
         );
         for (const at of page) {
           const tag = all[at]!.tag;
-          if (done?.get(tag) === image.digest) this.reportTag(group.repo, tag, image, true);
-          else yield { repo: group.repo, tag, image, body };
+          if (done?.get(tag) === image.digest) this.tags?.add(at, reported, true);
+          else yield { repo: group.repo, tag, at, image, reported, body };
         }
       }
     }
@@ -618,14 +629,6 @@ export class RegistryTarget implements ImportTarget {
       detail: filteredFrom ? `${ANNOTATION_FILTERED_FROM} ${filteredFrom}` : null,
     });
     if (this.movedTags.length >= TAG_RECORD_BATCH) this.recordMovedTags();
-    this.reportTag(repo, tag, image, false);
-  }
-
-  /** Adds a tag to the report: set by this import, or `skipped` (the ledger held it at this digest). */
-  private reportTag(repo: string, tag: string, image: CopiedImage, skipped: boolean): void {
-    const digest = image.digest;
-    const filteredFrom = digest !== image.root.digest ? image.root.digest : undefined;
-    this.tags.push({ repository: repo, tag, digest, upstreamDigest: image.root.digest, ...(filteredFrom ? { filteredFrom } : {}), ...(skipped ? { skipped: true } : {}) });
   }
 
   /**

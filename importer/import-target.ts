@@ -31,13 +31,71 @@ export interface TagReport {
   readonly skipped?: boolean;
 }
 
+/** The tags a target set: an array, or a TagReportList (a registry import of tens of thousands of tags). */
+export interface TagReports extends Iterable<TagReport> {
+  readonly length: number;
+}
+
+/** One image's tags in a TagReportList: what they have in common. */
+interface TagImage {
+  readonly repository: string;
+  readonly digest: string;
+  readonly upstreamDigest: string;
+}
+
+/**
+ * The tags an import set, two numbers a tag (a position in the signed images[], which holds the
+ * tag's name, and the image it names) instead of an object a tag: at 50,000 tags the objects
+ * were megabytes held for the whole import. Each TagReport is made when it is read.
+ */
+export class TagReportList implements TagReports {
+  /** Per tag: its position in `names`, negated minus one when the ledger already held it (skipped). */
+  private readonly at: number[] = [];
+  /** Per tag: the image it names. */
+  private readonly image: TagImage[] = [];
+
+  constructor(private readonly names: ReadonlyArray<{ readonly tag: string }>) {}
+
+  get length(): number {
+    return this.at.length;
+  }
+
+  /** One image's entry, shared by its tags. */
+  static image(repository: string, digest: string, upstreamDigest: string): TagImage {
+    return { repository, digest, upstreamDigest };
+  }
+
+  /** Adds the tag at position `at` of the images it was made with. */
+  add(at: number, image: TagImage, skipped: boolean): void {
+    this.at.push(skipped ? -at - 1 : at);
+    this.image.push(image);
+  }
+
+  *[Symbol.iterator](): Iterator<TagReport> {
+    for (let i = 0; i < this.at.length; i++) {
+      const a = this.at[i]!;
+      const skipped = a < 0;
+      const im = this.image[i]!;
+      const r: { -readonly [K in keyof TagReport]: TagReport[K] } = { repository: im.repository, tag: this.names[skipped ? -a - 1 : a]!.tag, digest: im.digest, upstreamDigest: im.upstreamDigest };
+      if (im.digest !== im.upstreamDigest) r.filteredFrom = im.upstreamDigest;
+      if (skipped) r.skipped = true;
+      yield r;
+    }
+  }
+
+  /** JSON.stringify writes it as the array it stands for. */
+  toJSON(): TagReport[] {
+    return [...this];
+  }
+}
+
 /** What one target did with one bundle. */
 export interface TargetReport {
   readonly target: string;
   readonly kind: 'registry' | 'gomod' | 'store' | 'oci-dir';
   readonly blobs: { uploaded: number; mounted: number; existing: number; skipped: number; bytes: number };
   readonly manifests: number;
-  readonly tags: TagReport[];
+  readonly tags: TagReports;
   readonly modules: number;
   readonly files: number;
   /** Checksum databases the bundle carried (names under gomod/sumdb/). */

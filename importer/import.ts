@@ -331,9 +331,11 @@ async function importOne(b: OpenedBundle, targets: ImportTarget[], opts: ImportO
   if (foreign.length > 0) {
     warn(`bundle ${m.id}: ${foreign.length} foreign layer(s) not carried (non-distributable; clients fetch them from their urls): ${foreign.join(', ')}`);
   }
-  const filtered = committed.flatMap((r) => r.tags.filter((t) => t.filteredFrom !== undefined));
+  const filtered: TagReport[] = [];
   for (const r of committed) {
-    for (const f of r.tags.filter((t) => t.filteredFrom !== undefined)) {
+    for (const f of r.tags) {
+      if (f.filteredFrom === undefined) continue;
+      filtered.push(f);
       warn(
         r.kind === 'oci-dir'
           ? `${f.repository}:${f.tag} in ${r.target} names ${f.digest}, not upstream's ${f.upstreamDigest}: the index with only the platforms carried (annotation io.ferry.filtered-from), since layout readers such as containerd import every child of an index`

@@ -116,6 +116,19 @@ export async function readErrorBody(body: Readable, details: ErrorDetails = {}):
 
 /** Consumes and discards a body (small ones are drained so the connection can be reused). */
 export async function discardBody(body: Readable): Promise<void> {
+  // An undici body drains itself (up to the limit, then it is destroyed) without the async
+  // iterator, its promises and listeners: the empty body of every manifest PUT and HEAD.
+  const dump = (body as Readable & { dump?: (o: { limit: number }) => Promise<unknown> }).dump;
+  if (typeof dump === 'function') {
+    try {
+      await dump.call(body, { limit: DISCARD_LIMIT });
+    } catch {
+      // The body is unwanted; a failure reading it changes nothing.
+    } finally {
+      if (!body.destroyed) body.destroy();
+    }
+    return;
+  }
   let total = 0;
   try {
     for await (const chunk of body) {
@@ -165,17 +178,18 @@ interface BodyKind<B> {
 /** Bodies as undici streams: the caller consumes or destroys them. */
 const STREAM: BodyKind<Readable> = {
   async send(dispatcher, url, init) {
-    const { body, ...rest } = init;
     const res = await dispatcher.request({
-      ...rest,
-      ...(body === undefined ? {} : { body }),
+      method: init.method,
+      headers: init.headers,
+      body: init.body ?? null,
+      signal: init.signal,
       origin: url.origin,
       path: `${url.pathname}${url.search}`,
       // undici closes the connection after every HEAD (in case a server wrongly sends a body),
       // so a tag check per HEAD costs a new TCP (and TLS) connection. Registries and proxies send
       // none; undici drops a connection on which stray bytes arrive while it is idle, and a
       // request that stray bytes reach anyway fails to parse and is retried (request()).
-      ...(init.method === 'HEAD' ? { reset: false } : {}),
+      reset: init.method === 'HEAD' ? false : undefined,
     });
     return { statusCode: res.statusCode, headers: res.headers, body: res.body };
   },
@@ -257,7 +271,8 @@ async function sendOnce<B>(req: HttpRequest, dispatcher: Dispatcher, kind: BodyK
   // A URL object is used as given (never changed here: a redirect makes a new one).
   let url = req.url instanceof URL ? req.url : new URL(req.url);
   const origin = url.origin;
-  let headers: Record<string, string> = { ...(req.headers ?? {}) };
+  // Never changed in place (a redirect off the origin makes a new object): no copy per request.
+  let headers: Record<string, string> = req.headers ?? {};
   let body = req.body;
   const follow = req.followRedirects ?? (method === 'GET' || method === 'HEAD');
   for (let hop = 0; ; hop++) {

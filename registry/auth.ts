@@ -106,12 +106,13 @@ export class Authenticator {
   }
 
   /** The Authorization header for these scopes, or undefined while anonymous access is assumed. */
-  async authorization(scopes: readonly string[], signal: AbortSignal | undefined, details: ErrorDetails): Promise<string | undefined> {
+  async authorization(scopes: readonly string[], signal: AbortSignal | undefined, details: ErrorDetails, op?: string): Promise<string | undefined> {
     if (this.scheme === 'basic') {
       const c = await this.credentials();
       return c ? basicAuthorization(c) : undefined;
     }
-    if (this.scheme === 'bearer') return `Bearer ${await this.token(scopes, signal, details)}`;
+    // The operation joins the details only for a token request, not on every call.
+    if (this.scheme === 'bearer') return `Bearer ${await this.token(scopes, signal, op !== undefined ? { ...details, op } : details)}`;
     return undefined;
   }
 

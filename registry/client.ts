@@ -101,6 +101,7 @@ export class RegistryClient {
   private readonly http: RegistryTransport;
   private readonly tagLimits: Required<TagListLimits>;
   private closed = false;
+  private lastPush: { readonly repo: string; readonly scopes: readonly string[] } | undefined;
   private api: boolean | undefined;
 
   constructor(opts: RegistryClientOptions) {
@@ -468,7 +469,8 @@ export class RegistryClient {
   private async putManifest(repo: string, ref: string, bytes: Buffer, mediaType: string, digest: Digest, subjectOfBody: () => string | undefined, opts: CallOptions): Promise<Digest> {
     this.checkRepo(repo);
     this.checkRef(ref);
-    const details = this.details({ ...refDetails(repo, ref), digest });
+    // Written out (the keys in the order details({ ...refDetails(repo, ref), digest }) gives): once per tag moved.
+    const details: ErrorDetails = isDigest(ref) ? { registry: this.host, repository: repo, digest, reference: ref } : { registry: this.host, repository: repo, reference: ref, digest };
     if (isDigest(ref) && ref !== digest) {
       throw new FerryError('DIGEST_MISMATCH', `manifestPut ${this.host}/${repo}@${ref}: bytes have digest ${digest}`, { ...details, op: 'manifestPut' });
     }
@@ -478,9 +480,9 @@ export class RegistryClient {
       url: this.manifestUrl(repo, ref),
       headers: { 'content-type': mediaType },
       body: bytes,
-      scopes: [repositoryScope(repo, ['pull', 'push'])],
+      scopes: this.pushScopes(repo),
       details,
-      ...sig(opts),
+      signal: opts.signal,
     });
     if (res.statusCode < 200 || res.statusCode > 299) throw await this.http.errorFrom('manifestPut', res, details);
     await discardBody(res.body);
@@ -744,6 +746,12 @@ export class RegistryClient {
       throw new FerryError('HTTP_STATUS', `blobHead ${this.host}/${repo}@${digest}: no valid Content-Length`, { ...details, op: 'blobHead', status: 200 });
     }
     return { size };
+  }
+
+  /** The scopes of a push to `repo`, kept for the last repository: the tags of an import PUT to one repository after another. */
+  private pushScopes(repo: string): readonly string[] {
+    if (this.lastPush?.repo !== repo) this.lastPush = { repo, scopes: [repositoryScope(repo, ['pull', 'push'])] };
+    return this.lastPush.scopes;
   }
 
   private details(d: ErrorDetails): ErrorDetails {

@@ -78,15 +78,18 @@ export class RegistryTransport {
 
   /** Sends one request with authorization, answering 401 challenges (and refreshing a token once). */
   async send(spec: SendSpec): Promise<HttpResponse> {
-    const scopes = [...spec.scopes];
+    // Copied only when a challenge adds to them: most requests send the caller's list as it is.
+    let scopes: readonly string[] = spec.scopes;
     let refreshed = false;
     for (let round = 0; ; round++) {
       let res: HttpResponse;
       let authz: string | undefined;
       try {
-        authz = await this.auth.authorization(scopes, spec.signal, { ...spec.details, op: spec.op });
-        const headers: Record<string, string> = { 'user-agent': this.userAgent, ...(spec.headers ?? {}) };
+        authz = await this.auth.authorization(scopes, spec.signal, spec.details, spec.op);
+        const headers: Record<string, string> = { 'user-agent': this.userAgent };
+        if (spec.headers) for (const k in spec.headers) headers[k] = spec.headers[k]!;
         if (authz !== undefined) headers['authorization'] = authz;
+        // One object of a fixed shape, no spreads: this runs once per request (tens of thousands per import).
         res = await request({
           url: spec.url,
           method: spec.method,
@@ -95,10 +98,11 @@ export class RegistryTransport {
           retry: spec.retry ?? this.retryOpts,
           op: spec.op,
           details: spec.details,
-          ...(spec.body !== undefined ? { body: spec.body } : {}),
-          ...(spec.signal ? { signal: spec.signal } : {}),
-          ...(spec.followRedirects !== undefined ? { followRedirects: spec.followRedirects } : {}),
-          onResponse: (o) => this.observe(spec.op, o.method, o.url, o.statusCode, o.headers),
+          body: spec.body,
+          signal: spec.signal,
+          followRedirects: spec.followRedirects,
+          // Only when someone looks: logging or the hook (redacting the URL costs a parse per request).
+          onResponse: this.observing() ? (o) => this.observe(spec.op, o.method, o.url, o.statusCode, o.headers) : undefined,
         });
       } catch (err) {
         throw await this.scrub(withAdvice(err, tlsAdvice(err, this.host, this.tlsNames)));
@@ -108,7 +112,9 @@ export class RegistryTransport {
       const safeUrl = redactUrl(res.url);
       const body = await readErrorBody(res.body, spec.details);
       const challenges = parseWwwAuthenticate(header(res.headers, 'www-authenticate'));
-      const retry = round < 3 && (await this.auth.onChallenge(challenges, authz, scopes, refreshed));
+      const more = [...scopes];
+      const retry = round < 3 && (await this.auth.onChallenge(challenges, authz, more, refreshed));
+      scopes = more;
       if (retry) {
         if (authz?.startsWith('Bearer ')) refreshed = true;
         continue;
@@ -116,6 +122,11 @@ export class RegistryTransport {
       const err = statusError(spec.op, 401, { ...spec.details, url: safeUrl, method: spec.method, temporary: false }, body);
       throw await this.scrub(await this.withCredentialNote(new FerryError('UNAUTHORIZED', err.message, err.details), res));
     }
+  }
+
+  /** True when responses are logged (debug) or handed to a hook. */
+  private observing(): boolean {
+    return this.onResponse !== undefined || this.logger?.isLevelEnabled('debug') === true;
   }
 
   /** Logs a response and hands it to the onResponse hook (a throwing hook must not break the request). */

@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { lineWriter, writeJson } from '../../cli/common.js';
+import { TagReportList } from '../../importer/import-target.js';
 
 /** A sink that takes writes in small pieces and says "wait" on every other one, as a slow pipe does. */
 function slowSink(): { sink: Writable; text: () => string; writes: () => number } {
@@ -42,6 +43,21 @@ describe('writeJson', () => {
     expect(writes()).toBeGreaterThan(10);
     const parsed = JSON.parse(text()) as { bundles: Array<{ targets: Array<{ tags: Array<{ tag: string }> }> }> };
     expect(parsed.bundles[0]!.targets[0]!.tags.map((t) => t.tag)).toEqual(tags.map((t) => t.tag));
+  });
+
+  it('walks a list that writes itself as its elements (the import tag report) as JSON.stringify writes it', async () => {
+    const names = Array.from({ length: 5_000 }, (_, i) => ({ tag: `t${i}` }));
+    const list = new TagReportList(names);
+    const plain = TagReportList.image('bench/scale', 'sha256:a', 'sha256:a');
+    const filtered = TagReportList.image('bench/scale', 'sha256:f', 'sha256:u');
+    for (let i = 0; i < names.length; i++) list.add(i, i % 7 === 0 ? filtered : plain, i % 11 === 0);
+    const doc = { targets: [{ tags: list, empty: new TagReportList(names), bytes: Buffer.from('ab') }] };
+    const { sink, text } = slowSink();
+    await writeJson(doc, sink);
+    expect(text()).toBe(`${JSON.stringify(doc, null, 2)}\n`);
+    const parsed = JSON.parse(text()) as { targets: Array<{ tags: Array<Record<string, unknown>> }> };
+    expect(parsed.targets[0]!.tags[7]).toEqual({ repository: 'bench/scale', tag: 't7', digest: 'sha256:f', upstreamDigest: 'sha256:u', filteredFrom: 'sha256:u' });
+    expect(parsed.targets[0]!.tags[11]).toEqual({ repository: 'bench/scale', tag: 't11', digest: 'sha256:a', upstreamDigest: 'sha256:a', skipped: true });
   });
 
   it('writes leaves and empty containers as JSON.stringify does', async () => {

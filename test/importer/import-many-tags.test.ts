@@ -137,7 +137,7 @@ describe('ferry import, many tags over few images', () => {
         .map((q) => q.path.slice(`/v2/${REPO}/manifests/`.length))
         .filter((p) => !p.startsWith('sha256:'));
       expect(byTag.sort()).toEqual([...moved].sort());
-      const reported = r.bundles[0]!.targets[0]!.tags;
+      const reported = [...r.bundles[0]!.targets[0]!.tags];
       expect(reported.length).toBe(idxTags.length + soloTags.length);
       expect(reported.filter((t) => t.skipped !== true).map((t) => t.tag).sort()).toEqual([...moved].sort());
       expect(reported.every((t) => t.digest === (t.tag.startsWith('i') ? idx.digest : solo.digest))).toBe(true);

@@ -65,7 +65,7 @@ describe('ferry import --oci-dir', () => {
       expect(r.bundles[0]!.status).toBe('imported');
       const t = r.bundles[0]!.targets[0]!;
       expect(t.kind).toBe('oci-dir');
-      expect(t.tags.map((x) => `${x.repository}:${x.tag}`).sort()).toEqual([...names].sort());
+      expect([...t.tags].map((x) => `${x.repository}:${x.tag}`).sort()).toEqual([...names].sort());
       expect(r.clientConfig.notes.join('\n')).toContain(`oci:${oci}:NAME`);
     } finally {
       ledger.close();
@@ -103,7 +103,7 @@ describe('ferry import --oci-dir', () => {
         const t = r.bundles[0]!.targets[0]!;
         expect(t.blobs.uploaded).toBe(0);
         expect(t.manifests).toBe(0);
-        expect(t.tags.every((x) => x.skipped === true)).toBe(true);
+        expect([...t.tags].every((x) => x.skipped === true)).toBe(true);
       } finally {
         other.close();
       }

@@ -220,7 +220,7 @@ describe('ferry import', () => {
       const b = first.bundles[0]!;
       expect(b.status).toBe('imported');
       const reg = b.targets.find((t) => t.kind === 'registry')!;
-      const byRepo = new Map(reg.tags.map((t) => [t.repository, t]));
+      const byRepo = new Map([...reg.tags].map((t) => [t.repository, t]));
       // All platforms carried: the upstream index as it is.
       expect(byRepo.get('team/app')).toMatchObject({ tag: 'v1', digest: idx.digest, upstreamDigest: idx.digest });
       expect(byRepo.get('team/app')?.filteredFrom).toBeUndefined();
