@@ -129,6 +129,7 @@ export class IndexDb {
         this.sql.pragma(`synchronous = ${this.synchronous}`);
       }
       migrate(this.sql, file, opts.readonly);
+      this.tx = this.sql.transaction((fn: () => unknown) => fn());
     } catch (err) {
       this.sql.close();
       throw sqlError(err, 'open', file);
@@ -144,9 +145,16 @@ export class IndexDb {
     }
   }
 
+  /**
+   * One transaction wrapper that runs the function it is given, made once: better-sqlite3's
+   * `transaction()` builds several functions per call, garbage on every commit of a hot path
+   * (one per tag moved).
+   */
+  private readonly tx: Database.Transaction<(fn: () => unknown) => unknown>;
+
   /** Runs `fn` in one immediate write transaction: an ordinary commit (see INDEX_SYNCHRONOUS). */
   write<T>(op: string, fn: () => T): T {
-    return this.run(op, () => this.sql.transaction(fn).immediate());
+    return this.run(op, () => this.tx.immediate(fn) as T);
   }
 
   /**
@@ -161,7 +169,7 @@ export class IndexDb {
       if (this.sql.inTransaction) throw new FerryError('INTERNAL', `${op}: a durable write cannot run inside another transaction`, { op });
       this.sql.pragma('synchronous = FULL');
       try {
-        return this.sql.transaction(fn).immediate();
+        return this.tx.immediate(fn) as T;
       } finally {
         this.sql.pragma(`synchronous = ${this.synchronous}`);
       }

@@ -27,6 +27,7 @@ import {
   type ManifestBytes,
   type ManifestRead,
   type ManifestReader,
+  type CopiedImage,
   type Selection,
 } from '../oci/index.js';
 import { RegistrySource, type RegistryClient } from '../registry/index.js';
@@ -92,10 +93,24 @@ interface ImageRun {
   /** Manifests read lately, least recent first, within RECENT_MANIFEST_BYTES: many tags name a few manifests. */
   readonly recent: Map<Digest, ManifestBytes>;
   recentBytes: number;
+  /**
+   * The copies of this pass by root (the entry's selection is one for all its tags), least
+   * recent first, at most RECENT_COPIES: a tag naming an image another tag brought in moves
+   * with what that copy worked out, without walking the graph again.
+   */
+  readonly copies: Map<string, CopiedImage>;
 }
 
 /** Bytes of manifests an image entry keeps at hand during a pass (a bound, not a map of the pass). */
 export const RECENT_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Copies an image entry keeps at hand during a pass. Many tags name a few images: walking the
+ * graph again for each (closures, copy plans, a queue turn for attachments) was most of what a
+ * cold sync allocated per tag, and V8 lets such garbage, once promoted, grow the old
+ * generation to several times what it holds.
+ */
+export const RECENT_COPIES = 64;
 
 /** Remembers a manifest read, dropping the least recent past RECENT_MANIFEST_BYTES. */
 function remember(run: ImageRun, digest: Digest, m: ManifestBytes): void {
@@ -146,7 +161,7 @@ export async function syncImage(ctx: SyncContext, img: ImageConfig, client: Regi
   let failed = 0;
   let selected = PackedStrings.of([]);
   const pruned: string[] = [];
-  const run: ImageRun = { img, foreign: new Map(), digestTags: new Set(), manifests: new Map(), recent: new Map(), recentBytes: 0 };
+  const run: ImageRun = { img, foreign: new Map(), digestTags: new Set(), manifests: new Map(), recent: new Map(), recentBytes: 0, copies: new Map() };
   try {
     const listed = await listTags(ctx, img, client);
     selected = listed.selected;
@@ -246,6 +261,10 @@ async function syncTag(ctx: SyncContext, run: ImageRun, client: RegistryClient, 
     run.keys ??= loadPolicyKeys(img.verify.keys);
     await requireSignature({ client, repository: repo, reference: formatReference({ ...img.ref, tag }), digest: head.digest, tags: run.digestTags, signal: ctx.signal }, await run.keys);
   }
+  if (!contentAdded) {
+    const moved = await moveToCopied(ctx, run, { tag, key, head, stored, root });
+    if (moved !== undefined) return moved;
+  }
   // Changed (or first seen): the root is read by digest, so what we store is exactly what HEAD
   // announced; from the store when it has it, else from upstream once for every tag naming it.
   const source = syncSource(ctx, run, client, repo);
@@ -286,6 +305,31 @@ async function syncTag(ctx: SyncContext, run: ImageRun, client: RegistryClient, 
   }
 }
 
+/** The key of a root in ImageRun.copies (the entry's selection is one for all its tags). */
+function copiedKey(root: Descriptor): string {
+  return `${root.digest} ${root.mediaType} ${root.size}`;
+}
+
+/**
+ * Moves a tag onto an image this pass copied already, when it did: the same root under the
+ * entry's one selection is the same closure, its content in the store (asked again: the tag
+ * moves only onto a stored manifest), its attachments recorded and its foreign layers reported
+ * by that copy. Undefined when there is no such copy (copyTag then walks the graph); else true
+ * when the stored tag pointer moved.
+ */
+async function moveToCopied(ctx: SyncContext, run: ImageRun, t: Pick<TagPlan, 'tag' | 'key' | 'head' | 'stored' | 'root'>): Promise<boolean | undefined> {
+  const k = copiedKey(t.root);
+  const copied = run.copies.get(k);
+  if (copied === undefined || !ctx.store.content.hasManifest(copied.digest)) return undefined;
+  ctx.signal?.throwIfAborted();
+  // Most recent last.
+  run.copies.delete(k);
+  run.copies.set(k, copied);
+  let moved: ChangeResult | undefined;
+  await new StoreSink(ctx.store, { onTag: (_row, r) => (moved = r) }).putTag({ ...t.key, target: run.img.target, contentAdded: false }, copied);
+  return tagMoved(ctx, run.img, t.tag, t.head, t.stored, moved!);
+}
+
 /** What syncTag found out about a tag before copying it. */
 interface TagPlan {
   readonly tag: string;
@@ -305,8 +349,10 @@ async function copyTag(ctx: SyncContext, run: ImageRun, source: ImageSource, rea
   const { tag, key, head, stored, root, selection, platforms, contentAdded } = t;
   let moved: ChangeResult | undefined;
   const sink = new StoreSink(ctx.store, { onTag: (_row, r) => (moved = r) });
+  const storeTag: StoreTag = { ...key, target: img.target, contentAdded };
+  const copyKey = contentAdded ? undefined : copiedKey(root);
   const fetchForeign = img.foreignLayers === 'fetch';
-  const result = await copy(source, fetchForeign ? completeWithForeign(ctx, run, sink) : sink, [{ descriptor: root, selection, tag: { ...key, target: img.target, contentAdded } }], {
+  const result = await copy(source, fetchForeign ? completeWithForeign(ctx, run, sink) : sink, [{ descriptor: root, selection, tag: storeTag }], {
     queue: ctx.queue,
     inflight: ctx.inflight,
     read,
@@ -351,7 +397,18 @@ async function copyTag(ctx: SyncContext, run: ImageRun, source: ImageSource, rea
     run.foreign.set(d.digest, layer);
     ctx.emit({ type: 'foreign-layer', image: img.name, layer });
   }
-  const r = moved!;
+  if (copyKey !== undefined) {
+    run.copies.set(copyKey, result.images[0]!.image);
+    for (const k of run.copies.keys()) {
+      if (run.copies.size <= RECENT_COPIES) break;
+      run.copies.delete(k);
+    }
+  }
+  return tagMoved(ctx, img, tag, head, stored, moved!);
+}
+
+/** Reports a tag's move; true when the stored tag pointer moved (or the tag is new). */
+function tagMoved(ctx: SyncContext, img: ImageConfig, tag: string, head: { readonly digest: Digest }, stored: TagRow | undefined, r: ChangeResult): boolean {
   if (r.changed) ctx.emit({ type: 'tag-changed', image: img.name, tag, digest: head.digest, previous: stored?.digest });
   return r.changed || !stored;
 }

@@ -275,7 +275,10 @@ function applyReplace(rules: RootRules, path: string, version: string): { path: 
 async function walkRoot(mctx: ModuleSyncContext, starts: ReadonlyArray<{ path: string; version: string }>, rules: RootRules): Promise<void> {
   const reached: Reached[] = [];
   const walks: Array<Promise<void> | undefined> = [];
-  for (const s of starts) walks.push(reach(mctx, s.path, s.version, rules, reached, walks));
+  for (const s of starts) {
+    const w = reach(mctx, s.path, s.version, rules, reached, walks);
+    if (w !== undefined) walks.push(w);
+  }
   // `walks` grows while it is awaited: each reached version adds the walks of its requirements.
   for (let i = 0; i < walks.length; i++) {
     await walks[i];
@@ -310,41 +313,63 @@ function recordError(rules: RootRules, path: string, version: string, err: unkno
  * Reaches one version for one root: starts its work (once per pass) and, when the root follows
  * dependencies, the walks of its requirements as soon as its go.mod is in hand, while its zip
  * is still downloading (the graph is explored at the speed of .mod fetches, not one whole level
- * at a time). Never rejects.
+ * at a time). Undefined when there is nothing to wait for (a version this root reached already,
+ * the common case: roots share most of their graph, and each of those was an async call held
+ * in `walks` until the walk got to it); else a promise that never rejects.
  */
-async function reach(
+function reach(
   mctx: ModuleSyncContext,
   path0: string,
   version0: string,
   rules: RootRules,
   reached: Reached[],
   walks: Array<Promise<void> | undefined>,
-): Promise<void> {
+): Promise<void> | undefined {
   const rep = applyReplace(rules, path0, version0);
-  if (!rep) return;
-  const { path } = rep;
-  let { version } = rep;
+  if (!rep) return undefined;
+  const { path, version } = rep;
+  if (rules.exclude.some((e) => e.path === path && e.version === version)) return reachExcluded(mctx, path, version, rules, reached, walks);
+  return reachVersion(mctx, path, version, rules, reached, walks);
+}
+
+/** reach for a version the root's go.mod excludes: the go command moves to the next higher one not excluded. */
+async function reachExcluded(mctx: ModuleSyncContext, path: string, version: string, rules: RootRules, reached: Reached[], walks: Array<Promise<void> | undefined>): Promise<void> {
   try {
-    if (rules.exclude.some((e) => e.path === path && e.version === version)) {
-      // The go command moves an excluded requirement to the next higher version not excluded.
-      const list = await mctx.queue.add(() => mctx.proxy.list(path, { signal: mctx.signal }));
-      const next = (list?.versions ?? [])
-        .filter((v) => !isPseudoVersion(v) && compareVersions(v, version) > 0 && !rules.exclude.some((e) => e.path === path && e.version === v))
-        .sort(compareVersions)[0];
-      if (!next) return;
-      version = next;
-    }
-    const key = `${path}@${version}`;
-    if (rules.seen.has(key)) return;
-    rules.seen.add(key);
-    rules.counts.checked++;
-    const v = startVisit(mctx, path, version, rules.root);
-    reached.push({ path, version, visit: v });
-    if (!rules.deps) return;
-    for (const r of await v.requires()) walks.push(reach(mctx, r.path, r.version, rules, reached, walks));
+    const list = await mctx.queue.add(() => mctx.proxy.list(path, { signal: mctx.signal }));
+    const next = (list?.versions ?? [])
+      .filter((v) => !isPseudoVersion(v) && compareVersions(v, version) > 0 && !rules.exclude.some((e) => e.path === path && e.version === v))
+      .sort(compareVersions)[0];
+    if (!next) return;
+    await reachVersion(mctx, path, next, rules, reached, walks);
   } catch (err) {
     recordError(rules, path, version, err);
   }
+}
+
+/** reach once replacements and exclusions are applied. */
+function reachVersion(mctx: ModuleSyncContext, path: string, version: string, rules: RootRules, reached: Reached[], walks: Array<Promise<void> | undefined>): Promise<void> | undefined {
+  const key = `${path}@${version}`;
+  if (rules.seen.has(key)) return undefined;
+  rules.seen.add(key);
+  rules.counts.checked++;
+  let v: VersionVisit;
+  try {
+    v = startVisit(mctx, path, version, rules.root);
+  } catch (err) {
+    recordError(rules, path, version, err);
+    return undefined;
+  }
+  reached.push({ path, version, visit: v });
+  if (!rules.deps) return undefined;
+  return v.requires().then(
+    (requires) => {
+      for (const r of requires) {
+        const w = reach(mctx, r.path, r.version, rules, reached, walks);
+        if (w !== undefined) walks.push(w);
+      }
+    },
+    (err: unknown) => recordError(rules, path, version, err),
+  );
 }
 
 /** The pass's work for one version, started by the first root that reaches it. */

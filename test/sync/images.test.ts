@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig, type Config } from '../../config/index.js';
-import { runSync, type SyncSummary } from '../../sync/index.js';
+import { runSync, TAGS_IN_FLIGHT, type SyncSummary } from '../../sync/index.js';
 import { sha256Digest } from '../../oci/index.js';
 import { Store } from '../../store/index.js';
 import { OciLayoutBuilder, pushLayout, skopeoInspect, type Image, type Index, type Layer } from '../helpers/images.js';
@@ -281,6 +281,38 @@ describe('image sync against real registries', () => {
       expect(s2.tags.changed).toBe(1);
       expect(store.tags.get({ registry: open.host, repository: 'team/app', tag: 'v1.0.0' })?.keptDigests).toEqual([amd.digest, arm.digest].sort());
       expect(store.content.hasBlob(amdOnly.digest)).toBe(true);
+      expect((await store.fsck()).problems).toEqual([]);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('moves the tags past the first wave naming one index with what its copy worked out: the kept child, a journal entry each', async () => {
+    // More tags than TAGS_IN_FLIGHT: those picked up after the first copy finished reuse it.
+    await push('m00', idx, `${open.host}/team/multi:m00`);
+    const got = await fetch(`http://${open.host}/v2/team/multi/manifests/${idx.digest}`, { headers: { accept: idx.mediaType } });
+    expect(got.status).toBe(200);
+    const bytes = Buffer.from(await got.arrayBuffer());
+    const tags = Array.from({ length: TAGS_IN_FLIGHT + 6 }, (_, i) => `m${String(i).padStart(2, '0')}`);
+    for (const t of tags.slice(1)) {
+      const put = await fetch(`http://${open.host}/v2/team/multi/manifests/${t}`, { method: 'PUT', headers: { 'content-type': idx.mediaType }, body: bytes });
+      expect(put.status, t).toBe(201);
+    }
+    const cfg = config('multi', `  - name: multi\n    source: ${open.host}/team/multi\n    platforms: [linux/arm64]\n`);
+    const store = Store.open(cfg.store);
+    try {
+      const seq = store.journal.currentSeq();
+      const s = await sync(cfg, store);
+      expect(s.failures).toEqual([]);
+      expect(s.tags.changed).toBe(tags.length);
+      for (const tag of tags) {
+        const t = store.tags.get({ registry: open.host, repository: 'team/multi', tag });
+        expect(t?.digest, tag).toBe(idx.digest);
+        expect(t?.keptDigests, tag).toEqual([arm.digest]);
+        expect(t?.platforms, tag).toEqual(['linux/arm64']);
+      }
+      expect(store.journal.since(seq).map((e) => e.tag).sort()).toEqual(tags);
+      expect(store.content.hasManifest(amd.digest)).toBe(false);
       expect((await store.fsck()).problems).toEqual([]);
     } finally {
       store.close();
